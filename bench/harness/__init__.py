@@ -1,0 +1,1 @@
+"""Parent-side machinery of the benchmark: workloads, server, runners and reports."""

@@ -1,0 +1,175 @@
+"""Turning runs into medians, ratios, text tables and a JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.runners import Sample
+from harness.workloads import Workload
+
+#: The client being judged, and the ones it is compared with (when they ran).
+SUBJECT = "hyper"
+BASELINES = ("httpx", "h2load", "curl")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run of one client in one round: a value in the workload's unit, or an error."""
+
+    round: int
+    value: float | None = None
+    sample: Sample | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """This run as a JSON object."""
+        if self.sample is None:
+            return {"round": self.round, "error": self.error}
+        return {
+            "round": self.round,
+            "value": self.value,
+            "requests": self.sample.requests,
+            "body_bytes": self.sample.body_bytes,
+            "seconds": self.sample.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A client's runs of one workload: median, min and max of the successful ones."""
+
+    ok: int
+    runs: int
+    median: float | None
+    min: float | None
+    max: float | None
+    error: str | None
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> Summary:
+        """Summarize ``outcomes``; ``error`` is the first failure's reason."""
+        values = [o.value for o in outcomes if o.value is not None]
+        errors = [o.error for o in outcomes if o.error is not None]
+        return cls(
+            ok=len(values),
+            runs=len(outcomes),
+            median=statistics.median(values) if values else None,
+            min=min(values, default=None),
+            max=max(values, default=None),
+            error=errors[0] if errors else None,
+        )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """subject/baseline throughput (>1: the subject is faster).
+
+    ``median_of_round_ratios`` pairs runs of the same round (robust to the machine
+    getting slower or faster during the run); ``ratio_of_medians`` is the plain one.
+    """
+
+    median_of_round_ratios: float
+    ratio_of_medians: float
+
+    @classmethod
+    def of(cls, subject: list[Outcome], baseline: list[Outcome]) -> Ratio | None:
+        """The ratio, or None unless both succeeded in at least one common round."""
+        base_by_round = {o.round: o.value for o in baseline if o.value}
+        paired = [
+            o.value / base_by_round[o.round]
+            for o in subject
+            if o.value and o.round in base_by_round
+        ]
+        subject_median, base_median = Summary.of(subject).median, Summary.of(baseline).median
+        if not paired or not subject_median or not base_median:
+            return None
+        return cls(statistics.median(paired), subject_median / base_median)
+
+
+@dataclass
+class WorkloadResult:
+    """All runs of one workload, by client (in report order)."""
+
+    workload: Workload
+    quick: bool
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+
+    def add(self, client: str, outcome: Outcome) -> None:
+        """Record one run."""
+        self.outcomes.setdefault(client, []).append(outcome)
+
+    def ratios(self) -> dict[str, Ratio | None]:
+        """hyper against each baseline that ran."""
+        if SUBJECT not in self.outcomes:
+            return {}
+        return {
+            f"{SUBJECT}/{base}": Ratio.of(self.outcomes[SUBJECT], self.outcomes[base])
+            for base in BASELINES
+            if base in self.outcomes
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """Definition, per-client summaries with every run, and ratios."""
+        wl = self.workload
+        clients = {}
+        for name, runs in self.outcomes.items():
+            info = next((o.sample.info for o in runs if o.sample and o.sample.info), {})
+            runs_json = [o.to_json() for o in runs]
+            clients[name] = {**asdict(Summary.of(runs)), "info": info, "runs_detail": runs_json}
+        return {
+            "description": wl.description,
+            "unit": wl.unit,
+            "path": wl.path,
+            "body_size": wl.body_size,
+            "in_flight": wl.in_flight,
+            "requests_per_run": wl.count(quick=self.quick),
+            "requests_per_run_native": wl.count(quick=self.quick, native=True),
+            "clients": clients,
+            "ratios": {k: asdict(r) if r else None for k, r in self.ratios().items()},
+        }
+
+    def format(self, rounds: int) -> str:
+        """A text table of the clients, then the ratio line."""
+        wl = self.workload
+        lines = [
+            f"{wl.name}: {wl.description}",
+            f"  {wl.unit}, higher is better; {rounds} round(s); "
+            f"{wl.count(quick=self.quick)} request(s) per run "
+            f"(h2load: {wl.count(quick=self.quick, native=True)})",
+            f"  {'client':<8} {'median':>12} {'min':>12} {'max':>12}  ok",
+        ]
+        for name, runs in self.outcomes.items():
+            lines.append(_format_row(name, Summary.of(runs)))
+        lines.append("  " + _format_ratios(self.ratios()))
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _format_row(name: str, s: Summary) -> str:
+    row = f"  {name:<8} {_fmt(s.median):>12} {_fmt(s.min):>12} {_fmt(s.max):>12}  {s.ok}/{s.runs}"
+    return row + (f"  error: {s.error}" if s.error else "")
+
+
+def _format_ratios(ratios: dict[str, Ratio | None]) -> str:
+    if not ratios:
+        return f"ratios: n/a ({SUBJECT} not run)"
+    parts = [
+        f"{label} = {r.median_of_round_ratios:.2f}x" if r else f"{label} = n/a"
+        for label, r in ratios.items()
+    ]
+    return f"ratios ({SUBJECT} faster if >1): " + ", ".join(parts)
+
+
+def write_json(document: dict[str, object], path: Path) -> None:
+    """Write ``document`` to ``path`` atomically (via ``path.tmp``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,255 @@
+"""Runners: how the parent measures one client on one workload, in a subprocess.
+
+:data:`RUNNERS` maps a client name to a :class:`Runner`. Python clients all go
+through ``client.py`` (one fresh interpreter per run); native tools (h2load,
+curl) are run and their output parsed here. To add a client, add one entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.clients import DRIVERS
+from harness.server import Target
+from harness.workloads import Workload
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = BENCH_DIR.parent
+CLIENT_SCRIPT = BENCH_DIR / "client.py"
+
+
+class RunnerError(RuntimeError):
+    """One run failed; the message is a one-line reason for the report."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a workload against the server, within a time limit."""
+
+    workload: Workload
+    target: Target
+    quick: bool
+    timeout: float
+    scratch: Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one run measured; ``info`` carries e.g. the library version."""
+
+    requests: int
+    body_bytes: int
+    seconds: float
+    info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A client as the parent sees it.
+
+    ``workloads`` lists the workloads it can run (None: all of them);
+    ``missing`` returns why it cannot run on this machine, or None if it can.
+    """
+
+    name: str
+    run: Callable[[Job], Sample]
+    workloads: frozenset[str] | None = None
+    missing: Callable[[], str | None] = lambda: None
+
+    def supports(self, workload: Workload) -> bool:
+        """Whether this client has an implementation of ``workload``."""
+        return self.workloads is None or workload.name in self.workloads
+
+
+def execute(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run ``cmd``; return its stdout, or raise RunnerError with its first stderr line."""
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RunnerError(f"timed out after {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise RunnerError(f"cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        first = next((line for line in proc.stderr.splitlines() if line.strip()), "")
+        raise RunnerError(first.strip() or f"exit status {proc.returncode}")
+    return proc.stdout
+
+
+def check_totals(job: Job, sample: Sample, requests: int) -> Sample:
+    """Refuse a sample whose request count or body byte count is not what was asked."""
+    expected = requests * job.workload.body_size
+    if sample.requests != requests or sample.body_bytes != expected:
+        raise RunnerError(
+            f"wrong totals: {sample.requests} requests / {sample.body_bytes} bytes, "
+            f"expected {requests} / {expected}"
+        )
+    if sample.seconds <= 0:
+        raise RunnerError(f"impossible time {sample.seconds!r}")
+    return sample
+
+
+# --- Python clients: one fresh interpreter running client.py -----------------------------
+
+
+def python_runner(name: str) -> Runner:
+    """Return the runner of the Python client registered in ``harness.clients.DRIVERS``."""
+
+    def run(job: Job) -> Sample:
+        requests = job.workload.count(quick=job.quick)
+        cmd = [
+            sys.executable,
+            str(CLIENT_SCRIPT),
+            f"--client={name}",
+            f"--workload={job.workload.name}",
+            f"--host={job.target.host}",
+            f"--port={job.target.port}",
+            f"--ca={job.target.ca}",
+            f"--requests={requests}",
+        ]
+        out = execute(cmd, job.timeout, env=_child_env())
+        try:
+            record = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError) as exc:
+            raise RunnerError(f"no JSON result line in output: {out[-200:]!r}") from exc
+        info = {"version": str(record["version"]), "origin": str(record["origin"])}
+        sample = Sample(record["requests"], record["body_bytes"], record["seconds"], info)
+        return check_totals(job, sample, requests)
+
+    return Runner(name=name, run=run)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of client subprocesses: the work tree's ``hyper`` comes first."""
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+# --- h2load: nghttp2's C load generator ------------------------------------------------------
+
+_H2LOAD_REQUESTS = re.compile(
+    r"^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded", re.M
+)
+_H2LOAD_2XX = re.compile(r"^status codes: (\d+) 2xx", re.M)
+_H2LOAD_DATA = re.compile(r"^traffic: .*\((\d+)\) data$", re.M)
+_H2LOAD_PROTO = re.compile(r"^Application protocol: (\S+)", re.M)
+
+
+def run_h2load(job: Job) -> Sample:
+    """``h2load -n N -c 1 -m IN_FLIGHT``; timed from its per-request log.
+
+    The time is from the first request's start to the last response's end, so the
+    TCP and TLS handshakes are excluded, as for the Python clients.
+    """
+    requests = job.workload.count(quick=job.quick, native=True)
+    log = job.scratch / f"h2load-{job.workload.name}.tsv"
+    log.unlink(missing_ok=True)
+    cmd = [
+        "h2load",
+        f"--requests={requests}",
+        "--clients=1",
+        "--threads=1",
+        f"--max-concurrent-streams={job.workload.in_flight}",
+        f"--log-file={log}",
+        job.target.url(job.workload.path),
+    ]
+    out = execute(cmd, job.timeout)
+    body_bytes = _h2load_body_bytes(out, requests)
+    seconds = _h2load_seconds(log, requests)
+    return check_totals(job, Sample(requests, body_bytes, seconds), requests)
+
+
+def _h2load_body_bytes(out: str, requests: int) -> int:
+    """Check h2load's summary (protocol, successes, 2xx) and return the data bytes."""
+    proto = _H2LOAD_PROTO.search(out)
+    counts = _H2LOAD_REQUESTS.search(out)
+    ok_2xx = _H2LOAD_2XX.search(out)
+    data = _H2LOAD_DATA.search(out)
+    if not (proto and counts and ok_2xx and data):
+        raise RunnerError(f"unexpected h2load output: {out.strip().splitlines()[-1:]}")
+    if proto.group(1) != "h2":
+        raise RunnerError(f"h2load negotiated {proto.group(1)}, not h2")
+    succeeded, n_2xx = int(counts.group(2)), int(ok_2xx.group(1))
+    if succeeded != requests or n_2xx != requests:
+        raise RunnerError(f"h2load: {succeeded} succeeded, {n_2xx} 2xx of {requests}")
+    return int(data.group(1))
+
+
+def _h2load_seconds(log: Path, requests: int) -> float:
+    """First start to last end, in seconds, from h2load's ``--log-file``."""
+    starts, ends = [], []
+    for line in log.read_text().splitlines():
+        start_us, status, duration_us = line.split("\t")[:3]
+        if status != "200":
+            raise RunnerError(f"h2load logged status {status}")
+        starts.append(int(start_us))
+        ends.append(int(start_us) + int(duration_us))
+    if len(starts) != requests:
+        raise RunnerError(f"h2load logged {len(starts)} requests, expected {requests}")
+    return (max(ends) - min(starts)) / 1e6
+
+
+def _h2load_version() -> str:
+    out = subprocess.run(["h2load", "--version"], capture_output=True, text=True, timeout=10)
+    return out.stdout.strip()
+
+
+# --- curl: libcurl's HTTP/2 download -----------------------------------------------------------
+
+_CURL_FORMAT = "%{http_code} %{http_version} %{size_download} %{time_pretransfer} %{time_total}"
+
+
+def run_curl(job: Job) -> Sample:
+    """``curl --http2`` to /dev/null; timed from the start of the transfer (after TLS)."""
+    url = job.target.url(job.workload.path)
+    cmd = ["curl", "--http2", "--silent", "--show-error", "--cacert", str(job.target.ca)]
+    cmd += ["--output", "/dev/null", "--write-out", _CURL_FORMAT, url]
+    fields = execute(cmd, job.timeout).split()
+    if len(fields) != 5:
+        raise RunnerError(f"unexpected curl output: {fields}")
+    status, version, size, pretransfer, total = fields
+    if status != "200" or version != "2":
+        raise RunnerError(f"curl: status {status} over HTTP/{version}")
+    sample = Sample(1, int(size), float(total) - float(pretransfer))
+    return check_totals(job, sample, 1)
+
+
+def _missing_tool(tool: str, package: str) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        if shutil.which(tool):
+            return None
+        return f"{tool} not found on PATH (Debian: apt-get install {package})"
+
+    return missing
+
+
+def tool_versions() -> dict[str, str]:
+    """Version lines of the native tools that are installed."""
+    versions = {}
+    if shutil.which("h2load"):
+        versions["h2load"] = _h2load_version()
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "--version"], capture_output=True, text=True, timeout=10)
+        versions["curl"] = out.stdout.splitlines()[0] if out.stdout else "?"
+    return versions
+
+
+#: Every client the benchmark knows, in report order.
+RUNNERS: dict[str, Runner] = {
+    **{name: python_runner(name) for name in DRIVERS},
+    "h2load": Runner("h2load", run_h2load, missing=_missing_tool("h2load", "nghttp2-client")),
+    "curl": Runner(
+        "curl", run_curl, frozenset({"download"}), missing=_missing_tool("curl", "curl")
+    ),
+}

@@ -1,0 +1,105 @@
+"""The workloads: what is measured, how much of it, and in which unit.
+
+This module is shared by the parent (``run.py``) and the client subprocess
+(``client.py``), so it must stay importable with the standard library alone.
+To add a workload, add a :class:`Workload` to :data:`WORKLOADS`, a timed
+function to ``client.py``'s ``WORK`` and, if needed, a driver primitive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Unit = Literal["req/s", "MB/s"]
+
+#: The small file fetched by warm-up requests.
+WARMUP_PATH = "/1k.bin"
+WARMUP_SIZE = 1024
+
+#: One megabyte, as used for MB/s (decimal, like network throughput figures).
+MEGABYTE = 10**6
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One thing to measure, identical for every client.
+
+    ``requests`` is the number of requests a Python client makes per run;
+    native load generators (h2load) are ``native_scale`` times faster, so they
+    make that many times more requests, to run for a comparable, measurable time.
+    """
+
+    name: str
+    description: str
+    path: str
+    body_size: int
+    unit: Unit
+    requests: int
+    quick_requests: int
+    in_flight: int = 1
+    native_scale: int = 1
+
+    def __post_init__(self) -> None:
+        for count in (self.requests, self.quick_requests):
+            if count % self.in_flight:
+                raise ValueError(f"{self.name}: {count} requests is not a multiple of in_flight")
+
+    def count(self, *, quick: bool, native: bool = False) -> int:
+        """Return how many requests one run makes."""
+        base = self.quick_requests if quick else self.requests
+        return base * self.native_scale if native else base
+
+    def rate(self, requests: int, body_bytes: int, seconds: float) -> float:
+        """Convert one run's totals into this workload's unit (higher is better)."""
+        if self.unit == "req/s":
+            return requests / seconds
+        return body_bytes / seconds / MEGABYTE
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            name="serial",
+            description="1 KiB GETs, one at a time, on one connection",
+            path="/1k.bin",
+            body_size=1024,
+            unit="req/s",
+            requests=3000,
+            quick_requests=300,
+            native_scale=2,
+        ),
+        Workload(
+            name="concurrent",
+            description="1 KiB GETs, 100 in flight, on one connection",
+            path="/1k.bin",
+            body_size=1024,
+            unit="req/s",
+            requests=2000,
+            quick_requests=500,
+            in_flight=100,
+            native_scale=50,
+        ),
+        Workload(
+            name="download",
+            description="one 100 MiB GET, body read in 64 KiB pieces",
+            path="/100m.bin",
+            body_size=100 * 2**20,
+            unit="MB/s",
+            requests=1,
+            quick_requests=1,
+        ),
+    )
+}
+
+#: How large each piece of a streamed body is.
+CHUNK_SIZE = 64 * 1024
+
+
+def docroot_files(workloads: list[Workload]) -> dict[str, int]:
+    """Return the files (name -> size) the server must serve for ``workloads``."""
+    files = {WARMUP_PATH.lstrip("/"): WARMUP_SIZE}
+    for workload in workloads:
+        files[workload.path.lstrip("/")] = workload.body_size
+    return files

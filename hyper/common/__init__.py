@@ -1,0 +1,1 @@
+"""Pieces shared by both protocols: sockets, headers, decoding, exceptions, helpers."""

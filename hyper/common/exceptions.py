@@ -1,0 +1,110 @@
+"""
+The exceptions hyper raises, whatever the protocol.
+
+Every error that leaves a public hyper call is an instance of :class:`HyperError`. Errors from
+the libraries hyper is built on (``h2``, ``hpack``, ``hyperframe``, ``ssl``, ``socket``) are
+translated at one boundary and chained, so ``exc.__cause__`` still holds the original.
+
+The HTTP/2-specific classes live in :mod:`hyper.http20.exceptions` and derive from
+:class:`HyperError` as well.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+
+class HyperError(Exception):
+    """The base class of every exception hyper raises."""
+
+
+class InvalidRequest(HyperError, ValueError):
+    """
+    The caller asked for something that cannot be sent: a header name or value with CR, LF or
+    NUL in it, a method or URL that is not valid, a body of an unsupported type.
+
+    Raised before anything reaches the wire.
+    """
+
+
+class SocketError(HyperError, OSError):
+    """
+    A network operation failed: the connection could not be opened, was reset, or was closed
+    by the peer while hyper still expected data.
+    """
+
+
+class ConnectionClosed(SocketError):
+    """
+    The connection was closed (by the peer, or by the caller's ``close()``) while an operation
+    still needed it: the peer hung up in the middle of a response, or a closed connection was
+    used.
+    """
+
+
+class SocketTimeout(SocketError, builtins.TimeoutError):
+    """An operation on the network did not finish within the configured timeout."""
+
+
+class ConnectTimeout(SocketTimeout):
+    """Opening the connection (TCP, proxy tunnel or TLS handshake) took too long."""
+
+
+class ReadTimeout(SocketTimeout):
+    """The server sent nothing for longer than the read timeout."""
+
+
+class TLSError(SocketError):
+    """The TLS handshake or a TLS record failed."""
+
+
+class CertificateError(TLSError):
+    """The server's certificate could not be verified, or does not match the host name."""
+
+
+class ProxyError(HyperError):
+    """
+    The proxy refused or failed to carry the request.
+
+    :ivar status: the status code the proxy answered with, or ``None`` when it sent none.
+    :ivar reason: the proxy's reason phrase (``str``), possibly empty.
+    """
+
+    def __init__(self, message: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class InvalidResponse(HyperError):
+    """The server's response breaks the rules of the protocol it was sent in."""
+
+
+class LineTooLongError(InvalidResponse):
+    """A status or header line of an HTTP/1.1 response is longer than hyper allows."""
+
+
+class ChunkedDecodeError(InvalidResponse):
+    """An HTTP/1.1 chunked body is not well formed."""
+
+
+class IncompleteRead(InvalidResponse):
+    """
+    The body ended before the length the server announced.
+
+    :ivar received: how many body bytes arrived.
+    :ivar expected: how many were announced, or ``None`` when unknown.
+    """
+
+    def __init__(self, received: int, expected: int | None = None) -> None:
+        if expected is None:
+            message = f"response body ended early after {received} bytes"
+        else:
+            message = f"response body ended after {received} of {expected} announced bytes"
+        super().__init__(message)
+        self.received = received
+        self.expected = expected
+
+
+class ContentDecodingError(InvalidResponse):
+    """The body could not be decoded with the Content-Encoding the server announced."""

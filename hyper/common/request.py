@@ -1,0 +1,234 @@
+"""
+Checking and normalising what a caller asks to send, for both protocols.
+
+Everything here runs before a byte reaches the wire, so a bad method, target, header or body
+type ends in :class:`~hyper.common.exceptions.InvalidRequest` and never in a half-sent
+request.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .exceptions import InvalidRequest
+
+#: RFC 9110 token characters: what a method or header name may contain.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Bytes that would end a header line or the request line early.
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+#: A request target may not contain whitespace or control characters.
+_FORBIDDEN_IN_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+
+#: The size of the pieces a file-like body is read in (the send path splits them further
+#: into frames as flow control allows).
+BODY_READ_SIZE = 256 * 1024
+
+
+class Readable(Protocol):
+    """Anything with a ``read(size)`` method: files, sockets' makefile(), BytesIO..."""
+
+    def read(self, size: int = ..., /) -> bytes | str: ...
+
+
+HeadersArg = (
+    Mapping[str, str] | Mapping[bytes, bytes] | Mapping[Any, Any] | Iterable[tuple[Any, Any]]
+)
+BodyArg = bytes | bytearray | memoryview | str | Readable | Iterable[bytes] | None
+
+
+def to_header_bytes(value: object, what: str) -> bytes:
+    """Return a header name or value as bytes (str as UTF-8, int as decimal)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode("ascii")
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidRequest(f"header {what} must be str or bytes, not {type(value).__name__}")
+
+
+def check_method(method: str | bytes) -> bytes:
+    """
+    Return the method as bytes after checking it is an RFC 9110 token.
+
+    :raises InvalidRequest: if it is empty or has other characters (spaces, CR, LF...).
+    """
+    method_b = to_header_bytes(method, "method")
+    if not _TOKEN.fullmatch(method_b):
+        raise InvalidRequest(f"invalid request method {method_b!r}")
+    return method_b
+
+
+def check_target(target: str | bytes) -> bytes:
+    """
+    Return the request target as bytes after checking it has no whitespace or control
+    characters (which would let it split the request).
+
+    :raises InvalidRequest: if it is empty or has such characters.
+    """
+    target_b = to_header_bytes(target, "target")
+    if not target_b or _FORBIDDEN_IN_TARGET.search(target_b):
+        raise InvalidRequest(f"invalid request target {target_b[:200]!r}")
+    return target_b
+
+
+def split_absolute_url(url: str | bytes) -> tuple[bytes | None, bytes | None, bytes]:
+    """
+    Split an absolute URL (``https://host:8443/path?q``) into scheme, authority and path.
+
+    :returns: ``(scheme, authority, path)``; scheme and authority are ``None`` when ``url``
+        is already a path (``/path?q``) or ``*``.
+    """
+    url_b = check_target(url)
+    if url_b.startswith(b"/") or url_b == b"*":
+        return None, None, url_b
+    text = url_b.decode("ascii", "strict") if url_b.isascii() else None
+    if text is None:
+        raise InvalidRequest(f"invalid request target {url_b[:200]!r}")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequest(f"request target must be a path or an http(s) URL: {text[:200]!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    netloc = parts.netloc.rpartition("@")[2]  # user info never goes on the wire
+    if not netloc:
+        raise InvalidRequest(f"no host in URL {text[:200]!r}")
+    return parts.scheme.encode(), netloc.encode(), path.encode()
+
+
+def iter_header_pairs(headers: HeadersArg | None) -> Iterator[tuple[bytes, bytes]]:
+    """
+    Yield caller-supplied headers as checked ``(name, value)`` bytes pairs, in order.
+
+    Accepts a mapping (values may be lists, for repeated fields), an
+    :class:`~hyper.common.headers.HTTPHeaderMap` or an iterable of pairs. Names keep their
+    case; values lose surrounding whitespace.
+
+    :raises InvalidRequest: for a name that is not a token, or a value with CR, LF or NUL.
+    """
+    if headers is None:
+        return
+    raw = getattr(headers, "iter_raw", None)
+    pairs: Iterable[tuple[Any, Any]]
+    if raw is not None:
+        pairs = raw()
+    elif isinstance(headers, Mapping):
+        pairs = headers.items()
+    else:
+        pairs = headers
+    for item in pairs:
+        if isinstance(item, (str, bytes, bytearray)):
+            raise InvalidRequest(f"headers must be (name, value) pairs, got {item!r}")
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"headers must be (name, value) pairs, got {item!r}") from None
+        name_b = to_header_bytes(name, "name")
+        if not _TOKEN.fullmatch(name_b):
+            raise InvalidRequest(f"invalid header name {name_b[:100]!r}")
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        for one in values:
+            value_b = to_header_bytes(one, "value")
+            if _FORBIDDEN_IN_VALUE.search(value_b):
+                raise InvalidRequest(
+                    f"invalid value for header {name_b!r}: it contains CR, LF or NUL"
+                )
+            yield name_b, value_b.strip(b" \t")
+
+
+class RequestBody:
+    """
+    A request body in a shape the send paths can use.
+
+    :ivar data: the whole body when it is held in memory (bytes/str given), else ``None``.
+    :ivar length: the body length when it is known in advance, else ``None``.
+    """
+
+    __slots__ = ("_source", "data", "length")
+
+    def __init__(self, body: BodyArg) -> None:
+        self.data: bytes | memoryview | None = None
+        self.length: int | None = None
+        self._source: Any = None
+        if body is None:
+            self.data = b""
+            self.length = 0
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            if isinstance(body, bytes):
+                self.data = body
+            else:
+                view = memoryview(body)
+                # cast() needs a contiguous buffer; copy the rare one that is not.
+                self.data = view.cast("B") if view.c_contiguous else view.tobytes()
+            self.length = len(self.data)
+        elif isinstance(body, str):
+            self.data = body.encode("utf-8")
+            self.length = len(self.data)
+        elif hasattr(body, "read"):
+            self._source = body
+            self.length = _remaining_file_length(body)
+        elif isinstance(body, Iterable) and not isinstance(body, Mapping):
+            self._source = body
+        else:
+            raise InvalidRequest(
+                f"body must be bytes, str, a file-like object or an iterable of bytes, "
+                f"not {type(body).__name__}"
+            )
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the body is known to be empty."""
+        return self.length == 0
+
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        """
+        Yield the body in pieces (one piece for in-memory bodies). Text from a file opened
+        in text mode, or from an iterable, is encoded as UTF-8.
+
+        :raises InvalidRequest: if an iterable yields something that is not bytes or str.
+        """
+        if self.data is not None:
+            if self.data:
+                yield self.data
+            return
+        source = self._source
+        if hasattr(source, "read"):
+            while True:
+                piece = source.read(BODY_READ_SIZE)
+                if not piece:
+                    return
+                yield piece.encode("utf-8") if isinstance(piece, str) else piece
+        for piece in source:
+            if isinstance(piece, str):
+                piece = piece.encode("utf-8")
+            elif not isinstance(piece, (bytes, bytearray, memoryview)):
+                raise InvalidRequest(
+                    f"body iterable yielded {type(piece).__name__}, expected bytes"
+                )
+            if piece:
+                yield piece
+
+
+def _remaining_file_length(body: Any) -> int | None:
+    """The bytes left to read in a regular binary file, or None when it can't be known."""
+    if isinstance(body, io.TextIOBase):
+        return None
+    if isinstance(body, io.BytesIO):
+        return len(body.getbuffer()) - body.tell()
+    try:
+        status = os.fstat(body.fileno())
+        position = int(body.tell())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None  # a pipe or socket: its size says nothing
+    return max(status.st_size - position, 0)

@@ -1,0 +1,126 @@
+"""
+Opening the TCP connection a hyper connection runs on: directly, or through an HTTP proxy's
+``CONNECT`` tunnel. TLS is added on top by :mod:`hyper.tls`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+
+from .bufsocket import BufferedSocket
+from .exceptions import (
+    ConnectTimeout,
+    InvalidRequest,
+    InvalidResponse,
+    ProxyError,
+    SocketError,
+    SocketTimeout,
+)
+from .request import HeadersArg, iter_header_pairs
+from .util import authority_for
+
+#: The longest status or header line accepted from a proxy, and the most header lines.
+_MAX_PROXY_LINE = 8192
+_MAX_PROXY_HEADERS = 100
+
+
+def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+    """
+    Connect to ``host``:``port`` with TCP_NODELAY set.
+
+    :param timeout: bound on the connection attempt, in seconds (``None``: the OS default).
+    :raises ConnectTimeout: if the attempt takes longer than ``timeout``.
+    :raises SocketError: if the name does not resolve or the connection is refused.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
+    except socket.gaierror as exc:
+        raise SocketError(f"cannot resolve host {host!r}: {exc}") from exc
+    except UnicodeError as exc:
+        raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
+    except OSError as exc:
+        raise SocketError(f"cannot connect to {host}:{port}: {exc}") from exc
+    # Requests are written in one burst each; Nagle's algorithm would only add latency.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def header_lines(headers: HeadersArg | None) -> list[bytes]:
+    """
+    Turn caller-supplied headers into ``b"Name: value"`` lines, refusing CR, LF and NUL.
+
+    :raises InvalidRequest: if a name or value could inject a line break or is empty.
+    """
+    if headers is None:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [name + b": " + value for name, value in iter_header_pairs(pairs)]
+
+
+def open_tunnel(
+    proxy_host: str,
+    proxy_port: int,
+    host: str,
+    port: int,
+    proxy_headers: HeadersArg | None = None,
+    timeout: float | None = None,
+) -> socket.socket:
+    """
+    Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``.
+
+    :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
+    :param timeout: bound on connecting and on the proxy's answer, in seconds.
+    :returns: the socket, now a byte pipe to the origin (TLS not yet started).
+    :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense; the
+        exception carries the proxy's status and reason.
+    """
+    try:
+        target = authority_for(host, port, default_port=-1).encode("idna")
+    except UnicodeError as exc:
+        raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
+    request = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
+    request.extend(header_lines(proxy_headers))
+    sock = open_tcp(proxy_host, proxy_port, timeout)
+    try:
+        buffered = BufferedSocket(sock, buffer_size=16384)
+        buffered.sendall(b"\r\n".join(request) + b"\r\n\r\n")
+        status, reason = _read_proxy_answer(buffered)
+        if buffered.buffered:
+            # A proxy must not send anything after its 2xx until the origin does; bytes here
+            # would be lost by handing over the bare socket.
+            raise ProxyError("proxy sent data after accepting the tunnel", status, reason)
+    except ProxyError:
+        sock.close()
+        raise
+    except SocketTimeout as exc:
+        sock.close()
+        raise ConnectTimeout(
+            f"proxy {proxy_host}:{proxy_port} did not answer the CONNECT request in time"
+        ) from exc
+    except (SocketError, InvalidResponse) as exc:
+        sock.close()
+        raise ProxyError(f"proxy {proxy_host}:{proxy_port} failed: {exc}") from exc
+    return sock
+
+
+def _read_proxy_answer(sock: BufferedSocket) -> tuple[int, str]:
+    line = bytes(sock.readline(_MAX_PROXY_LINE))
+    parts = line.rstrip(b"\r\n").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ProxyError(f"proxy sent an invalid status line: {line[:100]!r}")
+    status = int(parts[1])
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    for _ in range(_MAX_PROXY_HEADERS):
+        header = sock.readline(_MAX_PROXY_LINE)
+        if not header:
+            raise ProxyError("proxy closed the connection in its response headers", status, reason)
+        if bytes(header) in (b"\r\n", b"\n"):
+            break
+    else:
+        raise ProxyError("proxy sent too many header lines", status, reason)
+    if not 200 <= status < 300:
+        raise ProxyError(f"proxy refused the tunnel: {status} {reason}", status, reason)
+    return status, reason

@@ -1,0 +1,115 @@
+"""Small helpers shared by both protocols: host strings, bytes/str conversion, versions."""
+
+from __future__ import annotations
+
+import enum
+
+from .exceptions import InvalidRequest
+
+
+class HTTPVersion(enum.Enum):
+    """The protocol a connection ended up speaking."""
+
+    #: HTTP/1.1, over TLS or in plaintext.
+    http11 = "HTTP/1.1"
+    #: HTTP/2, over TLS (ALPN ``h2``) or in plaintext (``h2c``).
+    http20 = "HTTP/2"
+
+
+def to_bytestring(value: str | bytes | bytearray | memoryview) -> bytes:
+    """
+    Return ``value`` as ``bytes``; text is encoded as UTF-8.
+
+    :raises InvalidRequest: if ``value`` is neither text nor bytes-like.
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidRequest(f"expected str or bytes, got {type(value).__name__}")
+
+
+def to_native_string(value: str | bytes, encoding: str = "utf-8") -> str:
+    """Return ``value`` as ``str``, decoding bytes with ``encoding``."""
+    if isinstance(value, str):
+        return value
+    return value.decode(encoding)
+
+
+def to_host_port_tuple(host_string: str, default_port: int) -> tuple[str, int]:
+    """
+    Split a host string into ``(host, port)``.
+
+    Accepts ``"example.com"``, ``"example.com:8443"``, ``"127.0.0.1:80"``, ``"[::1]"`` and
+    ``"[::1]:8443"``; a bare IPv6 address such as ``"::1"`` is taken whole. IPv6 brackets are
+    removed from the host returned.
+
+    :param host_string: the host, optionally with a port.
+    :param default_port: the port to use when the string names none.
+    :returns: the host (without brackets) and the port.
+    :raises InvalidRequest: if the string is empty, a bracket is unbalanced, or the port is not
+        a number from 1 to 65535.
+    """
+    if not isinstance(host_string, str):
+        raise InvalidRequest(f"host must be a str, not {type(host_string).__name__}")
+    host_string = host_string.strip()
+    if not host_string:
+        raise InvalidRequest("host must not be empty")
+    port_text: str | None = None
+    if host_string.startswith("["):
+        end = host_string.find("]")
+        if end == -1:
+            raise InvalidRequest(f"unbalanced '[' in host {host_string!r}")
+        host = host_string[1:end]
+        rest = host_string[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise InvalidRequest(f"unexpected text after ']' in host {host_string!r}")
+            port_text = rest[1:]
+    elif host_string.count(":") == 1:
+        host, port_text = host_string.split(":")
+    else:
+        # No colon, or several: a bare IPv6 address.
+        host = host_string
+    if not host:
+        raise InvalidRequest(f"no host name in {host_string!r}")
+    if any(ord(char) < 0x21 or char in "/@[]\x7f" for char in host):
+        raise InvalidRequest(f"invalid character in host {host_string!r}")
+    if ":" not in host:
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise InvalidRequest(f"invalid host name {host_string!r}: {exc}") from None
+    if port_text is None:
+        return host, default_port
+    return host, parse_port(port_text, host_string)
+
+
+def parse_port(port: str | int, context: str = "") -> int:
+    """
+    Validate a port given as text or int.
+
+    :raises InvalidRequest: unless it is a whole number from 1 to 65535.
+    """
+    try:
+        value = int(port)
+        valid = str(value) == str(port) and 0 < value < 65536
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        where = f" in {context!r}" if context else ""
+        raise InvalidRequest(f"invalid port {port!r}{where}")
+    return value
+
+
+def authority_for(host: str, port: int, default_port: int) -> str:
+    """
+    Return the authority (``Host`` / ``:authority`` value) for ``host`` and ``port``:
+    IPv6 literals bracketed, the port left out when it is the scheme's default.
+    """
+    shown = f"[{host}]" if ":" in host else host
+    if port == default_port:
+        return shown
+    return f"{shown}:{port}"

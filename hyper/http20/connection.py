@@ -1,0 +1,1233 @@
+"""
+:class:`HTTP20Connection`: one HTTP/2 connection to one server, with the http.client-style API.
+
+Threading model (no thread of hyper's own):
+
+* ``_lock`` guards the h2 state machine, hyper's stream table and every write to the socket;
+  ``_cond`` (on the same lock) wakes threads waiting for something to arrive.
+* At most one thread reads the socket at a time (``_reader_active``). A thread that needs data
+  that is not buffered yet becomes the reader if nobody is: it reads once *without* the lock,
+  then, under the lock, feeds h2, files every event under its stream, sends whatever h2 wants
+  sent (ACKs, WINDOW_UPDATEs) and wakes the waiters. Others wait on ``_cond``.
+* Single-threaded use goes through the same code: an uncontended lock costs little.
+
+Errors from h2, hpack and the socket are translated here (and in
+:mod:`hyper.common.bufsocket`) into hyper's exceptions, with the original chained.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hpack.exceptions
+from hyperframe.frame import Frame
+
+from .. import tls
+from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
+from ..common.decoder import SUPPORTED_ENCODINGS
+from ..common.exceptions import (
+    ConnectionClosed,
+    HyperError,
+    InvalidRequest,
+    ReadTimeout,
+)
+from ..common.request import (
+    BodyArg,
+    HeadersArg,
+    RequestBody,
+    check_method,
+    iter_header_pairs,
+    split_absolute_url,
+    to_header_bytes,
+)
+from ..common.sockets import open_tcp, open_tunnel
+from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
+from .exceptions import (
+    ConnectionError,
+    HPACKDecodingError,
+    HPACKEncodingError,
+    HTTP20Error,
+    ProtocolError,
+    StreamResetError,
+)
+from .response import HTTP20Push, HTTP20Response
+from .stream import HeaderList, Stream
+from .window import (
+    DEFAULT_CONNECTION_WINDOW,
+    DEFAULT_STREAM_WINDOW,
+    BaseFlowControlManager,
+    FlowControlManager,
+)
+
+log = logging.getLogger(__name__)
+
+#: Headers that describe a single HTTP/1.1 hop; HTTP/2 forbids them (RFC 9113 8.2.2).
+CONNECTION_SPECIFIC_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+#: The largest frame payload hyper accepts (SETTINGS_MAX_FRAME_SIZE); bigger frames mean
+#: fewer events per megabyte on bulk downloads.
+DEFAULT_MAX_FRAME_SIZE = 1024 * 1024
+
+#: The largest response header list hyper accepts (SETTINGS_MAX_HEADER_LIST_SIZE).
+DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
+
+#: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
+ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
+
+#: The highest stream identifier HTTP/2 allows.
+MAX_STREAM_ID = 2**31 - 1
+
+TimeoutArg = float | int | tuple[float | None, float | None] | None
+
+
+def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
+    """
+    Split a ``timeout`` argument into (connect, read) timeouts.
+
+    :param timeout: ``None`` (no timeout), a number of seconds for both, or a
+        ``(connect, read)`` pair whose members may be ``None``.
+    :raises InvalidRequest: for negative numbers or other types.
+    """
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise InvalidRequest("timeout must be a number or a (connect, read) pair")
+        connect, read = timeout
+    else:
+        connect = read = timeout
+    for value in (connect, read):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
+            raise InvalidRequest(f"invalid timeout {timeout!r}")
+    return connect, read
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """
+    h2's connection, letting streams the server already accepted finish after a graceful
+    GOAWAY (error NO_ERROR). h2 closes its connection state machine on any GOAWAY, which would
+    turn the rest of those responses into protocol errors; RFC 9113 6.8 says they complete.
+    hyper itself stops opening new streams once a GOAWAY arrived.
+    """
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        result = super()._receive_goaway_frame(frame)
+        if frame.error_code == h2.errors.ErrorCodes.NO_ERROR:
+            self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result
+
+
+class _H2Logger:
+    """Routes h2's debug and trace messages (received frames among them) to hyper's logger."""
+
+    def debug(self, fmtstr: str, *args: Any) -> None:
+        log.debug("h2: " + fmtstr, *args)
+
+    def trace(self, fmtstr: str, *args: Any) -> None:
+        log.debug("h2: " + fmtstr, *args)
+
+
+class HTTP20Connection:
+    """
+    A connection to one server, speaking HTTP/2 over TLS (ALPN ``h2``) or in plaintext with
+    prior knowledge (``h2c``).
+
+    It looks like :class:`http.client.HTTPConnection`, with one difference that matters:
+    many requests may be in flight at once. :meth:`request` returns the new stream's id, and
+    :meth:`get_response` takes it to fetch the matching response, in any order.
+
+    Every method may be called from any thread; threads share the connection safely.
+
+    :param host: the server's host name or IP address, optionally with a port:
+        ``"example.com"``, ``"example.com:8443"``, ``"127.0.0.1"``, ``"[::1]:8443"``.
+    :param port: the port, when ``host`` names none. Defaults to 443.
+    :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
+        otherwise (plaintext HTTP/2 with prior knowledge).
+    :param window_manager: the flow-control policy: a subclass of
+        :class:`~hyper.http20.window.BaseFlowControlManager` (the class, not an instance).
+        Defaults to :class:`~hyper.http20.window.FlowControlManager`.
+    :param enable_push: whether the server may push responses (see :meth:`get_pushes`).
+        Pushes are refused when this is ``False``.
+    :param ssl_context: the :class:`ssl.SSLContext` for TLS; hyper's default context
+        (:func:`hyper.tls.init_context`) when ``None``.
+    :param proxy_host: an HTTP proxy to tunnel through (``CONNECT``), optionally with a port.
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
+    :param force_proto: assume this protocol was negotiated (``"h2"``) even if ALPN said
+        otherwise; for servers that speak HTTP/2 without announcing it.
+    :param proxy_headers: headers for the proxy's ``CONNECT`` request (for example
+        ``Proxy-Authorization``).
+    :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
+        pair. ``None`` waits forever.
+    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    """
+
+    #: The protocol this connection speaks.
+    version = HTTPVersion.http20
+
+    #: The size of the receive buffer, in bytes (64 KiB by default). Changing it affects the
+    #: next socket this connection opens.
+    network_buffer_size: int = DEFAULT_BUFFER_SIZE
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        secure: bool | None = None,
+        window_manager: type[BaseFlowControlManager] | None = None,
+        enable_push: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        force_proto: str | None = None,
+        proxy_headers: HeadersArg | None = None,
+        timeout: TimeoutArg = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise InvalidRequest(
+                f"HTTP20Connection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
+            )
+        if port is None:
+            self.host, self.port = to_host_port_tuple(host, default_port=443)
+        else:
+            self.host = to_host_port_tuple(host, default_port=443)[0]
+            self.port = parse_port(port)
+        #: Whether the connection uses TLS.
+        self.secure = bool(secure) if secure is not None else self.port == 443
+        self.ssl_context = ssl_context
+        self.force_proto = force_proto
+        self.enable_push = bool(enable_push)
+        if window_manager is None:
+            window_manager = FlowControlManager
+        elif not (
+            isinstance(window_manager, type) and issubclass(window_manager, BaseFlowControlManager)
+        ):
+            raise InvalidRequest("window_manager must be a subclass of BaseFlowControlManager")
+        self.window_manager_cls: type[BaseFlowControlManager] = window_manager
+        self.proxy_host: str | None = None
+        self.proxy_port: int | None = None
+        if proxy_host is not None:
+            if proxy_port is None:
+                self.proxy_host, self.proxy_port = to_host_port_tuple(proxy_host, 8080)
+            else:
+                self.proxy_host = to_host_port_tuple(proxy_host, 8080)[0]
+                self.proxy_port = parse_port(proxy_port)
+        self.proxy_headers = proxy_headers
+        self.timeout = timeout
+        self._connect_timeout, self._read_timeout = split_timeout(timeout)
+
+        scheme = b"https" if self.secure else b"http"
+        self._scheme = scheme
+        self._authority = authority_for(self.host, self.port, 443 if self.secure else 80).encode(
+            "idna"
+        )
+
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._connect_lock = threading.Lock()
+
+        self._sock: BufferedSocket | None = None
+        self._h2: h2.connection.H2Connection | None = None
+        #: Why the current socket can no longer be used (None while it can).
+        self._error: HyperError | None = None
+        #: The GOAWAY the server sent on the current socket, if any.
+        self._goaway: h2.events.ConnectionTerminated | None = None
+        self._reader_active = False
+        #: Streams h2 may still deliver events for.
+        self._streams: dict[int, Stream] = {}
+        #: Streams whose response has not been fetched with get_response, oldest first.
+        self._awaiting: dict[int, Stream] = {}
+        #: Streams created by putrequest() whose headers are not sent yet: id -> thread id.
+        self._reserved: dict[int, int] = {}
+        #: Pushes promised and not yet collected by get_pushes(): parent id -> pushes.
+        self._promises: dict[int, deque[Stream]] = {}
+        self._next_stream_id = 1
+        self._recent_stream_id: int | None = None
+        self._conn_manager: BaseFlowControlManager | None = None
+        self._conn_credit = 0
+        self._preface_seen = False
+        self._preface_head = b""
+        self._debug = False
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            h2.events.ResponseReceived: self._on_response,
+            h2.events.DataReceived: self._on_data,
+            h2.events.TrailersReceived: self._on_trailers,
+            h2.events.StreamEnded: self._on_stream_ended,
+            h2.events.StreamReset: self._on_stream_reset,
+            h2.events.PushedStreamReceived: self._on_push,
+            h2.events.ConnectionTerminated: self._on_goaway,
+            h2.events.PingAckReceived: self._on_ping_ack,
+        }
+        #: The payload of the last PING acknowledged by the server.
+        self.last_ping_ack: bytes | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._usable() else "closed"
+        return f"<HTTP20Connection {self.host}:{self.port} {state}>"
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def _alive(self) -> bool:
+        """The socket is open and has not failed (in-flight streams can still progress)."""
+        return self._sock is not None and self._error is None
+
+    def _usable(self) -> bool:
+        """New streams may be opened on the socket."""
+        return self._sock is not None and self._error is None and self._goaway is None
+
+    def connect(self) -> None:
+        """
+        Open the connection: TCP (through the proxy's tunnel if one is set), TLS with ALPN when
+        secure, then the HTTP/2 preface and settings. Does nothing if the connection is already
+        open; :meth:`request` calls it as needed, so calling it is optional.
+
+        Safe to call from several threads: one connects, the others wait for it.
+
+        :raises ConnectTimeout: if connecting takes longer than the connect timeout.
+        :raises CertificateError: if the server's certificate can't be verified.
+        :raises TLSError: if the TLS handshake fails.
+        :raises ProxyError: if the proxy refuses the tunnel.
+        :raises HTTP20Error: if the server does not offer HTTP/2 over TLS.
+        :raises SocketError: for any other network failure.
+        """
+        if self._usable():
+            return
+        with self._connect_lock:
+            if self._usable():
+                return
+            with self._lock:
+                if self._alive() and self._streams:
+                    raise ConnectionError(
+                        "the server is shutting this connection down (GOAWAY); read the "
+                        "responses still in flight before sending new requests"
+                    )
+                self._retire_socket_locked()
+            sock = self._open_socket()
+            conn = self._start_h2(sock)
+            with self._lock:
+                self._sock = sock
+                self._h2 = conn
+                self._preface_seen = False
+                self._preface_head = b""
+                self._error = None
+                self._goaway = None
+
+    def _open_socket(self) -> BufferedSocket:
+        if self.proxy_host is not None:
+            assert self.proxy_port is not None
+            raw = open_tunnel(
+                self.proxy_host,
+                self.proxy_port,
+                self.host,
+                self.port,
+                self.proxy_headers,
+                self._connect_timeout,
+            )
+        else:
+            raw = open_tcp(self.host, self.port, self._connect_timeout)
+        if self.secure:
+            raw, proto = tls.wrap_socket(raw, self.host, self.ssl_context, self.force_proto)
+            if proto != tls.H2_PROTOCOL:
+                raw.close()
+                raise HTTP20Error(
+                    f"{self.host}:{self.port} did not negotiate HTTP/2 (ALPN chose {proto!r}); "
+                    "pass force_proto='h2' if the server speaks HTTP/2 without announcing it"
+                )
+        raw.settimeout(self._read_timeout)
+        return BufferedSocket(raw, self.network_buffer_size)
+
+    def _start_h2(self, sock: BufferedSocket) -> h2.connection.H2Connection:
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            # hyper checks outgoing headers itself (iter_header_pairs) before they get here.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            split_outbound_cookies=False,
+            validate_inbound_headers=True,
+            logger=_H2Logger() if self._debug else None,  # type: ignore[arg-type]
+        )
+        conn = _H2Connection(config=config)
+        conn.initiate_connection()
+        conn.update_settings(
+            {
+                h2.settings.SettingCodes.ENABLE_PUSH: int(self.enable_push),
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: DEFAULT_STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: DEFAULT_MAX_HEADER_LIST_SIZE,
+            }
+        )
+        # h2 raises its frame size limit only when the server ACKs these settings, and applies
+        # it only from the next receive_data() call: a large frame right behind the ACK would
+        # be refused. Accepting what we advertise from the start is safe (we chose the size).
+        conn.max_inbound_frame_size = DEFAULT_MAX_FRAME_SIZE
+        manager = self.window_manager_cls(DEFAULT_CONNECTION_WINDOW)
+        self._conn_manager = manager
+        # The connection window starts at 65,535 bytes; open it to the manager's size at once.
+        conn.increment_flow_control_window(DEFAULT_CONNECTION_WINDOW - 65535)
+        self._sendall(sock, conn.data_to_send())
+        return conn
+
+    def _retire_socket_locked(self) -> None:
+        """Close a socket that can no longer be used, failing the streams still on it."""
+        if self._sock is None:
+            return
+        error = self._error or ConnectionClosed("the connection was replaced by a new one")
+        self._fail_streams_locked(error)
+        self._sock.close()
+        self._sock = None
+        self._h2 = None
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def close(self, error_code: int | None = None) -> None:
+        """
+        Close the connection: send GOAWAY (with ``error_code``, ``NO_ERROR`` by default) and
+        close the socket. Responses whose body was fully received stay readable; reading the
+        others raises :class:`~hyper.common.exceptions.ConnectionClosed`. A later
+        :meth:`request` opens a new connection.
+
+        :param error_code: the HTTP/2 error code to send in the GOAWAY frame.
+        """
+        with self._lock:
+            sock, conn = self._sock, self._h2
+            if sock is not None and conn is not None and self._error is None:
+                try:
+                    conn.close_connection(error_code or 0)
+                    self._sendall(sock, conn.data_to_send())
+                except (HyperError, h2.exceptions.ProtocolError):
+                    pass  # the server may be gone already: closing is all that is left
+            self._error = ConnectionClosed("the connection was closed")
+            self._retire_socket_locked()
+            self._cond.notify_all()
+
+    def __enter__(self) -> HTTP20Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- sending requests -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        body: BodyArg = None,
+        headers: HeadersArg | None = None,
+    ) -> int:
+        """
+        Send a request and return its stream id without waiting for the response.
+
+        :param method: the request method, e.g. ``"GET"``.
+        :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
+            authority then replaces the connection's in ``:authority``.
+        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
+            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
+            and the caller did not set it. The body is sent in frames as large as the server
+            and flow control allow.
+        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
+            Headers that only mean something to HTTP/1.1 (``Connection``, ``Keep-Alive``,
+            ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Connection`` and those ``Connection``
+            names) are left out; ``Host`` becomes ``:authority``.
+        :returns: the stream id, to pass to :meth:`get_response`.
+        :raises InvalidRequest: for an invalid method, URL, header or body, before anything
+            is sent.
+        """
+        request_body = RequestBody(body)
+        header_list = self._build_headers(method, url, headers, request_body.length)
+        end_stream = request_body.is_empty
+        stream = self._open_stream(header_list, end_stream, reserved_id=None)
+        if not end_stream:
+            self._send_body(stream, request_body.chunks(), final=True)
+        return stream.stream_id
+
+    def putrequest(self, method: str | bytes, selector: str | bytes, **kwargs: Any) -> int:
+        """
+        Start building a request piece by piece (the http.client way). Nothing is sent until
+        :meth:`endheaders`.
+
+        :param method: the request method.
+        :param selector: the path, or an absolute URL.
+        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
+            (HTTP/2 has no Host header; Accept-Encoding is only added by :meth:`request`);
+            anything else raises :class:`~hyper.common.exceptions.InvalidRequest`.
+        :returns: the stream id of the new request; pass it to :meth:`putheader`,
+            :meth:`endheaders` and :meth:`send` (they default to the latest one).
+        """
+        unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
+        if unknown:
+            raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
+        header_list = self._build_headers(method, selector, None, None)
+        del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
+        with self._lock:
+            stream_id = self._allocate_stream_id_locked()
+            self._reserved[stream_id] = threading.get_ident()
+            stream = Stream(stream_id, self, self._new_stream_manager(None))
+            stream.request_headers = header_list
+            self._awaiting[stream_id] = stream
+            self._recent_stream_id = stream_id
+        return stream_id
+
+    def putheader(
+        self,
+        header: str | bytes,
+        argument: str | bytes,
+        stream_id: int | None = None,
+        replace: bool = False,
+    ) -> None:
+        """
+        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.
+
+        Connection-specific headers are dropped when the headers are sent, as for
+        :meth:`request`.
+
+        :param header: the header name.
+        :param argument: the header value.
+        :param stream_id: the request's stream id; the latest request when ``None``.
+        :param replace: replace any values already set for this header instead of adding one.
+        :raises InvalidRequest: for an invalid name or value, or a request already sent.
+        """
+        stream = self._pending_request(stream_id)
+        pairs = list(iter_header_pairs([(header, argument)]))
+        name = pairs[0][0].lower()
+        with self._lock:
+            if replace:
+                stream.request_headers[:] = [
+                    pair for pair in stream.request_headers if pair[0] != name
+                ]
+            stream.request_headers.extend((name, value) for _, value in pairs)
+
+    def endheaders(
+        self,
+        message_body: BodyArg = None,
+        final: bool = False,
+        stream_id: int | None = None,
+    ) -> None:
+        """
+        Send the headers of a request started with :meth:`putrequest`, and optionally a body.
+
+        :param message_body: data to send after the headers (same types as
+            :meth:`request`'s ``body``).
+        :param final: whether the request ends here. Leave it ``False`` to send more with
+            :meth:`send`.
+        :param stream_id: the request's stream id; the latest request when ``None``.
+        """
+        stream = self._pending_request(stream_id)
+        body = RequestBody(message_body)
+        # The body's length is the request's length only if no send() calls follow.
+        headers = self._finish_header_list(stream.request_headers, body.length if final else None)
+        end_now = final and body.is_empty
+        self._open_stream(headers, end_now, reserved_id=stream.stream_id, stream=stream)
+        if not body.is_empty:
+            self._send_body(stream, body.chunks(), final=final)
+
+    def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
+        """
+        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.
+        Data goes out as flow control allows, waiting for the server to open its window.
+
+        :param data: the data (same types as :meth:`request`'s ``body``).
+        :param final: whether this is the end of the request body.
+        :param stream_id: the request's stream id; the latest request when ``None``.
+        :raises StreamResetError: if the server reset the stream.
+        """
+        stream = self._stream_for(stream_id)
+        if not stream.headers_sent:
+            raise InvalidRequest(f"call endheaders() for stream {stream.stream_id} first")
+        self._send_body(stream, RequestBody(data).chunks(), final=final)
+
+    def _pending_request(self, stream_id: int | None) -> Stream:
+        stream = self._stream_for(stream_id)
+        if stream.headers_sent:
+            raise InvalidRequest(f"the headers of stream {stream.stream_id} were already sent")
+        return stream
+
+    def _stream_for(self, stream_id: int | None) -> Stream:
+        if stream_id is None:
+            stream_id = self._recent_stream_id
+        stream = None
+        if stream_id is not None:
+            stream = self._awaiting.get(stream_id) or self._streams.get(stream_id)
+        if stream is None:
+            raise InvalidRequest(f"no open request with stream id {stream_id}")
+        return stream
+
+    def _build_headers(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        headers: HeadersArg | None,
+        body_length: int | None,
+    ) -> HeaderList:
+        scheme, authority, path = split_absolute_url(url)
+        pseudo = [
+            (b":method", check_method(method)),
+            (b":scheme", scheme or self._scheme),
+            (b":authority", authority or self._authority),
+            (b":path", path),
+        ]
+        if headers is None:
+            pseudo.append(ACCEPT_ENCODING)
+            if body_length:
+                pseudo.append((b"content-length", str(body_length).encode()))
+            return pseudo
+        pseudo.extend((name.lower(), value) for name, value in iter_header_pairs(headers))
+        if not any(name == b"accept-encoding" for name, _ in pseudo):
+            pseudo.append(ACCEPT_ENCODING)
+        return self._finish_header_list(pseudo, body_length)
+
+    @staticmethod
+    def _finish_header_list(headers: HeaderList, body_length: int | None) -> HeaderList:
+        """Apply HTTP/2's header rules to a request header list (pseudo-headers first)."""
+        dropped = set(CONNECTION_SPECIFIC_HEADERS)
+        for name, value in headers:
+            if name == b"connection":
+                dropped.update(token.strip().lower() for token in value.split(b","))
+        result: HeaderList = []
+        host: bytes | None = None
+        has_length = False
+        for name, value in headers:
+            if name in dropped:
+                continue
+            if name == b"host":
+                host = host or value
+                continue
+            if name == b"te" and value.lower() != b"trailers":
+                continue  # the only TE value HTTP/2 allows
+            if name == b"content-length":
+                has_length = True
+            result.append((name, value))
+        if host is not None:
+            result[2] = (b":authority", host)
+        if body_length and not has_length:
+            result.append((b"content-length", str(body_length).encode()))
+        return result
+
+    def _allocate_stream_id_locked(self) -> int:
+        stream_id = self._next_stream_id
+        if stream_id > MAX_STREAM_ID:
+            raise HTTP20Error(
+                "this connection has used every HTTP/2 stream id; close it and open a new one"
+            )
+        self._next_stream_id += 2
+        return stream_id
+
+    def _can_open_stream_locked(self) -> bool:
+        conn = self._h2
+        if conn is None or not self._usable():
+            return True  # let the caller find out why
+        limit = conn.remote_settings.max_concurrent_streams
+        if len(self._streams) + len(self._reserved) < limit:
+            return True
+        return conn.open_outbound_streams + len(self._reserved) < limit
+
+    def _open_stream(
+        self,
+        headers: HeaderList,
+        end_stream: bool,
+        reserved_id: int | None,
+        stream: Stream | None = None,
+    ) -> Stream:
+        """Send a HEADERS frame, on a new stream or on one reserved by putrequest()."""
+        self.connect()
+        me = threading.get_ident()
+        while True:
+            if not self._can_open_stream():
+                self._read_until(self._can_open_stream)
+                continue
+            with self._lock:
+                self._raise_if_unusable_locked()
+                lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
+                if lower:
+                    if any(self._reserved[sid] == me for sid in lower):
+                        raise InvalidRequest(
+                            f"stream {min(lower)} was started with putrequest() and its "
+                            "headers not sent; call endheaders() for it first"
+                        )
+                    # Another thread is building a request with a lower id, which must go
+                    # out first: HTTP/2 stream ids only ever increase.
+                    if not self._cond.wait(self._read_timeout):
+                        raise ReadTimeout("timed out waiting for another thread's request")
+                    continue
+                if not self._can_open_stream_locked():
+                    continue
+                conn = self._h2
+                assert conn is not None
+                if reserved_id is None:
+                    stream_id = self._allocate_stream_id_locked()
+                    stream = Stream(stream_id, self, self._new_stream_manager(None))
+                    self._awaiting[stream_id] = stream
+                    self._recent_stream_id = stream_id
+                else:
+                    assert stream is not None
+                    stream_id = reserved_id
+                    del self._reserved[stream_id]
+                try:
+                    conn.send_headers(stream_id, headers, end_stream=end_stream)
+                except hpack.exceptions.HPACKError as exc:
+                    raise HPACKEncodingError(f"cannot encode request headers: {exc}") from exc
+                except h2.exceptions.ProtocolError as exc:
+                    raise HTTP20Error(f"cannot send request headers: {exc}") from exc
+                finally:
+                    self._cond.notify_all()
+                stream.headers_sent = True
+                stream.local_closed = end_stream
+                self._streams[stream_id] = stream
+                self._flush_locked()
+                return stream
+
+    def _can_open_stream(self) -> bool:
+        return self._can_open_stream_locked()
+
+    def _send_body(
+        self, stream: Stream, chunks: Iterator[bytes | memoryview], final: bool
+    ) -> None:
+        """Send body pieces, marking the last one END_STREAM when ``final``."""
+        previous: bytes | memoryview | None = None
+        for chunk in chunks:
+            if previous is not None:
+                self._send_data(stream, previous, end_stream=False)
+            previous = chunk
+        if previous is not None:
+            self._send_data(stream, previous, end_stream=final)
+        elif final:
+            self._send_data(stream, b"", end_stream=True)
+
+    def _send_data(self, stream: Stream, data: bytes | memoryview, end_stream: bool) -> None:
+        """Send one piece of body data as flow control allows, in frames as large as allowed."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        total = len(view)
+        offset = 0
+        stream_id = stream.stream_id
+
+        def writable() -> bool:
+            return stream.finished or self._send_window(stream_id) > 0 or not self._usable()
+
+        while True:
+            with self._lock:
+                self._raise_if_unusable_locked()
+                if stream.remote_closed or stream.reset_code == h2.errors.ErrorCodes.NO_ERROR:
+                    # The server answered without waiting for the rest of the body (RFC 9113
+                    # 8.1): stop sending; the response is there to be read.
+                    return
+                stream.raise_if_failed()
+                conn = self._h2
+                assert conn is not None
+                if stream.local_closed:
+                    raise InvalidRequest(f"the request on stream {stream_id} was already ended")
+                window = self._send_window(stream_id)
+                max_frame = conn.max_outbound_frame_size
+                while offset < total and window > 0:
+                    size = min(window, max_frame, total - offset)
+                    last = end_stream and offset + size == total
+                    conn.send_data(stream_id, view[offset : offset + size], end_stream=last)
+                    offset += size
+                    window -= size
+                if offset == total:
+                    if end_stream and total == 0:
+                        conn.end_stream(stream_id)
+                    stream.local_closed = end_stream
+                    self._flush_locked()
+                    return
+                self._flush_locked()
+            self._read_until(writable)
+
+    def _send_window(self, stream_id: int) -> int:
+        conn = self._h2
+        if conn is None:
+            return 0
+        try:
+            return int(conn.local_flow_control_window(stream_id))
+        except h2.exceptions.StreamClosedError:
+            return 0
+
+    def _new_stream_manager(self, document_size: int | None) -> BaseFlowControlManager:
+        return self.window_manager_cls(DEFAULT_STREAM_WINDOW, document_size)
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def get_response(self, stream_id: int | None = None) -> HTTP20Response:
+        """
+        Wait for and return the response to a request, reading and buffering the frames of
+        other streams that arrive meanwhile.
+
+        :param stream_id: the stream id :meth:`request` returned. ``None`` takes the oldest
+            request whose response has not been fetched yet.
+        :returns: the response; its body is read with :meth:`HTTP20Response.read`.
+        :raises InvalidRequest: if no such request is waiting for its response.
+        :raises StreamResetError: if the server reset the stream before answering.
+        :raises ReadTimeout: if the response does not come within the read timeout.
+        """
+        with self._lock:
+            if stream_id is None:
+                if not self._awaiting:
+                    raise InvalidRequest("there is no request waiting for a response")
+                stream_id = next(iter(self._awaiting))
+            stream = self._awaiting.get(stream_id)
+            if stream is None:
+                raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
+            if not stream.headers_sent:
+                raise InvalidRequest(f"the request on stream {stream_id} was not sent yet")
+        if not stream.has_headers():
+            self._read_until(stream.has_headers)
+        with self._lock:
+            self._awaiting.pop(stream_id, None)
+        if stream.response_headers is None:
+            stream.raise_if_failed()
+            raise ConnectionClosed(f"stream {stream_id} ended without a response")
+        return HTTP20Response(stream.response_headers, stream)
+
+    def get_pushes(
+        self, stream_id: int | None = None, capture_all: bool = False
+    ) -> Iterator[HTTP20Push]:
+        """
+        Return a generator of the pushes the server promised.
+
+        Each push is yielded once: a later call does not yield it again.
+
+        :param stream_id: the request whose pushes to return; the latest request when
+            ``None``.
+        :param capture_all: ``False`` yields the pushes already received, without blocking.
+            ``True`` then keeps reading the connection and yields pushes as they arrive, until
+            the request's stream ends.
+        :returns: a generator of :class:`~hyper.http20.response.HTTP20Push`.
+        """
+        if stream_id is None:
+            stream_id = self._recent_stream_id
+        if stream_id is None:
+            return iter(())
+        parent = self._awaiting.get(stream_id) or self._streams.get(stream_id)
+        return self._iter_pushes(stream_id, parent, capture_all)
+
+    def _iter_pushes(
+        self, stream_id: int, parent: Stream | None, capture_all: bool
+    ) -> Iterator[HTTP20Push]:
+        while True:
+            with self._lock:
+                queue = self._promises.get(stream_id)
+                pushed = queue.popleft() if queue else None
+                if queue is not None and not queue:
+                    del self._promises[stream_id]
+            if pushed is not None:
+                yield HTTP20Push(pushed.request_headers, pushed)
+                continue
+            if not capture_all or parent is None or parent.finished:
+                return
+            self._read_until(lambda: bool(self._promises.get(stream_id)) or parent.finished)
+
+    # -- what responses call (stream I/O) ---------------------------------------------------------
+
+    def _read_body(self, stream: Stream, amt: int | None) -> bytes:
+        """Return up to ``amt`` raw body bytes of ``stream`` (all of them when ``None``)."""
+        parts: list[bytes] = []
+        needed = amt
+        while needed is None or needed > 0:
+            if not stream.has_data():
+                self._read_until(stream.has_data)
+            with self._lock:
+                if stream.buffered:
+                    data = stream.take(needed)
+                    self._consumed_locked(stream, len(data))
+                    parts.append(data)
+                    if needed is not None:
+                        needed -= len(data)
+                elif stream.finished:
+                    break
+        if amt is None or not parts:
+            stream.raise_if_failed()
+        self._forget_if_done(stream)
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def _read_frame(self, stream: Stream) -> bytes | None:
+        """Return the next DATA frame's payload of ``stream``, or None at the end."""
+        while True:
+            if not stream.has_chunk():
+                self._read_until(stream.has_chunk)
+            with self._lock:
+                if stream.chunks:
+                    data = stream.take_chunk()
+                    self._consumed_locked(stream, len(data))
+                    return data
+            stream.raise_if_failed()
+            return None
+
+    def _consumed_locked(self, stream: Stream, size: int) -> None:
+        """The caller took ``size`` bytes of ``stream``: let its window manager reopen."""
+        if stream.finished or not self._alive():
+            return
+        increment = stream.window_manager._handle_frame(size)
+        conn = self._h2
+        if increment and conn is not None:
+            try:
+                conn.increment_flow_control_window(increment, stream.stream_id)
+            except h2.exceptions.StreamClosedError:
+                return
+            self._flush_locked()
+
+    def _close_stream(self, stream: Stream) -> None:
+        """The caller is done with ``stream``: reset it if unfinished and free its data."""
+        with self._lock:
+            if not stream.finished and self._alive() and self._h2 is not None:
+                try:
+                    self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
+                    self._flush_locked()
+                except h2.exceptions.StreamClosedError:
+                    pass
+                except HyperError:
+                    pass  # the connection failed: the stream is gone either way
+                stream.reset_code = h2.errors.ErrorCodes.CANCEL
+            stream.discard()
+            self._streams.pop(stream.stream_id, None)
+            self._awaiting.pop(stream.stream_id, None)
+            self._cond.notify_all()
+
+    def _forget_if_done(self, stream: Stream) -> None:
+        if stream.finished and not stream.buffered:
+            self._streams.pop(stream.stream_id, None)
+
+    def _fileno(self) -> int:
+        sock = self._sock
+        if sock is None:
+            raise ConnectionClosed("the connection is closed")
+        return sock.fileno()
+
+    def ping(self, opaque_data: bytes) -> None:
+        """
+        Send a PING frame. The server's acknowledgement is processed whenever the connection
+        is next read; its payload is then in :attr:`last_ping_ack`.
+
+        :param opaque_data: exactly 8 bytes, echoed back by the server.
+        :raises InvalidRequest: if ``opaque_data`` is not 8 bytes.
+        """
+        data = to_header_bytes(opaque_data, "PING payload")
+        if len(data) != 8:
+            raise InvalidRequest("the PING payload must be exactly 8 bytes")
+        self.connect()
+        with self._lock:
+            self._raise_if_unusable_locked()
+            assert self._h2 is not None
+            self._h2.ping(data)
+            self._flush_locked()
+
+    # -- the reader role --------------------------------------------------------------------------
+
+    def _read_until(self, ready: Callable[[], bool]) -> None:
+        """
+        Read and process frames until ``ready()`` is true. Call without holding the lock;
+        ``ready`` is evaluated with the lock held.
+        """
+        cond = self._cond
+        while True:
+            with cond:
+                if ready():
+                    return
+                self._raise_if_unusable_locked()
+                if self._reader_active:
+                    if not cond.wait(self._read_timeout):
+                        raise ReadTimeout("timed out waiting for the server")
+                    continue
+                self._reader_active = True
+                sock = self._sock
+                assert sock is not None
+            try:
+                if sock.is_tls:
+                    # OpenSSL must not read and write one connection at the same time, and
+                    # writes happen under the lock: wait for data unlocked, read locked.
+                    sock.wait_readable(self._read_timeout)
+                    with cond:
+                        if self._sock is sock:
+                            self._process_locked(sock.recv())
+                else:
+                    data = sock.recv()
+                    with cond:
+                        if self._sock is sock:
+                            self._process_locked(data)
+            except ReadTimeout:
+                raise
+            except HyperError as exc:
+                with cond:
+                    if self._sock is not sock:
+                        continue  # closed or replaced meanwhile: look at the new state
+                    self._fail_locked(exc)
+                raise
+            finally:
+                with cond:
+                    self._reader_active = False
+                    cond.notify_all()
+
+    def _process_locked(self, data: memoryview) -> None:
+        if not data:
+            error = ConnectionClosed("the server closed the connection")
+            self._fail_locked(error)
+            raise error
+        self._receive_locked(data)
+
+    def _receive_locked(self, data: memoryview) -> None:
+        conn = self._h2
+        assert conn is not None
+        if not self._preface_seen:
+            self._check_server_preface(conn, data)
+        try:
+            events = conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            error = _translate_protocol_error(exc)
+            self._abort_locked(error)
+            raise error from exc
+        self._check_pending_frame(conn)
+        dispatch = self._dispatch
+        for event in events:
+            handler = dispatch.get(type(event))
+            if handler is not None:
+                handler(event)
+            elif self._debug:
+                log.debug("ignored event %r", event)
+        if self._error is not None:
+            return  # a GOAWAY with an error: nothing more to send
+        if self._conn_credit:
+            conn.increment_flow_control_window(self._conn_credit)
+            self._conn_credit = 0
+        self._flush_locked()
+
+    def _check_server_preface(self, conn: h2.connection.H2Connection, data: memoryview) -> None:
+        """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
+        head = self._preface_head + bytes(data[:40])
+        if len(head) < 5:
+            self._preface_head = head
+            return
+        if head[3] != 0x4 or head[4] & 0x1:
+            error = ProtocolError(
+                f"the server did not answer with HTTP/2; its first bytes were {head[:40]!r}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+            self._abort_locked(error)
+            raise error
+        self._preface_seen = True
+        self._preface_head = b""
+
+    def _check_pending_frame(self, conn: h2.connection.H2Connection) -> None:
+        """
+        Reject an oversized frame as soon as its header arrives. h2 only checks the length
+        once the whole frame is buffered, so a server announcing a 16 MB frame (or sending
+        text that reads as one) would otherwise be waited for until the read timeout.
+        """
+        buffer = conn.incoming_buffer
+        # The attribute is private to h2 and was renamed in 4.2; without it, h2's own
+        # (later) check still applies.
+        pending: bytes | bytearray = (
+            getattr(buffer, "_data", None) or getattr(buffer, "data", None) or b""
+        )
+        if len(pending) >= 9:
+            length = int.from_bytes(pending[:3], "big")
+            if length > conn.max_inbound_frame_size:
+                error = ProtocolError(
+                    f"the server sent a frame of {length} bytes, over the "
+                    f"{conn.max_inbound_frame_size} byte limit hyper set",
+                    h2.errors.ErrorCodes.FRAME_SIZE_ERROR,
+                )
+                conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+                self._abort_locked(error)
+                raise error
+
+    def _abort_locked(self, error: HyperError) -> None:
+        """End the connection after a protocol error: send h2's GOAWAY if possible, close."""
+        try:
+            self._flush_locked()
+        except HyperError:
+            pass
+        self._fail_locked(error)
+
+    def _flush_locked(self) -> None:
+        conn, sock = self._h2, self._sock
+        if conn is None or sock is None:
+            return
+        data = conn.data_to_send()
+        if data:
+            try:
+                self._sendall(sock, data)
+            except HyperError as exc:
+                self._fail_locked(exc)
+                raise
+
+    def _sendall(self, sock: BufferedSocket, data: bytes) -> None:
+        if self._debug:
+            _log_frames(data)
+        sock.sendall(data)
+
+    def _raise_if_unusable_locked(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._sock is None:
+            raise ConnectionClosed("the connection is closed")
+
+    def _fail_locked(self, error: HyperError) -> None:
+        """The connection is unusable: fail every unfinished stream and close the socket."""
+        if self._error is None:
+            self._error = error
+        self._retire_socket_locked()
+
+    def _fail_streams_locked(self, error: HyperError) -> None:
+        for stream in self._streams.values():
+            if not stream.finished:
+                stream.error = error
+        for stream in self._awaiting.values():
+            # Requests still being built (putrequest) were never sent: they go out on the
+            # next connection.
+            if stream.headers_sent and not stream.finished:
+                stream.error = error
+        self._streams.clear()
+
+    # -- event handlers (lock held) ---------------------------------------------------------------
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        headers = event.headers
+        stream.response_headers = headers
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    stream.window_manager.document_size = int(value)
+                except ValueError:
+                    pass
+                break
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        flow = event.flow_controlled_length
+        manager = self._conn_manager
+        if manager is not None and flow:
+            self._conn_credit += manager._handle_frame(flow)
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        data = event.data
+        if data:
+            stream.chunks.append(data)
+            stream.buffered += len(data)
+        elif not stream.chunks:
+            # Keep empty frames visible to read_chunked(), as documented.
+            stream.chunks.append(data)
+        padding = flow - len(data)
+        if padding:
+            self._consumed_locked(stream, padding)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is not None:
+            stream.trailers = event.headers
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.remote_closed = True
+        if not stream.buffered:
+            del self._streams[event.stream_id]
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self._streams.pop(event.stream_id, None)
+        if stream is None or stream.remote_closed:
+            return  # a reset after a complete response changes nothing for the reader
+        stream.reset_code = event.error_code
+        stream.reset_by_peer = event.remote_reset
+
+    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
+        conn = self._h2
+        assert conn is not None
+        assert event.pushed_stream_id is not None and event.parent_stream_id is not None
+        assert event.headers is not None
+        if not self.enable_push:
+            # Only possible before the server saw our SETTINGS; refuse it.
+            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        pushed = Stream(event.pushed_stream_id, self, self._new_stream_manager(None))
+        pushed.request_headers = list(event.headers)
+        pushed.headers_sent = True
+        pushed.local_closed = True
+        self._streams[event.pushed_stream_id] = pushed
+        self._promises.setdefault(event.parent_stream_id, deque()).append(pushed)
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self._goaway = event
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        code = event.error_code
+        if code:
+            error: HyperError = ConnectionError(
+                f"the server closed the connection with error {_code_name(code)}"
+                + (f": {event.additional_data!r}" if event.additional_data else ""),
+                code,
+            )
+            self._fail_locked(error)
+            return
+        unprocessed = ConnectionError(
+            "the server is shutting the connection down (GOAWAY) and did not process this "
+            "request; it is safe to send it again",
+            code,
+        )
+        for stream_id, stream in list(self._streams.items()):
+            if stream_id % 2 == 1 and stream_id > last and not stream.finished:
+                stream.error = unprocessed
+                del self._streams[stream_id]
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        self.last_ping_ack = event.ping_data
+
+
+def _code_name(code: int) -> str:
+    try:
+        return f"{h2.errors.ErrorCodes(code).name} ({code})"
+    except ValueError:
+        return str(code)
+
+
+def _translate_protocol_error(exc: h2.exceptions.ProtocolError) -> HyperError:
+    """Map an h2 exception raised while receiving onto hyper's hierarchy."""
+    cause = exc.__cause__ or exc.__context__
+    code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    if isinstance(cause, hpack.exceptions.HPACKError) or "header block" in str(exc):
+        return HPACKDecodingError(f"the server sent an invalid header block: {exc}", code)
+    if isinstance(exc, h2.exceptions.DenialOfServiceError):
+        return ProtocolError(f"the server exceeded a limit hyper sets: {exc}", code)
+    return ProtocolError(f"the server broke the HTTP/2 protocol: {exc}", code)
+
+
+def _log_frames(data: bytes) -> None:
+    """Log every frame in ``data`` (whole frames, possibly after the client preface)."""
+    view = memoryview(data)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    if view[: len(preface)] == preface:
+        log.debug("send: connection preface")
+        view = view[len(preface) :]
+    while len(view) >= 9:
+        frame, length = Frame.parse_frame_header(view[:9])
+        if len(view) < 9 + length:
+            break
+        frame.parse_body(view[9 : 9 + length])
+        log.debug("send: %r", frame)
+        view = view[9 + length :]
+
+
+__all__ = ["HTTP20Connection", "StreamResetError"]

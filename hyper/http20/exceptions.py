@@ -1,0 +1,63 @@
+"""
+The exceptions specific to HTTP/2.
+
+They all derive from :class:`HTTP20Error`, itself a :class:`~hyper.common.exceptions.HyperError`,
+so ``except HyperError`` catches every failure whatever the protocol.
+"""
+
+from __future__ import annotations
+
+from ..common.exceptions import HyperError
+
+
+class HTTP20Error(HyperError):
+    """The base class of hyper's HTTP/2 exceptions."""
+
+
+class HPACKEncodingError(HTTP20Error):
+    """A header block could not be HPACK-encoded (for example, a header too large to send)."""
+
+
+# The name shadows the builtin on purpose: it is part of the documented API.
+class ConnectionError(HTTP20Error):
+    """
+    The connection as a whole failed and has been closed: the server sent GOAWAY with an
+    error, or hyper ended the connection because the server broke the protocol.
+
+    :ivar error_code: the HTTP/2 error code (an :class:`h2.errors.ErrorCodes` member or a plain
+        int for codes hyper does not know), or ``None`` when there was none.
+    """
+
+    def __init__(self, message: str, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class ProtocolError(ConnectionError):
+    """
+    The server broke the HTTP/2 protocol (a malformed frame, a flow-control violation, an
+    illegal header block, ...). hyper has sent GOAWAY and closed the connection.
+    """
+
+
+class HPACKDecodingError(ProtocolError):
+    """
+    The server sent a header block that could not be HPACK-decoded (a bad index, bad Huffman
+    code, or a header list over the limit hyper advertised). HPACK state is shared by the
+    whole connection, so the connection is closed.
+    """
+
+
+class StreamResetError(HTTP20Error):
+    """
+    The stream this response belongs to was reset (by the server with RST_STREAM, or by
+    hyper), so its data ends here. Other streams on the connection are not affected.
+
+    :ivar stream_id: the stream that was reset.
+    :ivar error_code: the HTTP/2 error code carried by the reset.
+    """
+
+    def __init__(self, message: str, stream_id: int, error_code: int) -> None:
+        super().__init__(message)
+        self.stream_id = stream_id
+        self.error_code = error_code

@@ -1,0 +1,131 @@
+"""
+Flow-control window managers: the pluggable policy that decides when hyper opens its receive
+windows again.
+
+HTTP/2 lets a receiver limit how much a sender may send: each stream, and the connection as a
+whole, has a window that DATA frames use up and WINDOW_UPDATE frames reopen. hyper asks a
+window manager how far to reopen. A connection creates one manager (an instance of the class
+given as ``window_manager``) for the connection window and one per stream.
+
+When the manager is told about data differs by level, and this is what bounds memory:
+
+* the **connection** manager hears of each DATA frame as it is received;
+* a **stream** manager hears of data as the caller *consumes* it (reads it from the
+  response). Data the caller has not read yet therefore stays within the stream's window, so
+  a slow reader holds the server back instead of making hyper buffer without limit.
+
+Padding, which never reaches the caller, is reported to the stream manager when received.
+"""
+
+from __future__ import annotations
+
+from .exceptions import HTTP20Error
+
+
+class FlowControlManagerError(HTTP20Error, ValueError):
+    """A window manager returned an increment HTTP/2 cannot send (negative, or too large)."""
+
+
+#: The receive window hyper advertises for each stream (SETTINGS_INITIAL_WINDOW_SIZE).
+DEFAULT_STREAM_WINDOW = 4 * 1024 * 1024
+
+#: The receive window hyper opens for the connection as a whole.
+DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
+
+#: The largest window HTTP/2 allows (2**31 - 1).
+MAX_WINDOW = 2**31 - 1
+
+
+class BaseFlowControlManager:
+    """
+    The interface of a flow-control policy. Subclass it and implement
+    :meth:`increase_window_size` (and, optionally, :meth:`blocked`).
+
+    The attributes are kept up to date by hyper; methods of a subclass read them but must not
+    change them.
+
+    :param initial_window_size: the size the window starts at, in bytes.
+    :param document_size: the size of the response body in bytes, when the server announced
+        it with Content-Length (``None`` otherwise, and for the connection manager).
+    """
+
+    #: The size of the window when it was created, in bytes.
+    initial_window_size: int
+    #: How much the peer may still send before it must wait for hyper, in bytes (as hyper
+    #: accounts it: data counts against the window when the manager is told about it).
+    window_size: int
+    #: The body size from Content-Length, if known. Padding may make the data that counts
+    #: against the window larger than this.
+    document_size: int | None
+
+    def __init__(self, initial_window_size: int, document_size: int | None = None) -> None:
+        self.initial_window_size = initial_window_size
+        self.window_size = initial_window_size
+        self.document_size = document_size
+
+    def increase_window_size(self, frame_size: int) -> int:
+        """
+        Decide how much to reopen the window now that ``frame_size`` more bytes have been
+        received (connection) or consumed (stream).
+
+        Called before ``window_size`` is reduced by ``frame_size``.
+
+        :param frame_size: the number of bytes; it may be zero.
+        :returns: the number of bytes to add to the window (0 to send no WINDOW_UPDATE). The
+            window may never exceed 2**31 - 1 bytes.
+        """
+        raise NotImplementedError
+
+    def blocked(self) -> int:
+        """
+        Called when the window has been used up entirely: the peer cannot send on this stream
+        (or connection) until it is reopened. HTTP/2 has no frame for a peer to say it is
+        blocked, so hyper calls this itself when the window reaches zero.
+
+        :returns: the number of bytes to add to the window; 0 leaves it closed.
+        """
+        return 0
+
+    def _handle_frame(self, frame_size: int) -> int:
+        """Account for ``frame_size`` bytes; return the increment to send (0 for none)."""
+        increase = self._checked(self.increase_window_size(frame_size))
+        self.window_size += increase - frame_size
+        if self.window_size <= 0:
+            extra = self._checked(self.blocked())
+            self.window_size += extra
+            increase += extra
+        if self.window_size > MAX_WINDOW:
+            raise FlowControlManagerError(
+                f"{type(self).__name__} opened the window beyond 2**31 - 1 bytes "
+                f"({self.window_size})"
+            )
+        return increase
+
+    def _checked(self, increment: int) -> int:
+        if not isinstance(increment, int) or increment < 0:
+            raise FlowControlManagerError(
+                f"{type(self).__name__} asked for an invalid window increment {increment!r}"
+            )
+        return increment
+
+
+class FlowControlManager(BaseFlowControlManager):
+    """
+    hyper's default policy: keep the window large and reopen it in few, large steps.
+
+    Once the window has fallen to half its initial size or less, it is reopened to the full
+    initial size with one WINDOW_UPDATE. For a bulk download with hyper's default windows
+    (4 MiB per stream, 16 MiB for the connection) that is one frame per 2 MiB per level, and
+    the sender never stalls as long as the caller keeps reading.
+    """
+
+    def increase_window_size(self, frame_size: int) -> int:
+        """Reopen to the initial size once the window would fall to half of it or less."""
+        future = self.window_size - frame_size
+        if future <= self.initial_window_size // 2:
+            return self.initial_window_size - future
+        return 0
+
+    def blocked(self) -> int:
+        """Reopen a window that reached zero to its initial size."""
+        return self.initial_window_size - self.window_size

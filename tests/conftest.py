@@ -1,0 +1,219 @@
+"""Shared fixtures: TLS material, real servers (nghttpd, hypercorn+httpbin) and scripted servers.
+
+Server fixtures are session-scoped, start on free ports of 127.0.0.1, wait
+for readiness with a deadline and are stopped (SIGTERM, then SIGKILL) at
+session end, also when tests fail.  Their logs live under pytest's temporary
+directory.  A missing server binary/package skips the tests that need it,
+unless ``CI`` is set, in which case those tests fail.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Make ``tests.support`` importable however pytest is invoked (``pytest`` alone only
+# puts ``tests/`` on sys.path while there is no ``tests/__init__.py``).
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.support.certs import CertPaths, TLSMaterial, make_tls_material  # noqa: E402
+from tests.support.http2bin import Http2binServer, run_http2bin  # noqa: E402
+from tests.support.nghttpd import Docroot, NghttpdServer, make_docroot, run_nghttpd  # noqa: E402
+from tests.support.scripted import ScriptedRawServer, ScriptedServer, ThreadedServer  # noqa: E402
+
+# Fixture name -> marker name applied automatically to the tests using it, so that
+# e.g. ``-m "not nghttpd"`` deselects everything that needs the binary.
+_SERVER_MARKERS = {
+    "nghttpd_tls": "nghttpd",
+    "nghttpd_h2c": "nghttpd",
+    "http2bin_tls": "http2bin",
+    "http2bin_plain": "http2bin",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers used by the suite."""
+    config.addinivalue_line("markers", "nghttpd: needs the nghttpd binary (auto-applied)")
+    config.addinivalue_line("markers", "http2bin: needs hypercorn + httpbin (auto-applied)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the external servers they use."""
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            marker = _SERVER_MARKERS.get(name)
+            if marker is not None:
+                item.add_marker(marker)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TLSMaterial:
+    """CA plus server, wrong-host, expired and untrusted certificates ; see TLSMaterial."""
+    return make_tls_material(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def ca_cert_path(tls_material: TLSMaterial) -> Path:
+    """PEM file of the CA that issued the test server certificates."""
+    return tls_material.ca_cert_path
+
+
+@pytest.fixture(scope="session")
+def server_cert(tls_material: TLSMaterial) -> CertPaths:
+    """Certificate valid for localhost, 127.0.0.1 and ::1."""
+    return tls_material.server
+
+
+@pytest.fixture(scope="session")
+def server_cert_path(server_cert: CertPaths) -> Path:
+    """PEM chain (leaf first) of :func:`server_cert`."""
+    return server_cert.cert_path
+
+
+@pytest.fixture(scope="session")
+def server_key_path(server_cert: CertPaths) -> Path:
+    """PEM private key of :func:`server_cert`."""
+    return server_cert.key_path
+
+
+@pytest.fixture(scope="session")
+def wrong_host_cert(tls_material: TLSMaterial) -> CertPaths:
+    """Certificate from the trusted CA, valid only for ``wrong.example``."""
+    return tls_material.wrong_host
+
+
+@pytest.fixture(scope="session")
+def expired_cert(tls_material: TLSMaterial) -> CertPaths:
+    """Certificate from the trusted CA for the right names, expired yesterday."""
+    return tls_material.expired
+
+
+@pytest.fixture(scope="session")
+def untrusted_cert(tls_material: TLSMaterial) -> CertPaths:
+    """Certificate for the right names from a CA the client does not trust."""
+    return tls_material.untrusted
+
+
+# -- nghttpd -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nghttpd_docroot(tmp_path_factory: pytest.TempPathFactory) -> Docroot:
+    """Document root shared by the nghttpd servers (1k/64k/1m/10m/empty .bin, index.html)."""
+    return make_docroot(tmp_path_factory.mktemp("docroot"))
+
+
+@pytest.fixture(scope="session")
+def nghttpd_tls(
+    nghttpd_docroot: Docroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[NghttpdServer]:
+    """nghttpd speaking HTTP/2 over TLS (ALPN h2) with the test server certificate."""
+    with run_nghttpd(
+        nghttpd_docroot,
+        tmp_path_factory.mktemp("nghttpd-tls-logs"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nghttpd_h2c(
+    nghttpd_docroot: Docroot, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NghttpdServer]:
+    """nghttpd speaking plaintext HTTP/2 (prior knowledge; ``--no-tls``)."""
+    with run_nghttpd(nghttpd_docroot, tmp_path_factory.mktemp("nghttpd-h2c-logs")) as server:
+        yield server
+
+
+# -- hypercorn + httpbin -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def http2bin_tls(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Http2binServer]:
+    """httpbin behind hypercorn over TLS, HTTP/2 via ALPN (HTTP/1.1 also offered)."""
+    with run_http2bin(
+        tmp_path_factory.mktemp("http2bin-tls-logs"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http2bin_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http2binServer]:
+    """httpbin behind hypercorn in plaintext: HTTP/1.1, h2c upgrade and h2 prior knowledge."""
+    with run_http2bin(tmp_path_factory.mktemp("http2bin-plain-logs")) as server:
+        yield server
+
+
+# -- scripted servers --------------------------------------------------------------------------
+
+
+def _server_factory(
+    cls: Callable[..., ThreadedServer], default_cert: CertPaths
+) -> tuple[Callable[..., Any], list[ThreadedServer]]:
+    """Return a server factory (for test use) and the list of servers it created."""
+    created: list[ThreadedServer] = []
+
+    def make(
+        handler: Callable[[Any], None],
+        *,
+        tls: bool = False,
+        cert: CertPaths | None = None,
+        **kwargs: Any,
+    ) -> ThreadedServer:
+        chosen = cert or default_cert
+        server = cls(
+            handler,
+            tls=tls,
+            certfile=chosen.cert_path if tls else None,
+            keyfile=chosen.key_path if tls else None,
+            **kwargs,
+        )
+        created.append(server)
+        return server
+
+    return make, created
+
+
+def _close_all(created: list[ThreadedServer]) -> None:
+    """Close servers a test left open; report handler errors nobody checked."""
+    for server in created:
+        server.close()
+    for server in created:
+        server.check()
+
+
+@pytest.fixture
+def scripted_server(server_cert: CertPaths) -> Iterator[Callable[..., ScriptedServer]]:
+    """Factory: ``with scripted_server(handler, tls=False, cert=None, **kw) as srv:``.
+
+    ``handler(ctx: ServerConnection)`` runs per connection; TLS uses
+    ``cert`` (default: the localhost server certificate) and ALPN ``h2``.
+    Extra keyword arguments go to :class:`ScriptedServer`.
+    """
+    make, created = _server_factory(ScriptedServer, server_cert)
+    yield make
+    _close_all(created)
+
+
+@pytest.fixture
+def scripted_raw_server(server_cert: CertPaths) -> Iterator[Callable[..., ScriptedRawServer]]:
+    """Factory like :func:`scripted_server`, but ``handler(sock)`` gets the bare socket."""
+    make, created = _server_factory(ScriptedRawServer, server_cert)
+    yield make
+    _close_all(created)

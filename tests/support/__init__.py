@@ -1,0 +1,1 @@
+"""Test-support helpers: certificates, server processes and scripted HTTP/2 servers."""

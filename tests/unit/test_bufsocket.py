@@ -1,0 +1,678 @@
+"""Tests for hyper.common.bufsocket.BufferedSocket over real socket pairs (plain and TLS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hyper.common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
+from hyper.common.exceptions import (
+    ConnectionClosed,
+    HyperError,
+    LineTooLongError,
+    ReadTimeout,
+    SocketError,
+    SocketTimeout,
+    TLSError,
+)
+
+#: Upper bound on any blocking socket operation in this module, so a bug cannot hang the run.
+SAFETY_TIMEOUT = 5.0
+
+
+class ChoppySocket:
+    """
+    A real socket whose reads return at most ``chunk`` bytes, so that data sent at once still
+    arrives in many pieces; counts the reads it serves.
+    """
+
+    def __init__(self, sock: socket.socket, chunk: int) -> None:
+        self._sock = sock
+        self.chunk = chunk
+        self.reads = 0
+
+    def recv_into(self, view: memoryview) -> int:
+        self.reads += 1
+        return self._sock.recv_into(view[: self.chunk])
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """Two connected stream sockets: (ours, peer's)."""
+    ours, peer = socket.socketpair()
+    ours.settimeout(SAFETY_TIMEOUT)
+    peer.settimeout(SAFETY_TIMEOUT)
+    try:
+        yield ours, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """Two connected TCP sockets over the loopback interface: (ours, peer's)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(SAFETY_TIMEOUT)
+        ours = socket.create_connection(listener.getsockname(), timeout=SAFETY_TIMEOUT)
+        peer, _ = listener.accept()
+    peer.settimeout(SAFETY_TIMEOUT)
+    try:
+        yield ours, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+def start_thread(target: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    """Run ``target`` in a daemon thread; exceptions it raises are collected in the list."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # reported by join_thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def join_thread(thread: threading.Thread, errors: list[BaseException]) -> None:
+    thread.join(SAFETY_TIMEOUT)
+    assert not thread.is_alive(), "helper thread did not finish"
+    if errors:
+        raise errors[0]
+
+
+# -- construction ------------------------------------------------------------------------------
+
+
+def test_properties(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    assert buffered.socket is ours
+    assert buffered.buffer_size == DEFAULT_BUFFER_SIZE == 64 * 1024
+    assert buffered.buffered == 0
+    assert buffered.fileno() == ours.fileno()
+    assert BufferedSocket(ours, buffer_size=1024).buffer_size == 1024
+
+
+def test_buffer_must_be_at_least_1024_bytes(pair: tuple[socket.socket, socket.socket]) -> None:
+    with pytest.raises(ValueError, match="at least 1024"):
+        BufferedSocket(pair[0], buffer_size=1023)
+
+
+def test_settimeout_applies_to_the_socket(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(1.5)
+    assert ours.gettimeout() == 1.5
+    buffered.settimeout(None)
+    assert ours.gettimeout() is None
+
+
+# -- recv --------------------------------------------------------------------------------------
+
+
+def test_recv_returns_a_memoryview_of_what_arrived(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"hello")
+    view = buffered.recv()
+    assert isinstance(view, memoryview)
+    assert bytes(view) == b"hello"
+    assert buffered.buffered == 0
+
+
+def test_recv_amount_leaves_the_rest_buffered(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    choppy = ChoppySocket(ours, chunk=1 << 20)
+    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    peer.sendall(b"abcdef")
+    assert bytes(buffered.recv(2)) == b"ab"
+    assert buffered.buffered == 4
+    assert bytes(buffered.recv(3)) == b"cde"
+    assert bytes(buffered.recv()) == b"f"
+    assert choppy.reads == 1  # served from the buffer, no further socket reads
+
+
+def test_recv_returns_buffered_data_before_reading_again(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"abc")
+    assert bytes(buffered.recv(1)) == b"a"
+    peer.sendall(b"def")
+    assert bytes(buffered.recv()) == b"bc"  # only what was buffered
+    assert bytes(buffered.recv()) == b"def"  # then one new read
+
+
+def test_recv_does_one_read_only(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    choppy = ChoppySocket(ours, chunk=4)
+    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    peer.sendall(b"0123456789")
+    assert bytes(buffered.recv()) == b"0123"
+    assert choppy.reads == 1
+    assert bytes(buffered.recv(100)) == b"4567"
+    assert choppy.reads == 2
+
+
+def test_recv_at_eof_returns_an_empty_view(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"last")
+    peer.close()
+    assert bytes(buffered.recv()) == b"last"
+    for _ in range(2):
+        view = buffered.recv()
+        assert isinstance(view, memoryview)
+        assert len(view) == 0
+
+
+# -- read_exact --------------------------------------------------------------------------------
+
+
+def test_read_exact_across_many_small_reads(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    choppy = ChoppySocket(ours, chunk=3)
+    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    payload = bytes(range(100))
+    for start in range(0, 100, 10):
+        peer.sendall(payload[start : start + 10])
+    result = buffered.read_exact(100)
+    assert type(result) is bytes
+    assert result == payload
+    assert choppy.reads == 34  # ceil(100 / 3)
+
+
+def test_read_exact_keeps_what_follows(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"HEADbody-rest")
+    assert buffered.read_exact(4) == b"HEAD"
+    assert buffered.read_exact(4) == b"body"
+    assert bytes(buffered.recv()) == b"-rest"
+
+
+def test_read_exact_zero(pair: tuple[socket.socket, socket.socket]) -> None:
+    buffered = BufferedSocket(pair[0])
+    assert buffered.read_exact(0) == b""
+
+
+def test_read_exact_larger_than_the_buffer(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    payload = os.urandom(300_000)
+    thread, errors = start_thread(lambda: peer.sendall(payload))
+    try:
+        assert buffered.read_exact(len(payload)) == payload
+    finally:
+        join_thread(thread, errors)
+
+
+def test_read_exact_connection_closed_midway(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"12345")
+    peer.close()
+    with pytest.raises(ConnectionClosed, match="after 5 of 10"):
+        buffered.read_exact(10)
+
+
+def test_read_exact_connection_closed_before_anything(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    peer.close()
+    with pytest.raises(ConnectionClosed, match="after 0 of 3"):
+        BufferedSocket(ours).read_exact(3)
+
+
+# -- readline ----------------------------------------------------------------------------------
+
+
+def test_readline_lf_and_crlf(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"first\nsecond\r\n\r\nrest")
+    line = buffered.readline()
+    assert isinstance(line, memoryview)
+    assert bytes(line) == b"first\n"
+    assert bytes(buffered.readline()) == b"second\r\n"
+    assert bytes(buffered.readline()) == b"\r\n"
+    assert buffered.buffered == 4
+    assert bytes(buffered.recv()) == b"rest"
+
+
+def test_readline_split_across_reads(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    choppy = ChoppySocket(ours, chunk=2)
+    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    peer.sendall(b"HTTP/1.1 200 OK\r\n")
+    peer.sendall(b"Server: x\r\n")
+    assert bytes(buffered.readline()) == b"HTTP/1.1 200 OK\r\n"
+    assert bytes(buffered.readline()) == b"Server: x\r\n"
+    assert choppy.reads == 14
+
+
+def test_readline_line_split_across_sends(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"first\npar")
+    assert bytes(buffered.readline()) == b"first\n"
+    assert buffered.buffered == 3  # "par" waits in the buffer for the rest of its line
+    peer.sendall(b"tial\nnext\n")
+    assert bytes(buffered.readline()) == b"partial\n"
+    assert bytes(buffered.readline()) == b"next\n"
+
+
+def test_readline_partial_line_at_eof(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"line\nno newline")
+    peer.close()
+    assert bytes(buffered.readline()) == b"line\n"
+    assert bytes(buffered.readline()) == b"no newline"
+    assert bytes(buffered.readline()) == b""
+    assert bytes(buffered.readline()) == b""
+
+
+def test_readline_at_clean_eof(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    peer.close()
+    assert bytes(BufferedSocket(ours).readline()) == b""
+
+
+def test_readline_limit_is_inclusive(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"012345678\n")  # 10 bytes with its newline
+    assert bytes(buffered.readline(limit=10)) == b"012345678\n"
+
+
+def test_readline_too_long_with_newline_in_buffer(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"0123456789\n")  # 11 bytes
+    with pytest.raises(LineTooLongError, match="longer than 10"):
+        buffered.readline(limit=10)
+
+
+def test_readline_too_long_without_newline_does_not_wait(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(2.0)
+    peer.sendall(b"x" * 20)  # no newline, and nothing more will come
+    started = time.monotonic()
+    with pytest.raises(LineTooLongError):
+        buffered.readline(limit=10)
+    assert time.monotonic() - started < 1.0
+
+
+def test_readline_limit_is_capped_by_the_buffer(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    thread, errors = start_thread(lambda: peer.sendall(b"y" * 1500 + b"\n"))
+    try:
+        with pytest.raises(LineTooLongError, match="longer than 1024"):
+            buffered.readline(limit=65536)
+    finally:
+        join_thread(thread, errors)
+
+
+def test_readline_of_exactly_the_buffer_size_after_compaction(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    long_line = b"z" * 1023 + b"\n"
+    peer.sendall(b"short\n" + long_line + b"tail\n")
+    assert bytes(buffered.readline()) == b"short\n"
+    assert bytes(buffered.readline()) == long_line
+    assert bytes(buffered.readline()) == b"tail\n"
+
+
+def test_readline_error_is_a_hyper_error(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    peer.sendall(b"abc")
+    with pytest.raises(HyperError):
+        BufferedSocket(ours).readline(limit=2)
+
+
+def test_buffer_compaction_with_many_lines(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    lines = [b"line %04d " % i + b"x" * (i * 7 % 150) + b"\r\n" for i in range(300)]
+    payload = b"".join(lines)
+    assert len(payload) > 20 * 1024
+    thread, errors = start_thread(lambda: peer.sendall(payload))
+    try:
+        received = [bytes(buffered.readline()) for _ in lines]
+    finally:
+        join_thread(thread, errors)
+    assert received == lines
+    assert buffered.buffered == 0
+
+
+def test_mixed_readline_and_read_exact_through_a_small_buffer(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # A chunked-encoding-like stream: size line, exact data, CRLF; sizes straddle the buffer.
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    sizes = [1, 5, 1000, 1023, 1024, 1025, 3000, 17, 0]
+    pieces = [os.urandom(size) for size in sizes]
+    stream = b"".join(b"%x\r\n" % len(piece) + piece + b"\r\n" for piece in pieces)
+    thread, errors = start_thread(lambda: peer.sendall(stream))
+    try:
+        received = []
+        while True:
+            size = int(bytes(buffered.readline()).strip(), 16)
+            received.append(buffered.read_exact(size))
+            assert buffered.read_exact(2) == b"\r\n"
+            if size == 0:
+                break
+    finally:
+        join_thread(thread, errors)
+    assert received == pieces
+
+
+# -- can_read ----------------------------------------------------------------------------------
+
+
+def test_can_read(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    assert buffered.can_read() is False
+    peer.sendall(b"ab")
+    assert buffered.can_read() is True  # readable on the socket
+    assert bytes(buffered.recv(1)) == b"a"
+    assert buffered.can_read() is True  # one byte still buffered
+    assert bytes(buffered.recv()) == b"b"
+    assert buffered.can_read() is False
+
+
+def test_can_read_at_eof(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.close()
+    assert buffered.can_read() is True  # a read would return (empty) at once
+    assert len(buffered.recv()) == 0
+
+
+# -- sendall -----------------------------------------------------------------------------------
+
+
+def test_sendall(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    buffered.sendall(b"bytes,")
+    buffered.sendall(bytearray(b"bytearray,"))
+    buffered.sendall(memoryview(b"memoryview"))
+    expected = b"bytes,bytearray,memoryview"
+    received = b""
+    while len(received) < len(expected):
+        chunk = peer.recv(100)
+        assert chunk
+        received += chunk
+    assert received == expected
+
+
+def test_sendall_large_payload(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    payload = os.urandom(1_000_000)
+    reader = BufferedSocket(peer)
+    thread, errors = start_thread(lambda: buffered.sendall(payload))
+    try:
+        assert reader.read_exact(len(payload)) == payload
+    finally:
+        join_thread(thread, errors)
+
+
+def test_sendall_to_a_closed_peer(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    peer.close()
+    buffered = BufferedSocket(ours)
+    with pytest.raises(ConnectionClosed):
+        buffered.sendall(b"anyone there?")
+
+
+def test_sendall_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair  # the peer never reads
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(0.2)
+    started = time.monotonic()
+    with pytest.raises(SocketTimeout) as info:
+        buffered.sendall(b"\0" * (16 * 1024 * 1024))
+    assert time.monotonic() - started < 2.0
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value.__cause__, TimeoutError)
+
+
+# -- timeouts and failures ---------------------------------------------------------------------
+
+
+def test_recv_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(0.2)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeout) as info:
+        buffered.recv()
+    elapsed = time.monotonic() - started
+    assert 0.1 < elapsed < 1.5
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value, SocketTimeout)
+
+
+def test_readline_timeout_keeps_the_partial_line(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(0.2)
+    peer.sendall(b"abc")
+    with pytest.raises(ReadTimeout):
+        buffered.readline()
+    assert buffered.buffered == 3
+    peer.sendall(b"def\n")
+    assert bytes(buffered.readline()) == b"abcdef\n"
+
+
+def test_connection_reset_is_connection_closed(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = tcp_pair
+    # Closing with a zero linger time sends RST instead of FIN.
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+    with pytest.raises(ConnectionClosed, match="reset"):
+        BufferedSocket(ours).recv()
+
+
+def test_tcp_eof(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = tcp_pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"over tcp\n")
+    peer.shutdown(socket.SHUT_WR)
+    assert bytes(buffered.readline()) == b"over tcp\n"
+    assert len(buffered.recv()) == 0
+
+
+def test_close_twice_is_harmless(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    buffered.close()
+    buffered.close()
+    assert ours.fileno() == -1
+    assert peer.recv(10) == b""  # the peer sees the end of the stream
+
+
+def test_recv_after_close_is_a_socket_error(pair: tuple[socket.socket, socket.socket]) -> None:
+    buffered = BufferedSocket(pair[0])
+    buffered.close()
+    with pytest.raises(SocketError) as info:
+        buffered.recv()
+    assert not isinstance(info.value, ReadTimeout)
+
+
+def test_sendall_after_close_is_a_socket_error(pair: tuple[socket.socket, socket.socket]) -> None:
+    buffered = BufferedSocket(pair[0])
+    buffered.close()
+    with pytest.raises(SocketError):
+        buffered.sendall(b"x")
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context) sharing a throw-away CA."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
+
+
+def tls_pair(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    serve: Callable[[ssl.SSLSocket], None],
+) -> tuple[ssl.SSLSocket, threading.Thread, list[BaseException]]:
+    """Handshake over a socket pair; ``serve`` runs with the server side in a thread."""
+    server_ctx, client_ctx = contexts
+    ours, peer = socket.socketpair()
+    ours.settimeout(SAFETY_TIMEOUT)
+    peer.settimeout(SAFETY_TIMEOUT)
+
+    def server() -> None:
+        with server_ctx.wrap_socket(peer, server_side=True) as tls:
+            serve(tls)
+
+    thread, errors = start_thread(server)
+    try:
+        client = client_ctx.wrap_socket(ours, server_hostname="localhost")
+    except BaseException:
+        ours.close()
+        join_thread(thread, errors)
+        raise
+    return client, thread, errors
+
+
+def test_tls_readline_and_close_notify(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"HTTP/1.1 200 OK\r\n")
+        tls.sendall(b"Content-Length: 5\r\n\r\nhello")
+        tls.unwrap()  # close_notify, then wait for the client's
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client, buffer_size=1024)
+    try:
+        assert bytes(buffered.readline()) == b"HTTP/1.1 200 OK\r\n"
+        assert bytes(buffered.readline()) == b"Content-Length: 5\r\n"
+        assert bytes(buffered.readline()) == b"\r\n"
+        assert buffered.read_exact(5) == b"hello"
+        assert len(buffered.recv()) == 0  # close_notify reads as the end of the stream
+        client.unwrap()
+    finally:
+        buffered.close()
+        join_thread(thread, errors)
+
+
+def test_tls_eof_without_close_notify(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"data")
+        tls.shutdown(socket.SHUT_RDWR)  # TCP-level close, no close_notify
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client)
+    try:
+        assert bytes(buffered.recv()) == b"data"
+        assert len(buffered.recv()) == 0
+        assert bytes(buffered.readline()) == b""
+    finally:
+        buffered.close()
+        join_thread(thread, errors)
+
+
+def test_tls_large_read_exact(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    payload = os.urandom(200_000)
+
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(payload)
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client, buffer_size=1024)
+    try:
+        assert buffered.read_exact(len(payload)) == payload
+    finally:
+        buffered.close()
+        join_thread(thread, errors)
+
+
+def test_tls_garbage_record_is_a_tls_error(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    def serve(tls: ssl.SSLSocket) -> None:
+        # Bytes written under the TLS layer: not a valid record.
+        os.write(tls.fileno(), b"\x17\x03\x03\x00\x10" + b"not a real record")
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client)
+    try:
+        with pytest.raises(TLSError) as info:
+            buffered.recv()
+        assert isinstance(info.value.__cause__, ssl.SSLError)
+    finally:
+        buffered.close()
+        join_thread(thread, errors)
+
+
+def test_tls_can_read_sees_data_pending_in_the_tls_layer(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"0123456789")  # one TLS record
+        tls.recv(1)  # hold the connection open until the client is done
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    choppy = ChoppySocket(client, chunk=4)
+    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    try:
+        assert buffered.read_exact(4) == b"0123"
+        # The whole record has left the kernel; six decrypted bytes wait inside the TLS layer.
+        assert buffered.buffered == 0
+        assert client.pending() == 6
+        assert buffered.can_read() is True
+        assert buffered.read_exact(6) == b"456789"
+        assert buffered.can_read() is False
+        buffered.sendall(b"!")
+    finally:
+        buffered.close()
+        join_thread(thread, errors)

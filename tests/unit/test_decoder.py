@@ -1,0 +1,623 @@
+"""Tests for hyper.common.decoder: Content-Encoding parsing, codecs, chains, limits, bombs."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib
+import random
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import brotli
+import pytest
+
+from hyper.common import decoder as decoder_module
+from hyper.common.decoder import SUPPORTED_ENCODINGS, Decoder, get_decoder
+from hyper.common.exceptions import ContentDecodingError, InvalidRequest
+
+
+def _stdlib_zstd() -> ModuleType | None:
+    for name in ("compression.zstd", "backports.zstd"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+# zstandard is not installed on Python 3.14+, where compression.zstd is used instead.
+zstandard: ModuleType | None
+try:
+    zstandard = importlib.import_module("zstandard")
+except ImportError:
+    zstandard = None
+STDLIB_ZSTD = _stdlib_zstd()
+_ZSTD = zstandard if zstandard is not None else STDLIB_ZSTD
+assert _ZSTD is not None, "zstd tests need zstandard or compression.zstd"
+ZSTD_ERROR: type[Exception] = _ZSTD.ZstdError
+needs_zstandard = pytest.mark.skipif(zstandard is None, reason="needs the zstandard package")
+
+
+def zstd_compress(data: bytes, level: int = 3) -> bytes:
+    result: bytes = _ZSTD.compress(data, level)
+    return result
+
+
+KIB = 1024
+MIB = 1024 * KIB
+LIMIT = 64 * KIB
+
+# Compressible but not trivial: random words.
+_rng = random.Random(1234)
+_WORDS = [bytes(_rng.randrange(97, 123) for _ in range(_rng.randrange(2, 9))) for _ in range(500)]
+DATA = b" ".join(_rng.choice(_WORDS) for _ in range(60_000))
+# For tests that feed the body one byte at a time.
+SMALL = DATA[:20_000]
+
+
+def raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "raw-deflate": raw_deflate,
+    "br": lambda data: brotli.compress(data, quality=5),
+    "zstd": zstd_compress,
+}
+
+
+@functools.cache
+def encoded(kind: str, data: bytes = DATA) -> bytes:
+    """``data`` encoded as ``kind`` says (cached: brotli in particular is slow to compress)."""
+    return ENCODERS[kind](data)
+
+
+def coding_of(kind: str) -> str:
+    return "deflate" if kind == "raw-deflate" else kind
+
+
+def new_decoder(coding: str | bytes) -> Decoder:
+    decoder = get_decoder(coding)
+    assert decoder is not None
+    return decoder
+
+
+def decode_streaming(
+    decoder: Decoder, body: bytes, chunk_size: int, max_length: int
+) -> Iterator[bytes]:
+    """Feed the body in chunks and drain the decoder the documented way."""
+    for start in range(0, len(body), chunk_size):
+        yield decoder.decompress(body[start : start + chunk_size], max_length)
+        while not decoder.needs_input:
+            yield decoder.decompress(b"", max_length)
+    while out := decoder.flush(max_length):
+        yield out
+
+
+def decode_all(coding: str, body: bytes, chunk_size: int = 1 << 30, max_length: int = -1) -> bytes:
+    pieces = list(decode_streaming(new_decoder(coding), body, chunk_size, max_length))
+    if max_length > 0:
+        assert all(len(piece) <= max_length for piece in pieces)
+    return b"".join(pieces)
+
+
+# -- get_decoder --------------------------------------------------------------------------------
+
+
+def test_supported_encodings() -> None:
+    assert SUPPORTED_ENCODINGS == ("gzip", "deflate", "br", "zstd")
+
+
+@pytest.mark.parametrize(
+    "value", [None, b"", "", [], [b""], b"identity", "Identity", [b"identity"]]
+)
+def test_nothing_to_decode_gives_none(value: bytes | str | list[bytes] | None) -> None:
+    assert get_decoder(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"compress", b"gzip, compress", [b"gzip", b"snappy"], "br, x-unknown", b"gzip;q=1"],
+)
+def test_any_unknown_coding_gives_none(value: bytes | str | list[bytes]) -> None:
+    assert get_decoder(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "codings"),
+    [
+        ([b"gzip"], ("gzip",)),
+        (b"GZIP", ("gzip",)),
+        ("x-gzip", ("x-gzip",)),
+        (b" Deflate ", ("deflate",)),
+        (b"gzip, br", ("gzip", "br")),
+        ([b"gzip", b"br"], ("gzip", "br")),
+        ([b"identity, gzip", b"", b"ZSTD"], ("gzip", "zstd")),
+        (b"gzip,,br", ("gzip", "br")),
+    ],
+)
+def test_codings_are_parsed(value: bytes | str | list[bytes], codings: tuple[str, ...]) -> None:
+    assert new_decoder(value).codings == codings
+
+
+def test_decoder_constructor() -> None:
+    assert Decoder(["gzip", b"br"]).codings == ("gzip", "br")
+    assert Decoder("gzip").codings == ("gzip",)
+    with pytest.raises(InvalidRequest):
+        Decoder(["compress"])
+    with pytest.raises(InvalidRequest):
+        Decoder([])
+
+
+# -- Each codec ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_one_shot(kind: str) -> None:
+    body = encoded(kind)
+    decoder = new_decoder(coding_of(kind))
+    assert decoder.decompress(body) + decoder.flush() == DATA
+    assert decoder.eof
+    assert decoder.needs_input
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+@pytest.mark.parametrize(("chunk_size", "max_length"), [(1, -1), (7, 100), (4096, LIMIT), (1, 3)])
+def test_streaming_and_bounded(kind: str, chunk_size: int, max_length: int) -> None:
+    expected = SMALL if chunk_size == 1 else DATA
+    body = encoded(kind, expected)
+    assert decode_all(coding_of(kind), body, chunk_size, max_length) == expected
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_max_length_is_respected_and_input_kept(kind: str) -> None:
+    decoder = new_decoder(coding_of(kind))
+    first = decoder.decompress(encoded(kind), 1000)
+    assert len(first) == 1000
+    assert not decoder.needs_input
+    assert not decoder.eof
+    second = decoder.decompress(b"", 5)
+    assert len(second) == 5
+    rest = decoder.decompress(b"")
+    assert first + second + rest + decoder.flush() == DATA
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_max_length_zero_returns_nothing_and_keeps_input(kind: str) -> None:
+    decoder = new_decoder(coding_of(kind))
+    assert decoder.decompress(encoded(kind), 0) == b""
+    assert decoder.decompress(b"") + decoder.flush() == DATA
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_bounded_flush_returns_the_rest_in_pieces(kind: str) -> None:
+    decoder = new_decoder(coding_of(kind))
+    out = [decoder.decompress(encoded(kind), 10_000)]
+    while piece := decoder.flush(10_000):
+        assert len(piece) <= 10_000
+        out.append(piece)
+    assert b"".join(out) == DATA
+    assert decoder.flush(10_000) == b""
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_empty_body_decodes_to_nothing(kind: str) -> None:
+    decoder = new_decoder(coding_of(kind))
+    assert decoder.decompress(b"") == b""
+    assert decoder.flush() == b""
+
+
+def test_needs_input_and_eof_progression() -> None:
+    decoder = new_decoder("gzip")
+    assert decoder.needs_input
+    assert not decoder.eof
+    body = gzip.compress(DATA)
+    half = len(body) // 2
+    decoder.decompress(body[:half])
+    assert decoder.needs_input
+    assert not decoder.eof
+    decoder.decompress(body[half:])
+    assert decoder.eof
+    assert decoder.needs_input
+
+
+def test_deflate_detects_zlib_and_raw_streams() -> None:
+    zlib_body = zlib.compress(DATA)
+    raw_body = raw_deflate(DATA)
+    assert zlib_body[:2] != raw_body[:2]
+    assert decode_all("deflate", zlib_body) == DATA
+    assert decode_all("deflate", raw_body) == DATA
+    # The header can arrive one byte at a time.
+    assert decode_all("deflate", raw_deflate(SMALL), chunk_size=1, max_length=4096) == SMALL
+
+
+def test_raw_deflate_starting_with_0x78_is_still_raw() -> None:
+    # A stored (uncompressed) raw block whose first byte is 0x78, like most zlib headers; the
+    # second byte (the block length) fails the zlib header check, so it is decoded as raw.
+    stored = b"\x78" + (5).to_bytes(2, "little") + (0xFFFA).to_bytes(2, "little") + b"hello"
+    body = stored + b"\x01\x00\x00\xff\xff"  # final empty stored block
+    assert zlib.decompress(body, -15) == b"hello"
+    assert decode_all("deflate", body) == b"hello"
+    assert decode_all("deflate", body, chunk_size=1, max_length=2) == b"hello"
+
+
+# -- Chains -------------------------------------------------------------------------------------
+
+
+def test_chain_is_decoded_in_reverse_order() -> None:
+    body = brotli.compress(gzip.compress(DATA))  # gzip applied first, then br
+    assert decode_all("gzip, br", body) == DATA
+    assert decode_all("gzip, br", body, chunk_size=999, max_length=4000) == DATA
+    decoder = new_decoder([b"gzip", b"br"])
+    assert decoder.decompress(body) + decoder.flush() == DATA
+
+
+def test_chain_in_the_wrong_order_fails() -> None:
+    body = brotli.compress(gzip.compress(DATA))
+    with pytest.raises(ContentDecodingError):
+        decode_all("br, gzip", body)
+
+
+def test_three_codings() -> None:
+    body = zstd_compress(brotli.compress(zlib.compress(DATA)))
+    assert decode_all("deflate, br, zstd", body) == DATA
+    assert decode_all("deflate, br, zstd", body, chunk_size=5000, max_length=1500) == DATA
+
+
+def test_identity_in_a_chain_is_ignored() -> None:
+    assert decode_all("identity, gzip, identity", gzip.compress(DATA)) == DATA
+
+
+def test_chain_with_garbage_after_the_inner_stream() -> None:
+    body = brotli.compress(gzip.compress(SMALL) + b"junk", quality=5)
+    assert decode_all("gzip, br", body) == SMALL
+    assert decode_all("gzip, br", body, chunk_size=100, max_length=700) == SMALL
+
+
+def test_chain_needs_input_reflects_upstream_data() -> None:
+    decoder = new_decoder("gzip, br")
+    decoder.decompress(brotli.compress(gzip.compress(DATA)), 10)
+    assert not decoder.needs_input
+    rest = decoder.decompress(b"")
+    assert len(rest) == len(DATA) - 10
+    assert decoder.needs_input
+
+
+# -- What follows the end of a stream -----------------------------------------------------------
+
+
+def test_gzip_multiple_members_are_all_decoded() -> None:
+    body = gzip.compress(b"first ") + gzip.compress(b"second ") + gzip.compress(SMALL)
+    expected = b"first second " + SMALL
+    assert decode_all("gzip", body) == expected
+    assert decode_all("gzip", body, chunk_size=1, max_length=777) == expected
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 10, b"junk after the end", b"\x1f", b"\x1fX"])
+def test_gzip_trailing_garbage_is_ignored(garbage: bytes) -> None:
+    body = encoded("gzip", SMALL) + garbage
+    assert decode_all("gzip", body) == SMALL
+    assert decode_all("gzip", body, chunk_size=3, max_length=5000) == SMALL
+
+
+def test_gzip_garbage_ends_decoding_even_if_a_member_follows() -> None:
+    body = gzip.compress(b"a") + b"junk" + gzip.compress(b"b")
+    assert decode_all("gzip", body) == b"a"
+
+
+def test_gzip_broken_second_member_is_an_error() -> None:
+    # It starts like a member (magic bytes), so it is decoded, and it is invalid.
+    body = gzip.compress(b"a") + b"\x1f\x8b" + b"\xff" * 20
+    with pytest.raises(ContentDecodingError):
+        decode_all("gzip", body)
+
+
+def test_gzip_truncated_second_member_is_an_error() -> None:
+    body = gzip.compress(b"a") + gzip.compress(DATA)[:-4]
+    with pytest.raises(ContentDecodingError):
+        decode_all("gzip", body)
+
+
+@pytest.mark.parametrize("kind", ["deflate", "raw-deflate"])
+def test_deflate_trailing_bytes_are_ignored(kind: str) -> None:
+    body = encoded(kind, SMALL) + b"trailing junk"
+    assert decode_all("deflate", body) == SMALL
+    assert decode_all("deflate", body, chunk_size=2, max_length=999) == SMALL
+
+
+def skippable_frame(payload: bytes) -> bytes:
+    return b"\x5a\x2a\x4d\x18" + len(payload).to_bytes(4, "little") + payload
+
+
+def test_zstd_frames_and_skippable_frames() -> None:
+    body = (
+        skippable_frame(b"meta")
+        + zstd_compress(SMALL)
+        + skippable_frame(b"")
+        + zstd_compress(b"tail")
+    )
+    assert decode_all("zstd", body) == SMALL + b"tail"
+    assert decode_all("zstd", body, chunk_size=1, max_length=3000) == SMALL + b"tail"
+
+
+@needs_zstandard
+def test_zstd_with_checksum_and_without_content_size() -> None:
+    assert zstandard is not None
+    compressor = zstandard.ZstdCompressor(write_checksum=True, write_content_size=False)
+    body = compressor.compress(DATA)
+    assert decode_all("zstd", body, chunk_size=100, max_length=5000) == DATA
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 3, b"\x00" * 10, b"junk!"])
+def test_zstd_trailing_garbage_is_ignored(garbage: bytes) -> None:
+    body = encoded("zstd", SMALL) + garbage
+    assert decode_all("zstd", body) == SMALL
+    assert decode_all("zstd", body, chunk_size=2, max_length=5000) == SMALL
+
+
+def test_brotli_trailing_data_is_an_error_in_any_chunking() -> None:
+    body = encoded("br") + b"x"
+    with pytest.raises(ContentDecodingError):
+        decode_all("br", body)
+    decoder = new_decoder("br")
+    assert decoder.decompress(body[:-1]) == DATA
+    with pytest.raises(ContentDecodingError):
+        decoder.decompress(b"x")
+
+
+# -- Truncated and corrupt input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+@pytest.mark.parametrize("cut", [1, 5, 0.5])
+def test_truncated_body_raises_on_flush(kind: str, cut: float) -> None:
+    body = encoded(kind)
+    keep = int(len(body) * cut) if isinstance(cut, float) else len(body) - cut
+    decoder = new_decoder(coding_of(kind))
+    decoder.decompress(body[:keep])
+    with pytest.raises(ContentDecodingError):
+        decoder.flush()
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_truncated_body_raises_on_bounded_flush_after_the_output(kind: str) -> None:
+    body = encoded(kind)
+    decoder = new_decoder(coding_of(kind))
+    received = bytearray(decoder.decompress(body[: len(body) // 2], 1000))
+    with pytest.raises(ContentDecodingError):
+        while True:
+            out = decoder.flush(1000)
+            assert len(out) <= 1000
+            received += out
+    assert 1000 <= len(received) < len(DATA)
+    assert DATA.startswith(received)
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_body_of_only_a_few_header_bytes_is_truncated(kind: str) -> None:
+    decoder = new_decoder(coding_of(kind))
+    decoder.decompress(encoded(kind)[:1])
+    with pytest.raises(ContentDecodingError):
+        decoder.flush()
+
+
+def _zstd_bad_block() -> bytes:
+    """A valid zstd frame header followed by a compressed block of garbage."""
+    frame = zstd_compress(b"hello")
+    header = frame[: decoder_module._zstd_header_size(frame[4])]
+    block_header = ((64 << 3) | (2 << 1) | 1).to_bytes(3, "little")  # last, compressed, 64 B
+    return header + block_header + b"\xff" * 64
+
+
+ZSTD_BAD_BLOCK = _zstd_bad_block()
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "cause"),
+    [
+        ("gzip", b"this is not gzip at all", zlib.error),
+        ("deflate", b"\x78\x9c" + b"\xff" * 30, zlib.error),
+        ("deflate", b"\xff" * 30, zlib.error),
+        ("br", b"\xff" * 30, brotli.error),
+        ("zstd", ZSTD_BAD_BLOCK, ZSTD_ERROR),
+    ],
+    ids=["gzip", "zlib", "raw-deflate", "br", "zstd"],
+)
+def test_corrupt_input_raises_with_cause(coding: str, body: bytes, cause: type) -> None:
+    with pytest.raises(ContentDecodingError) as info:
+        decode_all(coding, body)
+    assert isinstance(info.value.__cause__, cause)
+
+
+def test_gzip_bad_crc_is_an_error() -> None:
+    body = bytearray(gzip.compress(DATA))
+    body[-8] ^= 0xFF  # the CRC32 in the trailer
+    with pytest.raises(ContentDecodingError):
+        decode_all("gzip", bytes(body))
+
+
+def test_zstd_not_a_frame_is_an_error() -> None:
+    with pytest.raises(ContentDecodingError):
+        decode_all("zstd", b"definitely not zstd")
+
+
+def test_zstd_reserved_block_type_is_an_error() -> None:
+    frame = zstd_compress(b"hello")
+    header_size = decoder_module._zstd_header_size(frame[4])
+    bad = bytearray(frame)
+    bad[header_size] |= 0b110  # block type 3: reserved
+    with pytest.raises(ContentDecodingError):
+        decode_all("zstd", bytes(bad))
+
+
+@needs_zstandard
+def test_zstd_window_larger_than_8_mib_is_refused() -> None:
+    assert zstandard is not None
+    params = zstandard.ZstdCompressionParameters(window_log=24)
+    compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    body = compressor.compress(DATA) + compressor.flush()
+    assert zstandard.get_frame_parameters(body).window_size == 1 << 24
+    with pytest.raises(ContentDecodingError):
+        decode_all("zstd", body, max_length=1000)
+
+
+def test_errors_are_content_decoding_errors_not_library_errors() -> None:
+    decoder = new_decoder("gzip")
+    with pytest.raises(ContentDecodingError):
+        decoder.decompress(b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 50)
+
+
+# -- Bombs --------------------------------------------------------------------------------------
+
+ONE_MIB_OF_ZEROS = bytes(MIB)
+
+
+def _deflate_piece() -> tuple[bytes, bytes]:
+    """A raw deflate block sequence for 1 MiB of zeros that can be repeated, and an ending."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = compressor.compress(ONE_MIB_OF_ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
+    # A full flush resets the compressor, so every further MiB compresses the same way.
+    again = compressor.compress(ONE_MIB_OF_ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert piece == again
+    return piece, compressor.flush()
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, bytes]:
+    """Bodies that each decode to 1 GiB of zeros, built without compressing 1 GiB."""
+    piece, ending = _deflate_piece()
+    raw = piece * 1024 + ending
+    brotli_compressor = brotli.Compressor(quality=1)
+    brotli_body = b"".join(brotli_compressor.process(ONE_MIB_OF_ZEROS) for _ in range(1024))
+    zstd_frame = zstd_compress(bytes(64 * MIB))
+    # The gzip and zlib trailers (checksum, size) are wrong; they are never reached.
+    return {
+        "gzip": b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + raw + bytes(8),
+        "deflate": b"\x78\xda" + raw + bytes(4),
+        "raw-deflate": raw,
+        "br": brotli_body + brotli_compressor.finish(),
+        "zstd": zstd_frame * 16,
+    }
+
+
+@pytest.mark.parametrize("kind", ["gzip", "deflate", "raw-deflate", "br", "zstd"])
+def test_bomb_output_is_bounded(bombs: dict[str, bytes], kind: str) -> None:
+    body = bombs[kind]
+    assert len(body) < 2 * MIB  # it really is a bomb: ~1000x or more
+    decoder = new_decoder(coding_of(kind))
+    tracemalloc.start()
+    try:
+        out = decoder.decompress(body, LIMIT)
+        assert len(out) == LIMIT
+        for _ in range(30):
+            assert not decoder.needs_input
+            out = decoder.decompress(b"", LIMIT)
+            assert len(out) == LIMIT
+            assert out == bytes(LIMIT)
+        small = decoder.decompress(b"", 10)
+        assert small == bytes(10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MIB
+    assert not decoder.eof
+
+
+@pytest.mark.parametrize(
+    ("codings", "wrap"),
+    [
+        ("gzip, br", lambda body: brotli.compress(body, quality=5)),
+        ("gzip, gzip", gzip.compress),
+        ("gzip, zstd", zstd_compress),
+    ],
+)
+def test_bomb_inside_a_chain_is_bounded(
+    bombs: dict[str, bytes], codings: str, wrap: Callable[[bytes], bytes]
+) -> None:
+    body = wrap(bombs["gzip"])
+    assert len(body) < 64 * KIB
+    decoder = new_decoder(codings)
+    tracemalloc.start()
+    try:
+        out = decoder.decompress(body, LIMIT)
+        assert len(out) == LIMIT
+        for _ in range(30):
+            assert not decoder.needs_input
+            assert len(decoder.decompress(b"", LIMIT)) == LIMIT
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MIB
+
+
+FIFTY_MIB = bytes(50 * MIB)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["gzip", "deflate", "raw-deflate", "br", "zstd"],
+)
+def test_large_body_fed_at_once_then_read_in_bounded_pieces(kind: str) -> None:
+    encoders: dict[str, Callable[[bytes], bytes]] = {
+        "gzip": lambda data: gzip.compress(data, 1),
+        "deflate": lambda data: zlib.compress(data, 1),
+        "raw-deflate": lambda data: zlib.compress(data, 1)[2:-4],
+        "br": lambda data: brotli.compress(data, quality=1),
+        "zstd": zstd_compress,
+    }
+    body = encoders[kind](FIFTY_MIB)
+    decoder = new_decoder(coding_of(kind))
+    total = len(decoder.decompress(body, LIMIT))
+    calls = 1
+    while not decoder.needs_input:
+        out = decoder.decompress(b"", LIMIT)
+        assert len(out) <= LIMIT
+        assert not out.strip(b"\x00")
+        total += len(out)
+        calls += 1
+    while out := decoder.flush(LIMIT):
+        total += len(out)
+    assert total == len(FIFTY_MIB)
+    assert calls >= len(FIFTY_MIB) // LIMIT
+    assert decoder.eof
+
+
+# -- zstd through compression.zstd (Python 3.14+) or its backport -------------------------------
+
+
+@pytest.fixture
+def stdlib_zstd(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = STDLIB_ZSTD
+    if module is None:
+        pytest.skip("neither compression.zstd nor backports.zstd is available")
+    monkeypatch.setitem(
+        decoder_module._FACTORIES,
+        b"zstd",
+        lambda name: decoder_module._StdlibZstdStage(name, module),
+    )
+
+
+@pytest.mark.usefixtures("stdlib_zstd")
+def test_stdlib_zstd_round_trip_frames_and_garbage() -> None:
+    body = skippable_frame(b"m") + zstd_compress(DATA) + zstd_compress(b"!") + b"junk"
+    assert decode_all("zstd", body) == DATA + b"!"
+    assert decode_all("zstd", body, chunk_size=3, max_length=999) == DATA + b"!"
+    decoder = new_decoder("zstd")
+    decoder.decompress(zstd_compress(DATA)[:-3])
+    with pytest.raises(ContentDecodingError):
+        decoder.flush()
+
+
+@pytest.mark.usefixtures("stdlib_zstd")
+def test_stdlib_zstd_bomb_is_bounded(bombs: dict[str, bytes]) -> None:
+    decoder = new_decoder("zstd")
+    assert len(decoder.decompress(bombs["zstd"], LIMIT)) == LIMIT
+    for _ in range(10):
+        assert len(decoder.decompress(b"", LIMIT)) == LIMIT
