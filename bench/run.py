@@ -37,7 +37,7 @@ def _names(registry: Sequence[str]) -> Callable[[str], list[str]]:
     """An argparse type for a comma-separated list of names from ``registry``."""
 
     def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
+        names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
         unknown = [n for n in names if n not in registry]
         if unknown or not names:
             raise argparse.ArgumentTypeError(
@@ -56,10 +56,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS}, quick 1)")
     parser.add_argument(
-        "--workloads", type=_names(list(WORKLOADS)), default=list(WORKLOADS), help="default: all"
+        "--workloads",
+        type=_names(list(WORKLOADS)),
+        default=list(WORKLOADS),
+        metavar="A,B",
+        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)",
     )
     parser.add_argument(
-        "--clients", type=_names(list(RUNNERS)), help="default: all installed clients"
+        "--clients",
+        type=_names(list(RUNNERS)),
+        metavar="X,Y",
+        help=f"comma-separated, from {','.join(RUNNERS)} (default: all installed)",
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument("--timeout", type=float, help="seconds allowed per run (default 120/20)")
@@ -100,6 +107,8 @@ def run_one(runner: Runner, job: Job, round_no: int) -> Outcome:
         sample = runner.run(job)
     except RunnerError as exc:
         return Outcome(round_no, error=str(exc))
+    except Exception as exc:  # a bug in a runner must not end the whole benchmark
+        return Outcome(round_no, error=f"runner failed: {type(exc).__name__}: {exc}")
     value = job.workload.rate(sample.requests, sample.body_bytes, sample.seconds)
     return Outcome(round_no, value=value, sample=sample)
 
@@ -122,7 +131,7 @@ def run_workload(
 
 
 def _progress(workload: Workload, round_no: int, rounds: int, client: str, o: Outcome) -> None:
-    tag = f"[{workload.name} {round_no}/{rounds}] {client:<8}"
+    tag = f"[{workload.name} {round_no}/{rounds}] {client:<11}"
     if o.sample is None:
         print(f"{tag} error: {o.error}", file=sys.stderr, flush=True)
     else:
@@ -146,18 +155,12 @@ def run_all(
     return target, results
 
 
-def build_document(
-    args: argparse.Namespace,
-    started: datetime.datetime,
-    skipped: dict[str, str],
-    target: Target,
-    results: list[WorkloadResult],
+def start_document(
+    args: argparse.Namespace, skipped: dict[str, str], info: dict[str, object]
 ) -> dict[str, object]:
-    """The JSON document: when, where, with what, and every number."""
-    info = machine.machine_info()
-    info["load_average_at_end"] = machine.load_average()
+    """What is known before running: when, where, with what, and how."""
     return {
-        "date": started.isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "quick": args.quick,
         "rounds": args.rounds,
@@ -167,10 +170,30 @@ def build_document(
             "packages": machine.package_versions(),
             "tools": {"nghttpd": server_version(), **tool_versions()},
         },
-        "server": {"program": "nghttpd", "args": list(target.server_args)},
         "skipped_clients": skipped,
+    }
+
+
+def finish_document(
+    document: dict[str, object], target: Target, results: list[WorkloadResult]
+) -> dict[str, object]:
+    """Add the server, the load at the end, and every number."""
+    return {
+        **document,
+        "load_average_at_end": machine.load_average(),
+        "server": {"program": "nghttpd", "args": list(target.server_args)},
         "workloads": {r.workload.name: r.to_json() for r in results},
     }
+
+
+def describe(info: dict[str, object]) -> str:
+    """One line saying what ran where, printed above the tables."""
+    packages = machine.package_versions()
+    return (
+        f"{info['cpu_model']}, {info['usable_cores']} core(s), Python {info['python']}; "
+        f"hyper {packages['hyper']}, httpx {packages['httpx']}, {server_version()}; "
+        f"load average at start {info['load_average_at_start']}"
+    )
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -184,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     runners, skipped = select_runners(args.clients)
     for name, reason in skipped.items():
         print(f"skipping {name}: {reason}", file=sys.stderr)
-    started = datetime.datetime.now(datetime.timezone.utc)
+    info = machine.machine_info()
+    document = start_document(args, skipped, info)
     try:
         with tempfile.TemporaryDirectory(prefix="hyper-bench-") as tmp:
             target, results = run_all(args, runners, Path(tmp))
@@ -194,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print()
+    print(f"\n{describe(info)}\n")
     print("\n\n".join(r.format(args.rounds) for r in results))
-    write_json(build_document(args, started, skipped, target, results), args.json)
+    write_json(finish_document(document, target, results), args.json)
     print(f"\nresults written to {args.json}")
     return 0
 

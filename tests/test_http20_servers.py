@@ -285,15 +285,6 @@ def test_close_response_mid_body_keeps_connection(
         check_file(nghttpd, name, fetch(conn, "/" + name).read())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=HyperError,
-    reason="BUG: after hyper resets a stream (response.close() -> _close_stream, RST_STREAM "
-    "CANCEL), h2 answers every DATA frame still in flight on it with another RST_STREAM "
-    "(STREAM_CLOSED) and hyper sends them all (_receive_locked -> _flush_locked); RFC 9113 "
-    "5.1 says such frames MUST be ignored. A few cancelled large downloads send ~200 RSTs "
-    "each and nghttpd drops the connection",
-)
 def test_cancel_many_large_downloads(conn: HTTP20Connection, nghttpd: NghttpdServer) -> None:
     expected = nghttpd.read("10m.bin")[:65536]
     for _ in range(12):
@@ -303,11 +294,6 @@ def test_cancel_many_large_downloads(conn: HTTP20Connection, nghttpd: NghttpdSer
     check_file(nghttpd, "1m.bin", fetch(conn, "/1m.bin").read())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: hyper sends one RST_STREAM per DATA frame that arrives on a stream it has "
-    "already reset (see test_cancel_many_large_downloads); it must send exactly one",
-)
 def test_cancel_sends_one_rst_stream(
     conn: HTTP20Connection, nghttpd: NghttpdServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -422,13 +408,6 @@ def test_response_read_in_another_thread(conn: HTTP20Connection, nghttpd: Nghttp
     check_file(nghttpd, "1m.bin", body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: frames that follow a GOAWAY with an error code in the same read make h2 "
-    "raise 'Invalid input RECV_DATA in state CLOSED'; _receive_locked translates that into "
-    "ProtocolError(PROTOCOL_ERROR, 'the server broke the HTTP/2 protocol') and drops the "
-    "GOAWAY event, so the server's own error (seen as INTERNAL_ERROR from nghttpd) is lost",
-)
 def test_goaway_error_followed_by_data_reports_server_error(
     scripted_server: Callable[..., ScriptedServer],
 ) -> None:

@@ -13,7 +13,7 @@ from harness.workloads import Workload
 
 #: The client being judged, and the ones it is compared with (when they ran).
 SUBJECT = "hyper"
-BASELINES = ("httpx", "h2load", "curl")
+BASELINES = ("httpx", "httpx-async", "h2load", "curl")
 
 
 @dataclass(frozen=True)
@@ -133,18 +133,19 @@ class WorkloadResult:
         }
 
     def format(self, rounds: int) -> str:
-        """A text table of the clients, then the ratio line."""
+        """A text table of the clients, then hyper's ratios to the others."""
         wl = self.workload
+        width = max([len("client"), *map(len, self.outcomes)])
         lines = [
             f"{wl.name}: {wl.description}",
             f"  {wl.unit}, higher is better; {rounds} round(s); "
             f"{wl.count(quick=self.quick)} request(s) per run "
             f"(h2load: {wl.count(quick=self.quick, native=True)})",
-            f"  {'client':<8} {'median':>12} {'min':>12} {'max':>12}  ok",
+            f"  {'client':<{width}} {'median':>11} {'min':>11} {'max':>11}  ok",
         ]
         for name, runs in self.outcomes.items():
-            lines.append(_format_row(name, Summary.of(runs)))
-        lines.append("  " + _format_ratios(self.ratios()))
+            lines.append(_format_row(name, width, Summary.of(runs)))
+        lines.extend(_format_ratios(self.ratios()))
         return "\n".join(lines)
 
 
@@ -152,19 +153,21 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def _format_row(name: str, s: Summary) -> str:
-    row = f"  {name:<8} {_fmt(s.median):>12} {_fmt(s.min):>12} {_fmt(s.max):>12}  {s.ok}/{s.runs}"
+def _format_row(name: str, width: int, s: Summary) -> str:
+    row = f"  {name:<{width}} {_fmt(s.median):>11} {_fmt(s.min):>11} {_fmt(s.max):>11}"
+    row += f"  {s.ok}/{s.runs}"
     return row + (f"  error: {s.error}" if s.error else "")
 
 
-def _format_ratios(ratios: dict[str, Ratio | None]) -> str:
+def _format_ratios(ratios: dict[str, Ratio | None]) -> list[str]:
     if not ratios:
-        return f"ratios: n/a ({SUBJECT} not run)"
-    parts = [
-        f"{label} = {r.median_of_round_ratios:.2f}x" if r else f"{label} = n/a"
-        for label, r in ratios.items()
-    ]
-    return f"ratios ({SUBJECT} faster if >1): " + ", ".join(parts)
+        return [f"  ratios: n/a ({SUBJECT} not run)"]
+    width = max(map(len, ratios))
+    lines = [f"  ratios (median of per-round ratios; >1: {SUBJECT} is faster)"]
+    for label, r in ratios.items():
+        value = f"{r.median_of_round_ratios:.2f}x" if r else "n/a"
+        lines.append(f"    {label:<{width}} {value:>7}")
+    return lines
 
 
 def write_json(document: dict[str, object], path: Path) -> None:

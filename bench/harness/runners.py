@@ -117,15 +117,21 @@ def python_runner(name: str) -> Runner:
             f"--requests={requests}",
         ]
         out = execute(cmd, job.timeout, env=_child_env())
-        try:
-            record = json.loads(out.strip().splitlines()[-1])
-        except (IndexError, ValueError) as exc:
-            raise RunnerError(f"no JSON result line in output: {out[-200:]!r}") from exc
-        info = {"version": str(record["version"]), "origin": str(record["origin"])}
-        sample = Sample(record["requests"], record["body_bytes"], record["seconds"], info)
-        return check_totals(job, sample, requests)
+        return check_totals(job, _parse_client_output(out), requests)
 
     return Runner(name=name, run=run)
+
+
+def _parse_client_output(out: str) -> Sample:
+    """The Sample in the last line of ``client.py``'s stdout."""
+    try:
+        record = json.loads(out.strip().splitlines()[-1])
+        info = {"version": str(record["version"]), "origin": str(record["origin"])}
+        return Sample(
+            int(record["requests"]), int(record["body_bytes"]), float(record["seconds"]), info
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise RunnerError(f"no valid JSON result line in output: {out[-200:]!r}") from exc
 
 
 def _child_env() -> dict[str, str]:

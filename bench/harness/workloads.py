@@ -67,7 +67,7 @@ WORKLOADS: dict[str, Workload] = {
             body_size=1024,
             unit="req/s",
             requests=3000,
-            quick_requests=300,
+            quick_requests=500,
             native_scale=2,
         ),
         Workload(
@@ -76,10 +76,10 @@ WORKLOADS: dict[str, Workload] = {
             path="/1k.bin",
             body_size=1024,
             unit="req/s",
-            requests=2000,
-            quick_requests=500,
+            requests=3000,
+            quick_requests=1000,
             in_flight=100,
-            native_scale=50,
+            native_scale=40,
         ),
         Workload(
             name="download",

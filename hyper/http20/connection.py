@@ -32,7 +32,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack.exceptions
-from hyperframe.frame import Frame
+from hyperframe.frame import Frame, RstStreamFrame, WindowUpdateFrame
 
 from .. import tls
 from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
@@ -118,17 +118,39 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
 
 class _H2Connection(h2.connection.H2Connection):
     """
-    h2's connection, letting streams the server already accepted finish after a graceful
-    GOAWAY (error NO_ERROR). h2 closes its connection state machine on any GOAWAY, which would
-    turn the rest of those responses into protocol errors; RFC 9113 6.8 says they complete.
-    hyper itself stops opening new streams once a GOAWAY arrived.
+    h2's connection with two behaviours changed where h2 departs from RFC 9113:
+
+    * After a GOAWAY, h2 closes its state machine, so any later frame (the rest of a response
+      the server accepted before a graceful GOAWAY, or whatever follows an error GOAWAY in the
+      same read) becomes a protocol error and the GOAWAY event itself is lost. Here the state
+      machine stays open; hyper stops opening streams after a GOAWAY, and ends the connection
+      itself after an error GOAWAY (section 6.8).
+    * DATA arriving on a stream hyper reset makes h2 answer each frame with another
+      RST_STREAM. Frames in flight when the reset was sent are expected and must be ignored
+      (section 5.1); a flood of resets makes servers drop the connection. Here they are
+      ignored, and their bytes are left for hyper's connection window manager to credit
+      (:attr:`closed_stream_bytes`) instead of h2's own.
     """
+
+    #: DATA bytes received on closed streams since hyper last took the count.
+    closed_stream_bytes = 0
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         result = super()._receive_goaway_frame(frame)
-        if frame.error_code == h2.errors.ErrorCodes.NO_ERROR:
-            self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         return result
+
+    def _handle_data_on_closed_stream(self, events: Any, exc: Any, frame: Any) -> Any:
+        frames, new_events = super()._handle_data_on_closed_stream(events, exc, frame)
+        self.closed_stream_bytes += frame.flow_controlled_length
+        reset_by_us = self._stream_is_closed_by_reset(frame.stream_id)
+        kept = [
+            f
+            for f in frames
+            if not isinstance(f, WindowUpdateFrame)
+            and not (reset_by_us and isinstance(f, RstStreamFrame))
+        ]
+        return kept, new_events
 
 
 class _H2Logger:
@@ -241,7 +263,7 @@ class HTTP20Connection:
         self._connect_lock = threading.Lock()
 
         self._sock: BufferedSocket | None = None
-        self._h2: h2.connection.H2Connection | None = None
+        self._h2: _H2Connection | None = None
         #: Why the current socket can no longer be used (None while it can).
         self._error: HyperError | None = None
         #: The GOAWAY the server sent on the current socket, if any.
@@ -350,7 +372,7 @@ class HTTP20Connection:
         raw.settimeout(self._read_timeout)
         return BufferedSocket(raw, self.network_buffer_size)
 
-    def _start_h2(self, sock: BufferedSocket) -> h2.connection.H2Connection:
+    def _start_h2(self, sock: BufferedSocket) -> _H2Connection:
         self._debug = log.isEnabledFor(logging.DEBUG)
         config = h2.config.H2Configuration(
             client_side=True,
@@ -997,6 +1019,12 @@ class HTTP20Connection:
             self._abort_locked(error)
             raise error from exc
         self._check_pending_frame(conn)
+        if conn.closed_stream_bytes:
+            # DATA the server had in flight for streams hyper reset: it still used up the
+            # connection window.
+            if self._conn_manager is not None:
+                self._conn_credit += self._conn_manager._handle_frame(conn.closed_stream_bytes)
+            conn.closed_stream_bytes = 0
         dispatch = self._dispatch
         for event in events:
             handler = dispatch.get(type(event))

@@ -17,6 +17,7 @@ from harness.clients.base import ClientTarget, Driver
 DRIVERS: dict[str, str] = {
     "hyper": "harness.clients.hyper_client:HyperDriver",
     "httpx": "harness.clients.httpx_client:HttpxDriver",
+    "httpx-async": "harness.clients.httpx_client:HttpxAsyncDriver",
 }
 
 

@@ -1,42 +1,69 @@
-"""The httpx driver: one ``httpx.Client(http2=True)``, threads for concurrency."""
+"""The httpx drivers: HTTP/2 on one connection, with threads or with asyncio.
+
+``httpx`` is the sync ``httpx.Client(http2=True)`` shared by a thread pool for
+concurrency. Note that httpcore's sync HTTP/2 connection is not thread-safe
+(stream ids are allocated and the TLS socket is read and written from several
+threads without a common lock), so its ``concurrent`` runs can hang or fail;
+the benchmark reports that as an error. ``httpx-async`` is the same library the
+way it is meant to be used concurrently: ``httpx.AsyncClient`` and asyncio.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 from harness.clients.base import BenchError, ClientTarget, ClientUnavailable, check_status
 
+#: Seconds without progress before a request fails: on loopback, only a hang takes this long.
+TIMEOUT = 10.0
+
+
+def _import_httpx() -> ModuleType:
+    try:
+        import httpx
+    except ImportError as exc:
+        raise ClientUnavailable(
+            f"httpx is not usable: {exc} (pip install 'httpx[http2]')"
+        ) from exc
+    return httpx
+
+
+def _client_options(httpx: ModuleType, target: ClientTarget) -> dict[str, Any]:
+    """Options shared by both drivers: HTTP/2, one connection, the benchmark CA."""
+    return {
+        "http2": True,
+        "verify": ssl.create_default_context(cafile=target.ca),
+        "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        "timeout": TIMEOUT,
+    }
+
+
+def _check_response(path: str, status: int, http_version: str) -> None:
+    check_status("httpx", path, status)
+    if http_version != "HTTP/2":
+        raise BenchError(f"httpx negotiated {http_version}, not HTTP/2")
+
 
 class HttpxDriver:
-    """httpx with HTTP/2, limited to a single connection, verified against the benchmark CA."""
+    """Sync httpx; ``get_batch`` runs the requests on a pool of threads."""
 
     def __init__(self, target: ClientTarget) -> None:
-        try:
-            import httpx
-        except ImportError as exc:
-            raise ClientUnavailable(
-                f"httpx is not usable: {exc} (pip install 'httpx[http2]')"
-            ) from exc
+        httpx = _import_httpx()
         self.version = httpx.__version__
         self.origin = httpx.__file__ or "?"
         self._target = target
-        self._client: Any = httpx.Client(
-            http2=True,
-            verify=ssl.create_default_context(cafile=target.ca),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            timeout=60.0,
-        )
+        self._client: Any = httpx.Client(**_client_options(httpx, target))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
 
     def get(self, path: str) -> int:
-        """GET ``path`` and return the body length; insists on HTTP/2."""
+        """GET ``path`` and return the body length."""
         response = self._client.get(self._target.url(path))
-        check_status("httpx", path, response.status_code)
-        if response.http_version != "HTTP/2":
-            raise BenchError(f"httpx negotiated {response.http_version}, not HTTP/2")
+        _check_response(path, response.status_code, response.http_version)
         return len(response.content)
 
     def get_batch(self, path: str, count: int) -> list[int]:
@@ -52,7 +79,7 @@ class HttpxDriver:
         """GET ``path`` and iterate over the body in ``chunk_size`` pieces."""
         total = 0
         with self._client.stream("GET", self._target.url(path)) as response:
-            check_status("httpx", path, response.status_code)
+            _check_response(path, response.status_code, response.http_version)
             for chunk in response.iter_bytes(chunk_size):
                 total += len(chunk)
         return total
@@ -64,5 +91,50 @@ class HttpxDriver:
 
     def _close_pool(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+class HttpxAsyncDriver:
+    """``httpx.AsyncClient`` driven by one event loop; ``get_batch`` uses asyncio.gather."""
+
+    def __init__(self, target: ClientTarget) -> None:
+        httpx = _import_httpx()
+        self.version = httpx.__version__
+        self.origin = httpx.__file__ or "?"
+        self._target = target
+        self._loop = asyncio.new_event_loop()
+        self._client: Any = httpx.AsyncClient(**_client_options(httpx, target))
+
+    def get(self, path: str) -> int:
+        """GET ``path`` and return the body length."""
+        return self._loop.run_until_complete(self._get(path))
+
+    def get_batch(self, path: str, count: int) -> list[int]:
+        """Run ``count`` GETs concurrently as tasks on the one client."""
+        return self._loop.run_until_complete(self._get_batch(path, count))
+
+    def stream(self, path: str, chunk_size: int) -> int:
+        """GET ``path`` and iterate over the body in ``chunk_size`` pieces."""
+        return self._loop.run_until_complete(self._stream(path, chunk_size))
+
+    def close(self) -> None:
+        """Close the client and the event loop."""
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+    async def _get(self, path: str) -> int:
+        response = await self._client.get(self._target.url(path))
+        _check_response(path, response.status_code, response.http_version)
+        return len(response.content)
+
+    async def _get_batch(self, path: str, count: int) -> list[int]:
+        return list(await asyncio.gather(*(self._get(path) for _ in range(count))))
+
+    async def _stream(self, path: str, chunk_size: int) -> int:
+        total = 0
+        async with self._client.stream("GET", self._target.url(path)) as response:
+            _check_response(path, response.status_code, response.http_version)
+            async for chunk in response.aiter_bytes(chunk_size):
+                total += len(chunk)
+        return total
