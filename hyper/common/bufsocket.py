@@ -26,6 +26,11 @@ from .exceptions import (
 #: The default size of a connection's receive buffer (64 KiB).
 DEFAULT_BUFFER_SIZE = 64 * 1024
 
+#: Free space worth another TLS read: a whole record and its overhead.
+_TLS_RECORD_ROOM = 16 * 1024 + 256
+#: A TLS read this large returned a full record, so more may be waiting behind it.
+_TLS_FULL_RECORD = 16 * 1024
+
 
 class BufferedSocket:
     """
@@ -38,7 +43,7 @@ class BufferedSocket:
     :param buffer_size: the size of the receive buffer in bytes.
     """
 
-    __slots__ = ("_buffer", "_end", "_sock", "_start", "_view")
+    __slots__ = ("_buffer", "_end", "_sock", "_start", "_tls", "_view")
 
     def __init__(self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         if buffer_size < 1024:
@@ -49,6 +54,7 @@ class BufferedSocket:
         # Unread data is self._buffer[self._start:self._end].
         self._start = 0
         self._end = 0
+        self._tls = isinstance(sock, ssl.SSLSocket)
 
     @property
     def socket(self) -> socket.socket:
@@ -103,6 +109,33 @@ class BufferedSocket:
         self._end += count
         return count
 
+    def _fill_ready(self) -> None:
+        """
+        After a TLS read, keep reading the records that have already arrived, while they fit.
+
+        One TLS read returns at most one record (16 KiB), so a bulk download would otherwise
+        cost a full trip through the protocol layer per record.
+        """
+        sock = self._sock
+        fd = [sock]
+        while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
+            if not sock.pending():  # type: ignore[attr-defined]
+                try:
+                    readable = select.select(fd, (), (), 0)[0]
+                except (OSError, ValueError):
+                    return
+                if not readable:
+                    return
+            try:
+                count = sock.recv_into(self._view[self._end :])
+            except (OSError, ssl.SSLError):
+                return  # the next read reports it
+            if count <= 0:
+                return
+            self._end += count
+            if count < _TLS_FULL_RECORD:
+                return  # a partial record: the sender's burst is over
+
     def recv(self, amt: int | None = None) -> memoryview:
         """
         Return up to ``amt`` bytes: what is buffered, or else what one read of the socket
@@ -111,7 +144,9 @@ class BufferedSocket:
         :param amt: the most to return; the whole buffer size when ``None``.
         """
         if self._start == self._end:
-            self._fill()
+            count = self._fill()
+            if self._tls and count >= _TLS_FULL_RECORD:
+                self._fill_ready()
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
         self._start = stop
