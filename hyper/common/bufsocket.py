@@ -152,6 +152,25 @@ class BufferedSocket:
         self._start = stop
         return view
 
+    def peek(self) -> memoryview:
+        """The buffered bytes, without consuming them (valid until the next read call)."""
+        return self._view[self._start : self._end]
+
+    def advance(self, amt: int) -> None:
+        """Consume ``amt`` buffered bytes (after :meth:`peek`)."""
+        if amt > self._end - self._start:
+            raise ValueError("cannot advance past the buffered data")
+        self._start += amt
+
+    def fill(self) -> int:
+        """
+        Receive once more, keeping what is buffered.
+
+        :returns: the number of bytes received; 0 if the peer closed the connection; -1 if
+            the buffer is full of unconsumed data.
+        """
+        return self._fill()
+
     def read_exact(self, amt: int) -> bytes:
         """
         Return exactly ``amt`` bytes.

@@ -80,6 +80,15 @@ class InvalidResponse(HyperError):
     """The server's response breaks the rules of the protocol it was sent in."""
 
 
+class HTTP2PriorKnowledgeOnly(InvalidResponse):
+    """
+    The server answered an HTTP/1.1 request with HTTP/2 frames: it speaks HTTP/2 in
+    plaintext with prior knowledge only. :class:`hyper.HTTPConnection` handles this by
+    reconnecting with HTTP/2 and sending the request again (the server never read it as a
+    request); an :class:`hyper.HTTP11Connection` cannot talk to such a server.
+    """
+
+
 class LineTooLongError(InvalidResponse):
     """A status or header line of an HTTP/1.1 response is longer than hyper allows."""
 

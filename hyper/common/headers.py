@@ -197,7 +197,7 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         self._items = pairs
         return self
 
-    # -- Reading ------------------------------------------------------------------------------
+    # -- Reading ----------------------------------------------------------------------------------
 
     def __getitem__(self, name: HeaderText) -> list[bytes]:
         """
@@ -322,7 +322,7 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         """
         return iter(self._items)
 
-    # -- Changing -----------------------------------------------------------------------------
+    # -- Changing ---------------------------------------------------------------------------------
 
     def __setitem__(self, name: HeaderText, value: HeaderText) -> None:
         """
@@ -463,7 +463,7 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         """
         return type(self)._from_trusted(list(self._items))
 
-    # -- Comparing and showing ----------------------------------------------------------------
+    # -- Comparing and showing --------------------------------------------------------------------
 
     def _grouped(self) -> dict[bytes, list[bytes]]:
         groups: dict[bytes, list[bytes]] = {}

@@ -6,9 +6,10 @@ Opening the TCP connection a hyper connection runs on: directly, or through an H
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Mapping
 
-from .bufsocket import BufferedSocket
+from .bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
 from .exceptions import (
     ConnectTimeout,
     InvalidRequest,
@@ -124,3 +125,48 @@ def _read_proxy_answer(sock: BufferedSocket) -> tuple[int, str]:
     if not 200 <= status < 300:
         raise ProxyError(f"proxy refused the tunnel: {status} {reason}", status, reason)
     return status, reason
+
+
+def open_connection(
+    host: str,
+    port: int,
+    *,
+    secure: bool,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy_host: str | None = None,
+    proxy_port: int | None = None,
+    proxy_headers: HeadersArg | None = None,
+    tunnel: bool = True,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    force_proto: str | None = None,
+) -> tuple[BufferedSocket, str | None]:
+    """
+    Open the socket a connection runs on: TCP to the server, or to a proxy (through a
+    ``CONNECT`` tunnel when ``tunnel``; as is, for proxying plain http), then TLS with ALPN
+    when ``secure``.
+
+    :param ssl_context: the TLS context; :func:`hyper.tls.default_context` when ``None``.
+    :param force_proto: report this protocol whatever ALPN chose.
+    :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
+        selected (``None`` without TLS or without ALPN).
+    :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
+        :func:`open_tunnel` and :func:`hyper.tls.wrap_socket`.
+    """
+    from .. import tls  # the tls module imports this package's exceptions
+
+    if proxy_host is not None:
+        if proxy_port is None:
+            raise InvalidRequest("a proxy needs a port")
+        if tunnel:
+            raw = open_tunnel(proxy_host, proxy_port, host, port, proxy_headers, connect_timeout)
+        else:
+            raw = open_tcp(proxy_host, proxy_port, connect_timeout)
+    else:
+        raw = open_tcp(host, port, connect_timeout)
+    proto = force_proto
+    if secure:
+        raw, proto = tls.wrap_socket(raw, host, ssl_context, force_proto)
+    raw.settimeout(read_timeout)
+    return BufferedSocket(raw, buffer_size), proto

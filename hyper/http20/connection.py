@@ -53,7 +53,7 @@ from ..common.request import (
     split_absolute_url,
     to_header_bytes,
 )
-from ..common.sockets import open_tcp, open_tunnel
+from ..common.sockets import open_connection
 from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
 from .exceptions import (
     ConnectionError,
@@ -324,6 +324,8 @@ class HTTP20Connection:
             h2.events.ConnectionTerminated: self._on_goaway,
             h2.events.PingAckReceived: self._on_ping_ack,
         }
+        #: h2 state prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
+        self._upgrade_h2: _H2Connection | None = None
         #: The payload of the last PING acknowledged by the server.
         self.last_ping_ack: bytes | None = None
 
@@ -369,40 +371,99 @@ class HTTP20Connection:
                     )
                 self._retire_socket_locked()
             sock = self._open_socket()
-            conn = self._start_h2(sock)
+            try:
+                conn = self._start_h2(sock)
+            except BaseException:
+                sock.close()
+                raise
+            self._install(sock, conn)
+
+    def _install(self, sock: BufferedSocket, conn: _H2Connection) -> None:
+        with self._lock:
+            self._sock = sock
+            self._h2 = conn
+            self._preface_seen = False
+            self._preface_head = b""
+            self._error = None
+            self._goaway = None
+            self._cond.notify_all()
+
+    def _adopt_socket(self, sock: BufferedSocket) -> None:
+        """Speak HTTP/2 on a socket already connected and negotiated (hyper.HTTPConnection)."""
+        sock.settimeout(self._read_timeout)
+        with self._connect_lock:
+            self._install(sock, self._start_h2(sock))
+
+    def _prepare_upgrade(self) -> bytes:
+        """
+        Start an ``Upgrade: h2c``: return the ``HTTP2-Settings`` value for the HTTP/1.1
+        request that asks for it. :meth:`_complete_upgrade` follows once the server agreed.
+        """
+        conn = self._make_h2()
+        settings = conn.initiate_upgrade_connection()
+        assert settings is not None
+        self._upgrade_h2 = conn
+        return settings
+
+    def _complete_upgrade(self, sock: BufferedSocket) -> int:
+        """
+        Take over ``sock`` after ``101 Switching Protocols``: the request that asked for the
+        upgrade becomes stream 1, whose response arrives over HTTP/2.
+
+        :returns: the stream id of that request (1).
+        """
+        conn = self._upgrade_h2
+        if conn is None:
+            raise HTTP20Error("no h2c upgrade was prepared")
+        self._upgrade_h2 = None
+        sock.settimeout(self._read_timeout)
+        with self._connect_lock:
+            self._configure_h2(conn)
+            self._sendall(sock, conn.data_to_send())
+            self._install(sock, conn)
             with self._lock:
-                self._sock = sock
-                self._h2 = conn
-                self._preface_seen = False
-                self._preface_head = b""
-                self._error = None
-                self._goaway = None
+                stream = Stream(1, self, self._new_stream_manager(None))
+                stream.headers_sent = True
+                stream.local_closed = True
+                self._streams[1] = stream
+                self._awaiting[1] = stream
+                self._recent_stream_id = 1
+                self._next_stream_id = max(self._next_stream_id, 3)
+        return 1
 
     def _open_socket(self) -> BufferedSocket:
-        if self.proxy_host is not None:
-            assert self.proxy_port is not None
-            raw = open_tunnel(
-                self.proxy_host,
-                self.proxy_port,
-                self.host,
-                self.port,
-                self.proxy_headers,
-                self._connect_timeout,
+        # Through a proxy, HTTP/2 always needs a tunnel: there is no absolute-form for it.
+        sock, proto = open_connection(
+            self.host,
+            self.port,
+            secure=self.secure,
+            ssl_context=self.ssl_context,
+            proxy_host=self.proxy_host,
+            proxy_port=self.proxy_port,
+            proxy_headers=self.proxy_headers,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            buffer_size=self.network_buffer_size,
+            force_proto=self.force_proto,
+        )
+        if self.secure and proto != tls.H2_PROTOCOL:
+            sock.close()
+            raise HTTP20Error(
+                f"{self.host}:{self.port} did not negotiate HTTP/2 (ALPN chose {proto!r}); "
+                "use hyper.HTTPConnection to fall back to HTTP/1.1, or pass force_proto='h2' "
+                "if the server speaks HTTP/2 without announcing it"
             )
-        else:
-            raw = open_tcp(self.host, self.port, self._connect_timeout)
-        if self.secure:
-            raw, proto = tls.wrap_socket(raw, self.host, self.ssl_context, self.force_proto)
-            if proto != tls.H2_PROTOCOL:
-                raw.close()
-                raise HTTP20Error(
-                    f"{self.host}:{self.port} did not negotiate HTTP/2 (ALPN chose {proto!r}); "
-                    "pass force_proto='h2' if the server speaks HTTP/2 without announcing it"
-                )
-        raw.settimeout(self._read_timeout)
-        return BufferedSocket(raw, self.network_buffer_size)
+        return sock
 
     def _start_h2(self, sock: BufferedSocket) -> _H2Connection:
+        """Begin HTTP/2 on ``sock``: preface, settings, window; return the h2 state."""
+        conn = self._make_h2()
+        conn.initiate_connection()
+        self._configure_h2(conn)
+        self._sendall(sock, conn.data_to_send())
+        return conn
+
+    def _make_h2(self) -> _H2Connection:
         self._debug = log.isEnabledFor(logging.DEBUG)
         config = h2.config.H2Configuration(
             client_side=True,
@@ -414,8 +475,10 @@ class HTTP20Connection:
             validate_inbound_headers=True,
             logger=_H2Logger() if self._debug else None,  # type: ignore[arg-type]
         )
-        conn = _H2Connection(config=config)
-        conn.initiate_connection()
+        return _H2Connection(config=config)
+
+    def _configure_h2(self, conn: _H2Connection) -> None:
+        """hyper's settings and connection window, after the preface is queued."""
         conn.update_settings(
             {
                 h2.settings.SettingCodes.ENABLE_PUSH: int(self.enable_push),
@@ -432,8 +495,6 @@ class HTTP20Connection:
         self._conn_manager = manager
         # The connection window starts at 65,535 bytes; open it to the manager's size at once.
         conn.increment_flow_control_window(DEFAULT_CONNECTION_WINDOW - 65535)
-        self._sendall(sock, conn.data_to_send())
-        return conn
 
     def _retire_socket_locked(self) -> None:
         """Close a socket that can no longer be used, failing the streams still on it."""

@@ -5,23 +5,18 @@ server made on the client's behalf.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from types import TracebackType
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
-from ..common.decoder import Decoder, get_decoder
 from ..common.exceptions import InvalidResponse
 from ..common.headers import HTTPHeaderMap
+from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
 
 if TYPE_CHECKING:
     from .stream import Stream
-
-#: The most decoded bytes produced per step when decompressing for read_chunked() or
-#: iteration, so a small compressed body cannot expand into one huge piece.
-DECODE_STEP = 256 * 1024
 
 
 def _split_pseudo(
@@ -39,7 +34,7 @@ def _split_pseudo(
     return pseudo, plain
 
 
-class HTTP20Response:
+class HTTP20Response(BaseResponse):
     """
     The response to an HTTP/2 request: status, headers, body and trailers.
 
@@ -76,8 +71,6 @@ class HTTP20Response:
         #: The response headers (pseudo-headers left out), set once and never changed.
         self.headers = HTTPHeaderMap._from_trusted(plain)
         self._stream = stream
-        self._decoder: Decoder | None = None
-        self._decoder_made = False
         #: Raw body bytes read ahead (to reach the trailers) and not yet returned.
         self._cache: bytes | None = None
 
@@ -90,12 +83,6 @@ class HTTP20Response:
         return self._stream.stream_id
 
     # -- body -------------------------------------------------------------------------------------
-
-    def _get_decoder(self) -> Decoder | None:
-        if not self._decoder_made:
-            self._decoder = get_decoder(self.headers.get(b"content-encoding"))
-            self._decoder_made = True
-        return self._decoder
 
     def _raw_read(self, amt: int | None) -> bytes:
         cache = self._cache
@@ -115,78 +102,6 @@ class HTTP20Response:
             self._cache = None
             return cache
         return self._stream._conn._read_frame(self._stream)
-
-    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
-        """
-        Read the body, or up to ``amt`` bytes of it.
-
-        :param amt: the most bytes to return; ``None`` reads to the end of the body. With
-            ``amt``, the call returns exactly ``amt`` bytes unless the body ends first (an
-            empty result means the body is over).
-        :param decode_content: decode a body sent with a ``Content-Encoding`` hyper knows
-            (gzip, deflate, br, zstd). With ``amt``, at most ``amt`` *decoded* bytes are
-            returned, so a small compressed body cannot expand without limit in one call.
-        :returns: the data.
-        :raises StreamResetError: if the server reset the stream before the body ended.
-        :raises ConnectionClosed: if the connection failed before the body ended.
-        :raises ContentDecodingError: if the body does not decode.
-        """
-        decoder = self._get_decoder() if decode_content else None
-        if decoder is None:
-            return self._raw_read(amt)
-        if amt is None:
-            return decoder.decompress(self._raw_read(None)) + decoder.flush()
-        if amt <= 0:
-            return b""
-        while True:
-            if not decoder.needs_input:
-                out = decoder.decompress(b"", amt)
-                if out:
-                    return out
-            raw = self._raw_chunk()
-            if raw is None:
-                return decoder.flush(amt)
-            out = decoder.decompress(raw, amt)
-            if out:
-                return out
-
-    def read_chunked(self, decode_content: bool = True) -> Iterator[bytes]:
-        """
-        Yield the body as it arrives, one DATA frame at a time.
-
-        HTTP/2 allows empty DATA frames, and they are yielded as ``b""``: an empty piece does
-        not mean the body is over; the generator ending does. When the body is decoded
-        (``decode_content``), each piece is what the decoder produced from a frame, split so
-        that no piece is larger than 256 KiB.
-
-        :param decode_content: decode a compressed body (see :meth:`read`).
-        :returns: a generator of ``bytes``.
-        """
-        decoder = self._get_decoder() if decode_content else None
-        while True:
-            raw = self._raw_chunk()
-            if raw is None:
-                break
-            if decoder is None:
-                yield raw
-                continue
-            yield decoder.decompress(raw, DECODE_STEP)
-            while not decoder.needs_input:
-                out = decoder.decompress(b"", DECODE_STEP)
-                if not out:
-                    break
-                yield out
-        if decoder is not None:
-            while True:
-                tail = decoder.flush(DECODE_STEP)
-                if not tail:
-                    break
-                yield tail
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self.read_chunked():
-            if piece:
-                yield piece
 
     @property
     def trailers(self) -> HTTPHeaderMap | None:
@@ -220,17 +135,6 @@ class HTTP20Response:
         ``select``-style readiness checks.
         """
         return self._stream._conn._fileno()
-
-    def __enter__(self) -> HTTP20Response:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class HTTP20Push:

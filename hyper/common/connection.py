@@ -1,0 +1,325 @@
+"""
+:class:`HTTPConnection`: a connection that speaks HTTP/2 when the server does and HTTP/1.1
+otherwise, so the caller does not have to know which.
+
+The protocol is settled once, by the first request:
+
+* Over TLS, ALPN decides: ``h2`` gives an :class:`~hyper.HTTP20Connection` on the same
+  socket, anything else an :class:`~hyper.HTTP11Connection`.
+* In plaintext, the first request that has no body (or a small in-memory one) goes out over
+  HTTP/1.1 asking for ``Upgrade: h2c``. If the server answers ``101 Switching Protocols`` the
+  connection continues as HTTP/2 and that request's response arrives on stream 1; otherwise
+  it stays HTTP/1.1. Requests with larger bodies go out as plain HTTP/1.1 until then.
+* Plain ``http`` through a proxy stays HTTP/1.1 (an upgrade cannot pass a forward proxy).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from ..http11.connection import HTTP11Connection
+from ..http11.response import HTTP11Response
+from ..http20.connection import HTTP20Connection, TimeoutArg, split_timeout
+from ..http20.response import HTTP20Push, HTTP20Response
+from ..http20.window import BaseFlowControlManager
+from . import sockets
+from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest
+from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
+from .util import HTTPVersion, parse_port, to_host_port_tuple
+
+#: The largest in-memory body sent with an ``Upgrade: h2c`` request: the whole request must
+#: go out over HTTP/1.1 before the switch.
+UPGRADE_BODY_LIMIT = 64 * 1024
+
+#: Headers that, set by the caller, rule out an upgrade on that request.
+_UPGRADE_CONFLICTS = frozenset({b"connection", b"upgrade", b"http2-settings"})
+
+
+class HTTPConnection:
+    """
+    A connection to one server over HTTP/2 or HTTP/1.1, whichever the server supports.
+
+    It has the methods of both protocols' connections: :meth:`request` returns a stream id
+    when the connection speaks HTTP/2 and ``None`` for HTTP/1.1, :meth:`get_response` accepts
+    that value back either way, and other attributes are those of the connection in use
+    (see :attr:`version`).
+
+    :param host: the server's host name or IP address, optionally with a port.
+    :param port: the port, when ``host`` names none. Defaults to 80, or 443 when ``secure``.
+    :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
+        otherwise.
+    :param window_manager: the HTTP/2 flow-control policy class (see
+        :class:`~hyper.HTTP20Connection`).
+    :param enable_push: whether an HTTP/2 server may push responses.
+    :param ssl_context: the :class:`ssl.SSLContext` for TLS; it should offer ``h2`` and
+        ``http/1.1`` in ALPN, as :func:`hyper.tls.init_context` does.
+    :param proxy_host: an HTTP proxy, optionally with a port.
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
+    :param proxy_headers: headers for the proxy (``Proxy-Authorization``...).
+    :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
+        pair. ``None`` waits forever.
+    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        secure: bool | None = None,
+        window_manager: type[BaseFlowControlManager] | None = None,
+        enable_push: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_headers: HeadersArg | None = None,
+        timeout: TimeoutArg = None,
+        **kwargs: Any,
+    ) -> None:
+        default_port = 443 if secure else 80
+        if port is None:
+            host, port = to_host_port_tuple(host, default_port=default_port)
+        else:
+            host = to_host_port_tuple(host, default_port=default_port)[0]
+            port = parse_port(port)
+        self.host = host
+        self.port = port
+        self.secure = bool(secure) if secure is not None else port == 443
+        shared: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "secure": self.secure,
+            "ssl_context": ssl_context,
+            "proxy_host": proxy_host,
+            "proxy_port": proxy_port,
+            "proxy_headers": proxy_headers,
+            "timeout": timeout,
+        }
+        # Keywords only one protocol takes go to that protocol; unknown ones are an error.
+        http11_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP11_ONLY}
+        http20_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP20_ONLY}
+        if kwargs:
+            raise InvalidRequest(
+                f"HTTPConnection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
+            )
+        self._http20_kwargs = {
+            **shared,
+            **http20_only,
+            "window_manager": window_manager,
+            "enable_push": enable_push,
+        }
+        self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        self._ssl_context = ssl_context
+        self._conn: HTTP11Connection | HTTP20Connection = HTTP11Connection(**shared, **http11_only)
+        # HTTP20Connection validates these now, so a bad window manager fails here too.
+        HTTP20Connection(**self._http20_kwargs)
+        #: Whether the protocol is settled (ALPN done, or an upgrade answered).
+        self._settled = False
+        #: The HTTP/2 connection waiting for the answer to an Upgrade: h2c request.
+        self._upgrading: HTTP20Connection | None = None
+        #: That request, to send again if the server only speaks HTTP/2.
+        self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
+        self._negotiation = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<HTTPConnection {self.host}:{self.port} {self.version.value}>"
+
+    @property
+    def version(self) -> HTTPVersion:
+        """The protocol in use: HTTP/1.1 until the connection has switched to HTTP/2."""
+        return self._conn.version
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names this class does not define: those of the protocol in use.
+        if name.startswith("__") or name == "_conn":
+            raise AttributeError(name)
+        return getattr(self._conn, name)
+
+    # -- negotiation ------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """
+        Connect and settle the protocol now: over TLS, ALPN picks it; in plaintext the
+        connection starts as HTTP/1.1 (the upgrade rides on the first suitable request).
+        """
+        with self._negotiation:
+            if not self._settled and self.secure:
+                self._negotiate_tls()
+            else:
+                self._conn.connect()
+
+    def _negotiate_tls(self) -> None:
+        sock, proto = sockets.open_connection(
+            self.host,
+            self.port,
+            secure=True,
+            ssl_context=self._ssl_context,
+            proxy_host=self._conn.proxy_host,
+            proxy_port=self._conn.proxy_port,
+            proxy_headers=self._http20_kwargs["proxy_headers"],
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            buffer_size=self._conn.network_buffer_size,
+        )
+        if proto == "h2":
+            http2 = HTTP20Connection(**self._http20_kwargs)
+            http2.network_buffer_size = self._conn.network_buffer_size
+            try:
+                http2._adopt_socket(sock)
+            except BaseException:
+                sock.close()
+                raise
+            self._conn = http2
+        else:
+            assert isinstance(self._conn, HTTP11Connection)
+            self._conn._adopt_socket(sock)
+        self._settled = True
+
+    def _upgrade_headers(
+        self, body: RequestBody, headers: HeadersArg | None
+    ) -> list[tuple[bytes, bytes]] | None:
+        """The caller's headers plus an h2c upgrade request, or None if this one can't ask."""
+        if self._conn.proxy_host is not None:
+            return None
+        if body.data is None or len(body.data) > UPGRADE_BODY_LIMIT:
+            return None
+        pairs = list(iter_header_pairs(headers))
+        if any(name.lower() in _UPGRADE_CONFLICTS for name, _ in pairs):
+            return None
+        http2 = HTTP20Connection(**self._http20_kwargs)
+        http2.network_buffer_size = self._conn.network_buffer_size
+        settings = http2._prepare_upgrade()
+        self._upgrading = http2
+        pairs += [
+            (b"Connection", b"Upgrade, HTTP2-Settings"),
+            (b"Upgrade", b"h2c"),
+            # base64url of whole 6-byte settings entries: never any '=' padding to strip.
+            (b"HTTP2-Settings", settings),
+        ]
+        return pairs
+
+    # -- requests and responses -------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        body: BodyArg = None,
+        headers: HeadersArg | None = None,
+    ) -> int | None:
+        """
+        Send a request (see :meth:`HTTP20Connection.request <hyper.HTTP20Connection.request>`
+        and :meth:`HTTP11Connection.request <hyper.HTTP11Connection.request>`).
+
+        :returns: the stream id when the connection speaks HTTP/2; ``None`` over HTTP/1.1
+            (including the request that asks to upgrade a plaintext connection).
+        """
+        if not self._settled:
+            with self._negotiation:
+                if not self._settled:
+                    return self._first_request(method, url, body, headers)
+        return self._conn.request(method, url, body=body, headers=headers)
+
+    def _first_request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        body: BodyArg,
+        headers: HeadersArg | None,
+    ) -> int | None:
+        if self.secure:
+            self._negotiate_tls()
+            return self._conn.request(method, url, body=body, headers=headers)
+        assert isinstance(self._conn, HTTP11Connection)
+        request_body = RequestBody(body)
+        upgrade = self._upgrade_headers(request_body, headers)
+        if upgrade is None:
+            self._conn.request(method, url, body=request_body.data or body, headers=headers)
+            if self._conn.proxy_host is not None:
+                self._settled = True
+            return None
+        try:
+            self._conn.request(method, url, body=request_body.data, headers=upgrade)
+        except BaseException:
+            self._upgrading = None
+            raise
+        self._upgrade_request = (method, url, request_body.data, headers)
+        return None
+
+    def get_response(self, *args: Any, **kwargs: Any) -> HTTP11Response | HTTP20Response:
+        """
+        Return the response to a request. Over HTTP/2 the arguments are those of
+        :meth:`HTTP20Connection.get_response <hyper.HTTP20Connection.get_response>`; over
+        HTTP/1.1 a stream id of ``None`` (what :meth:`request` returned) is accepted.
+        """
+        conn = self._conn
+        if isinstance(conn, HTTP20Connection):
+            return conn.get_response(*args, **kwargs)
+        stream_id = kwargs.pop("stream_id", args[0] if args else None)
+        if len(args) > 1 or kwargs or stream_id is not None:
+            raise InvalidRequest("an HTTP/1.1 connection has no stream ids")
+        with self._negotiation:
+            try:
+                response = conn.get_response()
+            except HTTP2PriorKnowledgeOnly:
+                if self._upgrading is None:
+                    raise
+                return self._switch_to_prior_knowledge()
+            upgrading, self._upgrading = self._upgrading, None
+            self._upgrade_request = None
+            if upgrading is None:
+                return response
+            self._settled = True
+            if response.status != 101:
+                return response  # the server stays with HTTP/1.1
+            http2 = upgrading
+            http2._complete_upgrade(conn._detach_socket())
+            self._conn = http2
+        return http2.get_response(1)
+
+    def _switch_to_prior_knowledge(self) -> HTTP20Response:
+        """The server only speaks h2c with prior knowledge: send the request again that way."""
+        assert self._upgrade_request is not None
+        method, url, body, headers = self._upgrade_request
+        self._upgrading = self._upgrade_request = None
+        self._conn.close()
+        http2 = HTTP20Connection(**self._http20_kwargs)
+        http2.network_buffer_size = self._conn.network_buffer_size
+        stream_id = http2.request(method, url, body=body, headers=headers)
+        self._conn = http2
+        self._settled = True
+        return http2.get_response(stream_id)
+
+    def get_pushes(
+        self, stream_id: int | None = None, capture_all: bool = False
+    ) -> Iterator[HTTP20Push]:
+        """
+        The pushes the server promised (see :meth:`HTTP20Connection.get_pushes
+        <hyper.HTTP20Connection.get_pushes>`); none over HTTP/1.1.
+        """
+        if isinstance(self._conn, HTTP20Connection):
+            return self._conn.get_pushes(stream_id, capture_all)
+        return iter(())
+
+    def close(self) -> None:
+        """Close the connection, whichever protocol it speaks."""
+        self._conn.close()
+
+    def __enter__(self) -> HTTPConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+#: Keyword arguments only one protocol's connection takes.
+_HTTP11_ONLY: frozenset[str] = frozenset()
+_HTTP20_ONLY: frozenset[str] = frozenset({"force_proto"})

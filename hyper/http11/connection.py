@@ -1,0 +1,480 @@
+"""
+:class:`HTTP11Connection`: one HTTP/1.1 connection to one server, kept alive across requests.
+
+One request is in flight at a time: :meth:`~HTTP11Connection.request` sends it,
+:meth:`~HTTP11Connection.get_response` reads the response head, and reading the body to its
+end makes the connection ready for the next request. Threads that share a connection take
+turns: a request waits until the previous response has been read or closed.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from types import TracebackType
+from typing import Any
+
+from .. import tls
+from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
+from ..common.decoder import SUPPORTED_ENCODINGS
+from ..common.exceptions import (
+    ConnectionClosed,
+    HTTP2PriorKnowledgeOnly,
+    InvalidRequest,
+    LineTooLongError,
+    ReadTimeout,
+    TLSError,
+)
+from ..common.request import (
+    BodyArg,
+    HeadersArg,
+    RequestBody,
+    check_method,
+    iter_header_pairs,
+    split_absolute_url,
+)
+from ..common.sockets import open_connection
+from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
+from ..http20.connection import TimeoutArg, split_timeout
+from .parser import Parser
+from .response import HTTP11Response
+
+#: Bodies up to this size are sent in the same write as the request head.
+SMALL_BODY = 64 * 1024
+
+#: Methods whose request carries a body by definition: an empty one is sent as
+#: ``Content-Length: 0`` (as http.client does) so the server does not wait for one.
+METHODS_EXPECTING_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
+
+_ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
+
+
+class HTTP11Connection:
+    """
+    A keep-alive HTTP/1.1 connection to one server, over TLS or in plaintext, directly or
+    through an HTTP proxy.
+
+    :param host: the server's host name or IP address, optionally with a port:
+        ``"example.com"``, ``"example.com:8080"``, ``"[::1]:8443"``.
+    :param port: the port, when ``host`` names none. Defaults to 80, or 443 when ``secure``.
+    :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
+        otherwise.
+    :param ssl_context: the :class:`ssl.SSLContext` for TLS. By default a context from
+        :func:`hyper.tls.init_context` that offers only ``http/1.1`` in ALPN.
+    :param proxy_host: an HTTP proxy, optionally with a port. Plain ``http`` requests go to
+        it in absolute form; TLS connections go through a ``CONNECT`` tunnel.
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
+    :param proxy_headers: headers for the proxy: sent on the ``CONNECT`` request, or with
+        every request when proxying plain ``http``.
+    :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
+        pair. ``None`` waits forever.
+    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    """
+
+    #: The protocol this connection speaks.
+    version = HTTPVersion.http11
+
+    #: The size of the receive buffer, in bytes (64 KiB by default). It also bounds the size
+    #: of a response head. Changing it affects the next socket this connection opens.
+    network_buffer_size: int = DEFAULT_BUFFER_SIZE
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        secure: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_headers: HeadersArg | None = None,
+        timeout: TimeoutArg = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise InvalidRequest(
+                f"HTTP11Connection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
+            )
+        default_port = 443 if secure else 80
+        if port is None:
+            self.host, self.port = to_host_port_tuple(host, default_port=default_port)
+        else:
+            self.host = to_host_port_tuple(host, default_port=default_port)[0]
+            self.port = parse_port(port)
+        #: Whether the connection uses TLS.
+        self.secure = bool(secure) if secure is not None else self.port == 443
+        self.ssl_context = ssl_context
+        self.proxy_host: str | None = None
+        self.proxy_port: int | None = None
+        if proxy_host is not None:
+            if proxy_port is None:
+                self.proxy_host, self.proxy_port = to_host_port_tuple(proxy_host, 8080)
+            else:
+                self.proxy_host = to_host_port_tuple(proxy_host, 8080)[0]
+                self.proxy_port = parse_port(proxy_port)
+        self.proxy_headers = proxy_headers
+        self._proxy_lines = [
+            name + b": " + value for name, value in iter_header_pairs(proxy_headers)
+        ]
+        self.timeout = timeout
+        self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        #: The object that parses response heads; see :class:`hyper.http11.parser.Parser`.
+        self.parser = Parser()
+        self._scheme = "https" if self.secure else "http"
+        self._authority = authority_for(self.host, self.port, 443 if self.secure else 80)
+        self._host_header = self._authority.encode("idna")
+        #: Plain http through a proxy: requests go to the proxy in absolute form.
+        self._absolute_form = self.proxy_host is not None and not self.secure
+
+        self._sock: BufferedSocket | None = None
+        # Re-entrant: a response may report its end while get_response() holds the lock.
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        #: The thread that fetched the response still being read.
+        self._response_thread: int | None = None
+        #: The request sent and awaiting get_response(): its method, or None.
+        self._pending_method: bytes | None = None
+        #: The response whose body is still being read.
+        self._response: HTTP11Response | None = None
+        self._last_minor_version = 1
+
+    def __repr__(self) -> str:
+        state = "open" if self._sock is not None else "closed"
+        return f"<HTTP11Connection {self.host}:{self.port} {state}>"
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """
+        Open the connection (TCP, through the proxy if one is set, then TLS when secure).
+        Does nothing if it is open; :meth:`request` calls it as needed.
+
+        :raises ConnectTimeout: if connecting takes longer than the connect timeout.
+        :raises CertificateError: if the server's certificate can't be verified.
+        :raises TLSError: if the TLS handshake fails, or the server insists on HTTP/2.
+        :raises ProxyError: if the proxy refuses the tunnel.
+        :raises SocketError: for any other network failure.
+        """
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._open_socket()
+
+    def _open_socket(self) -> BufferedSocket:
+        sock, proto = open_connection(
+            self.host,
+            self.port,
+            secure=self.secure,
+            ssl_context=self.ssl_context if self.ssl_context is not None else _http11_context(),
+            proxy_host=self.proxy_host,
+            proxy_port=self.proxy_port,
+            proxy_headers=self.proxy_headers,
+            # Plain http goes to the proxy in absolute form; TLS needs a tunnel.
+            tunnel=self.secure,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            buffer_size=self.network_buffer_size,
+        )
+        if proto == tls.H2_PROTOCOL:
+            sock.close()
+            raise TLSError(
+                f"{self.host}:{self.port} chose HTTP/2 in ALPN, which an HTTP11Connection "
+                "cannot speak; use hyper.HTTPConnection, or an ssl_context offering only "
+                "http/1.1"
+            )
+        return sock
+
+    def _adopt_socket(self, sock: BufferedSocket) -> None:
+        """Use an already connected (and negotiated) socket; for hyper.HTTPConnection."""
+        sock.settimeout(self._read_timeout)
+        with self._lock:
+            self._sock = sock
+
+    def _detach_socket(self) -> BufferedSocket:
+        """Give up the socket (with whatever it has buffered), e.g. after a 101 response."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+            self._response = None
+            self._pending_method = None
+            self._idle.notify_all()
+        if sock is None:
+            raise ConnectionClosed("the connection is closed")
+        return sock
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """
+        Close the connection. A response whose body was not read to the end can no longer be
+        read. The next :meth:`request` opens a new connection.
+        """
+        with self._lock:
+            self._close_socket_locked()
+
+    def _close_socket_locked(self) -> None:
+        sock, self._sock = self._sock, None
+        response, self._response = self._response, None
+        self._pending_method = None
+        if response is not None:
+            response._connection = None
+            response._sock = None
+        if sock is not None:
+            sock.close()
+        self._idle.notify_all()
+
+    def __enter__(self) -> HTTP11Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        body: BodyArg = None,
+        headers: HeadersArg | None = None,
+    ) -> None:
+        """
+        Send a request. Call :meth:`get_response` to read the answer; read its body (or close
+        it) before the next request on this connection.
+
+        :param method: the request method, e.g. ``"GET"``.
+        :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
+            authority then becomes the ``Host``.
+        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
+            mode, or an iterable of ``bytes``. A body of known length is sent with
+            Content-Length; one of unknown length with ``Transfer-Encoding: chunked``, unless
+            the caller set Content-Length, which must then be exact.
+        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
+            ``Host`` and ``Accept-Encoding`` are added when missing.
+        :returns: ``None`` (HTTP/1.1 has no stream ids).
+        :raises InvalidRequest: for an invalid method, URL, header or body, or when a request
+            is sent before the previous one's response was fetched; nothing is sent then.
+        """
+        method_b = check_method(method)
+        request_body = RequestBody(body)
+        head, chunked, declared = self._build_head(method_b, url, headers, request_body)
+        with self._lock:
+            if self._pending_method is not None:
+                raise InvalidRequest(
+                    "the previous request's response has not been fetched: call "
+                    "get_response() before sending another request on this HTTP/1.1 connection"
+                )
+            self._wait_idle_locked()
+            sock = self._ensure_socket_locked()
+            self._pending_method = method_b
+            try:
+                self._send_locked(sock, head, request_body, chunked, declared)
+            except BaseException:
+                self._close_socket_locked()
+                raise
+
+    def _build_head(
+        self,
+        method: bytes,
+        url: str | bytes,
+        headers: HeadersArg | None,
+        body: RequestBody,
+    ) -> tuple[bytes, bool, int | None]:
+        """Return the request head, whether to chunk the body, and a caller-set length."""
+        _, authority, path = split_absolute_url(url)
+        host = authority or self._host_header
+        if self._absolute_form:
+            target = b"http://" + host + path if path != b"*" else path
+        else:
+            target = path
+        lines = [method + b" " + target + b" HTTP/1.1"]
+        seen: set[bytes] = set()
+        declared: int | None = None
+        transfer: list[bytes] = []
+        for name, value in iter_header_pairs(headers):
+            lowered = name.lower()
+            seen.add(lowered)
+            if lowered == b"content-length":
+                if not value.isdigit() or (declared is not None and int(value) != declared):
+                    raise InvalidRequest(f"invalid Content-Length {value[:30]!r}")
+                declared = int(value)
+            elif lowered == b"transfer-encoding":
+                transfer.extend(t.strip().lower() for t in value.split(b","))
+            lines.append(name + b": " + value)
+        if b"host" not in seen:
+            lines.insert(1, b"Host: " + host)
+        if b"accept-encoding" not in seen:
+            lines.append(b"Accept-Encoding: " + _ACCEPT_ENCODING)
+        if self._absolute_form:
+            lines.extend(self._proxy_lines)
+        chunked = False
+        if transfer:
+            if declared is not None:
+                raise InvalidRequest(
+                    "a request cannot have both Content-Length and Transfer-Encoding"
+                )
+            if transfer[-1] != b"chunked":
+                raise InvalidRequest("Transfer-Encoding must end with chunked")
+            chunked = True
+        elif declared is not None:
+            if body.length is not None and body.length != declared:
+                raise InvalidRequest(
+                    f"Content-Length says {declared} but the body has {body.length} bytes"
+                )
+        elif body.length is None:
+            lines.append(b"Transfer-Encoding: chunked")
+            chunked = True
+        elif body.length or method in METHODS_EXPECTING_BODY:
+            lines.append(b"Content-Length: " + str(body.length).encode())
+        lines.append(b"\r\n")
+        return b"\r\n".join(lines), chunked, declared
+
+    def _wait_idle_locked(self) -> None:
+        """Wait (bounded by the read timeout) until the previous response is finished."""
+        while self._response is not None:
+            if self._response_thread == threading.get_ident():
+                raise InvalidRequest(
+                    "the previous response's body has not been read: read it to the end or "
+                    "close it before sending another request on this HTTP/1.1 connection"
+                )
+            if not self._idle.wait(self._read_timeout):
+                raise ReadTimeout(
+                    "timed out waiting for the previous response on this connection to be "
+                    "read; read or close it before sending another request"
+                )
+
+    def _ensure_socket_locked(self) -> BufferedSocket:
+        sock = self._sock
+        if sock is not None and sock.can_read():
+            # Between responses the server should send nothing: readable means it closed
+            # the connection (idle timeout) or sent junk. Either way, start afresh.
+            sock.close()
+            sock = self._sock = None
+        if sock is None:
+            sock = self._sock = self._open_socket()
+        return sock
+
+    def _send_locked(
+        self,
+        sock: BufferedSocket,
+        head: bytes,
+        body: RequestBody,
+        chunked: bool,
+        declared: int | None,
+    ) -> None:
+        data = body.data
+        if data is not None and not chunked and len(data) <= SMALL_BODY:
+            sock.sendall(head + bytes(data) if data else head)
+            return
+        sock.sendall(head)
+        sent = 0
+        for piece in body.chunks():
+            if chunked:
+                sock.sendall(b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n")
+            else:
+                sent += len(piece)
+                if declared is not None and sent > declared:
+                    raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
+                sock.sendall(piece)
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
+        elif declared is not None and sent != declared and body.data is None:
+            raise InvalidRequest(
+                f"the body had {sent} bytes, not the {declared} its Content-Length announced"
+            )
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def get_response(self) -> HTTP11Response:
+        """
+        Read the response head of the request sent last. Interim (1xx) responses other than
+        ``101 Switching Protocols`` are skipped.
+
+        :returns: the response; its body is read with :meth:`HTTP11Response.read`.
+        :raises InvalidRequest: if no request is waiting for its response.
+        :raises InvalidResponse: (or a subclass) if the response head is malformed.
+        :raises ConnectionClosed: if the server closed the connection without answering.
+        :raises ReadTimeout: if the response does not come within the read timeout.
+        """
+        with self._lock:
+            method = self._pending_method
+            sock = self._sock
+            if method is None or sock is None:
+                raise InvalidRequest("there is no request waiting for a response")
+            try:
+                while True:
+                    head = self._read_head_locked(sock)
+                    if head.status == 101 or not 100 <= head.status < 200:
+                        break
+            except BaseException:
+                self._close_socket_locked()
+                raise
+            self._pending_method = None
+            self._last_minor_version = head.minor_version
+            response = HTTP11Response(
+                head.status, head.reason, head.headers, sock, self, request_method=method
+            )
+            if head.status == 101:
+                # The socket now belongs to whichever protocol was switched to.
+                response._connection = None
+                response._sock = None
+            elif not response._done:
+                self._response = response
+                self._response_thread = threading.get_ident()
+            return response
+
+    def _read_head_locked(self, sock: BufferedSocket) -> Any:
+        parser = self.parser
+        while True:
+            buffered = sock.peek()
+            if len(buffered) >= 9 and _looks_like_http2_settings(bytes(buffered[:9])):
+                raise HTTP2PriorKnowledgeOnly(
+                    f"{self.host}:{self.port} answered with HTTP/2 frames: it only speaks "
+                    "HTTP/2 with prior knowledge"
+                )
+            head = parser.parse_response(buffered)
+            if head is not None:
+                sock.advance(head.consumed)
+                return head
+            count = sock.fill()
+            if count == 0:
+                if sock.buffered:
+                    raise ConnectionClosed("the server closed the connection mid-response head")
+                raise ConnectionClosed("the server closed the connection without a response")
+            if count < 0:
+                raise LineTooLongError(
+                    f"response head larger than the {sock.buffer_size} byte buffer"
+                )
+
+    def _response_finished(
+        self, response: HTTP11Response, sock: BufferedSocket | None, reusable: bool
+    ) -> None:
+        """A response body was read to its end (or abandoned) on ``sock``."""
+        with self._lock:
+            if self._response is response:
+                self._response = None
+                self._response_thread = None
+            if not reusable and sock is not None and sock is self._sock:
+                self._close_socket_locked()
+            self._idle.notify_all()
+
+
+def _looks_like_http2_settings(header: bytes) -> bool:
+    """Whether 9 bytes are the header of an HTTP/2 SETTINGS frame (a server's preface)."""
+    length = int.from_bytes(header[:3], "big")
+    return header[3] == 0x4 and length % 6 == 0 and header[5:9] == b"\0\0\0\0"
+
+
+_http11_only_context: ssl.SSLContext | None = None
+
+
+def _http11_context() -> ssl.SSLContext:
+    """hyper's default TLS settings, offering only http/1.1 in ALPN."""
+    global _http11_only_context
+    if _http11_only_context is None:
+        context = tls.init_context()
+        context.set_alpn_protocols(["http/1.1"])
+        _http11_only_context = context
+    return _http11_only_context

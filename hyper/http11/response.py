@@ -1,0 +1,306 @@
+"""
+:class:`HTTP11Response`: an HTTP/1.1 response, its body read from the connection's buffered
+socket as the caller asks for it.
+
+How the body is delimited follows RFC 9112 section 6.3: no body for HEAD and for 1xx, 204 and
+304 responses; ``Transfer-Encoding: chunked``; ``Content-Length``; otherwise the end of the
+connection. Responses that could be read two ways (both Transfer-Encoding and Content-Length,
+or Content-Length values that disagree) are refused: that ambiguity is what response splitting
+and request smuggling are made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..common.bufsocket import BufferedSocket
+from ..common.exceptions import (
+    ChunkedDecodeError,
+    ConnectionClosed,
+    IncompleteRead,
+    InvalidResponse,
+    LineTooLongError,
+)
+from ..common.headers import HTTPHeaderMap
+from ..common.response import BaseResponse
+from ..common.util import HTTPVersion
+
+if TYPE_CHECKING:
+    from .connection import HTTP11Connection
+
+#: The longest chunk-size line (with extensions) accepted.
+MAX_CHUNK_LINE = 4096
+#: The most hex digits in a chunk size: 2**60 bytes is more than any body.
+MAX_CHUNK_DIGITS = 15
+#: The most trailer fields accepted after a chunked body.
+MAX_TRAILERS = 100
+#: How much a read of a body delimited by the connection's end asks for at once.
+READ_SIZE = 64 * 1024
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+# Body framing kinds.
+_NONE, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    return [token.strip().lower() for value in values for token in value.split(b",")]
+
+
+class HTTP11Response(BaseResponse):
+    """
+    The response to an HTTP/1.1 request: status, reason, headers, body and trailers.
+
+    Responses come from :meth:`HTTP11Connection.get_response
+    <hyper.HTTP11Connection.get_response>`. Reading the body to its end hands the connection
+    back for the next request (unless the server asked to close it).
+
+    :param code: the status code.
+    :param reason: the reason phrase.
+    :param headers: the response headers.
+    :param sock: the buffered socket the body is read from.
+    :param connection: the connection the response belongs to, told when the body is done.
+    :param request_method: the method of the request (a HEAD response has no body).
+    :raises InvalidResponse: if the headers do not say unambiguously where the body ends.
+    """
+
+    version = HTTPVersion.http11
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]],
+        sock: BufferedSocket | None,
+        connection: HTTP11Connection | None = None,
+        request_method: bytes | str | None = None,
+    ) -> None:
+        self.status = code
+        self.reason = reason
+        if isinstance(headers, HTTPHeaderMap):
+            self.headers = headers
+        else:
+            self.headers = HTTPHeaderMap._from_trusted(list(headers))
+        #: Trailers sent after a chunked body; ``None`` until the body is read to its end
+        #: (and when the server sent none).
+        self.trailers: HTTPHeaderMap | None = None
+        self._sock = sock
+        self._connection = connection
+        #: The connection, kept for close(socket_close=True) after the body is done.
+        self._owner = connection
+        method = request_method.encode() if isinstance(request_method, str) else request_method
+        self._framing, self._remaining = self._body_framing(method)
+        self._received = 0
+        self._chunk_left = 0  # chunked: bytes left in the current chunk
+        self._keep_alive = self._framing != _UNTIL_CLOSE and self._wants_keep_alive()
+        self._done = False
+        if self._framing == _NONE:
+            self._finish()
+
+    def __repr__(self) -> str:
+        return f"<HTTP11Response [{self.status} {self.reason}]>"
+
+    # -- framing ----------------------------------------------------------------------------------
+
+    def _body_framing(self, method: bytes | None) -> tuple[int, int]:
+        status = self.status
+        if method == b"HEAD" or status < 200 or status in (204, 304):
+            return _NONE, 0
+        transfer = self.headers.get(b"transfer-encoding")
+        lengths = self.headers.get(b"content-length")
+        if transfer:
+            if lengths:
+                raise InvalidResponse(
+                    "response has both Transfer-Encoding and Content-Length; refusing a body "
+                    "that could be read two ways"
+                )
+            codings = _tokens(transfer)
+            if codings[-1] == b"chunked":
+                if codings.count(b"chunked") > 1:
+                    raise InvalidResponse("response applies chunked more than once")
+                return _CHUNKED, 0
+            return _UNTIL_CLOSE, 0
+        if lengths:
+            values = set(_tokens(lengths))
+            if len(values) != 1:
+                raise InvalidResponse(f"conflicting Content-Length values: {sorted(values)}")
+            value = values.pop()
+            if not value.isdigit() or len(value) > 18:
+                raise InvalidResponse(f"invalid Content-Length {value[:30]!r}")
+            length = int(value)
+            return (_LENGTH, length) if length else (_NONE, 0)
+        return _UNTIL_CLOSE, 0
+
+    def _wants_keep_alive(self) -> bool:
+        connection = _tokens(self.headers.get(b"connection", []))
+        if b"close" in connection:
+            return False
+        minor = self._connection._last_minor_version if self._connection is not None else 1
+        return minor >= 1 or b"keep-alive" in connection
+
+    def _finish(self) -> None:
+        """The body is complete: hand the connection back, or close it."""
+        if self._done:
+            return
+        self._done = True
+        connection, self._connection = self._connection, None
+        sock, self._sock = self._sock, None
+        if connection is not None:
+            connection._response_finished(self, sock, reusable=self._keep_alive)
+        elif sock is not None and not self._keep_alive:
+            sock.close()
+
+    def _socket(self) -> BufferedSocket:
+        sock = self._sock
+        if sock is None:
+            raise ConnectionClosed("the connection of this response was closed")
+        return sock
+
+    # -- raw body ---------------------------------------------------------------------------------
+
+    def _raw_read(self, amt: int | None) -> bytes:
+        if self._done:
+            return b""
+        parts: list[bytes] = []
+        wanted = amt
+        while (wanted is None or wanted > 0) and not self._done:
+            piece = self._next_piece(wanted)
+            if piece is None:
+                break
+            parts.append(piece)
+            if wanted is not None:
+                wanted -= len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _raw_chunk(self) -> bytes | None:
+        if self._done:
+            return None
+        if self._framing == _CHUNKED:
+            # One chunk at a time, as the server framed it (it may be large: read it whole).
+            if self._chunk_left == 0 and not self._start_chunk():
+                return None
+            return self._next_piece(self._chunk_left)
+        return self._next_piece(None)
+
+    def _next_piece(self, wanted: int | None) -> bytes | None:
+        """One piece of the body, at most ``wanted`` bytes; None at its end."""
+        framing = self._framing
+        if framing == _LENGTH:
+            size = self._remaining if wanted is None else min(wanted, self._remaining)
+            data = self._recv(size)
+            if not data:
+                self._abort()
+                raise IncompleteRead(self._received, self._received + self._remaining)
+            self._remaining -= len(data)
+            self._received += len(data)
+            if not self._remaining:
+                self._finish()
+            return data
+        if framing == _CHUNKED:
+            if self._chunk_left == 0 and not self._start_chunk():
+                return None
+            size = self._chunk_left if wanted is None else min(wanted, self._chunk_left)
+            data = self._recv(size)
+            if not data:
+                self._abort()
+                raise ChunkedDecodeError("the connection closed in the middle of a chunk")
+            self._chunk_left -= len(data)
+            self._received += len(data)
+            if self._chunk_left == 0:
+                self._end_chunk()
+            return data
+        if framing == _UNTIL_CLOSE:
+            data = self._recv(READ_SIZE if wanted is None else min(wanted, READ_SIZE))
+            if not data:
+                self._finish()
+                return None
+            self._received += len(data)
+            return data
+        return None
+
+    def _recv(self, size: int) -> bytes:
+        return bytes(self._socket().recv(size))
+
+    def _start_chunk(self) -> bool:
+        """Read a chunk-size line; return False (after the trailers) at the last chunk."""
+        sock = self._socket()
+        try:
+            line = bytes(sock.readline(MAX_CHUNK_LINE))
+        except LineTooLongError as exc:
+            self._abort()
+            raise ChunkedDecodeError("chunk-size line too long") from exc
+        if not line.endswith(b"\n"):
+            self._abort()
+            raise ChunkedDecodeError("the connection closed before the next chunk size")
+        size_text = line.split(b";", 1)[0].strip(b" \t\r\n")
+        if not size_text or len(size_text) > MAX_CHUNK_DIGITS or not _HEX.issuperset(size_text):
+            self._abort()
+            raise ChunkedDecodeError(f"invalid chunk size {line[:40]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            self._read_trailers(sock)
+            self._finish()
+            return False
+        self._chunk_left = size
+        return True
+
+    def _end_chunk(self) -> None:
+        try:
+            line = bytes(self._socket().readline(4))
+        except LineTooLongError:
+            line = b"(no line end)"
+        if line not in (b"\r\n", b"\n"):
+            self._abort()
+            raise ChunkedDecodeError(f"chunk data not followed by CRLF: {line!r}")
+
+    def _read_trailers(self, sock: BufferedSocket) -> None:
+        parser = self._connection.parser if self._connection is not None else None
+        limit = parser.max_line_length if parser is not None else 65536
+        fields: list[tuple[bytes, bytes]] = []
+        while True:
+            try:
+                line = bytes(sock.readline(limit))
+            except LineTooLongError as exc:
+                self._abort()
+                raise ChunkedDecodeError("trailer line too long") from exc
+            if not line.endswith(b"\n"):
+                self._abort()
+                raise ChunkedDecodeError("the connection closed in the trailers")
+            line = line.rstrip(b"\r\n")
+            if not line:
+                break
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip() or b" " in name:
+                self._abort()
+                raise ChunkedDecodeError(f"invalid trailer line {line[:100]!r}")
+            fields.append((name, value.strip(b" \t")))
+            if len(fields) > MAX_TRAILERS:
+                self._abort()
+                raise ChunkedDecodeError("too many trailer fields")
+        if fields:
+            self.trailers = HTTPHeaderMap._from_trusted(fields)
+
+    def _abort(self) -> None:
+        """The body cannot be finished: the connection cannot be reused."""
+        self._keep_alive = False
+        self._finish()
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def close(self, socket_close: bool = False) -> None:
+        """
+        Close the response. If its body was not read to the end, the connection cannot carry
+        another request and is closed (the next request opens a new one).
+
+        :param socket_close: close the connection's socket even if the body was complete.
+        """
+        if not self._done:
+            self._keep_alive = False
+            self._finish()
+        elif socket_close and self._owner is not None:
+            self._owner.close()
+
+    def fileno(self) -> int:
+        """The file descriptor of the connection's socket."""
+        return self._socket().fileno()
