@@ -8,6 +8,7 @@ certifi's CA bundle unless told otherwise.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
@@ -16,6 +17,8 @@ from collections.abc import Callable
 import certifi
 
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
+
+log = logging.getLogger(__name__)
 
 #: The ALPN protocols hyper offers, most preferred first.
 SUPPORTED_PROTOCOLS: tuple[str, ...] = ("h2", "http/1.1")
@@ -85,7 +88,11 @@ def init_context(
 
     keylog = os.environ.get("SSLKEYLOGFILE")
     if keylog:
-        context.keylog_filename = keylog
+        try:
+            context.keylog_filename = keylog
+        except OSError as exc:
+            # A debugging aid must not break connections: say so and carry on without it.
+            log.warning("cannot write TLS secrets to SSLKEYLOGFILE=%r: %s", keylog, exc)
     return context
 
 

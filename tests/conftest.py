@@ -217,3 +217,101 @@ def scripted_raw_server(server_cert: CertPaths) -> Iterator[Callable[..., Script
     make, created = _server_factory(ScriptedRawServer, server_cert)
     yield make
     _close_all(created)
+
+
+# -- nginx (HTTP/1.1 + HTTP/2 over TLS) and tinyproxy ------------------------------------------
+# Imports and marker registration for this section live here so that the section stays
+# self-contained; the base ``pytest_configure`` above is wrapped, not edited.
+
+from tests.support.nginx import NginxInstance, NginxServer, make_nginx_docroot, run_nginx  # noqa: E402
+from tests.support.tinyproxy import DEFAULT_AUTH, TinyproxyServer, run_tinyproxy  # noqa: E402
+
+_SERVER_MARKERS.update(
+    {
+        "nginx": "nginx",
+        "nginx_h2_tls": "nginx",
+        "nginx_h11_tls": "nginx",
+        "nginx_plain": "nginx",
+        "tinyproxy": "tinyproxy",
+        "tinyproxy_refusing": "tinyproxy",
+        "tinyproxy_auth": "tinyproxy",
+    }
+)
+_base_pytest_configure = pytest_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers of the suite, including the nginx/tinyproxy ones."""
+    _base_pytest_configure(config)
+    config.addinivalue_line("markers", "nginx: needs the nginx binary (auto-applied)")
+    config.addinivalue_line("markers", "tinyproxy: needs the tinyproxy binary (auto-applied)")
+
+
+@pytest.fixture(scope="session")
+def nginx_docroot(tmp_path_factory: pytest.TempPathFactory) -> Docroot:
+    """Document root of the nginx servers: the nghttpd files plus ``text.txt`` (64 KiB text)."""
+    return make_nginx_docroot(tmp_path_factory.mktemp("nginx-docroot"))
+
+
+@pytest.fixture(scope="session")
+def nginx(
+    nginx_docroot: Docroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[NginxInstance]:
+    """One nginx master serving the ``h2_tls``, ``h11_tls`` and ``plain`` server blocks.
+
+    Prefer the per-block fixtures below; this one gives the master pid, config and
+    worker pids.  Locations: see :data:`tests.support.nginx.LOCATIONS_DOC`.
+    """
+    with run_nginx(
+        nginx_docroot,
+        tmp_path_factory.mktemp("nginx"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def nginx_h2_tls(nginx: NginxInstance) -> NginxServer:
+    """nginx over TLS with HTTP/2: ALPN offers ``h2`` and ``http/1.1`` (h2 preferred)."""
+    return nginx.servers["h2_tls"]
+
+
+@pytest.fixture(scope="session")
+def nginx_h11_tls(nginx: NginxInstance) -> NginxServer:
+    """nginx over TLS, HTTP/1.1 only: ALPN selects ``http/1.1``."""
+    return nginx.servers["h11_tls"]
+
+
+@pytest.fixture(scope="session")
+def nginx_plain(nginx: NginxInstance) -> NginxServer:
+    """nginx in plaintext, HTTP/1.1 only (no ``h2c`` upgrade)."""
+    return nginx.servers["plain"]
+
+
+@pytest.fixture(scope="session")
+def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyproxyServer]:
+    """tinyproxy forwarding absolute-form requests and tunnelling CONNECT to any port."""
+    with run_tinyproxy(tmp_path_factory.mktemp("tinyproxy")) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyproxyServer]:
+    """tinyproxy refusing every request and CONNECT with ``403 Filtered``."""
+    with run_tinyproxy(
+        tmp_path_factory.mktemp("tinyproxy-refusing"), name="tinyproxy-refusing", refusing=True
+    ) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyproxyServer]:
+    """tinyproxy requiring Basic ``Proxy-Authorization`` for ``.auth`` (407 without it,
+    401 with wrong credentials)."""
+    with run_tinyproxy(
+        tmp_path_factory.mktemp("tinyproxy-auth"), name="tinyproxy-auth", auth=DEFAULT_AUTH
+    ) as proxy:
+        yield proxy

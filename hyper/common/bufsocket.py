@@ -43,7 +43,7 @@ class BufferedSocket:
     :param buffer_size: the size of the receive buffer in bytes.
     """
 
-    __slots__ = ("_buffer", "_end", "_sock", "_start", "_tls", "_view")
+    __slots__ = ("_buffer", "_end", "_poller", "_sock", "_start", "_tls", "_view")
 
     def __init__(self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         if buffer_size < 1024:
@@ -55,6 +55,7 @@ class BufferedSocket:
         self._start = 0
         self._end = 0
         self._tls = isinstance(sock, ssl.SSLSocket)
+        self._poller: select.poll | None = None
 
     @property
     def socket(self) -> socket.socket:
@@ -109,6 +110,18 @@ class BufferedSocket:
         self._end += count
         return count
 
+    def _readable(self, timeout: float | None) -> bool:
+        """Whether the socket becomes readable within ``timeout`` seconds (None: forever)."""
+        poller = self._poller
+        if poller is None:
+            if not hasattr(select, "poll"):  # Windows: select() has no descriptor limit there
+                return bool(select.select([self._sock], [], [], timeout)[0])
+            # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
+            poller = self._poller = select.poll()
+            poller.register(self._sock.fileno(), select.POLLIN)
+        milliseconds = None if timeout is None else max(int(timeout * 1000), 0)
+        return bool(poller.poll(milliseconds))
+
     def _fill_ready(self) -> None:
         """
         After a TLS read, keep reading the records that have already arrived, while they fit.
@@ -117,14 +130,12 @@ class BufferedSocket:
         cost a full trip through the protocol layer per record.
         """
         sock = self._sock
-        fd = [sock]
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
             if not sock.pending():  # type: ignore[attr-defined]
                 try:
-                    readable = select.select(fd, (), (), 0)[0]
+                    if not self._readable(0):
+                        return
                 except (OSError, ValueError):
-                    return
-                if not readable:
                     return
             try:
                 count = sock.recv_into(self._view[self._end :])
@@ -237,7 +248,7 @@ class BufferedSocket:
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return
         try:
-            readable, _, _ = select.select([sock], [], [], timeout)
+            readable = self._readable(timeout)
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting for data: {exc}") from exc
         if not readable:
@@ -254,10 +265,9 @@ class BufferedSocket:
         if pending is not None and pending():
             return True
         try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
+            return self._readable(0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     # -- writing ----------------------------------------------------------------------------------
 

@@ -206,16 +206,23 @@ class RequestBody:
                 piece = source.read(BODY_READ_SIZE)
                 if not piece:
                     return
-                yield piece.encode("utf-8") if isinstance(piece, str) else piece
+                yield _as_body_bytes(piece, "the body's read()")
         for piece in source:
-            if isinstance(piece, str):
-                piece = piece.encode("utf-8")
-            elif not isinstance(piece, (bytes, bytearray, memoryview)):
-                raise InvalidRequest(
-                    f"body iterable yielded {type(piece).__name__}, expected bytes"
-                )
+            piece = _as_body_bytes(piece, "the body iterable")
             if piece:
                 yield piece
+
+
+def _as_body_bytes(piece: object, source: str) -> bytes | memoryview:
+    """A piece of body as a flat byte buffer (text encoded as UTF-8)."""
+    if isinstance(piece, bytes):
+        return piece
+    if isinstance(piece, str):
+        return piece.encode("utf-8")
+    if isinstance(piece, (bytearray, memoryview)):
+        view = memoryview(piece)
+        return view.cast("B") if view.c_contiguous else view.tobytes()
+    raise InvalidRequest(f"{source} gave {type(piece).__name__}, expected bytes")
 
 
 def _remaining_file_length(body: Any) -> int | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from .decoder import Decoder, get_decoder
+from .exceptions import InvalidRequest
 from .headers import HTTPHeaderMap
 from .util import HTTPVersion
 
@@ -79,9 +80,11 @@ class BaseResponse:
         :raises HyperError: (a subclass) if the body cannot be read to its end: the stream
             was reset, the connection failed, or the body was shorter than announced.
         """
+        if amt is not None and (isinstance(amt, bool) or not isinstance(amt, int)):
+            raise InvalidRequest(f"amt must be an int or None, not {type(amt).__name__}")
         decoder = self._get_decoder() if decode_content else None
         if decoder is None:
-            return self._raw_read(amt)
+            return self._raw_read(amt) if amt is None or amt > 0 else b""
         if amt is None:
             return decoder.decompress(self._raw_read(None)) + decoder.flush()
         if amt <= 0:

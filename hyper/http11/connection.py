@@ -427,6 +427,8 @@ class HTTP11Connection:
 
     def _read_head_locked(self, sock: BufferedSocket) -> Any:
         parser = self.parser
+        if not sock.buffered:
+            sock.fill()  # nothing to parse yet: wait for the server first
         while True:
             buffered = sock.peek()
             if len(buffered) >= 9 and _looks_like_http2_settings(bytes(buffered[:9])):

@@ -39,6 +39,7 @@ MAX_TRAILERS = 100
 READ_SIZE = 64 * 1024
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_FRAMING_FIELDS = frozenset({b"transfer-encoding", b"content-length", b"connection"})
 
 # Body framing kinds.
 _NONE, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
@@ -90,6 +91,7 @@ class HTTP11Response(BaseResponse):
         #: The connection, kept for close(socket_close=True) after the body is done.
         self._owner = connection
         method = request_method.encode() if isinstance(request_method, str) else request_method
+        self._fields = self._framing_fields()
         self._framing, self._remaining = self._body_framing(method)
         self._received = 0
         self._chunk_left = 0  # chunked: bytes left in the current chunk
@@ -103,12 +105,22 @@ class HTTP11Response(BaseResponse):
 
     # -- framing ----------------------------------------------------------------------------------
 
+    def _framing_fields(self) -> dict[bytes, list[bytes]]:
+        """The fields that decide framing and reuse, found in one pass over the headers."""
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in self.headers.iter_raw():
+            lowered = name.lower()
+            if lowered in _FRAMING_FIELDS:
+                found.setdefault(lowered, []).append(value)
+        return found
+
     def _body_framing(self, method: bytes | None) -> tuple[int, int]:
         status = self.status
+        fields = self._fields
         if method == b"HEAD" or status < 200 or status in (204, 304):
             return _NONE, 0
-        transfer = self.headers.get(b"transfer-encoding")
-        lengths = self.headers.get(b"content-length")
+        transfer = fields.get(b"transfer-encoding")
+        lengths = fields.get(b"content-length")
         if transfer:
             if lengths:
                 raise InvalidResponse(
@@ -133,7 +145,7 @@ class HTTP11Response(BaseResponse):
         return _UNTIL_CLOSE, 0
 
     def _wants_keep_alive(self) -> bool:
-        connection = _tokens(self.headers.get(b"connection", []))
+        connection = _tokens(self._fields.get(b"connection", []))
         if b"close" in connection:
             return False
         minor = self._connection._last_minor_version if self._connection is not None else 1

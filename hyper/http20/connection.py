@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -88,6 +89,9 @@ DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 
 #: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
 ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
+
+#: The most pushed responses held for get_pushes() before further pushes are refused.
+MAX_BUFFERED_PUSHES = 100
 
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
@@ -174,12 +178,13 @@ class _H2Connection(h2.connection.H2Connection):
         frames, new_events = super()._handle_data_on_closed_stream(events, exc, frame)
         self.closed_stream_bytes += frame.flow_controlled_length
         reset_by_us = self._stream_is_closed_by_reset(frame.stream_id)
-        kept = [
-            f
-            for f in frames
-            if not isinstance(f, WindowUpdateFrame)
-            and not (reset_by_us and isinstance(f, RstStreamFrame))
-        ]
+        kept = []
+        for f in frames:
+            if isinstance(f, WindowUpdateFrame):
+                # h2 counted this update as sent; since it is not, take it back.
+                self._inbound_flow_control_window_manager.current_window_size -= f.window_increment
+            elif not (reset_by_us and isinstance(f, RstStreamFrame)):
+                kept.append(f)
         return kept, new_events
 
 
@@ -364,12 +369,19 @@ class HTTP20Connection:
             if self._usable():
                 return
             with self._lock:
-                if self._alive() and self._streams:
+                if self._alive() and any(not s.finished for s in self._streams.values()):
                     raise ConnectionError(
                         "the server is shutting this connection down (GOAWAY); read the "
                         "responses still in flight before sending new requests"
                     )
                 self._retire_socket_locked()
+            with self._lock:
+                if not self._reserved and not any(
+                    s.headers_sent and not s.finished for s in self._awaiting.values()
+                ):
+                    # Nothing from the old connection can be confused with new streams.
+                    self._next_stream_id = 1
+                    self._awaiting.clear()
             sock = self._open_socket()
             try:
                 conn = self._start_h2(sock)
@@ -498,6 +510,8 @@ class HTTP20Connection:
 
     def _retire_socket_locked(self) -> None:
         """Close a socket that can no longer be used, failing the streams still on it."""
+        self._conn_credit = 0
+        self._promises.clear()
         if self._sock is None:
             return
         error = self._error or ConnectionClosed("the connection was replaced by a new one")
@@ -517,13 +531,17 @@ class HTTP20Connection:
 
         :param error_code: the HTTP/2 error code to send in the GOAWAY frame.
         """
+        if error_code is not None and (
+            not isinstance(error_code, int) or not 0 <= error_code < 2**32
+        ):
+            raise InvalidRequest(f"invalid HTTP/2 error code {error_code!r}")
         with self._lock:
             sock, conn = self._sock, self._h2
             if sock is not None and conn is not None and self._error is None:
                 try:
                     conn.close_connection(error_code or 0)
                     self._sendall(sock, conn.data_to_send())
-                except (HyperError, h2.exceptions.ProtocolError):
+                except (HyperError, h2.exceptions.H2Error):
                     pass  # the server may be gone already: closing is all that is left
             self._error = ConnectionClosed("the connection was closed")
             self._retire_socket_locked()
@@ -572,7 +590,12 @@ class HTTP20Connection:
         end_stream = request_body.is_empty
         stream = self._open_stream(header_list, end_stream, reserved_id=None)
         if not end_stream:
-            self._send_body(stream, request_body.chunks(), final=True)
+            try:
+                self._send_body(stream, request_body.chunks(), final=True)
+            except BaseException:
+                # The caller never gets this stream's id: do not leave it behind.
+                self._abandon_stream(stream)
+                raise
         return stream.stream_id
 
     def putrequest(self, method: str | bytes, selector: str | bytes, **kwargs: Any) -> int:
@@ -647,13 +670,19 @@ class HTTP20Connection:
         :param stream_id: the request's stream id; the latest request when ``None``.
         """
         stream = self._pending_request(stream_id)
-        body = RequestBody(message_body)
-        # The body's length is the request's length only if no send() calls follow.
-        headers = self._finish_header_list(stream.request_headers, body.length if final else None)
-        end_now = final and body.is_empty
-        self._open_stream(headers, end_now, reserved_id=stream.stream_id, stream=stream)
-        if not body.is_empty:
-            self._send_body(stream, body.chunks(), final=final)
+        try:
+            body = RequestBody(message_body)
+            # The body's length is the request's length only if no send() calls follow.
+            length = body.length if final else None
+            headers = self._finish_header_list(stream.request_headers, length)
+            end_now = final and body.is_empty
+            self._open_stream(headers, end_now, reserved_id=stream.stream_id, stream=stream)
+            if not body.is_empty:
+                self._send_body(stream, body.chunks(), final=final)
+        except BaseException:
+            # A half-built request would block every later one: give its stream up.
+            self._abandon_stream(stream)
+            raise
 
     def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
         """
@@ -716,7 +745,8 @@ class HTTP20Connection:
         dropped = set(CONNECTION_SPECIFIC_HEADERS)
         for name, value in headers:
             if name == b"connection":
-                dropped.update(token.strip().lower() for token in value.split(b","))
+                tokens = (token.strip().lower() for token in value.split(b","))
+                dropped.update(t for t in tokens if t and not t.startswith(b":"))
         result: HeaderList = []
         host: bytes | None = None
         has_length = False
@@ -732,7 +762,7 @@ class HTTP20Connection:
                 has_length = True
             result.append((name, value))
         if host is not None:
-            result[2] = (b":authority", host)
+            result = [(b":authority", host) if n == b":authority" else (n, v) for n, v in result]
         if body_length and not has_length:
             result.append((b"content-length", str(body_length).encode()))
         return result
@@ -747,9 +777,10 @@ class HTTP20Connection:
         return stream_id
 
     def _can_open_stream_locked(self) -> bool:
+        """Whether the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves room for a stream."""
         conn = self._h2
-        if conn is None or not self._usable():
-            return True  # let the caller find out why
+        if conn is None:
+            return True  # the caller finds out why
         limit = conn.remote_settings.max_concurrent_streams
         if len(self._streams) + len(self._reserved) < limit:
             return True
@@ -763,14 +794,14 @@ class HTTP20Connection:
         stream: Stream | None = None,
     ) -> Stream:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest()."""
-        self.connect()
         me = threading.get_ident()
+        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
         while True:
-            if not self._can_open_stream():
-                self._read_until(self._can_open_stream)
-                continue
+            # Opens the connection, or a new one after close() or a GOAWAY, as needed.
+            self.connect()
             with self._lock:
-                self._raise_if_unusable_locked()
+                if not self._usable():
+                    continue
                 lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
                 if lower:
                     if any(self._reserved[sid] == me for sid in lower):
@@ -780,38 +811,72 @@ class HTTP20Connection:
                         )
                     # Another thread is building a request with a lower id, which must go
                     # out first: HTTP/2 stream ids only ever increase.
-                    if not self._cond.wait(self._read_timeout):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
                         raise ReadTimeout("timed out waiting for another thread's request")
+                    self._cond.wait(remaining)
                     continue
-                if not self._can_open_stream_locked():
-                    continue
-                conn = self._h2
-                assert conn is not None
-                if reserved_id is None:
-                    stream_id = self._allocate_stream_id_locked()
-                    stream = Stream(stream_id, self, self._new_stream_manager(None))
-                    self._awaiting[stream_id] = stream
-                    self._recent_stream_id = stream_id
-                else:
-                    assert stream is not None
-                    stream_id = reserved_id
-                    del self._reserved[stream_id]
-                try:
-                    conn.send_headers(stream_id, headers, end_stream=end_stream)
-                except hpack.exceptions.HPACKError as exc:
-                    raise HPACKEncodingError(f"cannot encode request headers: {exc}") from exc
-                except h2.exceptions.ProtocolError as exc:
-                    raise HTTP20Error(f"cannot send request headers: {exc}") from exc
-                finally:
-                    self._cond.notify_all()
-                stream.headers_sent = True
-                stream.local_closed = end_stream
-                self._streams[stream_id] = stream
-                self._flush_locked()
-                return stream
+                if self._can_open_stream_locked():
+                    return self._send_headers_locked(headers, end_stream, reserved_id, stream)
+            # The server allows no more streams now: read until one ends (or it goes away).
+            self._read_until(lambda: not self._usable() or self._can_open_stream_locked())
 
-    def _can_open_stream(self) -> bool:
-        return self._can_open_stream_locked()
+    def _send_headers_locked(
+        self,
+        headers: HeaderList,
+        end_stream: bool,
+        reserved_id: int | None,
+        stream: Stream | None,
+    ) -> Stream:
+        conn = self._h2
+        assert conn is not None
+        if reserved_id is None:
+            stream_id = self._allocate_stream_id_locked()
+            stream = Stream(stream_id, self, self._new_stream_manager(None))
+            self._recent_stream_id = stream_id
+        else:
+            assert stream is not None
+            stream_id = reserved_id
+        try:
+            conn.send_headers(stream_id, headers, end_stream=end_stream)
+        except hpack.exceptions.HPACKError as exc:
+            raise HPACKEncodingError(f"cannot encode request headers: {exc}") from exc
+        except h2.exceptions.H2Error as exc:
+            raise HTTP20Error(f"cannot send request headers: {exc}") from exc
+        finally:
+            self._cond.notify_all()
+        self._reserved.pop(stream_id, None)
+        self._awaiting[stream_id] = stream
+        stream.headers_sent = True
+        stream.local_closed = end_stream
+        self._streams[stream_id] = stream
+        self._flush_locked()
+        return stream
+
+    def _abandon_stream(self, stream: Stream) -> None:
+        """A request failed on its way out: release its id, reset it if it was sent."""
+        with self._lock:
+            self._reserved.pop(stream.stream_id, None)
+            if stream.headers_sent and not stream.finished and self._alive():
+                self._reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
+            self._awaiting.pop(stream.stream_id, None)
+            self._streams.pop(stream.stream_id, None)
+            self._cond.notify_all()
+
+    def _reset_locked(self, stream: Stream, code: int) -> None:
+        """Send RST_STREAM for ``stream`` if h2 still considers it open."""
+        conn = self._h2
+        if conn is None:
+            return
+        try:
+            conn.reset_stream(stream.stream_id, code)
+            self._flush_locked()
+        except h2.exceptions.H2Error:
+            return  # already closed on h2's side: nothing to reset
+        except HyperError:
+            return  # the connection failed: the stream is gone either way
+        if not stream.finished:
+            stream.reset_code = code
 
     def _send_body(
         self, stream: Stream, chunks: Iterator[bytes | memoryview], final: bool
@@ -829,20 +894,25 @@ class HTTP20Connection:
 
     def _send_data(self, stream: Stream, data: bytes | memoryview, end_stream: bool) -> None:
         """Send one piece of body data as flow control allows, in frames as large as allowed."""
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
         total = len(view)
         offset = 0
         stream_id = stream.stream_id
 
         def writable() -> bool:
-            return stream.finished or self._send_window(stream_id) > 0 or not self._usable()
+            return stream.finished or self._send_window(stream_id) > 0 or not self._alive()
 
         while True:
             with self._lock:
                 self._raise_if_unusable_locked()
                 if stream.remote_closed or stream.reset_code == h2.errors.ErrorCodes.NO_ERROR:
                     # The server answered without waiting for the rest of the body (RFC 9113
-                    # 8.1): stop sending; the response is there to be read.
+                    # 8.1): stop sending, and end our side so the stream is closed for both.
+                    if not stream.local_closed:
+                        stream.local_closed = True
+                        self._reset_locked(stream, h2.errors.ErrorCodes.NO_ERROR)
                     return
                 stream.raise_if_failed()
                 conn = self._h2
@@ -851,15 +921,18 @@ class HTTP20Connection:
                     raise InvalidRequest(f"the request on stream {stream_id} was already ended")
                 window = self._send_window(stream_id)
                 max_frame = conn.max_outbound_frame_size
-                while offset < total and window > 0:
-                    size = min(window, max_frame, total - offset)
-                    last = end_stream and offset + size == total
-                    conn.send_data(stream_id, view[offset : offset + size], end_stream=last)
-                    offset += size
-                    window -= size
-                if offset == total:
-                    if end_stream and total == 0:
+                try:
+                    while offset < total and window > 0:
+                        size = min(window, max_frame, total - offset)
+                        last = end_stream and offset + size == total
+                        conn.send_data(stream_id, view[offset : offset + size], end_stream=last)
+                        offset += size
+                        window -= size
+                    if offset == total and end_stream and total == 0:
                         conn.end_stream(stream_id)
+                except h2.exceptions.H2Error as exc:
+                    raise HTTP20Error(f"cannot send data on stream {stream_id}: {exc}") from exc
+                if offset == total:
                     stream.local_closed = end_stream
                     self._flush_locked()
                     return
@@ -892,6 +965,10 @@ class HTTP20Connection:
         :raises StreamResetError: if the server reset the stream before answering.
         :raises ReadTimeout: if the response does not come within the read timeout.
         """
+        if stream_id is not None and (
+            isinstance(stream_id, bool) or not isinstance(stream_id, int)
+        ):
+            raise InvalidRequest(f"stream_id must be an int, not {type(stream_id).__name__}")
         with self._lock:
             if stream_id is None:
                 if not self._awaiting:
@@ -1003,15 +1080,15 @@ class HTTP20Connection:
     def _close_stream(self, stream: Stream) -> None:
         """The caller is done with ``stream``: reset it if unfinished and free its data."""
         with self._lock:
-            if not stream.finished and self._alive() and self._h2 is not None:
-                try:
-                    self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
-                    self._flush_locked()
-                except h2.exceptions.StreamClosedError:
-                    pass
-                except HyperError:
-                    pass  # the connection failed: the stream is gone either way
+            if not stream.finished and self._alive():
+                self._reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
                 stream.reset_code = h2.errors.ErrorCodes.CANCEL
+            # Pushes promised on it and never collected are not wanted either.
+            for pushed in self._promises.pop(stream.stream_id, ()):
+                if not pushed.finished and self._alive():
+                    self._reset_locked(pushed, h2.errors.ErrorCodes.CANCEL)
+                pushed.discard()
+                self._streams.pop(pushed.stream_id, None)
             stream.discard()
             self._streams.pop(stream.stream_id, None)
             self._awaiting.pop(stream.stream_id, None)
@@ -1117,12 +1194,21 @@ class HTTP20Connection:
                 self._conn_credit += self._conn_manager._handle_frame(conn.closed_stream_bytes)
             conn.closed_stream_bytes = 0
         dispatch = self._dispatch
-        for event in events:
-            handler = dispatch.get(type(event))
-            if handler is not None:
-                handler(event)
-            elif self._debug:
-                log.debug("ignored event %r", event)
+        try:
+            for event in events:
+                if self._error is not None:
+                    break  # an error GOAWAY ended the connection: the rest is moot
+                handler = dispatch.get(type(event))
+                if handler is not None:
+                    handler(event)
+                elif self._debug:
+                    log.debug("ignored event %r", event)
+        except HyperError:
+            raise
+        except Exception as exc:  # h2 refusing a reply, or a bug: never let it escape bare
+            error = HTTP20Error(f"error while handling a frame from the server: {exc!r}")
+            self._abort_locked(error)
+            raise error from exc
         if self._error is not None:
             return  # a GOAWAY with an error: nothing more to send
         if self._conn_credit:
@@ -1280,6 +1366,10 @@ class HTTP20Connection:
         assert event.headers is not None
         if not self.enable_push:
             # Only possible before the server saw our SETTINGS; refuse it.
+            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        if sum(len(queue) for queue in self._promises.values()) >= MAX_BUFFERED_PUSHES:
+            # Nobody is collecting pushes: refuse more rather than buffer without end.
             conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         pushed = Stream(event.pushed_stream_id, self, self._new_stream_manager(None))

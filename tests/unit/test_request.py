@@ -465,7 +465,7 @@ def test_body_iterable_yielding_non_bytes_fails_when_sent() -> None:
     body = RequestBody(iter([b"ok", 42]))
     chunks = body.chunks()
     assert next(chunks) == b"ok"
-    with pytest.raises(InvalidRequest, match="yielded int"):
+    with pytest.raises(InvalidRequest, match="gave int"):
         next(chunks)
 
 
