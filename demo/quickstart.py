@@ -22,7 +22,7 @@ import trustme
 
 import hyper
 import hyper.tls
-from hyper import HTTP20Connection
+from hyper import HTTPConnection
 
 
 def free_port() -> int:
@@ -52,26 +52,24 @@ def main() -> None:
     ca.cert_pem.write_to_path(str(ca_path))
     server_cert.private_key_pem.write_to_path(str(key_path))
     server_cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "hypercorn",
-            "--bind", f"127.0.0.1:{port}",
-            "--certfile", str(cert_path), "--keyfile", str(key_path),
-            "httpbin:app",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    port, plain_port = free_port(), free_port()
+    servers = [
+        start_server(["--bind", f"127.0.0.1:{port}", "--certfile", str(cert_path),
+                      "--keyfile", str(key_path)]),
+        start_server(["--bind", f"127.0.0.1:{plain_port}"]),
+    ]  # fmt: skip
     try:
-        wait_for_port(port, server, time.monotonic() + 20)
-        print(f"hyper {hyper.__version__}: local http2bin at https://localhost:{port}\n")
+        deadline = time.monotonic() + 20
+        for server, server_port in zip(servers, (port, plain_port), strict=True):
+            wait_for_port(server_port, server, deadline)
+        print(f"hyper {hyper.__version__}: a local http2bin at https://localhost:{port}\n")
         context = hyper.tls.init_context(cert_path=str(ca_path))
-        with HTTP20Connection(f"localhost:{port}", ssl_context=context, secure=True) as conn:
+        with HTTPConnection(f"localhost:{port}", secure=True, ssl_context=context) as conn:
             first = conn.request("GET", "/get", headers={"user-agent": "hyper-demo"})
             second = conn.request("POST", "/post", body=b"hello, HTTP/2")
             response = conn.get_response(first)
-            print(f"GET /get -> {response.status}, negotiated protocol: {response.version.value}")
+            print(f"GET /get -> {response.status}, negotiated protocol: {conn.version.value}")
+            print(f"  (request() returned stream ids {first} and {second})")
             for name, value in response.headers.items():
                 print(f"  {name.decode()}: {value.decode()}")
             print(json.dumps(json.loads(response.read()), indent=2))
@@ -81,12 +79,29 @@ def main() -> None:
             gzipped = conn.get_response(conn.request("GET", "/gzip"))
             decoded = json.loads(gzipped.read())
             print(f"GET /gzip -> {gzipped.status}, decoded transparently: {decoded['gzipped']}")
+
+        print(f"\nPlaintext, http://127.0.0.1:{plain_port}: the first request asks to upgrade")
+        with HTTPConnection(f"127.0.0.1:{plain_port}") as conn:
+            stream_id = conn.request("GET", "/get")
+            response = conn.get_response(stream_id)
+            response.read()
+            print(f"GET /get -> {response.status}, now speaking {conn.version.value} (h2c)")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def start_server(bind_args: list[str]) -> subprocess.Popen[bytes]:
+    """Start hypercorn serving httpbin with the given bind/TLS arguments."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", *bind_args, "wsgi:httpbin:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 if __name__ == "__main__":
