@@ -4,8 +4,9 @@ Usage (normally called by ``run.py``)::
 
     python bench/client.py --client httpx --workload serial --port 8443 --ca ca.pem -n 3000
 
-Only the work is timed, with ``time.perf_counter()``: connecting and a warm-up
-happen first. Every response's status and body length is checked. On failure the
+The workload says which protocol to speak and whether to use TLS (the CA is then
+trusted). Only the work is timed, with ``time.perf_counter()``: connecting and a
+warm-up happen first. Every response's status and body length is checked. On failure the
 first line of stderr says why (the traceback follows) and the exit status is 1.
 """
 
@@ -26,11 +27,13 @@ from harness.workloads import CHUNK_SIZE, WARMUP_PATH, WARMUP_SIZE, WORKLOADS, W
 
 @dataclass(frozen=True)
 class Timed:
-    """What one timed run did: requests completed, body bytes read, seconds taken."""
+    """What one timed run did: requests completed, body bytes read, seconds taken,
+    and how many requests were made before the timing started (warm-up)."""
 
     requests: int
     body_bytes: int
     seconds: float
+    untimed_requests: int = 1
 
 
 def expect_size(workload: Workload, sizes: list[int]) -> int:
@@ -68,7 +71,7 @@ def time_concurrent(driver: Driver, workload: Workload, count: int) -> Timed:
     for _ in range(count // workload.in_flight):
         sizes.extend(driver.get_batch(workload.path, workload.in_flight))
     seconds = time.perf_counter() - start
-    return Timed(count, expect_size(workload, sizes), seconds)
+    return Timed(count, expect_size(workload, sizes), seconds, 1 + workload.in_flight)
 
 
 def time_download(driver: Driver, workload: Workload, count: int) -> Timed:
@@ -87,6 +90,8 @@ WORK: dict[str, Callable[[Driver, Workload, int], Timed]] = {
     "serial": time_serial,
     "concurrent": time_concurrent,
     "download": time_download,
+    "h11serial": time_serial,
+    "h11serial-tls": time_serial,
 }
 
 
@@ -105,7 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Connect, run the timed workload, and return the result record."""
     workload = WORKLOADS[args.workload]
-    target = ClientTarget(host=args.host, port=args.port, ca=args.ca)
+    target = ClientTarget(
+        host=args.host,
+        port=args.port,
+        ca=args.ca,
+        secure=workload.tls,
+        protocol=workload.protocol,
+    )
     driver = load_driver(args.client)(target)
     try:
         timed = WORK[workload.name](driver, workload, args.requests)
@@ -117,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "requests": timed.requests,
         "body_bytes": timed.body_bytes,
         "seconds": timed.seconds,
+        "untimed_requests": timed.untimed_requests,
         "version": driver.version,
         "origin": driver.origin,
     }

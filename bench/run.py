@@ -1,4 +1,7 @@
-"""Benchmark hyper against httpx (HTTP/2), h2load and curl on one local nghttpd.
+"""Benchmark hyper against httpx, http.client, h2load and curl on local nghttpd and nginx.
+
+HTTP/2 workloads run against nghttpd over TLS, HTTP/1.1 workloads against nginx (in
+plaintext and over TLS); only the servers the chosen workloads need are started.
 
 Usage::
 
@@ -24,8 +27,16 @@ from types import FrameType
 from harness import machine
 from harness.report import Outcome, WorkloadResult, write_json
 from harness.runners import RUNNERS, Job, Runner, RunnerError, tool_versions
-from harness.server import ServerError, Target, make_docroot, make_tls_files, nghttpd
-from harness.server import nghttpd_version as server_version
+from harness.server import (
+    ServerError,
+    Target,
+    make_docroot,
+    make_tls_files,
+    nghttpd_version,
+    nginx_version,
+    server_missing,
+    servers,
+)
 from harness.workloads import WORKLOADS, Workload, docroot_files
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -58,9 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workloads",
         type=_names(list(WORKLOADS)),
-        default=list(WORKLOADS),
         metavar="A,B",
-        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)",
+        help=f"comma-separated, from {','.join(WORKLOADS)} "
+        "(default: all whose server is installed)",
     )
     parser.add_argument(
         "--clients",
@@ -78,6 +89,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.timeout is None:
         args.timeout = QUICK_TIMEOUT if args.quick else DEFAULT_TIMEOUT
     return args
+
+
+def select_workloads(names: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The workloads to run, and the ones left out (with why).
+
+    Workloads named explicitly are always run (a missing server is then an error);
+    by default, workloads whose server is not installed are left out.
+    """
+    if names is not None:
+        return names, {}
+    chosen, skipped = [], {}
+    for workload in WORKLOADS.values():
+        reason = server_missing(workload.server)
+        if reason is None:
+            chosen.append(workload.name)
+        else:
+            skipped[workload.name] = reason
+    return chosen, skipped
 
 
 def select_runners(names: list[str] | None) -> tuple[list[Runner], dict[str, str]]:
@@ -104,7 +133,7 @@ def run_one(runner: Runner, job: Job, round_no: int) -> Outcome:
     if reason is not None:
         return Outcome(round_no, error=reason)
     try:
-        sample = runner.run(job)
+        sample = runner.measure(job)
     except RunnerError as exc:
         return Outcome(round_no, error=str(exc))
     except Exception as exc:  # a bug in a runner must not end the whole benchmark
@@ -141,18 +170,20 @@ def _progress(workload: Workload, round_no: int, rounds: int, client: str, o: Ou
 
 def run_all(
     args: argparse.Namespace, runners: list[Runner], scratch: Path
-) -> tuple[Target, list[WorkloadResult]]:
-    """Prepare TLS files and docroot, start nghttpd, and run every workload."""
+) -> tuple[dict[str, Target], list[WorkloadResult]]:
+    """Prepare TLS files and docroot, start the servers, and run every workload."""
     workloads = [WORKLOADS[name] for name in args.workloads]
     tls = make_tls_files(scratch / "tls")
     docroot = make_docroot(scratch / "htdocs", docroot_files(workloads))
     results = []
-    with nghttpd(tls, docroot, scratch / "nghttpd.log") as target:
-        print(f"nghttpd listening on {target.host}:{target.port}", file=sys.stderr)
+    with servers(workloads, tls, docroot, scratch) as targets:
+        for name, target in targets.items():
+            print(f"{name} listening on {target.url('/')}", file=sys.stderr)
         for workload in workloads:
+            target = targets[workload.endpoint]
             job = Job(workload, target, args.quick, args.timeout, scratch)
             results.append(run_workload(workload, runners, args.rounds, job))
-    return target, results
+    return targets, results
 
 
 def start_document(
@@ -168,30 +199,40 @@ def start_document(
         "machine": info,
         "versions": {
             "packages": machine.package_versions(),
-            "tools": {"nghttpd": server_version(), **tool_versions()},
+            "tools": {
+                "nghttpd": nghttpd_version(),
+                "nginx": nginx_version(),
+                **tool_versions(),
+            },
         },
         "skipped_clients": skipped,
     }
 
 
 def finish_document(
-    document: dict[str, object], target: Target, results: list[WorkloadResult]
+    document: dict[str, object], targets: dict[str, Target], results: list[WorkloadResult]
 ) -> dict[str, object]:
-    """Add the server, the load at the end, and every number."""
+    """Add the servers, the load at the end, and every number."""
     return {
         **document,
         "load_average_at_end": machine.load_average(),
-        "server": {"program": "nghttpd", "args": list(target.server_args)},
+        "servers": {name: target.to_json() for name, target in targets.items()},
         "workloads": {r.workload.name: r.to_json() for r in results},
     }
 
 
-def describe(info: dict[str, object]) -> str:
+def describe(info: dict[str, object], targets: dict[str, Target]) -> str:
     """One line saying what ran where, printed above the tables."""
     packages = machine.package_versions()
+    programs = {t.program for t in targets.values()}
+    versions = [
+        v()
+        for name, v in (("nghttpd", nghttpd_version), ("nginx", nginx_version))
+        if name in programs
+    ]
     return (
         f"{info['cpu_model']}, {info['usable_cores']} core(s), Python {info['python']}; "
-        f"hyper {packages['hyper']}, httpx {packages['httpx']}, {server_version()}; "
+        f"hyper {packages['hyper']}, httpx {packages['httpx']}, {', '.join(versions)}; "
         f"load average at start {info['load_average_at_start']}"
     )
 
@@ -204,23 +245,30 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    args.workloads, skipped_workloads = select_workloads(args.workloads)
+    for name, reason in skipped_workloads.items():
+        print(f"skipping workload {name}: {reason}", file=sys.stderr)
+    if not args.workloads:
+        print("error: no workload can run here", file=sys.stderr)
+        return 2
     runners, skipped = select_runners(args.clients)
     for name, reason in skipped.items():
         print(f"skipping {name}: {reason}", file=sys.stderr)
     info = machine.machine_info()
     document = start_document(args, skipped, info)
+    document["skipped_workloads"] = skipped_workloads
     try:
         with tempfile.TemporaryDirectory(prefix="hyper-bench-") as tmp:
-            target, results = run_all(args, runners, Path(tmp))
+            targets, results = run_all(args, runners, Path(tmp))
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(f"\n{describe(info)}\n")
+    print(f"\n{describe(info, targets)}\n")
     print("\n\n".join(r.format(args.rounds) for r in results))
-    write_json(finish_document(document, target, results), args.json)
+    write_json(finish_document(document, targets, results), args.json)
     print(f"\nresults written to {args.json}")
     return 0
 

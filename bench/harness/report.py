@@ -13,7 +13,7 @@ from harness.workloads import Workload
 
 #: The client being judged, and the ones it is compared with (when they ran).
 SUBJECT = "hyper"
-BASELINES = ("httpx", "httpx-async", "h2load", "curl")
+BASELINES = ("http.client", "httpx", "httpx-async", "h2load", "curl")
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ class WorkloadResult:
             clients[name] = {**asdict(Summary.of(runs)), "info": info, "runs_detail": runs_json}
         return {
             "description": wl.description,
+            "protocol": wl.protocol,
+            "server": wl.endpoint,
             "unit": wl.unit,
             "path": wl.path,
             "body_size": wl.body_size,
@@ -140,7 +142,7 @@ class WorkloadResult:
             f"{wl.name}: {wl.description}",
             f"  {wl.unit}, higher is better; {rounds} round(s); "
             f"{wl.count(quick=self.quick)} request(s) per run "
-            f"(h2load: {wl.count(quick=self.quick, native=True)})",
+            f"(native tools: {wl.count(quick=self.quick, native=True)})",
             f"  {'client':<{width}} {'median':>11} {'min':>11} {'max':>11}  ok",
         ]
         for name, runs in self.outcomes.items():

@@ -3,23 +3,30 @@
 :data:`RUNNERS` maps a client name to a :class:`Runner`. Python clients all go
 through ``client.py`` (one fresh interpreter per run); native tools (h2load,
 curl) are run and their output parsed here. To add a client, add one entry.
+
+On nginx (when its stub_status is compiled in), :meth:`Runner.measure` also reads
+the server's totals before and after each run, and refuses a run that opened another
+number of connections than it should have (a client that reconnected, or a server
+that closed a keep-alive connection) or made another number of requests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.clients import DRIVERS
-from harness.server import Target
-from harness.workloads import Workload
+from harness.clients import DRIVERS, DriverSpec
+from harness.server import NginxCounters, ServerError, Target, nginx_counters
+from harness.workloads import WORKLOADS, Workload
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
@@ -43,12 +50,19 @@ class Job:
 
 @dataclass(frozen=True)
 class Sample:
-    """What one run measured; ``info`` carries e.g. the library version."""
+    """What one run measured; ``info`` carries e.g. the library version.
+
+    ``connections`` and ``untimed_requests`` are how many connections the run opened
+    and how many requests it made besides the timed ones (warm-up, or a separate run
+    as for curl); they are checked against nginx's counters.
+    """
 
     requests: int
     body_bytes: int
     seconds: float
     info: dict[str, str] = field(default_factory=dict)
+    connections: int = 1
+    untimed_requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,37 @@ class Runner:
     def supports(self, workload: Workload) -> bool:
         """Whether this client has an implementation of ``workload``."""
         return self.workloads is None or workload.name in self.workloads
+
+    def measure(self, job: Job) -> Sample:
+        """Run once; on a server with counters, check and record what it saw."""
+        before = _counters(job.target)
+        sample = self.run(job)
+        if before is None:
+            return sample
+        after = _counters(job.target)
+        assert after is not None
+        # Each reading of the counters is one connection and one request: the later
+        # reading counts itself, the earlier one was counted already.
+        connections = after.accepts - before.accepts - 1
+        served = after.requests - before.requests - 1
+        if connections != sample.connections:
+            raise RunnerError(
+                f"{connections} connection(s) to the server, expected {sample.connections} "
+                "(a connection was not kept alive)"
+            )
+        expected = sample.requests + sample.untimed_requests
+        if served != expected:
+            raise RunnerError(f"the server saw {served} requests, expected {expected}")
+        info = {**sample.info, "server_connections": str(connections)}
+        info["server_requests"] = str(served)
+        return dataclasses.replace(sample, info=info)
+
+
+def _counters(target: Target) -> NginxCounters | None:
+    try:
+        return nginx_counters(target)
+    except ServerError as exc:
+        raise RunnerError(str(exc)) from exc
 
 
 def execute(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
@@ -101,8 +146,11 @@ def check_totals(job: Job, sample: Sample, requests: int) -> Sample:
 # --- Python clients: one fresh interpreter running client.py -----------------------------
 
 
-def python_runner(name: str) -> Runner:
-    """Return the runner of the Python client registered in ``harness.clients.DRIVERS``."""
+def python_runner(name: str, spec: DriverSpec) -> Runner:
+    """Return the runner of the Python client registered in ``harness.clients.DRIVERS``.
+
+    It runs the workloads spoken in one of the driver's protocols.
+    """
 
     def run(job: Job) -> Sample:
         requests = job.workload.count(quick=job.quick)
@@ -119,7 +167,8 @@ def python_runner(name: str) -> Runner:
         out = execute(cmd, job.timeout, env=_child_env())
         return check_totals(job, _parse_client_output(out), requests)
 
-    return Runner(name=name, run=run)
+    supported = frozenset(w.name for w in WORKLOADS.values() if w.protocol in spec.protocols)
+    return Runner(name=name, run=run, workloads=supported)
 
 
 def _parse_client_output(out: str) -> Sample:
@@ -128,7 +177,11 @@ def _parse_client_output(out: str) -> Sample:
         record = json.loads(out.strip().splitlines()[-1])
         info = {"version": str(record["version"]), "origin": str(record["origin"])}
         return Sample(
-            int(record["requests"]), int(record["body_bytes"]), float(record["seconds"]), info
+            int(record["requests"]),
+            int(record["body_bytes"]),
+            float(record["seconds"]),
+            info,
+            untimed_requests=int(record["untimed_requests"]),
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise RunnerError(f"no valid JSON result line in output: {out[-200:]!r}") from exc
@@ -153,10 +206,11 @@ _H2LOAD_PROTO = re.compile(r"^Application protocol: (\S+)", re.M)
 
 
 def run_h2load(job: Job) -> Sample:
-    """``h2load -n N -c 1 -m IN_FLIGHT``; timed from its per-request log.
+    """``h2load -n N -c 1 -m IN_FLIGHT`` (with ``--h1`` for HTTP/1.1); timed from its log.
 
     The time is from the first request's start to the last response's end, so the
-    TCP and TLS handshakes are excluded, as for the Python clients.
+    TCP and TLS handshakes are excluded, as for the Python clients. With ``--h1`` and
+    ``-m 1``, h2load sends one request at a time on one keep-alive connection.
     """
     requests = job.workload.count(quick=job.quick, native=True)
     log = job.scratch / f"h2load-{job.workload.name}.tsv"
@@ -170,22 +224,27 @@ def run_h2load(job: Job) -> Sample:
         f"--log-file={log}",
         job.target.url(job.workload.path),
     ]
+    if job.workload.protocol == "http/1.1":
+        cmd.insert(1, "--h1")
     out = execute(cmd, job.timeout)
-    body_bytes = _h2load_body_bytes(out, requests)
+    body_bytes = _h2load_body_bytes(out, requests, job)
     seconds = _h2load_seconds(log, requests)
     return check_totals(job, Sample(requests, body_bytes, seconds), requests)
 
 
-def _h2load_body_bytes(out: str, requests: int) -> int:
-    """Check h2load's summary (protocol, successes, 2xx) and return the data bytes."""
+def _h2load_body_bytes(out: str, requests: int, job: Job) -> int:
+    """Check h2load's summary (protocol, successes, 2xx) and return the data bytes.
+
+    h2load names the protocol only when it was negotiated (with ALPN, over TLS).
+    """
     proto = _H2LOAD_PROTO.search(out)
     counts = _H2LOAD_REQUESTS.search(out)
     ok_2xx = _H2LOAD_2XX.search(out)
     data = _H2LOAD_DATA.search(out)
-    if not (proto and counts and ok_2xx and data):
+    if not (counts and ok_2xx and data and (proto or not job.target.secure)):
         raise RunnerError(f"unexpected h2load output: {out.strip().splitlines()[-1:]}")
-    if proto.group(1) != "h2":
-        raise RunnerError(f"h2load negotiated {proto.group(1)}, not h2")
+    if proto and proto.group(1) != job.workload.protocol:
+        raise RunnerError(f"h2load negotiated {proto.group(1)}, not {job.workload.protocol}")
     succeeded, n_2xx = int(counts.group(2)), int(ok_2xx.group(1))
     if succeeded != requests or n_2xx != requests:
         raise RunnerError(f"h2load: {succeeded} succeeded, {n_2xx} 2xx of {requests}")
@@ -211,12 +270,22 @@ def _h2load_version() -> str:
     return out.stdout.strip()
 
 
-# --- curl: libcurl's HTTP/2 download -----------------------------------------------------------
+# --- curl: one HTTP/2 download, or serial HTTP/1.1 GETs on one connection -----------------------
 
 _CURL_FORMAT = "%{http_code} %{http_version} %{size_download} %{time_pretransfer} %{time_total}"
+_CURL_SERIAL_FORMAT = (
+    "%{http_code} %{http_version} %{size_download} %{num_connects} %{time_total}\n"
+)
 
 
 def run_curl(job: Job) -> Sample:
+    """curl for ``download`` (HTTP/2) or for an HTTP/1.1 serial workload."""
+    if job.workload.protocol == "http/1.1":
+        return _run_curl_serial(job)
+    return _run_curl_download(job)
+
+
+def _run_curl_download(job: Job) -> Sample:
     """``curl --http2`` to /dev/null; timed from the start of the transfer (after TLS)."""
     url = job.target.url(job.workload.path)
     cmd = ["curl", "--http2", "--silent", "--show-error", "--cacert", str(job.target.ca)]
@@ -229,6 +298,63 @@ def run_curl(job: Job) -> Sample:
         raise RunnerError(f"curl: status {status} over HTTP/{version}")
     sample = Sample(1, int(size), float(total) - float(pretransfer))
     return check_totals(job, sample, 1)
+
+
+def _run_curl_serial(job: Job) -> Sample:
+    """``curl --http1.1`` fetching the URL N+1 times, one after the other, on one connection.
+
+    The URLs come from a ``--config`` file. curl reports no absolute times, so the run
+    is timed from outside: the wall time of this curl minus that of a curl making one
+    request, i.e. N requests with all of curl's work between them (the first transfer,
+    process start and connecting cancel out). The sum of curl's own per-transfer
+    ``time_total``, which leaves out curl's work between transfers, is kept in the JSON
+    as ``transfer_only_rate``.
+    """
+    requests = job.workload.count(quick=job.quick, native=True)
+    url = job.target.url(job.workload.path)
+    cmd = ["curl", "--http1.1", "--silent", "--show-error", "--write-out", _CURL_SERIAL_FORMAT]
+    if job.target.secure:
+        cmd += ["--cacert", str(job.target.ca)]
+    one = _curl_config(job.scratch / "curl-1.conf", url, 1)
+    many = _curl_config(job.scratch / f"curl-{requests + 1}.conf", url, requests + 1)
+    start = time.perf_counter()
+    _curl_transfers(execute([*cmd, "--config", str(one)], job.timeout), 1)
+    middle = time.perf_counter()
+    out = execute([*cmd, "--config", str(many)], job.timeout)
+    end = time.perf_counter()
+    timed = _curl_transfers(out, requests + 1)[1:]  # the first one connected: a warm-up
+    transfer_seconds = sum(seconds for _, seconds in timed)
+    info = {"transfer_only_rate": f"{requests / transfer_seconds:.1f}"} if transfer_seconds else {}
+    body_bytes = sum(size for size, _ in timed)
+    seconds = (end - middle) - (middle - start)
+    sample = Sample(requests, body_bytes, seconds, info, connections=2, untimed_requests=2)
+    return check_totals(job, sample, requests)
+
+
+def _curl_config(path: Path, url: str, count: int) -> Path:
+    """Write a curl config fetching ``url`` ``count`` times into /dev/null."""
+    entry = f'url = "{url}"\noutput = "/dev/null"\n'
+    path.write_text(entry * count)
+    return path
+
+
+def _curl_transfers(out: str, count: int) -> list[tuple[int, float]]:
+    """Check curl's lines (200, HTTP/1.1, one connection) and return (size, seconds) each."""
+    lines = out.splitlines()
+    if len(lines) != count:
+        raise RunnerError(f"curl reported {len(lines)} transfers, expected {count}")
+    transfers = []
+    for index, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) != 5:
+            raise RunnerError(f"unexpected curl output: {line!r}")
+        status, version, size, connects, seconds = fields
+        if status != "200" or version != "1.1":
+            raise RunnerError(f"curl: status {status} over HTTP/{version}")
+        if connects != ("1" if index == 0 else "0"):
+            raise RunnerError(f"curl: transfer {index + 1} made {connects} new connection(s)")
+        transfers.append((int(size), float(seconds)))
+    return transfers
 
 
 def _missing_tool(tool: str, package: str) -> Callable[[], str | None]:
@@ -253,9 +379,12 @@ def tool_versions() -> dict[str, str]:
 
 #: Every client the benchmark knows, in report order.
 RUNNERS: dict[str, Runner] = {
-    **{name: python_runner(name) for name in DRIVERS},
+    **{name: python_runner(name, spec) for name, spec in DRIVERS.items()},
     "h2load": Runner("h2load", run_h2load, missing=_missing_tool("h2load", "nghttp2-client")),
     "curl": Runner(
-        "curl", run_curl, frozenset({"download"}), missing=_missing_tool("curl", "curl")
+        "curl",
+        run_curl,
+        frozenset({"download", *(w.name for w in WORKLOADS.values() if w.protocol == "http/1.1")}),
+        missing=_missing_tool("curl", "curl"),
     ),
 }

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Unit = Literal["req/s", "MB/s"]
+#: The HTTP version a workload is spoken in (ALPN names).
+Protocol = Literal["h2", "http/1.1"]
+#: The program serving a workload: nghttpd (HTTP/2 over TLS) or nginx (HTTP/1.1).
+ServerName = Literal["nghttpd", "nginx"]
 
 #: The small file fetched by warm-up requests.
 WARMUP_PATH = "/1k.bin"
@@ -39,11 +43,23 @@ class Workload:
     quick_requests: int
     in_flight: int = 1
     native_scale: int = 1
+    protocol: Protocol = "h2"
+    server: ServerName = "nghttpd"
+    tls: bool = True
 
     def __post_init__(self) -> None:
         for count in (self.requests, self.quick_requests):
             if count % self.in_flight:
                 raise ValueError(f"{self.name}: {count} requests is not a multiple of in_flight")
+        if self.protocol == "h2" and (self.server != "nghttpd" or not self.tls):
+            raise ValueError(f"{self.name}: HTTP/2 workloads run on nghttpd over TLS")
+        if self.protocol == "http/1.1" and self.in_flight != 1:
+            raise ValueError(f"{self.name}: HTTP/1.1 has one request in flight per connection")
+
+    @property
+    def endpoint(self) -> str:
+        """The name of the listening socket this workload uses, e.g. ``"nginx-tls"``."""
+        return f"{self.server}-{'tls' if self.tls else 'plain'}"
 
     def count(self, *, quick: bool, native: bool = False) -> int:
         """Return how many requests one run makes."""
@@ -89,6 +105,34 @@ WORKLOADS: dict[str, Workload] = {
             unit="MB/s",
             requests=1,
             quick_requests=1,
+        ),
+        Workload(
+            name="h11serial",
+            description="1 KiB GETs, one at a time, on one HTTP/1.1 keep-alive connection "
+            "(nginx, plaintext)",
+            path="/1k.bin",
+            body_size=1024,
+            unit="req/s",
+            requests=5000,
+            quick_requests=2000,
+            native_scale=4,
+            protocol="http/1.1",
+            server="nginx",
+            tls=False,
+        ),
+        Workload(
+            name="h11serial-tls",
+            description="1 KiB GETs, one at a time, on one HTTP/1.1 keep-alive connection "
+            "(nginx, TLS, ALPN http/1.1)",
+            path="/1k.bin",
+            body_size=1024,
+            unit="req/s",
+            requests=5000,
+            quick_requests=2000,
+            native_scale=4,
+            protocol="http/1.1",
+            server="nginx",
+            tls=True,
         ),
     )
 }

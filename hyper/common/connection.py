@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -27,7 +28,7 @@ from ..http20.connection import HTTP20Connection, TimeoutArg, split_timeout
 from ..http20.response import HTTP20Push, HTTP20Response
 from ..http20.window import BaseFlowControlManager
 from . import sockets
-from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest
+from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, ReadTimeout
 from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .util import HTTPVersion, parse_port, to_host_port_tuple
 
@@ -62,6 +63,8 @@ class HTTPConnection:
     :param proxy_headers: headers for the proxy (``Proxy-Authorization``...).
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
+    :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
+        this protocol whatever ALPN said.
     :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
     """
 
@@ -122,7 +125,9 @@ class HTTPConnection:
         self._upgrading: HTTP20Connection | None = None
         #: That request, to send again if the server only speaks HTTP/2.
         self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
-        self._negotiation = threading.Lock()
+        self._negotiation = threading.Condition(threading.Lock())
+        #: The thread that sent the upgrade request (only it must not wait for the answer).
+        self._upgrade_owner: int | None = None
 
     def __repr__(self) -> str:
         return f"<HTTPConnection {self.host}:{self.port} {self.version.value}>"
@@ -137,6 +142,15 @@ class HTTPConnection:
         if name.startswith("__") or name == "_conn":
             raise AttributeError(name)
         return getattr(self._conn, name)
+
+    @property
+    def network_buffer_size(self) -> int:
+        """The receive buffer size of the connection in use; setting it applies to both."""
+        return self._conn.network_buffer_size
+
+    @network_buffer_size.setter
+    def network_buffer_size(self, size: int) -> None:
+        self._conn.network_buffer_size = size
 
     # -- negotiation ------------------------------------------------------------------------------
 
@@ -163,6 +177,7 @@ class HTTPConnection:
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             buffer_size=self._conn.network_buffer_size,
+            force_proto=self._http20_kwargs.get("force_proto"),
         )
         if proto == "h2":
             http2 = HTTP20Connection(**self._http20_kwargs)
@@ -217,37 +232,55 @@ class HTTPConnection:
         :returns: the stream id when the connection speaks HTTP/2; ``None`` over HTTP/1.1
             (including the request that asks to upgrade a plaintext connection).
         """
-        if not self._settled:
-            with self._negotiation:
-                if not self._settled:
-                    return self._first_request(method, url, body, headers)
+        if not self._settled and self._negotiate(method, url, body, headers):
+            return None  # sent over HTTP/1.1, asking to upgrade
         return self._conn.request(method, url, body=body, headers=headers)
 
-    def _first_request(
+    def _negotiate(
         self,
         method: str | bytes,
         url: str | bytes,
         body: BodyArg,
         headers: HeadersArg | None,
-    ) -> int | None:
-        if self.secure:
-            self._negotiate_tls()
-            return self._conn.request(method, url, body=body, headers=headers)
-        assert isinstance(self._conn, HTTP11Connection)
-        request_body = RequestBody(body)
-        upgrade = self._upgrade_headers(request_body, headers)
-        if upgrade is None:
-            self._conn.request(method, url, body=request_body.data or body, headers=headers)
-            if self._conn.proxy_host is not None:
-                self._settled = True
-            return None
-        try:
-            self._conn.request(method, url, body=request_body.data, headers=upgrade)
-        except BaseException:
-            self._upgrading = None
-            raise
-        self._upgrade_request = (method, url, request_body.data, headers)
-        return None
+    ) -> bool:
+        """
+        Settle the protocol if this request can: ALPN over TLS, or send it asking for an h2c
+        upgrade. Returns True when the request was sent that way.
+        """
+        me = threading.get_ident()
+        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        with self._negotiation:
+            # Another request's upgrade answer is pending: its outcome decides for us.
+            while self._upgrading is not None:
+                if self._upgrade_owner == me:
+                    raise InvalidRequest(
+                        "call get_response() for the previous request first: its answer "
+                        "decides whether this connection speaks HTTP/2"
+                    )
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ReadTimeout("timed out waiting for the protocol to be settled")
+                self._negotiation.wait(remaining)
+            if self._settled:
+                return False
+            if self.secure:
+                self._negotiate_tls()
+                return False
+            assert isinstance(self._conn, HTTP11Connection)
+            request_body = RequestBody(body)
+            upgrade = self._upgrade_headers(request_body, headers)
+            if upgrade is None:
+                if self._conn.proxy_host is not None:
+                    self._settled = True  # through a forward proxy, HTTP/1.1 it stays
+                return False  # sent as plain HTTP/1.1, outside the lock
+            try:
+                self._conn.request(method, url, body=request_body.data, headers=upgrade)
+            except BaseException:
+                self._upgrading = None
+                raise
+            self._upgrade_owner = me
+            self._upgrade_request = (method, url, request_body.data, headers)
+            return True
 
     def get_response(self, *args: Any, **kwargs: Any) -> HTTP11Response | HTTP20Response:
         """
@@ -261,36 +294,49 @@ class HTTPConnection:
         stream_id = kwargs.pop("stream_id", args[0] if args else None)
         if len(args) > 1 or kwargs or stream_id is not None:
             raise InvalidRequest("an HTTP/1.1 connection has no stream ids")
+        if self._upgrading is None:
+            return conn.get_response()
         with self._negotiation:
-            try:
-                response = conn.get_response()
-            except HTTP2PriorKnowledgeOnly:
-                if self._upgrading is None:
-                    raise
-                return self._switch_to_prior_knowledge()
-            upgrading, self._upgrading = self._upgrading, None
-            self._upgrade_request = None
-            if upgrading is None:
-                return response
-            self._settled = True
-            if response.status != 101:
-                return response  # the server stays with HTTP/1.1
-            http2 = upgrading
-            http2._complete_upgrade(conn._detach_socket())
-            self._conn = http2
-        return http2.get_response(1)
+            # None: another thread settled the protocol meanwhile.
+            upgraded = None if self._upgrading is None else self._finish_upgrade(conn)
+            self._negotiation.notify_all()
+        if upgraded is None:
+            return self._conn.get_response(*args)
+        if isinstance(upgraded, HTTP20Connection):
+            return upgraded.get_response(1)
+        return upgraded
+
+    def _finish_upgrade(
+        self, conn: HTTP11Connection
+    ) -> HTTP11Response | HTTP20Response | HTTP20Connection:
+        """Read the answer to the upgrade request and settle the protocol (lock held)."""
+        try:
+            response = conn.get_response()
+        except HTTP2PriorKnowledgeOnly:
+            return self._switch_to_prior_knowledge()
+        except BaseException:
+            self._upgrading = self._upgrade_request = None
+            raise
+        http2, self._upgrading = self._upgrading, None
+        self._upgrade_request = None
+        self._settled = True
+        if response.status != 101 or http2 is None:
+            return response  # the server stays with HTTP/1.1
+        http2._complete_upgrade(conn._detach_socket())
+        self._conn = http2
+        return http2
 
     def _switch_to_prior_knowledge(self) -> HTTP20Response:
         """The server only speaks h2c with prior knowledge: send the request again that way."""
         assert self._upgrade_request is not None
         method, url, body, headers = self._upgrade_request
         self._upgrading = self._upgrade_request = None
+        self._settled = True
         self._conn.close()
         http2 = HTTP20Connection(**self._http20_kwargs)
         http2.network_buffer_size = self._conn.network_buffer_size
         stream_id = http2.request(method, url, body=body, headers=headers)
         self._conn = http2
-        self._settled = True
         return http2.get_response(stream_id)
 
     def get_pushes(

@@ -104,7 +104,8 @@ class BaseResponse:
     def read_chunked(self, decode_content: bool = True) -> Iterator[bytes]:
         """
         Yield the body as it arrives: one DATA frame at a time for HTTP/2, one chunk at a
-        time for a chunked HTTP/1.1 body, and what each socket read brings otherwise.
+        time for a chunked HTTP/1.1 body (a chunk larger than one socket read comes in
+        several pieces, so memory stays bounded), and what each socket read brings otherwise.
 
         An empty piece (HTTP/2 allows empty DATA frames) does not mean the body is over; the
         generator ending does. When the body is decoded (``decode_content``), each piece is

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -129,8 +130,10 @@ class HTTP11Connection:
         # Re-entrant: a response may report its end while get_response() holds the lock.
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
-        #: The thread that fetched the response still being read.
-        self._response_thread: int | None = None
+        #: The thread whose exchange (request, then response until read) is under way.
+        self._owner: int | None = None
+        #: A 101 response switched the socket to another protocol.
+        self._switched = False
         #: The request sent and awaiting get_response(): its method, or None.
         self._pending_method: bytes | None = None
         #: The response whose body is still being read.
@@ -194,6 +197,8 @@ class HTTP11Connection:
             sock, self._sock = self._sock, None
             self._response = None
             self._pending_method = None
+            self._owner = None
+            self._switched = False
             self._idle.notify_all()
         if sock is None:
             raise ConnectionClosed("the connection is closed")
@@ -213,6 +218,8 @@ class HTTP11Connection:
         sock, self._sock = self._sock, None
         response, self._response = self._response, None
         self._pending_method = None
+        self._owner = None
+        self._switched = False
         if response is not None:
             response._connection = None
             response._sock = None
@@ -261,14 +268,10 @@ class HTTP11Connection:
         request_body = RequestBody(body)
         head, chunked, declared = self._build_head(method_b, url, headers, request_body)
         with self._lock:
-            if self._pending_method is not None:
-                raise InvalidRequest(
-                    "the previous request's response has not been fetched: call "
-                    "get_response() before sending another request on this HTTP/1.1 connection"
-                )
             self._wait_idle_locked()
             sock = self._ensure_socket_locked()
             self._pending_method = method_b
+            self._owner = threading.get_ident()
             try:
                 self._send_locked(sock, head, request_body, chunked, declared)
             except BaseException:
@@ -332,21 +335,39 @@ class HTTP11Connection:
         return b"\r\n".join(lines), chunked, declared
 
     def _wait_idle_locked(self) -> None:
-        """Wait (bounded by the read timeout) until the previous response is finished."""
-        while self._response is not None:
-            if self._response_thread == threading.get_ident():
+        """
+        Wait until the previous exchange is over (its response read or closed). Another
+        thread's exchange is waited for, bounded by the read timeout; the caller's own is an
+        error, since waiting for oneself would never end.
+        """
+        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        while self._owner is not None:
+            if self._owner == threading.get_ident():
+                if self._pending_method is not None:
+                    raise InvalidRequest(
+                        "the previous request's response has not been fetched: call "
+                        "get_response() before sending another request on this HTTP/1.1 "
+                        "connection"
+                    )
                 raise InvalidRequest(
                     "the previous response's body has not been read: read it to the end or "
                     "close it before sending another request on this HTTP/1.1 connection"
                 )
-            if not self._idle.wait(self._read_timeout):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise ReadTimeout(
-                    "timed out waiting for the previous response on this connection to be "
-                    "read; read or close it before sending another request"
+                    "timed out waiting for another thread's exchange on this HTTP/1.1 "
+                    "connection to finish"
                 )
+            self._idle.wait(remaining)
 
     def _ensure_socket_locked(self) -> BufferedSocket:
         sock = self._sock
+        if sock is not None and self._switched:
+            # A 101 handed the socket to another protocol that nobody took over.
+            sock.close()
+            sock = self._sock = None
+            self._switched = False
         if sock is not None and sock.can_read():
             # Between responses the server should send nothing: readable means it closed
             # the connection (idle timeout) or sent junk. Either way, start afresh.
@@ -408,21 +429,30 @@ class HTTP11Connection:
                     head = self._read_head_locked(sock)
                     if head.status == 101 or not 100 <= head.status < 200:
                         break
+                self._last_minor_version = head.minor_version
+                # Refused framing (an ambiguous body) must close the socket too: reading on
+                # from it is exactly what a smuggled response counts on.
+                response = HTTP11Response(
+                    head.status, head.reason, head.headers, sock, self, request_method=method
+                )
             except BaseException:
                 self._close_socket_locked()
                 raise
             self._pending_method = None
-            self._last_minor_version = head.minor_version
-            response = HTTP11Response(
-                head.status, head.reason, head.headers, sock, self, request_method=method
-            )
             if head.status == 101:
                 # The socket now belongs to whichever protocol was switched to.
                 response._connection = None
                 response._sock = None
-            elif not response._done:
+                self._switched = True
+                self._owner = None
+                self._idle.notify_all()
+            elif response._done:
+                # No body (HEAD, 204, 304, Content-Length: 0): the exchange is over already.
+                self._owner = None
+                self._idle.notify_all()
+            else:
                 self._response = response
-                self._response_thread = threading.get_ident()
+                self._owner = threading.get_ident()
             return response
 
     def _read_head_locked(self, sock: BufferedSocket) -> Any:
@@ -457,7 +487,7 @@ class HTTP11Connection:
         with self._lock:
             if self._response is response:
                 self._response = None
-                self._response_thread = None
+                self._owner = None
             if not reusable and sock is not None and sock is self._sock:
                 self._close_socket_locked()
             self._idle.notify_all()

@@ -25,6 +25,7 @@ from ..common.exceptions import (
 from ..common.headers import HTTPHeaderMap
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
+from .parser import DEFAULT_MAX_LINE
 
 if TYPE_CHECKING:
     from .connection import HTTP11Connection
@@ -189,7 +190,8 @@ class HTTP11Response(BaseResponse):
         if self._done:
             return None
         if self._framing == _CHUNKED:
-            # One chunk at a time, as the server framed it (it may be large: read it whole).
+            # One chunk at a time, as the server framed it; a chunk larger than what one
+            # socket read brings comes in several pieces (memory stays bounded).
             if self._chunk_left == 0 and not self._start_chunk():
                 return None
             return self._next_piece(self._chunk_left)
@@ -268,7 +270,8 @@ class HTTP11Response(BaseResponse):
 
     def _read_trailers(self, sock: BufferedSocket) -> None:
         parser = self._connection.parser if self._connection is not None else None
-        limit = parser.max_line_length if parser is not None else 65536
+        # A replacement parser need not have this limit; the default one's applies then.
+        limit = getattr(parser, "max_line_length", DEFAULT_MAX_LINE)
         fields: list[tuple[bytes, bytes]] = []
         while True:
             try:

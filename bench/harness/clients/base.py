@@ -16,20 +16,33 @@ class ClientUnavailable(BenchError):
 
 @dataclass(frozen=True)
 class ClientTarget:
-    """The server as a client subprocess sees it."""
+    """The server as a client subprocess sees it.
+
+    ``protocol`` is the HTTP version to speak (``"h2"`` or ``"http/1.1"``, as in ALPN);
+    ``secure`` says whether to use TLS, verified against the CA in ``ca``.
+    """
 
     host: str
     port: int
     ca: str
+    secure: bool = True
+    protocol: str = "h2"
+
+    @property
+    def scheme(self) -> str:
+        """``https`` or ``http``."""
+        return "https" if self.secure else "http"
 
     def url(self, path: str) -> str:
-        """Return the https URL of ``path``."""
-        return f"https://{self.host}:{self.port}{path}"
+        """Return the URL of ``path``."""
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
 
 class Driver(Protocol):
-    """One connected HTTP/2 client: a connection is made when it is constructed
-    (or lazily by the first request) and every method uses that one connection."""
+    """One connected HTTP client: a connection is made when it is constructed
+    (or lazily by the first request) and every method uses that one connection,
+    speaking ``target.protocol``. A driver that cannot speak it raises
+    :class:`ClientUnavailable` from its constructor."""
 
     #: The library's version, and where it was imported from, for the report.
     version: str
@@ -40,7 +53,9 @@ class Driver(Protocol):
         ...
 
     def get_batch(self, path: str, count: int) -> list[int]:
-        """Have ``count`` GETs of ``path`` in flight at once; return the body lengths."""
+        """Have ``count`` GETs of ``path`` in flight at once; return the body lengths.
+
+        Only HTTP/2 workloads use it (HTTP/1.1 has one request in flight at a time)."""
         ...
 
     def stream(self, path: str, chunk_size: int) -> int:

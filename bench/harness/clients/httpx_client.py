@@ -1,4 +1,7 @@
-"""The httpx drivers: HTTP/2 on one connection, with threads or with asyncio.
+"""The httpx drivers: one connection, with threads or with asyncio.
+
+HTTP/2 workloads use ``http2=True``, HTTP/1.1 workloads ``http2=False``; every
+response's HTTP version is checked.
 
 ``httpx`` is the sync ``httpx.Client(http2=True)`` shared by a thread pool for
 concurrency. Note that httpcore's sync HTTP/2 connection is not thread-safe
@@ -32,20 +35,26 @@ def _import_httpx() -> ModuleType:
     return httpx
 
 
+#: ALPN protocol name -> what httpx's ``Response.http_version`` says for it.
+_HTTP_VERSIONS = {"h2": "HTTP/2", "http/1.1": "HTTP/1.1"}
+
+
 def _client_options(httpx: ModuleType, target: ClientTarget) -> dict[str, Any]:
-    """Options shared by both drivers: HTTP/2, one connection, the benchmark CA."""
+    """Options shared by both drivers: the protocol, one connection, the benchmark CA."""
+    if target.protocol not in _HTTP_VERSIONS:
+        raise ClientUnavailable(f"httpx driver: unknown protocol {target.protocol!r}")
     return {
-        "http2": True,
-        "verify": ssl.create_default_context(cafile=target.ca),
+        "http2": target.protocol == "h2",
+        "verify": ssl.create_default_context(cafile=target.ca) if target.secure else True,
         "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
         "timeout": TIMEOUT,
     }
 
 
-def _check_response(path: str, status: int, http_version: str) -> None:
+def _check_response(target: ClientTarget, path: str, status: int, http_version: str) -> None:
     check_status("httpx", path, status)
-    if http_version != "HTTP/2":
-        raise BenchError(f"httpx negotiated {http_version}, not HTTP/2")
+    if http_version != _HTTP_VERSIONS[target.protocol]:
+        raise BenchError(f"httpx spoke {http_version}, not {_HTTP_VERSIONS[target.protocol]}")
 
 
 class HttpxDriver:
@@ -63,7 +72,7 @@ class HttpxDriver:
     def get(self, path: str) -> int:
         """GET ``path`` and return the body length."""
         response = self._client.get(self._target.url(path))
-        _check_response(path, response.status_code, response.http_version)
+        _check_response(self._target, path, response.status_code, response.http_version)
         return len(response.content)
 
     def get_batch(self, path: str, count: int) -> list[int]:
@@ -79,7 +88,7 @@ class HttpxDriver:
         """GET ``path`` and iterate over the body in ``chunk_size`` pieces."""
         total = 0
         with self._client.stream("GET", self._target.url(path)) as response:
-            _check_response(path, response.status_code, response.http_version)
+            _check_response(self._target, path, response.status_code, response.http_version)
             for chunk in response.iter_bytes(chunk_size):
                 total += len(chunk)
         return total
@@ -125,7 +134,7 @@ class HttpxAsyncDriver:
 
     async def _get(self, path: str) -> int:
         response = await self._client.get(self._target.url(path))
-        _check_response(path, response.status_code, response.http_version)
+        _check_response(self._target, path, response.status_code, response.http_version)
         return len(response.content)
 
     async def _get_batch(self, path: str, count: int) -> list[int]:
@@ -134,7 +143,7 @@ class HttpxAsyncDriver:
     async def _stream(self, path: str, chunk_size: int) -> int:
         total = 0
         async with self._client.stream("GET", self._target.url(path)) as response:
-            _check_response(path, response.status_code, response.http_version)
+            _check_response(self._target, path, response.status_code, response.http_version)
             async for chunk in response.aiter_bytes(chunk_size):
                 total += len(chunk)
         return total

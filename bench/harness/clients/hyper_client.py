@@ -1,45 +1,63 @@
-"""The hyper driver: HTTP20Connection, with request()/get_response() multiplexing."""
+"""The hyper driver: HTTP20Connection for HTTP/2 (request()/get_response() multiplexing),
+HTTP11Connection for HTTP/1.1 (one keep-alive connection, one request at a time)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.clients.base import ClientTarget, ClientUnavailable, check_status
+from harness.clients.base import BenchError, ClientTarget, ClientUnavailable, check_status
 
 
-def _import_hyper() -> tuple[Any, Any, Any]:
-    """Return ``hyper``, ``hyper.tls`` and ``HTTP20Connection``, or raise ClientUnavailable."""
+def _import_hyper() -> tuple[Any, Any, Any, Any]:
+    """Return ``hyper``, ``hyper.tls`` and the HTTP/2 and HTTP/1.1 connection classes,
+    or raise ClientUnavailable."""
     try:
         import hyper
         import hyper.tls
-        from hyper import HTTP20Connection
+        from hyper import HTTP11Connection, HTTP20Connection
     except ImportError as exc:
         raise ClientUnavailable(f"hyper is not usable: {type(exc).__name__}: {exc}") from exc
-    return hyper, hyper.tls, HTTP20Connection
+    return hyper, hyper.tls, HTTP20Connection, HTTP11Connection
 
 
 class HyperDriver:
-    """hyper's HTTP20Connection over TLS, verified against the benchmark CA."""
+    """hyper over TLS verified against the benchmark CA, or in plaintext for HTTP/1.1."""
 
     def __init__(self, target: ClientTarget) -> None:
-        hyper, hyper_tls, connection_class = _import_hyper()
+        hyper, hyper_tls, h2_class, h11_class = _import_hyper()
         self.version = str(getattr(hyper, "__version__", "unknown"))
         self.origin = str(getattr(hyper, "__file__", None) or list(hyper.__path__))
-        context = hyper_tls.init_context(cert_path=target.ca)
-        self._conn = connection_class(target.host, target.port, secure=True, ssl_context=context)
+        self._h11 = target.protocol == "http/1.1"
+        context = hyper_tls.init_context(cert_path=target.ca) if target.secure else None
+        if self._h11:
+            if context is not None:
+                context.set_alpn_protocols(["http/1.1"])
+            self._conn = h11_class(
+                target.host, target.port, secure=target.secure, ssl_context=context
+            )
+        elif target.protocol == "h2" and target.secure:
+            self._conn = h2_class(target.host, target.port, secure=True, ssl_context=context)
+        else:
+            raise ClientUnavailable(f"hyper driver: no {target.protocol} over {target.scheme}")
 
     def get(self, path: str) -> int:
         """GET ``path`` and return the body length."""
+        if self._h11:
+            self._conn.request("GET", path)
+            return self._read_response(path, None)
         return self._read_response(path, self._conn.request("GET", path))
 
     def get_batch(self, path: str, count: int) -> list[int]:
-        """Send ``count`` requests, then read each response in order."""
+        """Send ``count`` requests, then read each response in order (HTTP/2 only)."""
+        if self._h11:
+            raise BenchError("hyper: HTTP/1.1 has one request in flight per connection")
         stream_ids = [self._conn.request("GET", path) for _ in range(count)]
         return [self._read_response(path, sid) for sid in stream_ids]
 
     def stream(self, path: str, chunk_size: int) -> int:
         """GET ``path`` and read the body with ``read(chunk_size)`` until it is empty."""
-        response = self._conn.get_response(self._conn.request("GET", path))
+        stream_id = self._conn.request("GET", path)
+        response = self._conn.get_response() if self._h11 else self._conn.get_response(stream_id)
         check_status("hyper", path, response.status)
         total = 0
         while chunk := response.read(chunk_size):
@@ -50,8 +68,8 @@ class HyperDriver:
         """Close the connection."""
         self._conn.close()
 
-    def _read_response(self, path: str, stream_id: int) -> int:
-        response = self._conn.get_response(stream_id)
+    def _read_response(self, path: str, stream_id: int | None) -> int:
+        response = self._conn.get_response() if self._h11 else self._conn.get_response(stream_id)
         body = response.read()
         check_status("hyper", path, response.status)
         return len(body)
