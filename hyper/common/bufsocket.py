@@ -41,19 +41,24 @@ class BufferedSocket:
 
     :param sock: a connected socket; its timeout applies to every read and write.
     :param buffer_size: the size of the receive buffer in bytes.
+    :param initial: bytes already received from the peer (e.g. behind a proxy's answer),
+        returned by the first reads.
     """
 
     __slots__ = ("_buffer", "_end", "_poller", "_sock", "_start", "_tls", "_view")
 
-    def __init__(self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        if buffer_size < 1024:
-            raise ValueError("buffer_size must be at least 1024 bytes")
+    def __init__(
+        self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE, initial: bytes = b""
+    ) -> None:
+        if buffer_size < 1024 or len(initial) > buffer_size:
+            raise ValueError("buffer_size must be at least 1024 bytes and hold `initial`")
         self._sock = sock
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
         # Unread data is self._buffer[self._start:self._end].
         self._start = 0
-        self._end = 0
+        self._end = len(initial)
+        self._buffer[: self._end] = initial
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._poller: select.poll | None = None
 
@@ -253,6 +258,32 @@ class BufferedSocket:
             raise SocketError(f"error waiting for data: {exc}") from exc
         if not readable:
             raise ReadTimeout("timed out waiting for data from the server")
+
+    def peer_closed(self) -> bool:
+        """
+        For an idle connection (no response expected): whether the peer closed it, reset it,
+        or sent something unexpected, so that it must not carry another request. Reads
+        without waiting; TLS-only traffic (a TLS 1.3 session ticket) does not count.
+        """
+        if self._start != self._end:
+            return True
+        if not self._tls:
+            return self.can_read()
+        sock = self._sock
+        if not sock.pending() and not self._readable(0):  # type: ignore[attr-defined]
+            return False
+        timeout = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            count = sock.recv_into(self._view[self._end :])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False  # only TLS records without data (session tickets, key updates)
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(timeout)
+        self._end += count
+        return True  # end of stream, or data nobody asked for
 
     def can_read(self) -> bool:
         """

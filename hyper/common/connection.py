@@ -125,6 +125,8 @@ class HTTPConnection:
         self._upgrading: HTTP20Connection | None = None
         #: That request, to send again if the server only speaks HTTP/2.
         self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
+        #: First requests sent as plain HTTP/1.1 while unsettled, by thread, for the same.
+        self._plain_requests: dict[int, tuple[Any, Any, Any, Any]] = {}
         self._negotiation = threading.Condition(threading.Lock())
         #: The thread that sent the upgrade request (only it must not wait for the answer).
         self._upgrade_owner: int | None = None
@@ -194,16 +196,14 @@ class HTTPConnection:
         self._settled = True
 
     def _upgrade_headers(
-        self, body: RequestBody, headers: HeadersArg | None
+        self, body: RequestBody, pairs: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]] | None:
         """The caller's headers plus an h2c upgrade request, or None if this one can't ask."""
-        if self._conn.proxy_host is not None:
-            return None
         if body.data is None or len(body.data) > UPGRADE_BODY_LIMIT:
             return None
-        pairs = list(iter_header_pairs(headers))
         if any(name.lower() in _UPGRADE_CONFLICTS for name, _ in pairs):
             return None
+        pairs = list(pairs)
         http2 = HTTP20Connection(**self._http20_kwargs)
         http2.network_buffer_size = self._conn.network_buffer_size
         settings = http2._prepare_upgrade()
@@ -232,8 +232,10 @@ class HTTPConnection:
         :returns: the stream id when the connection speaks HTTP/2; ``None`` over HTTP/1.1
             (including the request that asks to upgrade a plaintext connection).
         """
-        if not self._settled and self._negotiate(method, url, body, headers):
-            return None  # sent over HTTP/1.1, asking to upgrade
+        if not self._settled:
+            sent, headers = self._negotiate(method, url, body, headers)
+            if sent:
+                return None  # sent over HTTP/1.1, asking to upgrade
         return self._conn.request(method, url, body=body, headers=headers)
 
     def _negotiate(
@@ -242,10 +244,11 @@ class HTTPConnection:
         url: str | bytes,
         body: BodyArg,
         headers: HeadersArg | None,
-    ) -> bool:
+    ) -> tuple[bool, HeadersArg | None]:
         """
         Settle the protocol if this request can: ALPN over TLS, or send it asking for an h2c
-        upgrade. Returns True when the request was sent that way.
+        upgrade. Returns whether the request was sent that way, and the caller's headers (as
+        a list once read, since an iterator can only be read once).
         """
         me = threading.get_ident()
         deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
@@ -262,25 +265,32 @@ class HTTPConnection:
                     raise ReadTimeout("timed out waiting for the protocol to be settled")
                 self._negotiation.wait(remaining)
             if self._settled:
-                return False
+                return False, headers
             if self.secure:
                 self._negotiate_tls()
-                return False
+                return False, headers
             assert isinstance(self._conn, HTTP11Connection)
+            if self._conn.proxy_host is not None:
+                self._settled = True  # through a forward proxy, HTTP/1.1 it stays
+                return False, headers
             request_body = RequestBody(body)
-            upgrade = self._upgrade_headers(request_body, headers)
+            pairs = list(iter_header_pairs(headers))
+            upgrade = self._upgrade_headers(request_body, pairs)
+            replayable = (method, url, request_body.data, pairs)
             if upgrade is None:
-                if self._conn.proxy_host is not None:
-                    self._settled = True  # through a forward proxy, HTTP/1.1 it stays
-                return False  # sent as plain HTTP/1.1, outside the lock
+                # Sent as plain HTTP/1.1, outside the lock. Kept in case the server turns out
+                # to speak only HTTP/2, if the body can be sent again.
+                if request_body.data is not None:
+                    self._plain_requests[me] = replayable
+                return False, pairs
             try:
                 self._conn.request(method, url, body=request_body.data, headers=upgrade)
             except BaseException:
                 self._upgrading = None
                 raise
             self._upgrade_owner = me
-            self._upgrade_request = (method, url, request_body.data, headers)
-            return True
+            self._upgrade_request = replayable
+            return True, pairs
 
     def get_response(self, *args: Any, **kwargs: Any) -> HTTP11Response | HTTP20Response:
         """
@@ -295,7 +305,7 @@ class HTTPConnection:
         if len(args) > 1 or kwargs or stream_id is not None:
             raise InvalidRequest("an HTTP/1.1 connection has no stream ids")
         if self._upgrading is None:
-            return conn.get_response()
+            return self._plain_response(conn)
         with self._negotiation:
             # None: another thread settled the protocol meanwhile.
             upgraded = None if self._upgrading is None else self._finish_upgrade(conn)
@@ -306,6 +316,23 @@ class HTTPConnection:
             return upgraded.get_response(1)
         return upgraded
 
+    def _plain_response(self, conn: HTTP11Connection) -> HTTP11Response | HTTP20Response:
+        """An HTTP/1.1 response, or, from a server that turns out to speak only HTTP/2, the
+        response to the same request sent again over HTTP/2."""
+        me = threading.get_ident()
+        try:
+            return conn.get_response()
+        except HTTP2PriorKnowledgeOnly:
+            record = self._plain_requests.pop(me, None)
+            if record is None:
+                raise
+            with self._negotiation:
+                response = self._switch_to_prior_knowledge(record)
+                self._negotiation.notify_all()
+            return response
+        finally:
+            self._plain_requests.pop(me, None)
+
     def _finish_upgrade(
         self, conn: HTTP11Connection
     ) -> HTTP11Response | HTTP20Response | HTTP20Connection:
@@ -313,7 +340,8 @@ class HTTPConnection:
         try:
             response = conn.get_response()
         except HTTP2PriorKnowledgeOnly:
-            return self._switch_to_prior_knowledge()
+            assert self._upgrade_request is not None
+            return self._switch_to_prior_knowledge(self._upgrade_request)
         except BaseException:
             self._upgrading = self._upgrade_request = None
             raise
@@ -326,17 +354,23 @@ class HTTPConnection:
         self._conn = http2
         return http2
 
-    def _switch_to_prior_knowledge(self) -> HTTP20Response:
-        """The server only speaks h2c with prior knowledge: send the request again that way."""
-        assert self._upgrade_request is not None
-        method, url, body, headers = self._upgrade_request
-        self._upgrading = self._upgrade_request = None
+    def _switch_to_prior_knowledge(self, record: tuple[Any, Any, Any, Any]) -> HTTP20Response:
+        """
+        The server only speaks h2c with prior knowledge: send the request again that way. It
+        is safe to: the server never read it as a request (lock held).
+        """
+        method, url, body, headers = record
+        self._upgrading = self._upgrade_request = self._upgrade_owner = None
         self._settled = True
-        self._conn.close()
-        http2 = HTTP20Connection(**self._http20_kwargs)
-        http2.network_buffer_size = self._conn.network_buffer_size
+        if isinstance(self._conn, HTTP20Connection):
+            http2 = self._conn  # another thread switched already
+        else:
+            old = self._conn
+            old.close()
+            http2 = HTTP20Connection(**self._http20_kwargs)
+            http2.network_buffer_size = old.network_buffer_size
+            self._conn = http2
         stream_id = http2.request(method, url, body=body, headers=headers)
-        self._conn = http2
         return http2.get_response(stream_id)
 
     def get_pushes(
@@ -351,8 +385,16 @@ class HTTPConnection:
         return iter(())
 
     def close(self) -> None:
-        """Close the connection, whichever protocol it speaks."""
+        """
+        Close the connection, whichever protocol it speaks. An upgrade still awaiting its
+        answer is forgotten: the next request starts the negotiation again.
+        """
+        # Close first, without the lock: a thread waiting on the socket wakes up at once.
         self._conn.close()
+        with self._negotiation:
+            self._upgrading = self._upgrade_request = self._upgrade_owner = None
+            self._plain_requests.clear()
+            self._negotiation.notify_all()
 
     def __enter__(self) -> HTTPConnection:
         return self

@@ -75,8 +75,32 @@ def open_tunnel(
     :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
     :param timeout: bound on connecting and on the proxy's answer, in seconds.
     :returns: the socket, now a byte pipe to the origin (TLS not yet started).
-    :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense; the
-        exception carries the proxy's status and reason.
+    :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense (the
+        exception carries the proxy's status and reason), or if bytes arrive from the origin
+        before the client spoke, which cannot happen before TLS.
+    """
+    sock, early, (status, reason) = _open_tunnel(
+        proxy_host, proxy_port, host, port, proxy_headers, timeout
+    )
+    if early:
+        sock.close()
+        raise ProxyError(
+            "data arrived through the tunnel before the TLS handshake", status, reason
+        )
+    return sock
+
+
+def _open_tunnel(
+    proxy_host: str,
+    proxy_port: int,
+    host: str,
+    port: int,
+    proxy_headers: HeadersArg | None,
+    timeout: float | None,
+) -> tuple[socket.socket, bytes, tuple[int, str]]:
+    """
+    :func:`open_tunnel`, also returning what the origin already sent through the tunnel and
+    the proxy's status and reason.
     """
     try:
         target = authority_for(host, port, default_port=-1).encode("idna")
@@ -88,11 +112,10 @@ def open_tunnel(
     try:
         buffered = BufferedSocket(sock, buffer_size=16384)
         buffered.sendall(b"\r\n".join(request) + b"\r\n\r\n")
-        status, reason = _read_proxy_answer(buffered)
-        if buffered.buffered:
-            # A proxy must not send anything after its 2xx until the origin does; bytes here
-            # would be lost by handing over the bare socket.
-            raise ProxyError("proxy sent data after accepting the tunnel", status, reason)
+        answer = _read_proxy_answer(buffered)
+        # A plaintext HTTP/2 server speaks first (its SETTINGS): whatever came behind the
+        # proxy's answer belongs to the connection that runs through the tunnel.
+        early = bytes(buffered.peek())
     except ProxyError:
         sock.close()
         raise
@@ -104,7 +127,7 @@ def open_tunnel(
     except (SocketError, InvalidResponse) as exc:
         sock.close()
         raise ProxyError(f"proxy {proxy_host}:{proxy_port} failed: {exc}") from exc
-    return sock
+    return sock, early, answer
 
 
 def _read_proxy_answer(sock: BufferedSocket) -> tuple[int, str]:
@@ -156,11 +179,16 @@ def open_connection(
     """
     from .. import tls  # the tls module imports this package's exceptions
 
+    early = b""
     if proxy_host is not None:
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")
-        if tunnel:
+        if tunnel and secure:
             raw = open_tunnel(proxy_host, proxy_port, host, port, proxy_headers, connect_timeout)
+        elif tunnel:
+            raw, early, _ = _open_tunnel(
+                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout
+            )
         else:
             raw = open_tcp(proxy_host, proxy_port, connect_timeout)
     else:
@@ -169,4 +197,4 @@ def open_connection(
     if secure:
         raw, proto = tls.wrap_socket(raw, host, ssl_context, force_proto)
     raw.settimeout(read_timeout)
-    return BufferedSocket(raw, buffer_size), proto
+    return BufferedSocket(raw, buffer_size, initial=early), proto

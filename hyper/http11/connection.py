@@ -368,7 +368,7 @@ class HTTP11Connection:
             sock.close()
             sock = self._sock = None
             self._switched = False
-        if sock is not None and sock.can_read():
+        if sock is not None and sock.peer_closed():
             # Between responses the server should send nothing: readable means it closed
             # the connection (idle timeout) or sent junk. Either way, start afresh.
             sock.close()

@@ -369,19 +369,17 @@ class HTTP20Connection:
             if self._usable():
                 return
             with self._lock:
-                if self._alive() and any(not s.finished for s in self._streams.values()):
+                if self._alive() and self._unfinished_streams():
                     raise ConnectionError(
                         "the server is shutting this connection down (GOAWAY); read the "
                         "responses still in flight before sending new requests"
                     )
                 self._retire_socket_locked()
             with self._lock:
-                if not self._reserved and not any(
-                    s.headers_sent and not s.finished for s in self._awaiting.values()
-                ):
-                    # Nothing from the old connection can be confused with new streams.
+                if not self._reserved and not self._awaiting:
+                    # Nothing from the old connection can be confused with new streams; else
+                    # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
-                    self._awaiting.clear()
             sock = self._open_socket()
             try:
                 conn = self._start_h2(sock)
@@ -797,6 +795,11 @@ class HTTP20Connection:
         me = threading.get_ident()
         deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
         while True:
+            if self._goaway is not None and self._alive() and self._unfinished_streams():
+                # The server is shutting this connection down but still owes responses:
+                # finish reading them (the socket is needed for that), then reconnect.
+                self._read_until(lambda: not self._alive() or not self._unfinished_streams())
+                continue
             # Opens the connection, or a new one after close() or a GOAWAY, as needed.
             self.connect()
             with self._lock:
@@ -820,6 +823,9 @@ class HTTP20Connection:
                     return self._send_headers_locked(headers, end_stream, reserved_id, stream)
             # The server allows no more streams now: read until one ends (or it goes away).
             self._read_until(lambda: not self._usable() or self._can_open_stream_locked())
+
+    def _unfinished_streams(self) -> bool:
+        return any(not s.finished for s in self._streams.values())
 
     def _send_headers_locked(
         self,

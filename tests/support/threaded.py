@@ -250,6 +250,9 @@ class ThreadedServer:
 
     def _spawn(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         sock.setblocking(True)
+        # Scripts often write a head and a body separately: without this, Nagle's algorithm
+        # and delayed ACKs add tens of milliseconds per response.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             if self._closing.is_set():
                 sock.close()

@@ -439,7 +439,7 @@ def test_tunnel_proxy_sends_data_after_accepting(
     make_proxy: Callable[[Behaviour], FakeProxy],
 ) -> None:
     proxy = refusing_proxy(make_proxy, b"HTTP/1.1 200 OK\r\n\r\nunexpected")
-    with pytest.raises(ProxyError, match="after accepting") as info:
+    with pytest.raises(ProxyError, match="before the TLS handshake") as info:
         open_tunnel("127.0.0.1", proxy.port, "example.com", 443, timeout=SAFETY_TIMEOUT)
     assert info.value.status == 200
     assert info.value.reason == "OK"
