@@ -903,10 +903,6 @@ class _BioTLSServer:
                 self._feed()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OPEN: TLS read under the lock is bounded only by the read timeout (see review #13)",
-)
 def test_close_is_not_blocked_by_a_tls_read_of_half_a_record(
     scripted_raw_server: ServerFactory, server_cert: CertPaths, ca_cert_path: Path
 ) -> None:

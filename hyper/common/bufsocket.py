@@ -2,10 +2,15 @@
 A buffered socket: reads land in one preallocated buffer and leave as memoryviews.
 
 Both protocols read through :class:`BufferedSocket`. HTTP/2 takes whatever arrived
-(:meth:`BufferedSocket.recv`), HTTP/1.1 takes lines and exact lengths
-(:meth:`BufferedSocket.readline`, :meth:`BufferedSocket.read_exact`). Socket and TLS failures are
-translated into hyper exceptions here, once, so the protocol layers never see a bare
-``OSError`` or ``ssl.SSLError``.
+(:meth:`BufferedSocket.recv`, :meth:`BufferedSocket.recv_nowait`), HTTP/1.1 takes lines and
+exact lengths (:meth:`BufferedSocket.readline`, :meth:`BufferedSocket.read_exact`). Socket and
+TLS failures are translated into hyper exceptions here, once, so the protocol layers never see
+a bare ``OSError`` or ``ssl.SSLError``.
+
+The wrapped socket is kept non-blocking and the timeout is applied here, with ``poll()``. That
+way a read can also be attempted without waiting at all, which the HTTP/2 connection needs: it
+reads a TLS socket while holding its lock (OpenSSL must not read and write one connection at
+the same time) and must never wait there for the rest of a record.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import time
 
 from .exceptions import (
     ConnectionClosed,
@@ -28,8 +34,17 @@ DEFAULT_BUFFER_SIZE = 64 * 1024
 
 #: Free space worth another TLS read: a whole record and its overhead.
 _TLS_RECORD_ROOM = 16 * 1024 + 256
-#: A TLS read this large returned a full record, so more may be waiting behind it.
-_TLS_FULL_RECORD = 16 * 1024
+
+_WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
+_HAS_POLL = hasattr(select, "poll")
+_Socket = socket.socket  # the class has a property named `socket`
+_IN = getattr(select, "POLLIN", 1)
+_OUT = getattr(select, "POLLOUT", 4)
+
+
+class _WouldBlock(Exception):
+    """Internal: a read found nothing to return without waiting."""
 
 
 class BufferedSocket:
@@ -39,13 +54,14 @@ class BufferedSocket:
     Memoryviews returned by the read methods point into the buffer and stay valid only until
     the next read call; callers that keep data copy it (``bytes(view)``).
 
-    :param sock: a connected socket; its timeout applies to every read and write.
+    :param sock: a connected socket. Its current timeout becomes the timeout of every read
+        and write (see :meth:`settimeout`); the socket itself is switched to non-blocking.
     :param buffer_size: the size of the receive buffer in bytes.
     :param initial: bytes already received from the peer (e.g. behind a proxy's answer),
         returned by the first reads.
     """
 
-    __slots__ = ("_buffer", "_end", "_poller", "_sock", "_start", "_tls", "_view")
+    __slots__ = ("_buffer", "_end", "_poller", "_sock", "_start", "_timeout", "_tls", "_view")
 
     def __init__(
         self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE, initial: bytes = b""
@@ -53,6 +69,8 @@ class BufferedSocket:
         if buffer_size < 1024 or len(initial) > buffer_size:
             raise ValueError("buffer_size must be at least 1024 bytes and hold `initial`")
         self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+        sock.settimeout(0)
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
         # Unread data is self._buffer[self._start:self._end].
@@ -77,18 +95,68 @@ class BufferedSocket:
         """How many received bytes are waiting in the buffer."""
         return self._end - self._start
 
+    @property
+    def is_tls(self) -> bool:
+        """Whether the socket is a TLS socket (which must not read and write concurrently)."""
+        return self._tls
+
     def fileno(self) -> int:
         """The file descriptor of the wrapped socket."""
         return self._sock.fileno()
 
     def settimeout(self, timeout: float | None) -> None:
-        """Set the timeout of every later read and write, in seconds (``None``: block)."""
-        self._sock.settimeout(timeout)
+        """Set the timeout of every later read and write, in seconds (``None``: no limit)."""
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        """The timeout of reads and writes, in seconds (``None``: no limit)."""
+        return self._timeout
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    def _wait(self, events: int, deadline: float | None) -> bool:
+        """Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out."""
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        fd = self._sock.fileno()
+        if fd < 0:  # closed, possibly by another thread a moment ago
+            raise ConnectionClosed("the connection was closed")
+        if not _HAS_POLL:  # Windows: select() has no descriptor limit there
+            readers = [self._sock] if events & _IN else []
+            writers = [self._sock] if events & _OUT else []
+            ready = select.select(readers, writers, [], timeout)
+            return bool(ready[0] or ready[1])
+        poller = self._poller
+        if poller is None:
+            # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
+            poller = self._poller = select.poll()
+        milliseconds = None if timeout is None else int(timeout * 1000)
+        try:
+            poller.register(fd, events)
+            return bool(poller.poll(milliseconds))
+        except (OSError, ValueError) as exc:
+            raise SocketError(f"error waiting on the socket: {exc}") from exc
+
+    def _deadline(self) -> float | None:
+        return None if self._timeout is None else time.monotonic() + self._timeout
+
+    def wait_readable(self, timeout: float | None) -> None:
+        """
+        Block until a read would find something (data buffered here or in TLS, data on the
+        socket, or the peer closed it).
+
+        :param timeout: the longest wait in seconds; ``None`` waits forever.
+        :raises ReadTimeout: if nothing arrives within ``timeout``.
+        """
+        if self._start != self._end or (self._tls and self._sock.pending()):  # type: ignore[attr-defined]
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._wait(_IN, deadline):
+            raise ReadTimeout("timed out waiting for data from the server")
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _fill(self) -> int:
-        """Receive once into the free end of the buffer; return the byte count (0: EOF)."""
+    def _make_room(self) -> bool:
+        """Make free space at the end of the buffer; False if it is full of unread data."""
         if self._start == self._end:
             self._start = self._end = 0
         elif self._end == len(self._buffer):
@@ -96,16 +164,21 @@ class BufferedSocket:
             size = self._end - self._start
             self._buffer[:size] = self._view[self._start : self._end]
             self._start, self._end = 0, size
-            if size == len(self._buffer):
-                return -1
+            return size < len(self._buffer)
+        return True
+
+    def _recv_once(self) -> int:
+        """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
         try:
             count = self._sock.recv_into(self._view[self._end :])
-        except TimeoutError as exc:
-            raise ReadTimeout("timed out waiting for data from the server") from exc
+        except _WOULD_BLOCK_READ:
+            raise _WouldBlock from None
+        except ssl.SSLWantWriteError:
+            raise _WouldBlock from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
             # A peer that closes without a close_notify alert: treat it as the end of the
             # stream, as every other client does; the protocol layer decides if that was early.
-            count = 0
+            return 0
         except ssl.SSLError as exc:
             raise TLSError(f"TLS error while receiving: {exc}") from exc
         except ConnectionResetError as exc:
@@ -115,17 +188,21 @@ class BufferedSocket:
         self._end += count
         return count
 
-    def _readable(self, timeout: float | None) -> bool:
-        """Whether the socket becomes readable within ``timeout`` seconds (None: forever)."""
-        poller = self._poller
-        if poller is None:
-            if not hasattr(select, "poll"):  # Windows: select() has no descriptor limit there
-                return bool(select.select([self._sock], [], [], timeout)[0])
-            # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
-            poller = self._poller = select.poll()
-            poller.register(self._sock.fileno(), select.POLLIN)
-        milliseconds = None if timeout is None else max(int(timeout * 1000), 0)
-        return bool(poller.poll(milliseconds))
+    def _fill(self) -> int:
+        """Receive once (waiting up to the timeout); return the byte count (0: EOF, -1: full)."""
+        if not self._make_room():
+            return -1
+        deadline = self._deadline()
+        while True:
+            try:
+                count = self._recv_once()
+            except _WouldBlock:
+                if not self._wait(_IN, deadline):
+                    raise ReadTimeout("timed out waiting for data from the server") from None
+                continue
+            if count and self._tls:
+                self._fill_ready()
+            return count
 
     def _fill_ready(self) -> None:
         """
@@ -134,35 +211,44 @@ class BufferedSocket:
         One TLS read returns at most one record (16 KiB), so a bulk download would otherwise
         cost a full trip through the protocol layer per record.
         """
-        sock = self._sock
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
-            if not sock.pending():  # type: ignore[attr-defined]
-                try:
-                    if not self._readable(0):
-                        return
-                except (OSError, ValueError):
-                    return
             try:
-                count = sock.recv_into(self._view[self._end :])
-            except (OSError, ssl.SSLError):
-                return  # the next read reports it
-            if count <= 0:
+                if self._recv_once() <= 0:
+                    return
+            except _WouldBlock:
                 return
-            self._end += count
-            if count < _TLS_FULL_RECORD:
-                return  # a partial record: the sender's burst is over
+            except (SocketError, TLSError):
+                return  # the next read reports it
 
     def recv(self, amt: int | None = None) -> memoryview:
         """
         Return up to ``amt`` bytes: what is buffered, or else what one read of the socket
-        brings. An empty view means the peer closed the connection.
+        brings (waiting up to the timeout). An empty view means the peer closed the
+        connection.
 
         :param amt: the most to return; the whole buffer size when ``None``.
+        :raises ReadTimeout: if nothing arrives within the timeout.
         """
         if self._start == self._end:
-            count = self._fill()
-            if self._tls and count >= _TLS_FULL_RECORD:
+            self._fill()
+        return self._take(amt)
+
+    def recv_nowait(self) -> memoryview | None:
+        """
+        Like :meth:`recv` without waiting: the buffered bytes, or what the socket has right
+        now; ``None`` if that is nothing (for TLS: not even one whole record).
+        """
+        if self._start == self._end:
+            self._make_room()
+            try:
+                count = self._recv_once()
+            except _WouldBlock:
+                return None
+            if count and self._tls:
                 self._fill_ready()
+        return self._take(None)
+
+    def _take(self, amt: int | None) -> memoryview:
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
         self._start = stop
@@ -234,31 +320,6 @@ class BufferedSocket:
             searched = self._start + searched_offset
         raise LineTooLongError(f"line longer than {limit} bytes")
 
-    @property
-    def is_tls(self) -> bool:
-        """Whether the socket is a TLS socket (which must not read and write concurrently)."""
-        return isinstance(self._sock, ssl.SSLSocket)
-
-    def wait_readable(self, timeout: float | None) -> None:
-        """
-        Block until a read would return at once (data buffered here or in TLS, data on the
-        socket, or the peer closed it).
-
-        :param timeout: the longest wait in seconds; ``None`` waits forever.
-        :raises ReadTimeout: if nothing arrives within ``timeout``.
-        """
-        if self._start != self._end:
-            return
-        sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return
-        try:
-            readable = self._readable(timeout)
-        except (OSError, ValueError) as exc:
-            raise SocketError(f"error waiting for data: {exc}") from exc
-        if not readable:
-            raise ReadTimeout("timed out waiting for data from the server")
-
     def peer_closed(self) -> bool:
         """
         For an idle connection (no response expected): whether the peer closed it, reset it,
@@ -267,22 +328,17 @@ class BufferedSocket:
         """
         if self._start != self._end:
             return True
-        if not self._tls:
-            return self.can_read()
-        sock = self._sock
-        if not sock.pending() and not self._readable(0):  # type: ignore[attr-defined]
+        if not (self._tls and self._sock.pending()) and not self._wait(  # type: ignore[attr-defined]
+            _IN, time.monotonic()
+        ):
             return False
-        timeout = sock.gettimeout()
-        sock.settimeout(0)
+        self._make_room()
         try:
-            count = sock.recv_into(self._view[self._end :])
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            self._recv_once()
+        except _WouldBlock:
             return False  # only TLS records without data (session tickets, key updates)
-        except OSError:
+        except (SocketError, TLSError):
             return True
-        finally:
-            sock.settimeout(timeout)
-        self._end += count
         return True  # end of stream, or data nobody asked for
 
     def can_read(self) -> bool:
@@ -296,28 +352,48 @@ class BufferedSocket:
         if pending is not None and pending():
             return True
         try:
-            return self._readable(0)
-        except (OSError, ValueError):
+            return self._wait(_IN, time.monotonic())
+        except (OSError, ValueError, SocketError):
             return True
 
     # -- writing ----------------------------------------------------------------------------------
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """
-        Send all of ``data``.
+        Send all of ``data``, waiting (up to the timeout) whenever the socket is full.
 
+        :raises SocketTimeout: if the peer takes none of the data for longer than the timeout.
         :raises SocketError: (or a subclass) if the connection fails.
         """
-        try:
-            self._sock.sendall(data)
-        except TimeoutError as exc:
-            raise SocketTimeout("timed out sending data to the server") from exc
-        except ssl.SSLError as exc:
-            raise TLSError(f"TLS error while sending: {exc}") from exc
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ConnectionClosed(f"connection closed by the server: {exc}") from exc
-        except OSError as exc:
-            raise SocketError(f"error while sending: {exc}") from exc
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        offset, total = 0, len(view)
+        deadline = self._deadline()
+        sock = self._sock
+        while offset < total:
+            try:
+                offset += sock.send(view[offset:])
+                deadline = self._deadline()  # progress: the timeout starts again
+                continue
+            except _WOULD_BLOCK_WRITE:
+                events = _OUT
+            except ssl.SSLWantReadError:
+                events = _IN
+            except ssl.SSLError as exc:
+                raise TLSError(f"TLS error while sending: {exc}") from exc
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ConnectionClosed(f"connection closed by the server: {exc}") from exc
+            except OSError as exc:
+                raise SocketError(f"error while sending: {exc}") from exc
+            if not self._wait(events, deadline):
+                raise SocketTimeout("timed out sending data to the server")
+
+    def release(self) -> _Socket:
+        """
+        Give the socket back for use without this wrapper (unread buffered bytes are the
+        caller's business: see :meth:`peek`), with its timeout as a normal socket timeout.
+        """
+        self._sock.settimeout(self._timeout)
+        return self._sock
 
     def close(self) -> None:
         """Shut down and close the socket; errors are ignored (the peer may be gone)."""

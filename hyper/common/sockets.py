@@ -116,6 +116,7 @@ def _open_tunnel(
         # A plaintext HTTP/2 server speaks first (its SETTINGS): whatever came behind the
         # proxy's answer belongs to the connection that runs through the tunnel.
         early = bytes(buffered.peek())
+        buffered.release()
     except ProxyError:
         sock.close()
         raise

@@ -1151,11 +1151,14 @@ class HTTP20Connection:
             try:
                 if sock.is_tls:
                     # OpenSSL must not read and write one connection at the same time, and
-                    # writes happen under the lock: wait for data unlocked, read locked.
+                    # writes happen under the lock: wait for data unlocked, then read under
+                    # the lock without waiting (a partial record just means: wait again).
                     sock.wait_readable(self._read_timeout)
                     with cond:
                         if self._sock is sock:
-                            self._process_locked(sock.recv())
+                            data = sock.recv_nowait()
+                            if data is not None:
+                                self._process_locked(data)
                 else:
                     data = sock.recv()
                     with cond:
