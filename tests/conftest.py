@@ -315,3 +315,142 @@ def tinyproxy_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinypro
         tmp_path_factory.mktemp("tinyproxy-auth"), name="tinyproxy-auth", auth=DEFAULT_AUTH
     ) as proxy:
         yield proxy
+
+
+# -- server push, GOAWAY and stream limits (nghttpd, hypercorn + tests/support/hypercorn_apps) --
+# Self-contained like the nginx section: the previous ``pytest_configure`` is wrapped.
+
+import contextlib  # noqa: E402
+
+from tests.support.push_app import (  # noqa: E402
+    HypercornAppServer,
+    NghttpdLimitedServer,
+    NghttpdPushServer,
+    make_push_docroot,
+    run_hypercorn_app,
+    run_nghttpd_limited,
+    run_nghttpd_push,
+)
+
+_SERVER_MARKERS.update(
+    {
+        "nghttpd_push": "nghttpd",
+        "nghttpd_limited": "nghttpd",
+        "hypercorn_push": "hypercorn",
+        "hypercorn_short_keepalive": "hypercorn",
+        "hypercorn_limited": "hypercorn",
+        "hypercorn_max_requests": "hypercorn",
+    }
+)
+_pytest_configure_before_push = pytest_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers of the suite, including the hypercorn-app one."""
+    _pytest_configure_before_push(config)
+    config.addinivalue_line(
+        "markers", "hypercorn: needs hypercorn (push/limits test app; auto-applied)"
+    )
+
+
+@pytest.fixture(scope="session")
+def nghttpd_push_docroot(tmp_path_factory: pytest.TempPathFactory) -> Docroot:
+    """The nghttpd docroot plus ``page.html``, ``style.css``, ``script.js`` and ``big.html``."""
+    return make_push_docroot(tmp_path_factory.mktemp("push-docroot"))
+
+
+@pytest.fixture(scope="session")
+def nghttpd_push(
+    nghttpd_push_docroot: Docroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[NghttpdPushServer]:
+    """nghttpd over TLS pushing per ``.pushes``: GET /page.html pushes /style.css and
+    /script.js, GET /big.html pushes /1m.bin (unless the client sets ENABLE_PUSH=0)."""
+    with run_nghttpd_push(
+        nghttpd_push_docroot,
+        tmp_path_factory.mktemp("nghttpd-push-logs"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nghttpd_limited(
+    nghttpd_docroot: Docroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[NghttpdLimitedServer]:
+    """nghttpd over TLS advertising SETTINGS_MAX_CONCURRENT_STREAMS=``.max_concurrent_streams``
+    (4), serving the normal docroot and echoing uploads."""
+    with run_nghttpd_limited(
+        nghttpd_docroot,
+        tmp_path_factory.mktemp("nghttpd-limited-logs"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+def _hypercorn_app(
+    tmp_path_factory: pytest.TempPathFactory, tls_material: TLSMaterial, name: str, **kw: Any
+) -> contextlib.AbstractContextManager[HypercornAppServer]:
+    return run_hypercorn_app(
+        tmp_path_factory.mktemp(f"{name}-logs"),
+        name=name,
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def hypercorn_push(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HypercornAppServer]:
+    """hypercorn over TLS (h2) serving ``tests/support/hypercorn_apps.py``: GET /pushing
+    pushes /pushed/a and /pushed/b; /echo, /bytes/<n>, /slow/<ms>.  Never idles out."""
+    with _hypercorn_app(tmp_path_factory, tls_material, "hypercorn-push") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hypercorn_short_keepalive(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HypercornAppServer]:
+    """The hypercorn app with a 1 s keep-alive timeout: an HTTP/2 connection without open
+    streams for 1 s is closed (the client reads EOF) *without* a GOAWAY."""
+    with _hypercorn_app(
+        tmp_path_factory, tls_material, "hypercorn-short-keepalive", keep_alive_timeout=1.0
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hypercorn_limited(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HypercornAppServer]:
+    """The hypercorn app advertising SETTINGS_MAX_CONCURRENT_STREAMS=4; a 5th concurrent
+    stream gets GOAWAY(PROTOCOL_ERROR) and the connection is closed."""
+    with _hypercorn_app(
+        tmp_path_factory, tls_material, "hypercorn-limited", max_concurrent_streams=4
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hypercorn_max_requests(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HypercornAppServer]:
+    """The hypercorn app allowing 2 requests per connection: the 3rd gets
+    GOAWAY(NO_ERROR, last_stream_id=<its stream>) and no response; the socket is closed
+    when the 2 s keep-alive timeout expires."""
+    with _hypercorn_app(
+        tmp_path_factory,
+        tls_material,
+        "hypercorn-max-requests",
+        max_requests=2,
+        keep_alive_timeout=2.0,
+    ) as server:
+        yield server

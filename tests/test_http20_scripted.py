@@ -239,8 +239,9 @@ def test_goaway_with_error_fails_every_stream(scripted_server: ServerFactory) ->
             conn.get_response(second)
 
 
-def test_graceful_goaway_lets_accepted_streams_finish(scripted_server: ServerFactory) -> None:
-    connections = []
+def _goaway_after_first(connections: list[ServerConnection]) -> Any:
+    """A handler: the first connection answers its first request, then says GOAWAY with
+    that stream as the last one processed; later connections answer every request."""
 
     def handler(ctx: ServerConnection) -> None:
         connections.append(ctx)
@@ -254,21 +255,47 @@ def test_graceful_goaway_lets_accepted_streams_finish(scripted_server: ServerFac
             ctx.conn.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
             ctx.respond(first, 200, OK, b"processed")
             ctx.wait_closed()
-        else:
-            stream_id = ctx.wait_for_request().stream_id
-            ctx.respond(stream_id, 200, OK, b"new connection")
-            ctx.wait_closed()
+            return
+        while True:
+            event = ctx.next_event(timeout=5)
+            if event is None:
+                return
+            if isinstance(event, h2.events.StreamEnded):
+                request = next(
+                    e
+                    for e in ctx.events
+                    if isinstance(e, h2.events.RequestReceived) and e.stream_id == event.stream_id
+                )
+                path = dict(request.headers)[b":path"]
+                ctx.respond(event.stream_id, 200, OK, b"new connection " + path)
 
-    with serve(scripted_server, handler) as (server, conn):
+    return handler
+
+
+def test_graceful_goaway_lets_accepted_streams_finish(scripted_server: ServerFactory) -> None:
+    connections: list[ServerConnection] = []
+    with serve(scripted_server, _goaway_after_first(connections)) as (server, conn):
         first = conn.request("GET", "/a")
         second = conn.request("GET", "/b")
         assert conn.get_response(first).read() == b"processed"
-        with pytest.raises(ConnectionError) as caught:
+        # The server never processed /b: hyper sends it again on a new connection, and the
+        # caller's stream id still finds it.
+        assert conn.get_response(second).read() == b"new connection /b"
+        assert conn.get_response(conn.request("GET", "/c")).read() == b"new connection /c"
+        assert server.connection_count == 2
+
+
+def test_unprocessed_request_with_a_streamed_body_is_an_error(
+    scripted_server: ServerFactory,
+) -> None:
+    connections: list[ServerConnection] = []
+    with serve(scripted_server, _goaway_after_first(connections)) as (_, conn):
+        first = conn.request("GET", "/a")
+        second = conn.request("POST", "/upload", body=iter([b"not ", b"replayable"]))
+        assert conn.get_response(first).read() == b"processed"
+        with quickly(), pytest.raises(ConnectionError) as caught:
             conn.get_response(second)
         assert "did not process" in str(caught.value)
-        # No stream is left on the old connection: a new request opens a new one.
-        assert conn.get_response(conn.request("GET", "/c")).read() == b"new connection"
-        assert server.connection_count == 2
 
 
 # -- PING and SETTINGS ----------------------------------------------------------------------------

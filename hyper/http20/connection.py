@@ -1,17 +1,14 @@
 """
 :class:`HTTP20Connection`: one HTTP/2 connection to one server, with the http.client-style API.
 
-Threading model (no thread of hyper's own):
+The connection builds and sends requests and hands out responses; the socket and h2 state it
+runs on form a :class:`~hyper.http20.session.Session` (see there for the threading model). A
+connection opens a new session when it has none, after :meth:`~HTTP20Connection.close`, when
+the server sent GOAWAY (the old session drains meanwhile), or when stream ids run out. Requests
+the server never processed because of a GOAWAY are sent again on the new session when that is
+safe.
 
-* ``_lock`` guards the h2 state machine, hyper's stream table and every write to the socket;
-  ``_cond`` (on the same lock) wakes threads waiting for something to arrive.
-* At most one thread reads the socket at a time (``_reader_active``). A thread that needs data
-  that is not buffered yet becomes the reader if nobody is: it reads once *without* the lock,
-  then, under the lock, feeds h2, files every event under its stream, sends whatever h2 wants
-  sent (ACKs, WINDOW_UPDATEs) and wakes the waiters. Others wait on ``_cond``.
-* Single-threaded use goes through the same code: an uncontended lock costs little.
-
-Errors from h2, hpack and the socket are translated here (and in
+Errors from h2, hpack and the socket are translated in the session (and in
 :mod:`hyper.common.bufsocket`) into hyper's exceptions, with the original chained.
 """
 
@@ -27,14 +24,11 @@ from types import TracebackType
 from typing import Any
 
 import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import h2.frame_buffer
 import h2.settings
 import hpack.exceptions
-from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 
 from .. import tls
 from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
@@ -57,14 +51,12 @@ from ..common.request import (
 from ..common.sockets import open_connection
 from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
 from .exceptions import (
-    ConnectionError,
-    HPACKDecodingError,
     HPACKEncodingError,
     HTTP20Error,
-    ProtocolError,
     StreamResetError,
 )
 from .response import HTTP20Push, HTTP20Response
+from .session import MAX_BUFFERED_PUSHES, Session, _H2Connection, _H2Logger, _log_frames
 from .stream import HeaderList, Stream
 from .window import (
     DEFAULT_CONNECTION_WINDOW,
@@ -89,9 +81,6 @@ DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 
 #: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
 ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
-
-#: The most pushed responses held for get_pushes() before further pushes are refused.
-MAX_BUFFERED_PUSHES = 100
 
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
@@ -119,83 +108,6 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
         ):
             raise InvalidRequest(f"invalid timeout {timeout!r}")
     return connect, read
-
-
-class _DataFrame(DataFrame):
-    """
-    A DATA frame with a cheap ``repr``. h2 formats every received frame for its trace log,
-    even with logging off, and hyperframe's repr hex-encodes the whole payload before
-    truncating it: about a tenth of the time of a bulk download.
-    """
-
-    def __repr__(self) -> str:
-        return (
-            f"DataFrame(stream_id={self.stream_id}, flags={sorted(self.flags)}, "
-            f"length={len(self.data)})"
-        )
-
-
-class _FrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame buffer, handing out DATA frames as :class:`_DataFrame`."""
-
-    def __next__(self) -> Any:
-        frame = super().__next__()
-        if frame.__class__ is DataFrame:
-            frame.__class__ = _DataFrame
-        return frame
-
-
-class _H2Connection(h2.connection.H2Connection):
-    """
-    h2's connection with two behaviours changed where h2 departs from RFC 9113:
-
-    * After a GOAWAY, h2 closes its state machine, so any later frame (the rest of a response
-      the server accepted before a graceful GOAWAY, or whatever follows an error GOAWAY in the
-      same read) becomes a protocol error and the GOAWAY event itself is lost. Here the state
-      machine stays open; hyper stops opening streams after a GOAWAY, and ends the connection
-      itself after an error GOAWAY (section 6.8).
-    * DATA arriving on a stream hyper reset makes h2 answer each frame with another
-      RST_STREAM. Frames in flight when the reset was sent are expected and must be ignored
-      (section 5.1); a flood of resets makes servers drop the connection. Here they are
-      ignored, and their bytes are left for hyper's connection window manager to credit
-      (:attr:`closed_stream_bytes`) instead of h2's own.
-    """
-
-    #: DATA bytes received on closed streams since hyper last took the count.
-    closed_stream_bytes = 0
-
-    def __init__(self, config: h2.config.H2Configuration) -> None:
-        super().__init__(config=config)
-        self.incoming_buffer = _FrameBuffer(server=False)
-        self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
-
-    def _receive_goaway_frame(self, frame: Any) -> Any:
-        result = super()._receive_goaway_frame(frame)
-        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-        return result
-
-    def _handle_data_on_closed_stream(self, events: Any, exc: Any, frame: Any) -> Any:
-        frames, new_events = super()._handle_data_on_closed_stream(events, exc, frame)
-        self.closed_stream_bytes += frame.flow_controlled_length
-        reset_by_us = self._stream_is_closed_by_reset(frame.stream_id)
-        kept = []
-        for f in frames:
-            if isinstance(f, WindowUpdateFrame):
-                # h2 counted this update as sent; since it is not, take it back.
-                self._inbound_flow_control_window_manager.current_window_size -= f.window_increment
-            elif not (reset_by_us and isinstance(f, RstStreamFrame)):
-                kept.append(f)
-        return kept, new_events
-
-
-class _H2Logger:
-    """Routes h2's debug and trace messages (received frames among them) to hyper's logger."""
-
-    def debug(self, fmtstr: str, *args: Any) -> None:
-        log.debug("h2: " + fmtstr, *args)
-
-    def trace(self, fmtstr: str, *args: Any) -> None:
-        log.debug("h2: " + fmtstr, *args)
 
 
 class HTTP20Connection:
@@ -297,15 +209,10 @@ class HTTP20Connection:
         self._cond = threading.Condition(self._lock)
         self._connect_lock = threading.Lock()
 
-        self._sock: BufferedSocket | None = None
-        self._h2: _H2Connection | None = None
-        #: Why the current socket can no longer be used (None while it can).
-        self._error: HyperError | None = None
-        #: The GOAWAY the server sent on the current socket, if any.
-        self._goaway: h2.events.ConnectionTerminated | None = None
-        self._reader_active = False
-        #: Streams h2 may still deliver events for.
-        self._streams: dict[int, Stream] = {}
+        #: The session new streams go on (None before the first connect).
+        self._session: Session | None = None
+        #: Older sessions finishing the streams they carry after a GOAWAY.
+        self._draining: list[Session] = []
         #: Streams whose response has not been fetched with get_response, oldest first.
         self._awaiting: dict[int, Stream] = {}
         #: Streams created by putrequest() whose headers are not sent yet: id -> thread id.
@@ -314,21 +221,7 @@ class HTTP20Connection:
         self._promises: dict[int, deque[Stream]] = {}
         self._next_stream_id = 1
         self._recent_stream_id: int | None = None
-        self._conn_manager: BaseFlowControlManager | None = None
-        self._conn_credit = 0
-        self._preface_seen = False
-        self._preface_head = b""
         self._debug = False
-        self._dispatch: dict[type, Callable[[Any], None]] = {
-            h2.events.ResponseReceived: self._on_response,
-            h2.events.DataReceived: self._on_data,
-            h2.events.TrailersReceived: self._on_trailers,
-            h2.events.StreamEnded: self._on_stream_ended,
-            h2.events.StreamReset: self._on_stream_reset,
-            h2.events.PushedStreamReceived: self._on_push,
-            h2.events.ConnectionTerminated: self._on_goaway,
-            h2.events.PingAckReceived: self._on_ping_ack,
-        }
         #: h2 state prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
         self._upgrade_h2: _H2Connection | None = None
         #: The payload of the last PING acknowledged by the server.
@@ -341,12 +234,42 @@ class HTTP20Connection:
     # -- connecting -------------------------------------------------------------------------------
 
     def _alive(self) -> bool:
-        """The socket is open and has not failed (in-flight streams can still progress)."""
-        return self._sock is not None and self._error is None
+        """The current session is open and has not failed."""
+        session = self._session
+        return session is not None and session.alive()
 
     def _usable(self) -> bool:
-        """New streams may be opened on the socket."""
-        return self._sock is not None and self._error is None and self._goaway is None
+        """New streams may be opened on the current session."""
+        session = self._session
+        return session is not None and session.usable()
+
+    # Views of the current session, for introspection and tests.
+
+    @property
+    def _sock(self) -> BufferedSocket | None:
+        return self._session.sock if self._session is not None else None
+
+    @property
+    def _h2(self) -> _H2Connection | None:
+        return self._session.h2 if self._session is not None else None
+
+    @property
+    def _streams(self) -> dict[int, Stream]:
+        return self._session.streams if self._session is not None else {}
+
+    @property
+    def _goaway(self) -> h2.events.ConnectionTerminated | None:
+        return self._session.goaway if self._session is not None else None
+
+    @property
+    def _error(self) -> HyperError | None:
+        return self._session.error if self._session is not None else None
+
+    def _read_until(self, ready: Any) -> None:
+        session = self._session
+        if session is None:
+            raise ConnectionClosed("the connection is not open")
+        session.read_until(ready)
 
     def connect(self) -> None:
         """
@@ -369,40 +292,58 @@ class HTTP20Connection:
             if self._usable():
                 return
             with self._lock:
-                if self._alive() and self._unfinished_streams():
-                    raise ConnectionError(
-                        "the server is shutting this connection down (GOAWAY); read the "
-                        "responses still in flight before sending new requests"
-                    )
-                self._retire_socket_locked()
-            with self._lock:
+                self._set_aside_locked()
                 if not self._reserved and not self._awaiting:
-                    # Nothing from the old connection can be confused with new streams; else
+                    # Nothing from the old session can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
             sock = self._open_socket()
             try:
-                conn = self._start_h2(sock)
+                conn, manager = self._start_h2(sock)
             except BaseException:
                 sock.close()
                 raise
-            self._install(sock, conn)
+            self._install(sock, conn, manager)
 
-    def _install(self, sock: BufferedSocket, conn: _H2Connection) -> None:
+    def _set_aside_locked(self) -> None:
+        """Retire the current session: let it drain if it still owes responses, else close."""
+        old = self._session
+        if old is None:
+            return
+        self._session = None
+        if old.alive() and old.unfinished_streams():
+            self._draining.append(old)  # closed by its last stream (Session.drained_locked)
+        elif old.sock is not None:
+            old.close_locked(0)
+
+    def _install(
+        self, sock: BufferedSocket, conn: _H2Connection, manager: BaseFlowControlManager
+    ) -> Session:
         with self._lock:
-            self._sock = sock
-            self._h2 = conn
-            self._preface_seen = False
-            self._preface_head = b""
-            self._error = None
-            self._goaway = None
+            session = self._session = Session(self, sock, conn, manager)
             self._cond.notify_all()
+            return session
+
+    def _session_retired_locked(self, session: Session, error: HyperError) -> None:
+        """A session closed: fail the requests still waiting on it, forget its pushes."""
+        for stream in self._awaiting.values():
+            if stream.session is session and stream.headers_sent and not stream.finished:
+                stream.error = error
+        for parent, pushes in list(self._promises.items()):
+            kept = [p for p in pushes if p.session is not session]
+            if kept:
+                pushes.clear()
+                pushes.extend(kept)
+            else:
+                del self._promises[parent]
+        if session in self._draining:
+            self._draining.remove(session)
 
     def _adopt_socket(self, sock: BufferedSocket) -> None:
         """Speak HTTP/2 on a socket already connected and negotiated (hyper.HTTPConnection)."""
         sock.settimeout(self._read_timeout)
         with self._connect_lock:
-            self._install(sock, self._start_h2(sock))
+            self._install(sock, *self._start_h2(sock))
 
     def _prepare_upgrade(self) -> bytes:
         """
@@ -428,14 +369,15 @@ class HTTP20Connection:
         self._upgrade_h2 = None
         sock.settimeout(self._read_timeout)
         with self._connect_lock:
-            self._configure_h2(conn)
-            self._sendall(sock, conn.data_to_send())
-            self._install(sock, conn)
+            manager = self._configure_h2(conn)
+            self._send_preface(sock, conn.data_to_send())
+            session = self._install(sock, conn, manager)
             with self._lock:
-                stream = Stream(1, self, self._new_stream_manager(None))
+                stream = Stream(1, self, self._new_stream_manager())
+                stream.session = session
                 stream.headers_sent = True
                 stream.local_closed = True
-                self._streams[1] = stream
+                session.streams[1] = stream
                 self._awaiting[1] = stream
                 self._recent_stream_id = 1
                 self._next_stream_id = max(self._next_stream_id, 3)
@@ -465,13 +407,18 @@ class HTTP20Connection:
             )
         return sock
 
-    def _start_h2(self, sock: BufferedSocket) -> _H2Connection:
+    def _start_h2(self, sock: BufferedSocket) -> tuple[_H2Connection, BaseFlowControlManager]:
         """Begin HTTP/2 on ``sock``: preface, settings, window; return the h2 state."""
         conn = self._make_h2()
         conn.initiate_connection()
-        self._configure_h2(conn)
-        self._sendall(sock, conn.data_to_send())
-        return conn
+        manager = self._configure_h2(conn)
+        self._send_preface(sock, conn.data_to_send())
+        return conn, manager
+
+    def _send_preface(self, sock: BufferedSocket, data: bytes) -> None:
+        if self._debug:
+            _log_frames(data)
+        sock.sendall(data)
 
     def _make_h2(self) -> _H2Connection:
         self._debug = log.isEnabledFor(logging.DEBUG)
@@ -487,7 +434,7 @@ class HTTP20Connection:
         )
         return _H2Connection(config=config)
 
-    def _configure_h2(self, conn: _H2Connection) -> None:
+    def _configure_h2(self, conn: _H2Connection) -> BaseFlowControlManager:
         """hyper's settings and connection window, after the preface is queued."""
         conn.update_settings(
             {
@@ -502,21 +449,9 @@ class HTTP20Connection:
         # be refused. Accepting what we advertise from the start is safe (we chose the size).
         conn.max_inbound_frame_size = DEFAULT_MAX_FRAME_SIZE
         manager = self.window_manager_cls(DEFAULT_CONNECTION_WINDOW)
-        self._conn_manager = manager
         # The connection window starts at 65,535 bytes; open it to the manager's size at once.
         conn.increment_flow_control_window(DEFAULT_CONNECTION_WINDOW - 65535)
-
-    def _retire_socket_locked(self) -> None:
-        """Close a socket that can no longer be used, failing the streams still on it."""
-        self._conn_credit = 0
-        self._promises.clear()
-        if self._sock is None:
-            return
-        error = self._error or ConnectionClosed("the connection was replaced by a new one")
-        self._fail_streams_locked(error)
-        self._sock.close()
-        self._sock = None
-        self._h2 = None
+        return manager
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -534,15 +469,12 @@ class HTTP20Connection:
         ):
             raise InvalidRequest(f"invalid HTTP/2 error code {error_code!r}")
         with self._lock:
-            sock, conn = self._sock, self._h2
-            if sock is not None and conn is not None and self._error is None:
-                try:
-                    conn.close_connection(error_code or 0)
-                    self._sendall(sock, conn.data_to_send())
-                except (HyperError, h2.exceptions.H2Error):
-                    pass  # the server may be gone already: closing is all that is left
-            self._error = ConnectionClosed("the connection was closed")
-            self._retire_socket_locked()
+            sessions = [*self._draining, self._session]
+            for session in sessions:
+                if session is not None:
+                    session.close_locked(error_code or 0)
+            self._draining.clear()
+            self._promises.clear()
             self._cond.notify_all()
 
     def __enter__(self) -> HTTP20Connection:
@@ -587,6 +519,9 @@ class HTTP20Connection:
         header_list = self._build_headers(method, url, headers, request_body.length)
         end_stream = request_body.is_empty
         stream = self._open_stream(header_list, end_stream, reserved_id=None)
+        if request_body.data is not None:
+            # In memory: it can be sent again if a GOAWAY says it was never processed.
+            stream.replay = (header_list, request_body.data)
         if not end_stream:
             try:
                 self._send_body(stream, request_body.chunks(), final=True)
@@ -617,7 +552,7 @@ class HTTP20Connection:
         with self._lock:
             stream_id = self._allocate_stream_id_locked()
             self._reserved[stream_id] = threading.get_ident()
-            stream = Stream(stream_id, self, self._new_stream_manager(None))
+            stream = Stream(stream_id, self, self._new_stream_manager())
             stream.request_headers = header_list
             self._awaiting[stream_id] = stream
             self._recent_stream_id = stream_id
@@ -774,16 +709,6 @@ class HTTP20Connection:
         self._next_stream_id += 2
         return stream_id
 
-    def _can_open_stream_locked(self) -> bool:
-        """Whether the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves room for a stream."""
-        conn = self._h2
-        if conn is None:
-            return True  # the caller finds out why
-        limit = conn.remote_settings.max_concurrent_streams
-        if len(self._streams) + len(self._reserved) < limit:
-            return True
-        return conn.open_outbound_streams + len(self._reserved) < limit
-
     def _open_stream(
         self,
         headers: HeaderList,
@@ -795,15 +720,17 @@ class HTTP20Connection:
         me = threading.get_ident()
         deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
         while True:
-            if self._goaway is not None and self._alive() and self._unfinished_streams():
-                # The server is shutting this connection down but still owes responses:
-                # finish reading them (the socket is needed for that), then reconnect.
-                self._read_until(lambda: not self._alive() or not self._unfinished_streams())
-                continue
-            # Opens the connection, or a new one after close() or a GOAWAY, as needed.
+            # Opens a session, or a new one after close(), a GOAWAY or a server's close.
             self.connect()
             with self._lock:
-                if not self._usable():
+                session = self._session
+                if session is None:
+                    continue
+                if not session.streams:
+                    # Idle: a GOAWAY or the server's close of an idle connection may be
+                    # waiting unread. Notice it now rather than send into a closed socket.
+                    session.poll_locked()
+                if not session.usable():
                     continue
                 lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
                 if lower:
@@ -819,26 +746,46 @@ class HTTP20Connection:
                         raise ReadTimeout("timed out waiting for another thread's request")
                     self._cond.wait(remaining)
                     continue
-                if self._can_open_stream_locked():
-                    return self._send_headers_locked(headers, end_stream, reserved_id, stream)
+                if self._next_stream_id > MAX_STREAM_ID and reserved_id is None:
+                    # Out of stream ids: new streams go on a new session.
+                    self._set_aside_locked()
+                    if not self._awaiting and not self._reserved:
+                        self._next_stream_id = 1
+                    continue
+                if self._can_open_stream_locked(session):
+                    return self._send_headers_locked(
+                        session, headers, end_stream, reserved_id, stream
+                    )
             # The server allows no more streams now: read until one ends (or it goes away).
-            self._read_until(lambda: not self._usable() or self._can_open_stream_locked())
+            session.read_until(self._room_or_gone(session))
 
-    def _unfinished_streams(self) -> bool:
-        return any(not s.finished for s in self._streams.values())
+    def _room_or_gone(self, session: Session) -> Callable[[], bool]:
+        """A predicate: ``session`` can take another stream, or can take none at all."""
+        return lambda: not session.usable() or self._can_open_stream_locked(session)
+
+    def _can_open_stream_locked(self, session: Session) -> bool:
+        """Whether the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves room for a stream."""
+        conn = session.h2
+        if conn is None:
+            return True  # the caller finds out why
+        limit = conn.remote_settings.max_concurrent_streams
+        if len(session.streams) + len(self._reserved) < limit:
+            return True
+        return conn.open_outbound_streams + len(self._reserved) < limit
 
     def _send_headers_locked(
         self,
+        session: Session,
         headers: HeaderList,
         end_stream: bool,
         reserved_id: int | None,
         stream: Stream | None,
     ) -> Stream:
-        conn = self._h2
+        conn = session.h2
         assert conn is not None
         if reserved_id is None:
             stream_id = self._allocate_stream_id_locked()
-            stream = Stream(stream_id, self, self._new_stream_manager(None))
+            stream = Stream(stream_id, self, self._new_stream_manager())
             self._recent_stream_id = stream_id
         else:
             assert stream is not None
@@ -853,36 +800,24 @@ class HTTP20Connection:
             self._cond.notify_all()
         self._reserved.pop(stream_id, None)
         self._awaiting[stream_id] = stream
+        stream.session = session
         stream.headers_sent = True
         stream.local_closed = end_stream
-        self._streams[stream_id] = stream
-        self._flush_locked()
+        session.streams[stream_id] = stream
+        session.flush_locked()
         return stream
 
     def _abandon_stream(self, stream: Stream) -> None:
         """A request failed on its way out: release its id, reset it if it was sent."""
         with self._lock:
             self._reserved.pop(stream.stream_id, None)
-            if stream.headers_sent and not stream.finished and self._alive():
-                self._reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
+            session = stream.session
+            if session is not None:
+                if stream.headers_sent and not stream.finished and session.alive():
+                    session.reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
+                session.streams.pop(stream.stream_id, None)
             self._awaiting.pop(stream.stream_id, None)
-            self._streams.pop(stream.stream_id, None)
             self._cond.notify_all()
-
-    def _reset_locked(self, stream: Stream, code: int) -> None:
-        """Send RST_STREAM for ``stream`` if h2 still considers it open."""
-        conn = self._h2
-        if conn is None:
-            return
-        try:
-            conn.reset_stream(stream.stream_id, code)
-            self._flush_locked()
-        except h2.exceptions.H2Error:
-            return  # already closed on h2's side: nothing to reset
-        except HyperError:
-            return  # the connection failed: the stream is gone either way
-        if not stream.finished:
-            stream.reset_code = code
 
     def _send_body(
         self, stream: Stream, chunks: Iterator[bytes | memoryview], final: bool
@@ -906,26 +841,28 @@ class HTTP20Connection:
         total = len(view)
         offset = 0
         stream_id = stream.stream_id
+        session = stream.session
+        assert session is not None
 
         def writable() -> bool:
-            return stream.finished or self._send_window(stream_id) > 0 or not self._alive()
+            return stream.finished or session.send_window(stream_id) > 0 or not session.alive()
 
         while True:
             with self._lock:
-                self._raise_if_unusable_locked()
+                session.raise_if_dead_locked()
                 if stream.remote_closed or stream.reset_code == h2.errors.ErrorCodes.NO_ERROR:
                     # The server answered without waiting for the rest of the body (RFC 9113
                     # 8.1): stop sending, and end our side so the stream is closed for both.
                     if not stream.local_closed:
                         stream.local_closed = True
-                        self._reset_locked(stream, h2.errors.ErrorCodes.NO_ERROR)
+                        session.reset_locked(stream, h2.errors.ErrorCodes.NO_ERROR)
                     return
                 stream.raise_if_failed()
-                conn = self._h2
+                conn = session.h2
                 assert conn is not None
                 if stream.local_closed:
                     raise InvalidRequest(f"the request on stream {stream_id} was already ended")
-                window = self._send_window(stream_id)
+                window = session.send_window(stream_id)
                 max_frame = conn.max_outbound_frame_size
                 try:
                     while offset < total and window > 0:
@@ -940,21 +877,12 @@ class HTTP20Connection:
                     raise HTTP20Error(f"cannot send data on stream {stream_id}: {exc}") from exc
                 if offset == total:
                     stream.local_closed = end_stream
-                    self._flush_locked()
+                    session.flush_locked()
                     return
-                self._flush_locked()
-            self._read_until(writable)
+                session.flush_locked()
+            session.read_until(writable)
 
-    def _send_window(self, stream_id: int) -> int:
-        conn = self._h2
-        if conn is None:
-            return 0
-        try:
-            return int(conn.local_flow_control_window(stream_id))
-        except h2.exceptions.StreamClosedError:
-            return 0
-
-    def _new_stream_manager(self, document_size: int | None) -> BaseFlowControlManager:
+    def _new_stream_manager(self, document_size: int | None = None) -> BaseFlowControlManager:
         return self.window_manager_cls(DEFAULT_STREAM_WINDOW, document_size)
 
     # -- responses --------------------------------------------------------------------------------
@@ -985,14 +913,42 @@ class HTTP20Connection:
                 raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
             if not stream.headers_sent:
                 raise InvalidRequest(f"the request on stream {stream_id} was not sent yet")
-        if not stream.has_headers():
-            self._read_until(stream.has_headers)
+        attempts = 0
+        while True:
+            if not stream.has_headers():
+                assert stream.session is not None
+                stream.session.read_until(stream.has_headers)
+            if not (stream.unprocessed and stream.replay is not None and attempts < 3):
+                break
+            # A GOAWAY said the server never processed it: send it again on a new session.
+            attempts += 1
+            stream = self._resend(stream_id, stream)
         with self._lock:
             self._awaiting.pop(stream_id, None)
         if stream.response_headers is None:
             stream.raise_if_failed()
             raise ConnectionClosed(f"stream {stream_id} ended without a response")
         return HTTP20Response(stream.response_headers, stream)
+
+    def _resend(self, handle: int, stream: Stream) -> Stream:
+        """
+        Send an unprocessed request again (on whatever session is current) and file the new
+        stream under the caller's original id.
+        """
+        assert stream.replay is not None
+        headers, data = stream.replay
+        new = self._open_stream(headers, end_stream=not data, reserved_id=None)
+        new.replay = stream.replay
+        with self._lock:
+            self._awaiting.pop(new.stream_id, None)
+            self._awaiting[handle] = new
+        if data:
+            try:
+                self._send_body(new, iter((data,)), final=True)
+            except BaseException:
+                self._abandon_stream(new)
+                raise
+        return new
 
     def get_pushes(
         self, stream_id: int | None = None, capture_all: bool = False
@@ -1013,7 +969,12 @@ class HTTP20Connection:
             stream_id = self._recent_stream_id
         if stream_id is None:
             return iter(())
-        parent = self._awaiting.get(stream_id) or self._streams.get(stream_id)
+        parent = self._awaiting.get(stream_id)
+        if parent is None:
+            for session in (self._session, *self._draining):
+                if session is not None and stream_id in session.streams:
+                    parent = session.streams[stream_id]
+                    break
         return self._iter_pushes(stream_id, parent, capture_all)
 
     def _iter_pushes(
@@ -1028,9 +989,11 @@ class HTTP20Connection:
             if pushed is not None:
                 yield HTTP20Push(pushed.request_headers, pushed)
                 continue
-            if not capture_all or parent is None or parent.finished:
+            if not capture_all or parent is None or parent.finished or parent.session is None:
                 return
-            self._read_until(lambda: bool(self._promises.get(stream_id)) or parent.finished)
+            parent.session.read_until(
+                lambda: bool(self._promises.get(stream_id)) or parent.finished
+            )
 
     # -- what responses call (stream I/O) ---------------------------------------------------------
 
@@ -1038,13 +1001,15 @@ class HTTP20Connection:
         """Return up to ``amt`` raw body bytes of ``stream`` (all of them when ``None``)."""
         parts: list[bytes] = []
         needed = amt
+        session = stream.session
+        assert session is not None
         while needed is None or needed > 0:
             if not stream.has_data():
-                self._read_until(stream.has_data)
+                session.read_until(stream.has_data)
             with self._lock:
                 if stream.buffered:
                     data = stream.take(needed)
-                    self._consumed_locked(stream, len(data))
+                    session.consumed_locked(stream, len(data))
                     parts.append(data)
                     if needed is not None:
                         needed -= len(data)
@@ -1059,50 +1024,57 @@ class HTTP20Connection:
 
     def _read_frame(self, stream: Stream) -> bytes | None:
         """Return the next DATA frame's payload of ``stream``, or None at the end."""
+        session = stream.session
+        assert session is not None
         while True:
             if not stream.has_chunk():
-                self._read_until(stream.has_chunk)
+                session.read_until(stream.has_chunk)
             with self._lock:
                 if stream.chunks:
                     data = stream.take_chunk()
-                    self._consumed_locked(stream, len(data))
+                    session.consumed_locked(stream, len(data))
                     return data
             stream.raise_if_failed()
             return None
 
-    def _consumed_locked(self, stream: Stream, size: int) -> None:
-        """The caller took ``size`` bytes of ``stream``: let its window manager reopen."""
-        if stream.finished or not self._alive():
-            return
-        increment = stream.window_manager._handle_frame(size)
-        conn = self._h2
-        if increment and conn is not None:
-            try:
-                conn.increment_flow_control_window(increment, stream.stream_id)
-            except h2.exceptions.StreamClosedError:
-                return
-            self._flush_locked()
-
     def _close_stream(self, stream: Stream) -> None:
         """The caller is done with ``stream``: reset it if unfinished and free its data."""
         with self._lock:
-            if not stream.finished and self._alive():
-                self._reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
+            session = stream.session
+            if session is not None and not stream.finished and session.alive():
+                session.reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
                 stream.reset_code = h2.errors.ErrorCodes.CANCEL
             # Pushes promised on it and never collected are not wanted either.
             for pushed in self._promises.pop(stream.stream_id, ()):
-                if not pushed.finished and self._alive():
-                    self._reset_locked(pushed, h2.errors.ErrorCodes.CANCEL)
+                pushed_session = pushed.session
+                if pushed_session is not None:
+                    if not pushed.finished and pushed_session.alive():
+                        pushed_session.reset_locked(pushed, h2.errors.ErrorCodes.CANCEL)
+                    pushed_session.streams.pop(pushed.stream_id, None)
                 pushed.discard()
-                self._streams.pop(pushed.stream_id, None)
             stream.discard()
-            self._streams.pop(stream.stream_id, None)
             self._awaiting.pop(stream.stream_id, None)
+            if session is not None:
+                session.streams.pop(stream.stream_id, None)
+                session.drained_locked()
             self._cond.notify_all()
 
     def _forget_if_done(self, stream: Stream) -> None:
-        if stream.finished and not stream.buffered:
-            self._streams.pop(stream.stream_id, None)
+        session = stream.session
+        if session is not None and stream.finished and not stream.buffered:
+            with self._lock:
+                session.streams.pop(stream.stream_id, None)
+                session.drained_locked()
+
+    def _push_refusal_locked(
+        self, parent_id: int, headers: list[tuple[bytes, bytes]]
+    ) -> str | None:
+        """Why a promised push is refused, or None to accept it (lock held)."""
+        if not self.enable_push:
+            return "push is disabled"
+        if sum(len(queue) for queue in self._promises.values()) >= MAX_BUFFERED_PUSHES:
+            return "too many pushes nobody collected"
+        return None
 
     def _fileno(self) -> int:
         sock = self._sock
@@ -1123,329 +1095,15 @@ class HTTP20Connection:
             raise InvalidRequest("the PING payload must be exactly 8 bytes")
         self.connect()
         with self._lock:
-            self._raise_if_unusable_locked()
-            assert self._h2 is not None
-            self._h2.ping(data)
-            self._flush_locked()
+            session = self._session
+            if session is None:
+                raise ConnectionClosed("the connection is closed")
+            session.raise_if_dead_locked()
+            assert session.h2 is not None
+            session.h2.ping(data)
+            session.flush_locked()
 
     # -- the reader role --------------------------------------------------------------------------
-
-    def _read_until(self, ready: Callable[[], bool]) -> None:
-        """
-        Read and process frames until ``ready()`` is true. Call without holding the lock;
-        ``ready`` is evaluated with the lock held.
-        """
-        cond = self._cond
-        while True:
-            with cond:
-                if ready():
-                    return
-                self._raise_if_unusable_locked()
-                if self._reader_active:
-                    if not cond.wait(self._read_timeout):
-                        raise ReadTimeout("timed out waiting for the server")
-                    continue
-                self._reader_active = True
-                sock = self._sock
-                assert sock is not None
-            try:
-                if sock.is_tls:
-                    # OpenSSL must not read and write one connection at the same time, and
-                    # writes happen under the lock: wait for data unlocked, then read under
-                    # the lock without waiting (a partial record just means: wait again).
-                    sock.wait_readable(self._read_timeout)
-                    with cond:
-                        if self._sock is sock:
-                            data = sock.recv_nowait()
-                            if data is not None:
-                                self._process_locked(data)
-                else:
-                    data = sock.recv()
-                    with cond:
-                        if self._sock is sock:
-                            self._process_locked(data)
-            except ReadTimeout:
-                raise
-            except HyperError as exc:
-                with cond:
-                    if self._sock is not sock:
-                        continue  # closed or replaced meanwhile: look at the new state
-                    self._fail_locked(exc)
-                raise
-            finally:
-                with cond:
-                    self._reader_active = False
-                    cond.notify_all()
-
-    def _process_locked(self, data: memoryview) -> None:
-        if not data:
-            error = ConnectionClosed("the server closed the connection")
-            self._fail_locked(error)
-            raise error
-        self._receive_locked(data)
-
-    def _receive_locked(self, data: memoryview) -> None:
-        conn = self._h2
-        assert conn is not None
-        if not self._preface_seen:
-            self._check_server_preface(conn, data)
-        try:
-            events = conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            error = _translate_protocol_error(exc)
-            self._abort_locked(error)
-            raise error from exc
-        self._check_pending_frame(conn)
-        if conn.closed_stream_bytes:
-            # DATA the server had in flight for streams hyper reset: it still used up the
-            # connection window.
-            if self._conn_manager is not None:
-                self._conn_credit += self._conn_manager._handle_frame(conn.closed_stream_bytes)
-            conn.closed_stream_bytes = 0
-        dispatch = self._dispatch
-        try:
-            for event in events:
-                if self._error is not None:
-                    break  # an error GOAWAY ended the connection: the rest is moot
-                handler = dispatch.get(type(event))
-                if handler is not None:
-                    handler(event)
-                elif self._debug:
-                    log.debug("ignored event %r", event)
-        except HyperError:
-            raise
-        except Exception as exc:  # h2 refusing a reply, or a bug: never let it escape bare
-            error = HTTP20Error(f"error while handling a frame from the server: {exc!r}")
-            self._abort_locked(error)
-            raise error from exc
-        if self._error is not None:
-            return  # a GOAWAY with an error: nothing more to send
-        if self._conn_credit:
-            conn.increment_flow_control_window(self._conn_credit)
-            self._conn_credit = 0
-        self._flush_locked()
-
-    def _check_server_preface(self, conn: h2.connection.H2Connection, data: memoryview) -> None:
-        """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
-        head = self._preface_head + bytes(data[:40])
-        if len(head) < 5:
-            self._preface_head = head
-            return
-        if head[3] != 0x4 or head[4] & 0x1:
-            error = ProtocolError(
-                f"the server did not answer with HTTP/2; its first bytes were {head[:40]!r}",
-                h2.errors.ErrorCodes.PROTOCOL_ERROR,
-            )
-            self._abort_locked(error)
-            raise error
-        self._preface_seen = True
-        self._preface_head = b""
-
-    def _check_pending_frame(self, conn: h2.connection.H2Connection) -> None:
-        """
-        Reject an oversized frame as soon as its header arrives. h2 only checks the length
-        once the whole frame is buffered, so a server announcing a 16 MB frame (or sending
-        text that reads as one) would otherwise be waited for until the read timeout.
-        """
-        buffer = conn.incoming_buffer
-        # The attribute is private to h2 and was renamed in 4.2; without it, h2's own
-        # (later) check still applies.
-        pending: bytes | bytearray = (
-            getattr(buffer, "_data", None) or getattr(buffer, "data", None) or b""
-        )
-        if len(pending) >= 9:
-            length = int.from_bytes(pending[:3], "big")
-            if length > conn.max_inbound_frame_size:
-                error = ProtocolError(
-                    f"the server sent a frame of {length} bytes, over the "
-                    f"{conn.max_inbound_frame_size} byte limit hyper set",
-                    h2.errors.ErrorCodes.FRAME_SIZE_ERROR,
-                )
-                conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
-                self._abort_locked(error)
-                raise error
-
-    def _abort_locked(self, error: HyperError) -> None:
-        """End the connection after a protocol error: send h2's GOAWAY if possible, close."""
-        try:
-            self._flush_locked()
-        except HyperError:
-            pass
-        self._fail_locked(error)
-
-    def _flush_locked(self) -> None:
-        conn, sock = self._h2, self._sock
-        if conn is None or sock is None:
-            return
-        data = conn.data_to_send()
-        if data:
-            try:
-                self._sendall(sock, data)
-            except HyperError as exc:
-                self._fail_locked(exc)
-                raise
-
-    def _sendall(self, sock: BufferedSocket, data: bytes) -> None:
-        if self._debug:
-            _log_frames(data)
-        sock.sendall(data)
-
-    def _raise_if_unusable_locked(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._sock is None:
-            raise ConnectionClosed("the connection is closed")
-
-    def _fail_locked(self, error: HyperError) -> None:
-        """The connection is unusable: fail every unfinished stream and close the socket."""
-        if self._error is None:
-            self._error = error
-        self._retire_socket_locked()
-
-    def _fail_streams_locked(self, error: HyperError) -> None:
-        for stream in self._streams.values():
-            if not stream.finished:
-                stream.error = error
-        for stream in self._awaiting.values():
-            # Requests still being built (putrequest) were never sent: they go out on the
-            # next connection.
-            if stream.headers_sent and not stream.finished:
-                stream.error = error
-        self._streams.clear()
-
-    # -- event handlers (lock held) ---------------------------------------------------------------
-
-    def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
-        headers = event.headers
-        stream.response_headers = headers
-        for name, value in headers:
-            if name == b"content-length":
-                try:
-                    stream.window_manager.document_size = int(value)
-                except ValueError:
-                    pass
-                break
-
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        flow = event.flow_controlled_length
-        manager = self._conn_manager
-        if manager is not None and flow:
-            self._conn_credit += manager._handle_frame(flow)
-        stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
-        data = event.data
-        if data:
-            stream.chunks.append(data)
-            stream.buffered += len(data)
-        elif not stream.chunks:
-            # Keep empty frames visible to read_chunked(), as documented.
-            stream.chunks.append(data)
-        padding = flow - len(data)
-        if padding:
-            self._consumed_locked(stream, padding)
-
-    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is not None:
-            stream.trailers = event.headers
-
-    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
-        stream.remote_closed = True
-        if not stream.buffered:
-            del self._streams[event.stream_id]
-
-    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self._streams.pop(event.stream_id, None)
-        if stream is None or stream.remote_closed:
-            return  # a reset after a complete response changes nothing for the reader
-        stream.reset_code = event.error_code
-        stream.reset_by_peer = event.remote_reset
-
-    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
-        conn = self._h2
-        assert conn is not None
-        assert event.pushed_stream_id is not None and event.parent_stream_id is not None
-        assert event.headers is not None
-        if not self.enable_push:
-            # Only possible before the server saw our SETTINGS; refuse it.
-            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        if sum(len(queue) for queue in self._promises.values()) >= MAX_BUFFERED_PUSHES:
-            # Nobody is collecting pushes: refuse more rather than buffer without end.
-            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        pushed = Stream(event.pushed_stream_id, self, self._new_stream_manager(None))
-        pushed.request_headers = list(event.headers)
-        pushed.headers_sent = True
-        pushed.local_closed = True
-        self._streams[event.pushed_stream_id] = pushed
-        self._promises.setdefault(event.parent_stream_id, deque()).append(pushed)
-
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
-        self._goaway = event
-        last = event.last_stream_id if event.last_stream_id is not None else 0
-        code = event.error_code
-        if code:
-            error: HyperError = ConnectionError(
-                f"the server closed the connection with error {_code_name(code)}"
-                + (f": {event.additional_data!r}" if event.additional_data else ""),
-                code,
-            )
-            self._fail_locked(error)
-            return
-        unprocessed = ConnectionError(
-            "the server is shutting the connection down (GOAWAY) and did not process this "
-            "request; it is safe to send it again",
-            code,
-        )
-        for stream_id, stream in list(self._streams.items()):
-            if stream_id % 2 == 1 and stream_id > last and not stream.finished:
-                stream.error = unprocessed
-                del self._streams[stream_id]
-
-    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
-        self.last_ping_ack = event.ping_data
-
-
-def _code_name(code: int) -> str:
-    try:
-        return f"{h2.errors.ErrorCodes(code).name} ({code})"
-    except ValueError:
-        return str(code)
-
-
-def _translate_protocol_error(exc: h2.exceptions.ProtocolError) -> HyperError:
-    """Map an h2 exception raised while receiving onto hyper's hierarchy."""
-    cause = exc.__cause__ or exc.__context__
-    code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
-    if isinstance(cause, hpack.exceptions.HPACKError) or "header block" in str(exc):
-        return HPACKDecodingError(f"the server sent an invalid header block: {exc}", code)
-    if isinstance(exc, h2.exceptions.DenialOfServiceError):
-        return ProtocolError(f"the server exceeded a limit hyper sets: {exc}", code)
-    return ProtocolError(f"the server broke the HTTP/2 protocol: {exc}", code)
-
-
-def _log_frames(data: bytes) -> None:
-    """Log every frame in ``data`` (whole frames, possibly after the client preface)."""
-    view = memoryview(data)
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-    if view[: len(preface)] == preface:
-        log.debug("send: connection preface")
-        view = view[len(preface) :]
-    while len(view) >= 9:
-        frame, length = Frame.parse_frame_header(view[:9])
-        if len(view) < 9 + length:
-            break
-        frame.parse_body(view[9 : 9 + length])
-        log.debug("send: %r", frame)
-        view = view[9 + length :]
 
 
 __all__ = ["HTTP20Connection", "StreamResetError"]

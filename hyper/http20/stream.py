@@ -21,6 +21,7 @@ from .window import BaseFlowControlManager
 
 if TYPE_CHECKING:
     from .connection import HTTP20Connection
+    from .session import Session
 
 HeaderList = list[tuple[bytes, bytes]]
 
@@ -46,12 +47,15 @@ class Stream:
         "local_closed",
         "promised",
         "remote_closed",
+        "replay",
         "request_headers",
         "reset_by_peer",
         "reset_code",
         "response_headers",
+        "session",
         "stream_id",
         "trailers",
+        "unprocessed",
         "window_manager",
     )
 
@@ -83,6 +87,12 @@ class Stream:
         self.error: HyperError | None = None
         #: Pushed streams promised on this stream and not yet handed to the caller.
         self.promised: deque[Stream] = deque()
+        #: The session (socket) the stream is on, once its headers are sent (or promised).
+        self.session: Session | None = None
+        #: A GOAWAY said the server never processed this request.
+        self.unprocessed = False
+        #: The request's headers and in-memory body, to send again if it was unprocessed.
+        self.replay: tuple[HeaderList, bytes | memoryview] | None = None
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,599 @@
+"""
+A :class:`Session`: one socket and the h2 state machine on it, with the reader role.
+
+An :class:`~hyper.HTTP20Connection` runs on one session at a time. When the server sends a
+graceful GOAWAY, or the stream ids run out, the connection opens a new session for new
+requests while the old one *drains*: the streams the server accepted there finish on it, and it
+is closed when the last one does. Every session of a connection shares the connection's lock.
+
+Threading model (no thread of hyper's own):
+
+* The connection's lock guards every session's h2 state, the stream tables and every write;
+  its condition wakes threads waiting for something to arrive.
+* At most one thread reads a session's socket at a time (:attr:`Session.reader_active`). A
+  thread that needs data that is not buffered yet becomes the reader if nobody is: it waits for
+  the socket *without* the lock, then, under the lock, reads what is there (never waiting for
+  more), feeds h2, files every event under its stream, sends whatever h2 wants sent (ACKs,
+  WINDOW_UPDATEs) and wakes the waiters.
+
+Errors from h2 and hpack raised while receiving are translated here into hyper's exceptions,
+with the original chained.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.frame_buffer
+import hpack.exceptions
+from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
+
+from ..common.bufsocket import BufferedSocket
+from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
+from .exceptions import ConnectionError, HPACKDecodingError, HTTP20Error, ProtocolError
+from .stream import Stream
+from .window import BaseFlowControlManager
+
+if TYPE_CHECKING:
+    from .connection import HTTP20Connection
+
+log = logging.getLogger("hyper.http20.connection")
+
+#: The most pushed responses held for get_pushes() before further pushes are refused.
+MAX_BUFFERED_PUSHES = 100
+
+
+class _DataFrame(DataFrame):
+    """
+    A DATA frame with a cheap ``repr``. h2 formats every received frame for its trace log,
+    even with logging off, and hyperframe's repr hex-encodes the whole payload before
+    truncating it: about a tenth of the time of a bulk download.
+    """
+
+    def __repr__(self) -> str:
+        return (
+            f"DataFrame(stream_id={self.stream_id}, flags={sorted(self.flags)}, "
+            f"length={len(self.data)})"
+        )
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, handing out DATA frames as :class:`_DataFrame`."""
+
+    def __next__(self) -> Any:
+        frame = super().__next__()
+        if frame.__class__ is DataFrame:
+            frame.__class__ = _DataFrame
+        return frame
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """
+    h2's connection with two behaviours changed where h2 departs from RFC 9113:
+
+    * After a GOAWAY, h2 closes its state machine, so any later frame (the rest of a response
+      the server accepted before a graceful GOAWAY, or whatever follows an error GOAWAY in the
+      same read) becomes a protocol error and the GOAWAY event itself is lost. Here the state
+      machine stays open; hyper stops opening streams after a GOAWAY, and ends the connection
+      itself after an error GOAWAY (section 6.8).
+    * DATA arriving on a stream hyper reset makes h2 answer each frame with another
+      RST_STREAM. Frames in flight when the reset was sent are expected and must be ignored
+      (section 5.1); a flood of resets makes servers drop the connection. Here they are
+      ignored, and their bytes are left for hyper's connection window manager to credit
+      (:attr:`closed_stream_bytes`) instead of h2's own.
+    """
+
+    #: DATA bytes received on closed streams since hyper last took the count.
+    closed_stream_bytes = 0
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self.incoming_buffer = _FrameBuffer(server=False)
+        self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        result = super()._receive_goaway_frame(frame)
+        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result
+
+    def _handle_data_on_closed_stream(self, events: Any, exc: Any, frame: Any) -> Any:
+        frames, new_events = super()._handle_data_on_closed_stream(events, exc, frame)
+        self.closed_stream_bytes += frame.flow_controlled_length
+        reset_by_us = self._stream_is_closed_by_reset(frame.stream_id)
+        kept = []
+        for f in frames:
+            if isinstance(f, WindowUpdateFrame):
+                # h2 counted this update as sent; since it is not, take it back.
+                self._inbound_flow_control_window_manager.current_window_size -= f.window_increment
+            elif not (reset_by_us and isinstance(f, RstStreamFrame)):
+                kept.append(f)
+        return kept, new_events
+
+
+class _H2Logger:
+    """Routes h2's debug and trace messages (received frames among them) to hyper's logger."""
+
+    def debug(self, fmtstr: str, *args: Any) -> None:
+        log.debug("h2: " + fmtstr, *args)
+
+    def trace(self, fmtstr: str, *args: Any) -> None:
+        log.debug("h2: " + fmtstr, *args)
+
+
+class Session:
+    """
+    One socket of an :class:`~hyper.HTTP20Connection` and the h2 state on it.
+
+    :param owner: the connection this session belongs to (its lock is shared).
+    :param sock: the connected socket, HTTP/2 already negotiated.
+    :param h2_conn: the h2 state machine, preface and settings already queued or sent.
+    :param conn_manager: the window manager of the connection-level receive window.
+    """
+
+    def __init__(
+        self,
+        owner: HTTP20Connection,
+        sock: BufferedSocket,
+        h2_conn: _H2Connection,
+        conn_manager: BaseFlowControlManager,
+    ) -> None:
+        self.owner = owner
+        self.cond = owner._cond
+        self.sock: BufferedSocket | None = sock
+        self.h2: _H2Connection | None = h2_conn
+        #: Why the socket can no longer be used (None while it can).
+        self.error: HyperError | None = None
+        #: The GOAWAY the server sent, if any: no new streams go on this session then.
+        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.reader_active = False
+        #: Streams h2 may still deliver events for.
+        self.streams: dict[int, Stream] = {}
+        self.conn_manager = conn_manager
+        self.conn_credit = 0
+        self.preface_seen = False
+        self.preface_head = b""
+        self.debug = log.isEnabledFor(logging.DEBUG)
+        self.dispatch: dict[type, Callable[[Any], None]] = {
+            h2.events.ResponseReceived: self._on_response,
+            h2.events.DataReceived: self._on_data,
+            h2.events.TrailersReceived: self._on_trailers,
+            h2.events.StreamEnded: self._on_stream_ended,
+            h2.events.StreamReset: self._on_stream_reset,
+            h2.events.PushedStreamReceived: self._on_push,
+            h2.events.ConnectionTerminated: self._on_goaway,
+            h2.events.PingAckReceived: self._on_ping_ack,
+        }
+
+    def __repr__(self) -> str:
+        state = "usable" if self.usable() else ("alive" if self.alive() else "closed")
+        return f"<Session {state} streams={len(self.streams)}>"
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """The socket is open and has not failed (its streams can still progress)."""
+        return self.sock is not None and self.error is None
+
+    def usable(self) -> bool:
+        """New streams may be opened on this session."""
+        return self.sock is not None and self.error is None and self.goaway is None
+
+    def unfinished_streams(self) -> bool:
+        """Whether any stream on this session still expects data."""
+        return any(not s.finished for s in self.streams.values())
+
+    def raise_if_dead_locked(self) -> None:
+        """Raise why the session can no longer be read or written, if it cannot."""
+        if self.error is not None:
+            raise self.error
+        if self.sock is None:
+            raise ConnectionClosed("the connection is closed")
+
+    # -- the reader role --------------------------------------------------------------------------
+
+    def read_until(self, ready: Callable[[], bool]) -> None:
+        """
+        Read and process frames until ``ready()`` is true. Call without holding the lock;
+        ``ready`` is evaluated with the lock held.
+        """
+        cond = self.cond
+        timeout = self.owner._read_timeout
+        while True:
+            with cond:
+                if ready():
+                    return
+                self.raise_if_dead_locked()
+                if self.reader_active:
+                    if not cond.wait(timeout):
+                        raise ReadTimeout("timed out waiting for the server")
+                    continue
+                self.reader_active = True
+                sock = self.sock
+                assert sock is not None
+            try:
+                if sock.is_tls:
+                    # OpenSSL must not read and write one connection at the same time, and
+                    # writes happen under the lock: wait for data unlocked, then read under
+                    # the lock without waiting (a partial record just means: wait again).
+                    sock.wait_readable(timeout)
+                    with cond:
+                        if self.sock is sock:
+                            data = sock.recv_nowait()
+                            if data is not None:
+                                self._process_locked(data)
+                else:
+                    data = sock.recv()
+                    with cond:
+                        if self.sock is sock:
+                            self._process_locked(data)
+            except ReadTimeout:
+                raise
+            except HyperError as exc:
+                with cond:
+                    if self.sock is not sock:
+                        continue  # closed meanwhile: look at the new state
+                    self.fail_locked(exc)
+                raise
+            finally:
+                with cond:
+                    self.reader_active = False
+                    cond.notify_all()
+
+    def poll_locked(self) -> None:
+        """Process whatever has already arrived, without waiting (lock held)."""
+        sock = self.sock
+        if sock is None or self.reader_active or not sock.can_read():
+            return
+        try:
+            data = sock.recv_nowait()
+        except HyperError as exc:
+            self.fail_locked(exc)
+            return
+        if data is not None:
+            try:
+                self._process_locked(data)
+            except HyperError:
+                return  # recorded in self.error; the caller opens a new session
+
+    def _process_locked(self, data: memoryview) -> None:
+        if not data:
+            error = ConnectionClosed("the server closed the connection")
+            self.fail_locked(error)
+            raise error
+        self._receive_locked(data)
+
+    def _receive_locked(self, data: memoryview) -> None:
+        conn = self.h2
+        assert conn is not None
+        if not self.preface_seen:
+            self._check_server_preface(data)
+        try:
+            events = conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            error = _translate_protocol_error(exc)
+            self.abort_locked(error)
+            raise error from exc
+        self._check_pending_frame(conn)
+        if conn.closed_stream_bytes:
+            # DATA the server had in flight for streams hyper reset: it still used up the
+            # connection window.
+            self.conn_credit += self.conn_manager._handle_frame(conn.closed_stream_bytes)
+            conn.closed_stream_bytes = 0
+        dispatch = self.dispatch
+        try:
+            for event in events:
+                if self.error is not None:
+                    break  # an error GOAWAY ended the connection: the rest is moot
+                handler = dispatch.get(type(event))
+                if handler is not None:
+                    handler(event)
+                elif self.debug:
+                    log.debug("ignored event %r", event)
+        except HyperError:
+            raise
+        except Exception as exc:  # h2 refusing a reply, or a bug: never let it escape bare
+            error = HTTP20Error(f"error while handling a frame from the server: {exc!r}")
+            self.abort_locked(error)
+            raise error from exc
+        if self.error is not None:
+            return  # a GOAWAY with an error: nothing more to send
+        if self.conn_credit:
+            conn.increment_flow_control_window(self.conn_credit)
+            self.conn_credit = 0
+        self.flush_locked()
+
+    def _check_server_preface(self, data: memoryview) -> None:
+        """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
+        head = self.preface_head + bytes(data[:40])
+        if len(head) < 5:
+            self.preface_head = head
+            return
+        if head[3] != 0x4 or head[4] & 0x1:
+            error = ProtocolError(
+                f"the server did not answer with HTTP/2; its first bytes were {head[:40]!r}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+            self.abort_locked(error)
+            raise error
+        self.preface_seen = True
+        self.preface_head = b""
+
+    def _check_pending_frame(self, conn: _H2Connection) -> None:
+        """
+        Reject an oversized frame as soon as its header arrives. h2 only checks the length
+        once the whole frame is buffered, so a server announcing a 16 MB frame (or sending
+        text that reads as one) would otherwise be waited for until the read timeout.
+        """
+        buffer = conn.incoming_buffer
+        # The attribute is private to h2 and was renamed in 4.2; without it, h2's own
+        # (later) check still applies.
+        pending: bytes | bytearray = (
+            getattr(buffer, "_data", None) or getattr(buffer, "data", None) or b""
+        )
+        if len(pending) >= 9:
+            length = int.from_bytes(pending[:3], "big")
+            if length > conn.max_inbound_frame_size:
+                error = ProtocolError(
+                    f"the server sent a frame of {length} bytes, over the "
+                    f"{conn.max_inbound_frame_size} byte limit hyper set",
+                    h2.errors.ErrorCodes.FRAME_SIZE_ERROR,
+                )
+                conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+                self.abort_locked(error)
+                raise error
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def flush_locked(self) -> None:
+        """Send what h2 has queued (lock held); a failure fails the session."""
+        conn, sock = self.h2, self.sock
+        if conn is None or sock is None:
+            return
+        data = conn.data_to_send()
+        if data:
+            try:
+                self.sendall(sock, data)
+            except HyperError as exc:
+                self.fail_locked(exc)
+                raise
+
+    def sendall(self, sock: BufferedSocket, data: bytes) -> None:
+        """Write ``data``, logging its frames at DEBUG."""
+        if self.debug:
+            _log_frames(data)
+        sock.sendall(data)
+
+    def send_window(self, stream_id: int) -> int:
+        """How much body data ``stream_id`` may send now (0 when closed)."""
+        conn = self.h2
+        if conn is None:
+            return 0
+        try:
+            return int(conn.local_flow_control_window(stream_id))
+        except h2.exceptions.StreamClosedError:
+            return 0
+
+    def consumed_locked(self, stream: Stream, size: int) -> None:
+        """The caller took ``size`` bytes of ``stream``: let its window manager reopen."""
+        if stream.finished or not self.alive():
+            return
+        increment = stream.window_manager._handle_frame(size)
+        conn = self.h2
+        if increment and conn is not None:
+            try:
+                conn.increment_flow_control_window(increment, stream.stream_id)
+            except h2.exceptions.StreamClosedError:
+                return
+            self.flush_locked()
+
+    def reset_locked(self, stream: Stream, code: int) -> None:
+        """Send RST_STREAM for ``stream`` if h2 still considers it open."""
+        conn = self.h2
+        if conn is None:
+            return
+        try:
+            conn.reset_stream(stream.stream_id, code)
+            self.flush_locked()
+        except h2.exceptions.H2Error:
+            return  # already closed on h2's side: nothing to reset
+        except HyperError:
+            return  # the connection failed: the stream is gone either way
+        if not stream.finished:
+            stream.reset_code = code
+
+    # -- ending -----------------------------------------------------------------------------------
+
+    def abort_locked(self, error: HyperError) -> None:
+        """End the session after a protocol error: send h2's GOAWAY if possible, close."""
+        try:
+            self.flush_locked()
+        except HyperError:
+            pass
+        self.fail_locked(error)
+
+    def fail_locked(self, error: HyperError) -> None:
+        """The session is unusable: fail every unfinished stream and close the socket."""
+        if self.error is None:
+            self.error = error
+        self.retire_locked()
+
+    def retire_locked(self) -> None:
+        """Close the socket, failing the streams still on it."""
+        self.conn_credit = 0
+        if self.sock is None:
+            return
+        error = self.error or ConnectionClosed("the connection was closed")
+        for stream in self.streams.values():
+            if not stream.finished:
+                stream.error = error
+        self.streams.clear()
+        self.owner._session_retired_locked(self, error)
+        self.sock.close()
+        self.sock = None
+        self.h2 = None
+        self.cond.notify_all()
+
+    def close_locked(self, error_code: int) -> None:
+        """Say GOAWAY (when still possible) and close."""
+        sock, conn = self.sock, self.h2
+        if sock is not None and conn is not None and self.error is None:
+            try:
+                conn.close_connection(error_code)
+                self.sendall(sock, conn.data_to_send())
+            except (HyperError, h2.exceptions.H2Error):
+                pass  # the server may be gone already: closing is all that is left
+        if self.error is None:
+            self.error = ConnectionClosed("the connection was closed")
+        self.retire_locked()
+
+    def drained_locked(self) -> None:
+        """After a GOAWAY: close the session once its last stream is done."""
+        if (
+            self.goaway is not None
+            and self.owner._session is not self
+            and not self.unfinished_streams()
+        ):
+            self.close_locked(0)
+
+    # -- event handlers (lock held) ---------------------------------------------------------------
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        headers = event.headers
+        stream.response_headers = headers
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    stream.window_manager.document_size = int(value)
+                except ValueError:
+                    pass
+                break
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        flow = event.flow_controlled_length
+        if flow:
+            self.conn_credit += self.conn_manager._handle_frame(flow)
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        data = event.data
+        if data:
+            stream.chunks.append(data)
+            stream.buffered += len(data)
+        elif not stream.chunks:
+            # Keep empty frames visible to read_chunked(), as documented.
+            stream.chunks.append(data)
+        padding = flow - len(data)
+        if padding:
+            self.consumed_locked(stream, padding)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.trailers = event.headers
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.remote_closed = True
+        if not stream.buffered:
+            del self.streams[event.stream_id]
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        if stream is None or stream.remote_closed:
+            return  # a reset after a complete response changes nothing for the reader
+        stream.reset_code = event.error_code
+        stream.reset_by_peer = event.remote_reset
+
+    def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
+        conn = self.h2
+        assert conn is not None
+        assert event.pushed_stream_id is not None and event.parent_stream_id is not None
+        assert event.headers is not None
+        refusal = self.owner._push_refusal_locked(event.parent_stream_id, event.headers)
+        if refusal is not None:
+            if self.debug:
+                log.debug("refused push %d: %s", event.pushed_stream_id, refusal)
+            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        pushed = Stream(event.pushed_stream_id, self.owner, self.owner._new_stream_manager())
+        pushed.session = self
+        pushed.request_headers = list(event.headers)
+        pushed.headers_sent = True
+        pushed.local_closed = True
+        self.streams[event.pushed_stream_id] = pushed
+        self.owner._promises.setdefault(event.parent_stream_id, deque()).append(pushed)
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self.goaway = event
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        code = event.error_code
+        if code:
+            error: HyperError = ConnectionError(
+                f"the server closed the connection with error {_code_name(code)}"
+                + (f": {event.additional_data!r}" if event.additional_data else ""),
+                code,
+            )
+            self.fail_locked(error)
+            return
+        unprocessed = ConnectionError(
+            "the server is shutting the connection down (GOAWAY) and did not process this "
+            "request; it is safe to send it again",
+            code,
+        )
+        for stream_id, stream in list(self.streams.items()):
+            if stream_id % 2 == 1 and stream_id > last and not stream.finished:
+                # Never processed: the connection sends it again on a new session if it can.
+                stream.error = unprocessed
+                stream.unprocessed = True
+                del self.streams[stream_id]
+        self.drained_locked()
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        self.owner.last_ping_ack = event.ping_data
+
+
+def _code_name(code: int) -> str:
+    try:
+        return f"{h2.errors.ErrorCodes(code).name} ({code})"
+    except ValueError:
+        return str(code)
+
+
+def _translate_protocol_error(exc: h2.exceptions.ProtocolError) -> HyperError:
+    """Map an h2 exception raised while receiving onto hyper's hierarchy."""
+    cause = exc.__cause__ or exc.__context__
+    code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    if isinstance(cause, hpack.exceptions.HPACKError) or "header block" in str(exc):
+        return HPACKDecodingError(f"the server sent an invalid header block: {exc}", code)
+    if isinstance(exc, h2.exceptions.DenialOfServiceError):
+        return ProtocolError(f"the server exceeded a limit hyper sets: {exc}", code)
+    return ProtocolError(f"the server broke the HTTP/2 protocol: {exc}", code)
+
+
+def _log_frames(data: bytes) -> None:
+    """Log every frame in ``data`` (whole frames, possibly after the client preface)."""
+    view = memoryview(data)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    if view[: len(preface)] == preface:
+        log.debug("send: connection preface")
+        view = view[len(preface) :]
+    while len(view) >= 9:
+        frame, length = Frame.parse_frame_header(view[:9])
+        if len(view) < 9 + length:
+            break
+        frame.parse_body(view[9 : 9 + length])
+        log.debug("send: %r", frame)
+        view = view[9 + length :]
