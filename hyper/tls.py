@@ -106,6 +106,35 @@ def _password_for_ssl(
     return password
 
 
+def certificate_names(certificate: dict[str, object] | None) -> frozenset[str]:
+    """
+    The host names and IP addresses a peer certificate (as :meth:`ssl.SSLSocket.getpeercert`
+    returns it) is valid for: its subjectAltName DNS and IP entries, lower-cased.
+    """
+    if not certificate:
+        return frozenset()
+    names = set()
+    for kind, value in certificate.get("subjectAltName", ()):  # type: ignore[attr-defined]
+        if kind in ("DNS", "IP Address"):
+            names.add(str(value).lower().rstrip("\n"))
+    return frozenset(names)
+
+
+def certificate_covers(names: frozenset[str], host: str) -> bool:
+    """
+    Whether a certificate with these subjectAltName entries (see :func:`certificate_names`)
+    is valid for ``host``. A wildcard (``*.example.com``) covers exactly one leftmost label,
+    as RFC 6125 says; it never covers an IP address.
+    """
+    host = host.lower().rstrip(".")
+    if host in names:
+        return True
+    if ":" in host or host.replace(".", "").isdigit():
+        return False  # an IP address: only an exact entry matches
+    label, dot, rest = host.partition(".")
+    return bool(dot and label and rest and f"*.{rest}" in names)
+
+
 _default_context: ssl.SSLContext | None = None
 
 

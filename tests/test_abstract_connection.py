@@ -829,7 +829,8 @@ def _push_handler(settings_seen: list[int]) -> Any:
         ctx.handshake()  # the client's SETTINGS are in once it returns
         push_allowed = ctx.conn.remote_settings[h2.settings.SettingCodes.ENABLE_PUSH]
         settings_seen.append(push_allowed)
-        stream_id = ctx.wait_for_request().stream_id
+        request = ctx.wait_for_request()
+        stream_id = request.stream_id
         if push_allowed:
             pushed = ctx.conn.get_next_available_stream_id()
             ctx.conn.push_stream(
@@ -838,7 +839,9 @@ def _push_handler(settings_seen: list[int]) -> Any:
                 [
                     (b":method", b"GET"),
                     (b":scheme", b"https"),
-                    (b":authority", b"127.0.0.1"),
+                    # The same origin as the request (host and port): pushes for any other
+                    # origin are refused.
+                    (b":authority", dict(request.headers)[b":authority"]),
                     (b":path", b"/pushed.css"),
                 ],
             )

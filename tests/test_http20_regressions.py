@@ -98,11 +98,13 @@ def echo_body(request: Request) -> Reply:
     return Reply(200, OK, request.body)
 
 
-def push_headers(path: str) -> list[tuple[bytes, bytes]]:
+def push_headers(path: str, ctx: ServerConnection) -> list[tuple[bytes, bytes]]:
+    """A promised request for ``path`` on the connection's own origin (host and port)."""
+    port = ctx.sock.getsockname()[1]
     return [
         (b":method", b"GET"),
         (b":scheme", b"http"),
-        (b":authority", b"127.0.0.1"),
+        (b":authority", f"127.0.0.1:{port}".encode()),
         (b":path", path.encode()),
     ]
 
@@ -416,7 +418,7 @@ def test_uncollected_pushes_are_capped_and_the_excess_refused(
         parent = ctx.wait_for_request().stream_id
         for n in range(limit + extra):
             pushed = ctx.conn.get_next_available_stream_id()
-            ctx.conn.push_stream(parent, pushed, push_headers(f"/p{n}"))
+            ctx.conn.push_stream(parent, pushed, push_headers(f"/p{n}", ctx))
             promised.append(pushed)
         ctx.flush()
         ctx.respond(parent, 200, OK, b"main")
@@ -448,9 +450,9 @@ def test_closing_a_response_cancels_its_uncollected_pushes(
         ctx.handshake()
         parent = ctx.wait_for_request().stream_id
         complete = ctx.conn.get_next_available_stream_id()
-        ctx.conn.push_stream(parent, complete, push_headers("/complete"))
+        ctx.conn.push_stream(parent, complete, push_headers("/complete", ctx))
         unfinished = ctx.conn.get_next_available_stream_id()
-        ctx.conn.push_stream(parent, unfinished, push_headers("/unfinished"))
+        ctx.conn.push_stream(parent, unfinished, push_headers("/unfinished", ctx))
         pushed_ids.extend([complete, unfinished])
         ctx.flush()
         ctx.respond(complete, 200, OK, b"p" * 256 * 1024)
@@ -481,7 +483,7 @@ def test_close_drops_uncollected_pushes(scripted_server: ServerFactory) -> None:
         ctx.handshake()
         parent = ctx.wait_for_request().stream_id
         pushed = ctx.conn.get_next_available_stream_id()
-        ctx.conn.push_stream(parent, pushed, push_headers("/style.css"))
+        ctx.conn.push_stream(parent, pushed, push_headers("/style.css", ctx))
         ctx.flush()
         ctx.respond(pushed, 200, OK, b"body{}")
         ctx.respond(parent, 200, OK, b"main")
@@ -608,7 +610,7 @@ def _trailing_frames(ctx: ServerConnection, stream_id: int, kind: str) -> bytes:
     if kind == "push_promise":
         frame: Any = PushPromiseFrame(stream_id)
         frame.promised_stream_id = 2
-        frame.data = ctx.encode_headers(push_headers("/pushed"))
+        frame.data = ctx.encode_headers(push_headers("/pushed", ctx))
         frame.flags.add("END_HEADERS")
         return bytes(frame.serialize())
     if kind == "headers_and_data":

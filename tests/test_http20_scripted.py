@@ -625,7 +625,8 @@ def test_unfinished_response_after_close_raises(scripted_server: ServerFactory) 
 def test_push_promise_delivers_pushed_response(scripted_server: ServerFactory) -> None:
     def handler(ctx: ServerConnection) -> None:
         ctx.handshake()
-        stream_id = ctx.wait_for_request().stream_id
+        request = ctx.wait_for_request()
+        stream_id = request.stream_id
         pushed = ctx.conn.get_next_available_stream_id()
         ctx.conn.push_stream(
             stream_id,
@@ -633,7 +634,7 @@ def test_push_promise_delivers_pushed_response(scripted_server: ServerFactory) -
             [
                 (b":method", b"GET"),
                 (b":scheme", b"http"),
-                (b":authority", b"127.0.0.1"),
+                (b":authority", dict(request.headers)[b":authority"]),
                 (b":path", b"/style.css"),
             ],
         )
@@ -642,14 +643,14 @@ def test_push_promise_delivers_pushed_response(scripted_server: ServerFactory) -
         ctx.respond(pushed, 200, [(b"content-type", b"text/css")], b"body{}")
         ctx.wait_closed()
 
-    with serve(scripted_server, handler, enable_push=True) as (_, conn):
+    with serve(scripted_server, handler, enable_push=True) as (server, conn):
         stream_id = conn.request("GET", "/")
         response = conn.get_response(stream_id)
         assert response.read() == b"<html>"
         pushes = list(conn.get_pushes(stream_id))
         assert [push.path for push in pushes] == [b"/style.css"]
         assert pushes[0].method == b"GET"
-        assert pushes[0].authority == b"127.0.0.1"
+        assert pushes[0].authority == f"127.0.0.1:{server.port}".encode()
         pushed = pushes[0].get_response()
         assert pushed.headers[b"content-type"] == [b"text/css"]
         assert pushed.read() == b"body{}"

@@ -88,6 +88,14 @@ MAX_STREAM_ID = 2**31 - 1
 TimeoutArg = float | int | tuple[float | None, float | None] | None
 
 
+def _peer_names(session: Session) -> frozenset[str] | None:
+    """The names the server's certificate covers (None without TLS), cached per session."""
+    if session.peer_names is None and session.sock is not None and session.sock.is_tls:
+        sock = session.sock.socket
+        session.peer_names = tls.certificate_names(sock.getpeercert())  # type: ignore[attr-defined]
+    return session.peer_names
+
+
 def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
     """
     Split a ``timeout`` argument into (connect, read) timeouts.
@@ -1067,14 +1075,61 @@ class HTTP20Connection:
                 session.drained_locked()
 
     def _push_refusal_locked(
-        self, parent_id: int, headers: list[tuple[bytes, bytes]]
+        self, session: Session, parent_id: int, headers: list[tuple[bytes, bytes]]
     ) -> str | None:
         """Why a promised push is refused, or None to accept it (lock held)."""
         if not self.enable_push:
             return "push is disabled"
         if sum(len(queue) for queue in self._promises.values()) >= MAX_BUFFERED_PUSHES:
             return "too many pushes nobody collected"
+        pseudo = {name: value for name, value in headers if name[:1] == b":"}
+        scheme = pseudo.get(b":scheme", b"")
+        method = pseudo.get(b":method", b"")
+        authority = pseudo.get(b":authority", b"")
+        path = pseudo.get(b":path", b"")
+        if not self.push_allowed(scheme, method, authority, path, _peer_names(session)):
+            return f"push of {method!r} {scheme!r}://{authority!r}{path!r} not allowed"
         return None
+
+    def push_allowed(
+        self,
+        scheme: bytes,
+        method: bytes,
+        authority: bytes,
+        path: bytes,
+        certificate_names: frozenset[str] | None,
+    ) -> bool:
+        """
+        Decide whether to accept a pushed response. Refused pushes are reset with
+        ``REFUSED_STREAM``; the connection is unaffected. Override to change the policy.
+
+        The default accepts only what a client may treat as the server's own answer
+        (RFC 9113 8.4): a safe method (``GET`` or ``HEAD``), the connection's scheme, and an
+        authority this server is authoritative for: the connection's own host and port,
+        or, over TLS, another name the server's certificate covers, on the same port.
+
+        :param scheme: the promised request's ``:scheme``.
+        :param method: its ``:method``.
+        :param authority: its ``:authority``.
+        :param path: its ``:path``.
+        :param certificate_names: the DNS names and IP addresses in the server's certificate
+            (``None`` without TLS).
+        :returns: whether to accept the push.
+        """
+        if method not in (b"GET", b"HEAD") or not path:
+            return False
+        if scheme.lower() != self._scheme:
+            return False
+        try:
+            host, port = to_host_port_tuple(authority.decode("ascii"), 443 if self.secure else 80)
+        except (UnicodeDecodeError, InvalidRequest):
+            return False
+        if port != self.port:
+            return False
+        host = host.lower()
+        if host == self.host.lower():
+            return True
+        return certificate_names is not None and tls.certificate_covers(certificate_names, host)
 
     def _fileno(self) -> int:
         sock = self._sock

@@ -33,6 +33,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.frame_buffer
+import h2.settings
 import hpack.exceptions
 from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 
@@ -75,6 +76,20 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
         return frame
 
 
+class _PushDecidedByHyper(h2.settings.Settings):
+    """
+    Local settings whose ``enable_push`` h2 always reads as on. h2 treats a PUSH_PROMISE on a
+    connection that disabled push as a connection error; hyper instead lets h2 accept the
+    promise and refuses the stream itself (REFUSED_STREAM), which keeps the connection, and
+    lets h2 ignore the frames the server already sent on it. The ENABLE_PUSH value sent in
+    SETTINGS is unaffected: it is written from the stored setting, not this property.
+    """
+
+    @property  # type: ignore[misc]
+    def enable_push(self) -> int:
+        return 1
+
+
 class _H2Connection(h2.connection.H2Connection):
     """
     h2's connection with two behaviours changed where h2 departs from RFC 9113:
@@ -96,6 +111,7 @@ class _H2Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
+        self.local_settings.__class__ = _PushDecidedByHyper
         self.incoming_buffer = _FrameBuffer(server=False)
         self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
 
@@ -160,6 +176,8 @@ class Session:
         self.conn_credit = 0
         self.preface_seen = False
         self.preface_head = b""
+        #: The names the server's certificate covers (for push checks), once looked up.
+        self.peer_names: frozenset[str] | None = None
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.dispatch: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_response,
@@ -522,7 +540,7 @@ class Session:
         assert conn is not None
         assert event.pushed_stream_id is not None and event.parent_stream_id is not None
         assert event.headers is not None
-        refusal = self.owner._push_refusal_locked(event.parent_stream_id, event.headers)
+        refusal = self.owner._push_refusal_locked(self, event.parent_stream_id, event.headers)
         if refusal is not None:
             if self.debug:
                 log.debug("refused push %d: %s", event.pushed_stream_id, refusal)
