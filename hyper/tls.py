@@ -8,6 +8,7 @@ certifi's CA bundle unless told otherwise.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -108,29 +109,50 @@ def _password_for_ssl(
 
 def certificate_names(certificate: dict[str, object] | None) -> frozenset[str]:
     """
-    The host names and IP addresses a peer certificate (as :meth:`ssl.SSLSocket.getpeercert`
-    returns it) is valid for: its subjectAltName DNS and IP entries, lower-cased.
+    The host names and IP addresses a peer certificate is valid for: its subjectAltName DNS
+    and IP entries, lower-cased.
+
+    :param certificate: the certificate as :meth:`ssl.SSLSocket.getpeercert` returns it
+        (``None`` or empty when verification is off).
+    :returns: the names (empty when there are none).
     """
     if not certificate:
         return frozenset()
     names = set()
     for kind, value in certificate.get("subjectAltName", ()):  # type: ignore[attr-defined]
-        if kind in ("DNS", "IP Address"):
-            names.add(str(value).lower().rstrip("\n"))
+        if kind == "DNS":
+            names.add(str(value).lower())
+        elif kind == "IP Address":
+            names.add(_normal_ip(str(value)) or str(value).lower())
     return frozenset(names)
+
+
+def _normal_ip(text: str) -> str | None:
+    """An IP address in its canonical spelling (``::1``), or None if ``text`` is not one."""
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        return None
 
 
 def certificate_covers(names: frozenset[str], host: str) -> bool:
     """
-    Whether a certificate with these subjectAltName entries (see :func:`certificate_names`)
-    is valid for ``host``. A wildcard (``*.example.com``) covers exactly one leftmost label,
-    as RFC 6125 says; it never covers an IP address.
+    Whether a certificate with these subjectAltName entries is valid for ``host``. A
+    wildcard (``*.example.com``) covers exactly one leftmost label, as RFC 6125 says; it never
+    covers an IP address.
+
+    :param names: the certificate's names, from :func:`certificate_names`.
+    :param host: a host name or IP address.
+    :returns: whether the certificate covers ``host``.
     """
+    address = _normal_ip(host)
+    if address is not None:
+        return address in names  # an IP address: only an exact entry matches, never a wildcard
     host = host.lower().rstrip(".")
     if host in names:
         return True
-    if ":" in host or host.replace(".", "").isdigit():
-        return False  # an IP address: only an exact entry matches
+    if host.replace(".", "").isdigit():
+        return False  # numeric, like a (short-form) address: wildcards never cover those
     label, dot, rest = host.partition(".")
     return bool(dot and label and rest and f"*.{rest}" in names)
 

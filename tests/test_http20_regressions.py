@@ -266,11 +266,13 @@ def test_request_waiting_for_a_slot_goes_to_a_new_connection_after_goaway(
     handler = _goaway_then_new_connection_handler(_goaway_then_answer_later)
     with serve(scripted_server, handler, timeout=(5, 3)) as (server, conn):
         conn.get_response(conn.request("GET", "/warm")).read()  # MCS=1 is in effect now
-        conn.request("GET", "/a")
+        a = conn.request("GET", "/a")
         with quickly(3.0):
             b = conn.request("GET", "/b")  # waits for /a's slot; the GOAWAY comes meanwhile
         assert conn.get_response(b).read() == b"b"
         assert server.connection_count == 2
+        # /a is still owed on the old, draining connection: reading it finishes it there.
+        assert conn.get_response(a).read() == b"a"
 
 
 def test_request_waiting_for_a_slot_goes_to_a_new_connection_after_answer_and_goaway(

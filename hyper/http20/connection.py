@@ -82,6 +82,10 @@ DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 #: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
 ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
 
+#: The most pushed responses held for :meth:`HTTP20Connection.get_pushes` before further
+#: pushes are refused (``REFUSED_STREAM``).
+MAX_BUFFERED_PUSHES = MAX_BUFFERED_PUSHES
+
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
 
@@ -522,6 +526,10 @@ class HTTP20Connection:
         :returns: the stream id, to pass to :meth:`get_response`.
         :raises InvalidRequest: for an invalid method, URL, header or body, before anything
             is sent.
+        :raises ReadTimeout: if the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves no room
+            for a new stream within the read timeout (``request()`` waits for one, reading
+            other streams' data meanwhile).
+        :raises StreamResetError: if the server reset the stream while the body was sent.
         """
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
@@ -709,12 +717,20 @@ class HTTP20Connection:
         return result
 
     def _allocate_stream_id_locked(self) -> int:
+        """
+        The next stream id. When HTTP/2's ids run out, the current session is set aside (it
+        drains) and ids start again at 1 for the next one, skipping ids that still name a
+        request the caller has not collected, so handles never clash.
+        """
+        if self._next_stream_id > MAX_STREAM_ID:
+            self._set_aside_locked()
+            self._next_stream_id = 1
         stream_id = self._next_stream_id
+        while stream_id in self._awaiting or stream_id in self._reserved:
+            stream_id += 2
         if stream_id > MAX_STREAM_ID:
-            raise HTTP20Error(
-                "this connection has used every HTTP/2 stream id; close it and open a new one"
-            )
-        self._next_stream_id += 2
+            raise HTTP20Error("every HTTP/2 stream id names a request still waiting")
+        self._next_stream_id = stream_id + 2
         return stream_id
 
     def _open_stream(
@@ -755,10 +771,9 @@ class HTTP20Connection:
                     self._cond.wait(remaining)
                     continue
                 if self._next_stream_id > MAX_STREAM_ID and reserved_id is None:
-                    # Out of stream ids: new streams go on a new session.
+                    # Out of stream ids: new streams go on a new session, ids from 1 again.
                     self._set_aside_locked()
-                    if not self._awaiting and not self._reserved:
-                        self._next_stream_id = 1
+                    self._next_stream_id = 1
                     continue
                 if self._can_open_stream_locked(session):
                     return self._send_headers_locked(
@@ -902,9 +917,16 @@ class HTTP20Connection:
 
         :param stream_id: the stream id :meth:`request` returned. ``None`` takes the oldest
             request whose response has not been fetched yet.
+        If a graceful GOAWAY says the server never processed the request, it is sent again
+        on a new connection when its body was in memory (bytes, str or none), and the same
+        ``stream_id`` keeps working; otherwise :class:`~hyper.http20.exceptions.ConnectionError`
+        says it is safe to retry.
+
         :returns: the response; its body is read with :meth:`HTTP20Response.read`.
         :raises InvalidRequest: if no such request is waiting for its response.
         :raises StreamResetError: if the server reset the stream before answering.
+        :raises ConnectionError: if the connection failed, or the request was not processed
+            and could not be sent again.
         :raises ReadTimeout: if the response does not come within the read timeout.
         """
         if stream_id is not None and (
@@ -971,7 +993,7 @@ class HTTP20Connection:
         :param capture_all: ``False`` yields the pushes already received, without blocking.
             ``True`` then keeps reading the connection and yields pushes as they arrive, until
             the request's stream ends.
-        :returns: a generator of :class:`~hyper.http20.response.HTTP20Push`.
+        :returns: a generator of :class:`~hyper.HTTP20Push`.
         """
         if stream_id is None:
             stream_id = self._recent_stream_id
@@ -1043,6 +1065,7 @@ class HTTP20Connection:
                     session.consumed_locked(stream, len(data))
                     return data
             stream.raise_if_failed()
+            self._forget_if_done(stream)
             return None
 
     def _close_stream(self, stream: Stream) -> None:
@@ -1103,6 +1126,10 @@ class HTTP20Connection:
         Decide whether to accept a pushed response. Refused pushes are reset with
         ``REFUSED_STREAM``; the connection is unaffected. Override to change the policy.
 
+        It is called in whichever thread is reading the connection, with the connection's
+        lock held: it must decide from its arguments alone, without calling the connection
+        (that would deadlock), and not raise (an exception ends the connection).
+
         The default accepts only what a client may treat as the server's own answer
         (RFC 9113 8.4): a safe method (``GET`` or ``HEAD``), the connection's scheme, and an
         authority this server is authoritative for: the connection's own host and port,
@@ -1131,8 +1158,9 @@ class HTTP20Connection:
             return True
         return certificate_names is not None and tls.certificate_covers(certificate_names, host)
 
-    def _fileno(self) -> int:
-        sock = self._sock
+    def _fileno(self, stream: Stream | None = None) -> int:
+        session = stream.session if stream is not None else self._session
+        sock = session.sock if session is not None else None
         if sock is None:
             raise ConnectionClosed("the connection is closed")
         return sock.fileno()
@@ -1157,8 +1185,6 @@ class HTTP20Connection:
             assert session.h2 is not None
             session.h2.ping(data)
             session.flush_locked()
-
-    # -- the reader role --------------------------------------------------------------------------
 
 
 __all__ = ["HTTP20Connection", "StreamResetError"]

@@ -22,7 +22,10 @@ class HPACKEncodingError(HTTP20Error):
 class ConnectionError(HTTP20Error):
     """
     The connection as a whole failed and has been closed: the server sent GOAWAY with an
-    error, or hyper ended the connection because the server broke the protocol.
+    error, or hyper ended the connection because the server broke the protocol. Also raised,
+    with ``error_code`` ``NO_ERROR``, for a request a graceful GOAWAY says the server never
+    processed and that hyper could not send again by itself (its body was streamed): it is
+    safe to retry.
 
     :ivar error_code: the HTTP/2 error code (an :class:`h2.errors.ErrorCodes` member or a plain
         int for codes hyper does not know), or ``None`` when there was none.

@@ -131,10 +131,10 @@ class HTTP20Response(BaseResponse):
 
     def fileno(self) -> int:
         """
-        The file descriptor of the connection's socket (shared by every stream on it), for
-        ``select``-style readiness checks.
+        The file descriptor of the socket this response arrives on (shared by every stream
+        on it), for ``select``-style readiness checks.
         """
-        return self._stream._conn._fileno()
+        return self._stream._conn._fileno(self._stream)
 
 
 class HTTP20Push:
@@ -180,7 +180,9 @@ class HTTP20Push:
         """
         stream = self._stream
         if not stream.has_headers():
-            stream._conn._read_until(stream.has_headers)
+            assert stream.session is not None
+            # The push lives on its own session, which may be draining after a GOAWAY.
+            stream.session.read_until(stream.has_headers)
         if stream.response_headers is None:
             stream.raise_if_failed()
             raise InvalidResponse(f"pushed stream {stream.stream_id} ended without a response")

@@ -34,6 +34,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import h2.stream
 import hpack.exceptions
 from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 
@@ -119,6 +120,34 @@ class _H2Connection(h2.connection.H2Connection):
         result = super()._receive_goaway_frame(frame)
         self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         return result
+
+    def _prepare_for_sending(self, frames: list[Frame]) -> None:
+        # h2 answers any frame arriving on a stream hyper reset with RST_STREAM(STREAM_CLOSED).
+        # Frames the server had in flight when our reset left are expected and must be
+        # ignored (RFC 9113 5.1): drop those replies, whatever the frame type.
+        kept = [
+            f
+            for f in frames
+            if not (
+                isinstance(f, RstStreamFrame)
+                and f.error_code == h2.errors.ErrorCodes.STREAM_CLOSED
+                and self._stream_closed_by(f.stream_id) == h2.stream.StreamClosedBy.SEND_RST_STREAM
+            )
+        ]
+        super()._prepare_for_sending(kept)
+
+    def _receive_push_promise_frame(self, frame: Any) -> Any:
+        frames, events = super()._receive_push_promise_frame(frame)
+        promised = frame.promised_stream_id
+        if promised not in self.streams and any(
+            isinstance(f, RstStreamFrame) and f.stream_id == promised for f in frames
+        ):
+            # A promise on a stream hyper had reset: h2 refuses it without recording the
+            # promised stream, so its response (already on the way) would look like a new
+            # request. Record it as reset by us: its frames are then ignored.
+            self._closed_streams[promised] = h2.stream.StreamClosedBy.SEND_RST_STREAM
+            self.highest_inbound_stream_id = max(self.highest_inbound_stream_id, promised)
+        return frames, events
 
     def _handle_data_on_closed_stream(self, events: Any, exc: Any, frame: Any) -> Any:
         frames, new_events = super()._handle_data_on_closed_stream(events, exc, frame)
@@ -527,6 +556,7 @@ class Session:
         stream.remote_closed = True
         if not stream.buffered:
             del self.streams[event.stream_id]
+        self.drained_locked()
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)
@@ -534,6 +564,7 @@ class Session:
             return  # a reset after a complete response changes nothing for the reader
         stream.reset_code = event.error_code
         stream.reset_by_peer = event.remote_reset
+        self.drained_locked()
 
     def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
         conn = self.h2
@@ -544,7 +575,10 @@ class Session:
         if refusal is not None:
             if self.debug:
                 log.debug("refused push %d: %s", event.pushed_stream_id, refusal)
-            conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            try:
+                conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # its whole response came in the same read: it is over already
             return
         pushed = Stream(event.pushed_stream_id, self.owner, self.owner._new_stream_manager())
         pushed.session = self

@@ -3,9 +3,9 @@ The state of one HTTP/2 stream as hyper sees it: what was received on it and not
 
 h2 tracks the protocol state of each stream; a :class:`Stream` holds what the caller cares
 about: the response headers, the body data not read yet, the trailers, whether the stream has
-ended or was reset, and the pushes promised on it. The connection fills streams in as it
-dispatches h2 events (always under its lock); responses read from them through the
-connection, which reads the socket when a stream has nothing buffered.
+ended or was reset. The connection's session fills streams in as it dispatches h2 events
+(always under the connection's lock); responses read from them through the connection, which
+reads the socket when a stream has nothing buffered.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class Stream:
         "error",
         "headers_sent",
         "local_closed",
-        "promised",
         "remote_closed",
         "replay",
         "request_headers",
@@ -85,8 +84,6 @@ class Stream:
         self.reset_by_peer = False
         #: The connection-level failure that ended this stream, if any.
         self.error: HyperError | None = None
-        #: Pushed streams promised on this stream and not yet handed to the caller.
-        self.promised: deque[Stream] = deque()
         #: The session (socket) the stream is on, once its headers are sent (or promised).
         self.session: Session | None = None
         #: A GOAWAY said the server never processed this request.
