@@ -915,13 +915,13 @@ class HTTP20Connection:
         Wait for and return the response to a request, reading and buffering the frames of
         other streams that arrive meanwhile.
 
-        :param stream_id: the stream id :meth:`request` returned. ``None`` takes the oldest
-            request whose response has not been fetched yet.
         If a graceful GOAWAY says the server never processed the request, it is sent again
         on a new connection when its body was in memory (bytes, str or none), and the same
         ``stream_id`` keeps working; otherwise :class:`~hyper.http20.exceptions.ConnectionError`
         says it is safe to retry.
 
+        :param stream_id: the stream id :meth:`request` returned. ``None`` takes the oldest
+            request whose response has not been fetched yet.
         :returns: the response; its body is read with :meth:`HTTP20Response.read`.
         :raises InvalidRequest: if no such request is waiting for its response.
         :raises StreamResetError: if the server reset the stream before answering.
