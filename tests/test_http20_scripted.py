@@ -206,7 +206,7 @@ def test_rst_stream_before_headers(scripted_server: ServerFactory) -> None:
     def handler(ctx: ServerConnection) -> None:
         ctx.handshake()
         stream_id = ctx.wait_for_request().stream_id
-        ctx.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        ctx.conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         ctx.flush()
         ctx.wait_closed()
 
@@ -214,7 +214,28 @@ def test_rst_stream_before_headers(scripted_server: ServerFactory) -> None:
         stream_id = conn.request("GET", "/")
         with quickly(), pytest.raises(StreamResetError) as caught:
             conn.get_response(stream_id)
-        assert caught.value.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+        assert caught.value.error_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+
+
+def test_refused_stream_is_sent_again(scripted_server: ServerFactory) -> None:
+    """RFC 9113 8.7: REFUSED_STREAM means not processed, so hyper sends the request again."""
+    seen: list[int] = []
+
+    def handler(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        first = ctx.wait_for_request().stream_id
+        seen.append(first)
+        ctx.conn.reset_stream(first, h2.errors.ErrorCodes.REFUSED_STREAM)
+        ctx.flush()
+        again = ctx.wait_for_request().stream_id
+        seen.append(again)
+        ctx.respond(again, 200, OK, b"second time")
+        ctx.wait_closed()
+
+    with serve(scripted_server, handler) as (_, conn):
+        stream_id = conn.request("POST", "/", body=b"data")
+        assert conn.get_response(stream_id).read() == b"second time"
+    assert seen == [1, 3]
 
 
 def test_goaway_with_error_fails_every_stream(scripted_server: ServerFactory) -> None:

@@ -61,7 +61,17 @@ class BufferedSocket:
         returned by the first reads.
     """
 
-    __slots__ = ("_buffer", "_end", "_poller", "_sock", "_start", "_timeout", "_tls", "_view")
+    __slots__ = (
+        "_buffer",
+        "_end",
+        "_eof",
+        "_poller",
+        "_sock",
+        "_start",
+        "_timeout",
+        "_tls",
+        "_view",
+    )
 
     def __init__(
         self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE, initial: bytes = b""
@@ -79,6 +89,8 @@ class BufferedSocket:
         self._buffer[: self._end] = initial
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._poller: select.poll | None = None
+        #: The peer's end of stream was read (possibly behind data still buffered).
+        self._eof = False
 
     @property
     def socket(self) -> socket.socket:
@@ -169,6 +181,8 @@ class BufferedSocket:
 
     def _recv_once(self) -> int:
         """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
+        if self._eof:
+            return 0
         try:
             count = self._sock.recv_into(self._view[self._end :])
         except _WOULD_BLOCK_READ:
@@ -178,6 +192,7 @@ class BufferedSocket:
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
             # A peer that closes without a close_notify alert: treat it as the end of the
             # stream, as every other client does; the protocol layer decides if that was early.
+            self._eof = True
             return 0
         except ssl.SSLError as exc:
             raise TLSError(f"TLS error while receiving: {exc}") from exc
@@ -185,6 +200,8 @@ class BufferedSocket:
             raise ConnectionClosed(f"connection reset by the server: {exc}") from exc
         except OSError as exc:
             raise SocketError(f"error while receiving: {exc}") from exc
+        if not count:
+            self._eof = True  # remembered: a later read must see it even after gathering
         self._end += count
         return count
 
@@ -326,7 +343,7 @@ class BufferedSocket:
         or sent something unexpected, so that it must not carry another request. Reads
         without waiting; TLS-only traffic (a TLS 1.3 session ticket) does not count.
         """
-        if self._start != self._end:
+        if self._start != self._end or self._eof:
             return True
         if not (self._tls and self._sock.pending()) and not self._wait(  # type: ignore[attr-defined]
             _IN, time.monotonic()
@@ -346,7 +363,7 @@ class BufferedSocket:
         Tell, without blocking, whether a read would return at once: data is buffered, or the
         socket is readable (data, or the peer closed it).
         """
-        if self._start != self._end:
+        if self._start != self._end or self._eof:
             return True
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending():

@@ -86,6 +86,9 @@ ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("as
 #: pushes are refused (``REFUSED_STREAM``).
 MAX_BUFFERED_PUSHES = MAX_BUFFERED_PUSHES
 
+#: Methods whose requests are sent again by themselves after a connection died unanswered.
+SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
 
@@ -323,6 +326,7 @@ class HTTP20Connection:
         if old is None:
             return
         self._session = None
+        old.retired = True
         if old.alive() and old.unfinished_streams():
             self._draining.append(old)  # closed by its last stream (Session.drained_locked)
         elif old.sock is not None:
@@ -743,6 +747,7 @@ class HTTP20Connection:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest()."""
         me = threading.get_ident()
         deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        lost: list[Session] = []
         while True:
             # Opens a session, or a new one after close(), a GOAWAY or a server's close.
             self.connect()
@@ -755,6 +760,12 @@ class HTTP20Connection:
                     # waiting unread. Notice it now rather than send into a closed socket.
                     session.poll_locked()
                 if not session.usable():
+                    if session not in lost:
+                        lost.append(session)
+                    if len(lost) > 2:
+                        # The server closes fresh connections at once: no point going on.
+                        session.raise_if_dead_locked()
+                        raise ConnectionClosed("the server keeps closing new connections")
                     continue
                 lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
                 if lower:
@@ -791,6 +802,11 @@ class HTTP20Connection:
         conn = session.h2
         if conn is None:
             return True  # the caller finds out why
+        if not session.settings_received:
+            # The server's limit is unknown until its SETTINGS arrive (they come with its
+            # preface, right away): one stream at a time until then, so a burst of requests
+            # on a fresh connection cannot overrun a small limit.
+            return not session.streams and not self._reserved
         limit = conn.remote_settings.max_concurrent_streams
         if len(session.streams) + len(self._reserved) < limit:
             return True
@@ -948,9 +964,8 @@ class HTTP20Connection:
             if not stream.has_headers():
                 assert stream.session is not None
                 stream.session.read_until(stream.has_headers)
-            if not (stream.unprocessed and stream.replay is not None and attempts < 3):
+            if not self._should_resend(stream, attempts):
                 break
-            # A GOAWAY said the server never processed it: send it again on a new session.
             attempts += 1
             stream = self._resend(stream_id, stream)
         with self._lock:
@@ -959,6 +974,23 @@ class HTTP20Connection:
             stream.raise_if_failed()
             raise ConnectionClosed(f"stream {stream_id} ended without a response")
         return HTTP20Response(stream.response_headers, stream)
+
+    @staticmethod
+    def _should_resend(stream: Stream, attempts: int) -> bool:
+        """
+        Whether a request that got no response should go out again by itself: only with its
+        body in memory, and only when that is safe: the server said it never processed it
+        (GOAWAY above it, or REFUSED_STREAM), or, once, a safe method (GET, HEAD, OPTIONS)
+        whose connection died before any answer, as browsers retry.
+        """
+        if stream.replay is None or stream.response_headers is not None or attempts >= 3:
+            return False
+        if stream.unprocessed:
+            return True
+        if attempts == 0 and isinstance(stream.error, ConnectionClosed):
+            method = next((v for n, v in stream.replay[0] if n == b":method"), b"")
+            return method in SAFE_METHODS
+        return False
 
     def _resend(self, handle: int, stream: Stream) -> Stream:
         """

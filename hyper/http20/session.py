@@ -207,6 +207,11 @@ class Session:
         self.preface_head = b""
         #: The names the server's certificate covers (for push checks), once looked up.
         self.peer_names: frozenset[str] | None = None
+        #: Whether the server's first SETTINGS have been processed: until then its stream
+        #: limit is unknown.
+        self.settings_received = False
+        #: No new streams go on this session any more (set aside by the connection).
+        self.retired = False
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.dispatch: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_response,
@@ -217,6 +222,7 @@ class Session:
             h2.events.PushedStreamReceived: self._on_push,
             h2.events.ConnectionTerminated: self._on_goaway,
             h2.events.PingAckReceived: self._on_ping_ack,
+            h2.events.RemoteSettingsChanged: self._on_settings,
         }
 
     def __repr__(self) -> str:
@@ -231,7 +237,12 @@ class Session:
 
     def usable(self) -> bool:
         """New streams may be opened on this session."""
-        return self.sock is not None and self.error is None and self.goaway is None
+        return (
+            self.sock is not None
+            and self.error is None
+            and self.goaway is None
+            and not self.retired
+        )
 
     def unfinished_streams(self) -> bool:
         """Whether any stream on this session still expects data."""
@@ -504,7 +515,7 @@ class Session:
     def drained_locked(self) -> None:
         """After a GOAWAY: close the session once its last stream is done."""
         if (
-            self.goaway is not None
+            (self.goaway is not None or self.retired)
             and self.owner._session is not self
             and not self.unfinished_streams()
         ):
@@ -564,6 +575,9 @@ class Session:
             return  # a reset after a complete response changes nothing for the reader
         stream.reset_code = event.error_code
         stream.reset_by_peer = event.remote_reset
+        if event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM and event.remote_reset:
+            # RFC 9113 8.7: refused before any processing, so safe to send again.
+            stream.unprocessed = True
         self.drained_locked()
 
     def _on_push(self, event: h2.events.PushedStreamReceived) -> None:
@@ -612,6 +626,9 @@ class Session:
                 stream.unprocessed = True
                 del self.streams[stream_id]
         self.drained_locked()
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self.settings_received = True
 
     def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
         self.owner.last_ping_ack = event.ping_data
