@@ -475,17 +475,6 @@ def run_plan_any(conn: HTTPConnection, server: NghttpdServer, plan: list[Op]) ->
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    raises=BugSeen,
-    reason=(
-        "BUG: hyper/common/connection.py:287 sends the Upgrade: h2c request while holding "
-        "self._negotiation, so it waits (HTTP11Connection._wait_idle_locked) for another "
-        "thread's plain HTTP/1.1 exchange to end; that thread's get_response() sees "
-        "self._upgrading set (line 307) and blocks on self._negotiation (line 309): deadlock "
-        "until the read timeout (forever with timeout=None)"
-    ),
-)
 def test_upgrade_while_another_thread_owns_a_plain_exchange(
     nginx_plain: NginxServer, watchdog_fd: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -734,18 +723,6 @@ def _close_round(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fixture", NGHTTPD_BOTH)
-@pytest.mark.xfail(
-    strict=True,
-    raises=BugSeen,
-    reason=(
-        "BUG: response.close() (HTTP20Connection._close_stream, hyper/http20/connection.py:1071) "
-        "resets the stream and notifies the condition, but the thread holding the reader role "
-        "is not waiting on the condition: it is in Session.read_until "
-        "(hyper/http20/session.py:244 sock.wait_readable() for TLS, :251 sock.recv() in "
-        "plaintext), polling a socket on which nothing more arrives. It wakes only at the "
-        "read timeout, with ReadTimeout instead of StreamResetError (never with timeout=None)"
-    ),
-)
 def test_close_response_while_another_thread_reads_it(
     fixture: str,
     request: pytest.FixtureRequest,

@@ -19,6 +19,7 @@ import select
 import socket
 import ssl
 import time
+from typing import Any
 
 from .exceptions import (
     ConnectionClosed,
@@ -71,6 +72,8 @@ class BufferedSocket:
         "_timeout",
         "_tls",
         "_view",
+        "_wake_poller",
+        "_waker",
     )
 
     def __init__(
@@ -91,6 +94,9 @@ class BufferedSocket:
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
+        #: A socket pair that lets another thread interrupt a wait (made on first use).
+        self._waker: tuple[_Socket, _Socket] | None = None
+        self._wake_poller: select.poll | None = None
 
     @property
     def socket(self) -> socket.socket:
@@ -126,17 +132,27 @@ class BufferedSocket:
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    def _wait(self, events: int, deadline: float | None) -> bool:
-        """Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out."""
+    def _wait(self, events: int, deadline: float | None, wakeable: bool = False) -> bool:
+        """
+        Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out. With
+        ``wakeable``, :meth:`wake` ends the wait too (returning True).
+        """
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
             raise ConnectionClosed("the connection was closed")
+        waker = self._wake_pair()[0] if wakeable else None
         if not _HAS_POLL:  # Windows: select() has no descriptor limit there
-            readers = [self._sock] if events & _IN else []
+            readers: list[Any] = [self._sock] if events & _IN else []
             writers = [self._sock] if events & _OUT else []
+            if waker is not None:
+                readers.append(waker)
             ready = select.select(readers, writers, [], timeout)
+            if waker is not None and waker in ready[0]:
+                self._drain_waker()
             return bool(ready[0] or ready[1])
+        if waker is not None:
+            return self._poll_wakeable(fd, waker, timeout)
         poller = self._poller
         if poller is None:
             # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
@@ -148,21 +164,69 @@ class BufferedSocket:
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
 
+    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float | None) -> bool:
+        poller = self._wake_poller
+        milliseconds = None if timeout is None else int(timeout * 1000)
+        try:
+            if poller is None:
+                poller = self._wake_poller = select.poll()
+                poller.register(waker.fileno(), _IN)
+            poller.register(fd, _IN)
+            ready = poller.poll(milliseconds)
+        except (OSError, ValueError) as exc:
+            raise SocketError(f"error waiting on the socket: {exc}") from exc
+        if any(ready_fd == waker.fileno() for ready_fd, _ in ready):
+            self._drain_waker()
+        return bool(ready)
+
+    def _drain_waker(self) -> None:
+        waker = self._waker
+        if waker is None:
+            return
+        try:
+            while waker[0].recv(64):
+                pass
+        except OSError:
+            pass
+
+    def wake(self) -> None:
+        """
+        Make a thread blocked in :meth:`wait_readable` return now (another thread changed
+        what it waits for). Safe to call from any thread; costs nothing when nobody waits.
+        """
+        waker = self._waker
+        if waker is not None:
+            try:
+                waker[1].send(b"\0")
+            except OSError:
+                pass  # full (a wake-up is pending anyway) or closed
+
+    def _wake_pair(self) -> tuple[_Socket, _Socket]:
+        waker = self._waker
+        if waker is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            waker = self._waker = (reader, writer)
+        return waker
+
     def _deadline(self) -> float | None:
         return None if self._timeout is None else time.monotonic() + self._timeout
 
     def wait_readable(self, timeout: float | None) -> None:
         """
         Block until a read would find something (data buffered here or in TLS, data on the
-        socket, or the peer closed it).
+        socket, or the peer closed it), or until another thread calls :meth:`wake`.
 
         :param timeout: the longest wait in seconds; ``None`` waits forever.
         :raises ReadTimeout: if nothing arrives within ``timeout``.
         """
-        if self._start != self._end or (self._tls and self._sock.pending()):  # type: ignore[attr-defined]
+        if (
+            self._start != self._end or self._eof or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
+        ):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._wait(_IN, deadline):
+        if not self._wait(_IN, deadline, wakeable=True):
             raise ReadTimeout("timed out waiting for data from the server")
 
     # -- reading ----------------------------------------------------------------------------------
@@ -414,6 +478,13 @@ class BufferedSocket:
 
     def close(self) -> None:
         """Shut down and close the socket; errors are ignored (the peer may be gone)."""
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            for end in waker:
+                try:
+                    end.close()
+                except OSError:
+                    pass
         sock = self._sock
         try:
             sock.shutdown(socket.SHUT_RDWR)

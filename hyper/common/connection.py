@@ -127,6 +127,8 @@ class HTTPConnection:
         self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
         #: First requests sent as plain HTTP/1.1 while unsettled, by thread, for the same.
         self._plain_requests: dict[int, tuple[Any, Any, Any, Any]] = {}
+        #: The HTTP/1.1 connection each thread's last request went out on.
+        self._http11_pending: dict[int, HTTP11Connection] = {}
         self._negotiation = threading.Condition(threading.Lock())
         #: The thread that sent the upgrade request (only it must not wait for the answer).
         self._upgrade_owner: int | None = None
@@ -236,7 +238,13 @@ class HTTPConnection:
             sent, headers = self._negotiate(method, url, body, headers)
             if sent:
                 return None  # sent over HTTP/1.1, asking to upgrade
-        return self._conn.request(method, url, body=body, headers=headers)
+        conn = self._conn
+        result = conn.request(method, url, body=body, headers=headers)
+        if isinstance(conn, HTTP11Connection):
+            # Its response must come from this connection, even if the protocol is settled
+            # to HTTP/2 by another thread's upgrade before this thread asks for it.
+            self._http11_pending[threading.get_ident()] = conn
+        return result
 
     def _negotiate(
         self,
@@ -275,7 +283,10 @@ class HTTPConnection:
                 return False, headers
             request_body = RequestBody(body)
             pairs = list(iter_header_pairs(headers))
-            upgrade = self._upgrade_headers(request_body, pairs)
+            # Not while another thread's HTTP/1.1 exchange is under way: the upgrade request
+            # would wait for it while holding the negotiation (and its get_response too).
+            busy = self._conn._owner is not None
+            upgrade = None if busy else self._upgrade_headers(request_body, pairs)
             replayable = (method, url, request_body.data, pairs)
             if upgrade is None:
                 # Sent as plain HTTP/1.1, outside the lock. Kept in case the server turns out
@@ -299,12 +310,16 @@ class HTTPConnection:
         HTTP/1.1 a stream id of ``None`` (what :meth:`request` returned) is accepted.
         """
         conn = self._conn
+        pending = self._http11_pending.pop(threading.get_ident(), None)
+        if pending is not None and pending is not conn:
+            # This thread's request went out over HTTP/1.1 before the protocol was settled.
+            return self._plain_response(pending)
         if isinstance(conn, HTTP20Connection):
             return conn.get_response(*args, **kwargs)
         stream_id = kwargs.pop("stream_id", args[0] if args else None)
         if len(args) > 1 or kwargs or stream_id is not None:
             raise InvalidRequest("an HTTP/1.1 connection has no stream ids")
-        if self._upgrading is None:
+        if self._upgrading is None or self._upgrade_owner != threading.get_ident():
             return self._plain_response(conn)
         with self._negotiation:
             # None: another thread settled the protocol meanwhile.

@@ -1119,6 +1119,9 @@ class HTTP20Connection:
             self._awaiting.pop(stream.stream_id, None)
             if session is not None:
                 session.streams.pop(stream.stream_id, None)
+                if session.reader_active and session.sock is not None:
+                    # The reader may be waiting for this stream's data: let it look again.
+                    session.sock.wake()
                 session.drained_locked()
             self._cond.notify_all()
 

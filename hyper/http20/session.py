@@ -277,20 +277,15 @@ class Session:
                 sock = self.sock
                 assert sock is not None
             try:
-                if sock.is_tls:
-                    # OpenSSL must not read and write one connection at the same time, and
-                    # writes happen under the lock: wait for data unlocked, then read under
-                    # the lock without waiting (a partial record just means: wait again).
-                    sock.wait_readable(timeout)
-                    with cond:
-                        if self.sock is sock:
-                            data = sock.recv_nowait()
-                            if data is not None:
-                                self._process_locked(data)
-                else:
-                    data = sock.recv()
-                    with cond:
-                        if self.sock is sock:
+                # Wait for data without the lock (another thread may wake us: it closed a
+                # stream we wait for), then read what is there without waiting, under the
+                # lock: OpenSSL must not read and write one connection at the same time, and
+                # a partial TLS record just means waiting again.
+                sock.wait_readable(timeout)
+                with cond:
+                    if self.sock is sock:
+                        data = sock.recv_nowait()
+                        if data is not None:
                             self._process_locked(data)
             except ReadTimeout:
                 raise
