@@ -35,6 +35,8 @@ DEFAULT_BUFFER_SIZE = 64 * 1024
 
 #: Free space worth another TLS read: a whole record and its overhead.
 _TLS_RECORD_ROOM = 16 * 1024 + 256
+#: A TLS read this large returned a full record, so more may be waiting behind it.
+_TLS_FULL_RECORD = 16 * 1024
 
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
@@ -281,7 +283,7 @@ class BufferedSocket:
                 if not self._wait(_IN, deadline):
                     raise ReadTimeout("timed out waiting for data from the server") from None
                 continue
-            if count and self._tls:
+            if self._tls and count >= _TLS_FULL_RECORD:
                 self._fill_ready()
             return count
 
@@ -294,8 +296,8 @@ class BufferedSocket:
         """
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
             try:
-                if self._recv_once() <= 0:
-                    return
+                if self._recv_once() < _TLS_FULL_RECORD:
+                    return  # a partial record, or the end: the sender's burst is over
             except _WouldBlock:
                 return
             except (SocketError, TLSError):
@@ -325,7 +327,7 @@ class BufferedSocket:
                 count = self._recv_once()
             except _WouldBlock:
                 return None
-            if count and self._tls:
+            if self._tls and count >= _TLS_FULL_RECORD:
                 self._fill_ready()
         return self._take(None)
 
