@@ -1037,7 +1037,10 @@ class HTTP20Connection:
                 if session is not None and stream_id in session.streams:
                     parent = session.streams[stream_id]
                     break
-        return self._iter_pushes(stream_id, parent, capture_all)
+        # A request sent again after a GOAWAY keeps the caller's id but has a new stream id:
+        # its pushes are filed under the latter.
+        key = parent.stream_id if parent is not None else stream_id
+        return self._iter_pushes(key, parent, capture_all)
 
     def _iter_pushes(
         self, stream_id: int, parent: Stream | None, capture_all: bool
