@@ -39,6 +39,7 @@ from requests.exceptions import (
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url, get_encoding_from_headers, select_proxy
+from urllib3.util import SKIP_HEADER
 
 from .. import tls
 from ..common.connection import HTTPConnection
@@ -150,8 +151,20 @@ class HTTP20Adapter(HTTPAdapter):
         context = self._contexts.get(key)
         if context is None:
             cert_path = verify if isinstance(verify, str) else None
-            client_cert = tuple(cert) if isinstance(cert, (list, tuple)) else cert
-            context = tls.init_context(cert_path=cert_path, cert=client_cert)
+            client_cert: Any = cert
+            password = None
+            if isinstance(cert, (list, tuple)):
+                # requests passes (cert, key); HTTPie (cert, key, key password).
+                fields = [field for field in cert if field is not None]
+                if len(cert) == 3:
+                    password = cert[2]
+                    fields = [field for field in cert[:2] if field is not None]
+                client_cert = (
+                    tuple(fields) if len(fields) == 2 else (fields[0] if fields else None)
+                )
+            context = tls.init_context(
+                cert_path=cert_path, cert=client_cert, cert_password=password
+            )
             if verify is False:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
@@ -226,7 +239,7 @@ class HTTP20Adapter(HTTPAdapter):
             path = request.path_url
             body: Any = request.body  # bytes, str, a file or an iterable: hyper takes them all
             stream_id = conn.request(
-                request.method or "GET", path, body=body, headers=request.headers
+                request.method or "GET", path, body=body, headers=_sendable(request.headers)
             )
             response = conn.get_response(stream_id)
         except HyperError as exc:
@@ -255,6 +268,19 @@ class HTTP20Adapter(HTTPAdapter):
         response.connection = self
         extract_cookies_to_jar(response.cookies, req, response.raw)
         return response
+
+
+def _sendable(headers: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """
+    The request's headers minus those its sender asked to leave out: urllib3's ``SKIP_HEADER``
+    value (which HTTPie uses to remove a default header such as User-Agent) means "do not
+    send this header", not a value to send.
+    """
+    return [
+        (name, value)
+        for name, value in headers.items()
+        if value not in (SKIP_HEADER, SKIP_HEADER.encode("latin-1"))
+    ]
 
 
 def _cert_key(cert: Any) -> Any:

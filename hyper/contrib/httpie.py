@@ -41,9 +41,9 @@ class HTTP2TransportPlugin(TransportPlugin):  # type: ignore[misc]  # httpie is 
     in the status line (``HTTP/2.0 200 OK`` or ``HTTP/1.1 200 OK``).
 
     HTTPie options carried by the requests API work as usual (``--verify``, ``--cert``,
-    ``--cert-key``, ``--timeout``, ``--proxy``, ``--stream``, ``--download``, sessions,
-    authentication); ``--ssl`` and ``--ciphers`` configure HTTPie's own HTTPS adapter and
-    have no effect on this one.
+    ``--timeout``, ``--proxy``, ``--stream``, ``--download``, sessions, authentication);
+    ``--ssl`` and ``--ciphers`` configure HTTPie's own HTTPS adapter and have no effect on
+    this one.
     """
 
     #: Shown by ``http --debug`` among the loaded plugins.
@@ -60,7 +60,8 @@ class HTTP2TransportPlugin(TransportPlugin):  # type: ignore[misc]  # httpie is 
         """
         Return the transport adapter HTTPie mounts on :attr:`prefix`.
 
-        :returns: a new :class:`hyper.contrib.HTTP20Adapter`; HTTPie closes it (and its
-            pooled connections) together with its session.
+        :returns: a new :class:`hyper.contrib.HTTP20Adapter`. Its connections are pooled
+            for the one HTTPie run (redirects to the same server reuse them) and go away
+            with the process.
         """
         return HTTP20Adapter()
