@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.auth import _basic_auth_str
 from requests.cookies import extract_cookies_to_jar
@@ -44,14 +45,18 @@ from urllib3.util import SKIP_HEADER
 from .. import tls
 from ..common.connection import HTTPConnection
 from ..common.exceptions import (
+    ConnectionClosed,
     ConnectTimeout,
+    ContentDecodingError,
     HyperError,
     ProxyError,
     ReadTimeout,
+    SocketError,
     TLSError,
 )
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
+from ..http11.connection import HTTP11Connection
 from ..http20.window import BaseFlowControlManager
 
 #: Pool key: scheme, host, port, TLS settings, proxy.
@@ -71,6 +76,8 @@ class HTTP20Adapter(HTTPAdapter):
     :param kwargs: passed on to :class:`requests.adapters.HTTPAdapter`.
     """
 
+    __attrs__ = [*HTTPAdapter.__attrs__, "window_manager"]
+
     def __init__(
         self,
         window_manager: type[BaseFlowControlManager] | None = None,
@@ -78,8 +85,10 @@ class HTTP20Adapter(HTTPAdapter):
         **kwargs: Any,
     ) -> None:
         self.window_manager = window_manager
-        #: The pooled connections, by (scheme, host, port, TLS settings, proxy).
-        self.connections: dict[PoolKey, HTTPConnection] = {}
+        #: The pooled connections, by (scheme, host, port, TLS settings, proxy, timeout). An
+        #: HTTP/2 connection carries every request for its key; HTTP/1.1 ones are added as
+        #: needed, one per request in progress.
+        self.connections: dict[PoolKey, list[HTTPConnection]] = {}
         self._pool_lock = threading.Lock()
         self._contexts: dict[Any, ssl.SSLContext] = {}
         super().__init__(*args, **kwargs)
@@ -122,11 +131,12 @@ class HTTP20Adapter(HTTPAdapter):
         """
         secure = scheme == "https"
         tls_key = (self._verify_key(verify), _cert_key(cert)) if secure else None
-        key: PoolKey = (scheme, host.lower(), port, tls_key, _cert_key(cert), proxy)
+        key: PoolKey = (scheme, host.lower(), port, tls_key, _timeout_key(timeout), proxy)
         with self._pool_lock:
-            conn = self.connections.get(key)
-            if conn is not None:
-                return conn
+            pool = self.connections.setdefault(key, [])
+            for conn in pool:
+                if not _busy(conn):
+                    return conn
             proxy_host, proxy_headers = self._proxy_settings(proxy)
             conn = HTTPConnection(
                 host,
@@ -138,7 +148,7 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_headers=proxy_headers,
                 timeout=timeout,
             )
-            self.connections[key] = conn
+            pool.append(conn)
             return conn
 
     @staticmethod
@@ -194,9 +204,10 @@ class HTTP20Adapter(HTTPAdapter):
     def close(self) -> None:
         """Close every pooled connection."""
         with self._pool_lock:
-            connections, self.connections = list(self.connections.values()), {}
-        for conn in connections:
-            conn.close()
+            pools, self.connections = list(self.connections.values()), {}
+        for pool in pools:
+            for conn in pool:
+                conn.close()
         super().close()
 
     # -- sending ----------------------------------------------------------------------------------
@@ -243,7 +254,7 @@ class HTTP20Adapter(HTTPAdapter):
             )
             response = conn.get_response(stream_id)
         except HyperError as exc:
-            raise _requests_error(exc, request) from exc
+            raise _requests_error(exc, request, proxy) from exc
         return self.build_response(request, response)
 
     def build_response(self, req: PreparedRequest, resp: Any) -> Response:
@@ -274,13 +285,26 @@ def _sendable(headers: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     """
     The request's headers minus those its sender asked to leave out: urllib3's ``SKIP_HEADER``
     value (which HTTPie uses to remove a default header such as User-Agent) means "do not
-    send this header", not a value to send.
+    send this header", not a value to send. requests' default ``Connection: keep-alive`` is
+    left out too: hyper manages the connection (and the header would rule out an h2c
+    upgrade).
     """
     return [
         (name, value)
         for name, value in headers.items()
         if value not in (SKIP_HEADER, SKIP_HEADER.encode("latin-1"))
+        and not (str(name).lower() == "connection" and str(value).strip().lower() == "keep-alive")
     ]
+
+
+def _busy(conn: HTTPConnection) -> bool:
+    """Whether a pooled HTTP/1.1 connection is in the middle of another exchange."""
+    inner = conn._conn
+    return isinstance(inner, HTTP11Connection) and inner._owner is not None
+
+
+def _timeout_key(timeout: Any) -> Any:
+    return timeout if isinstance(timeout, (int, float, tuple, type(None))) else repr(timeout)
 
 
 def _cert_key(cert: Any) -> Any:
@@ -299,10 +323,15 @@ def _timeout(timeout: Any) -> Any:
     return (connect, read)
 
 
-def _requests_error(exc: HyperError, request: PreparedRequest) -> Exception:
+def _requests_error(exc: HyperError, request: PreparedRequest, proxy: str | None) -> Exception:
     """The requests exception a caller of requests expects for hyper's ``exc``."""
     error: Exception
-    if isinstance(exc, ProxyError):
+    unreachable_proxy = (
+        proxy is not None
+        and isinstance(exc, SocketError)
+        and not isinstance(exc, (ConnectionClosed, TLSError, ReadTimeout))
+    )
+    if isinstance(exc, ProxyError) or unreachable_proxy:
         error = RequestsProxyError(exc, request=request)
     elif isinstance(exc, ConnectTimeout):
         error = RequestsConnectTimeout(exc, request=request)
@@ -328,6 +357,15 @@ def _joined_headers(headers: Any) -> dict[str, str]:
         else:
             joined[existing] = f"{joined[existing]}, {value}"
     return joined
+
+
+def _urllib3_error(exc: HyperError) -> Exception:
+    """The urllib3 exception requests expects from a failed body read."""
+    if isinstance(exc, ReadTimeout):
+        return urllib3.exceptions.ReadTimeoutError(None, None, str(exc))  # type: ignore[arg-type]
+    if isinstance(exc, ContentDecodingError):
+        return urllib3.exceptions.DecodeError(str(exc))
+    return urllib3.exceptions.ProtocolError(str(exc), exc)
 
 
 class _OriginalResponse:
@@ -388,7 +426,11 @@ class HyperRawResponse:
         Read (up to ``amt`` bytes of) the body, decoded unless ``decode_content`` is False.
         """
         decode = self.decode_content if decode_content is None else decode_content
-        data = self._response.read(amt, decode_content=decode)
+        try:
+            data = self._response.read(amt, decode_content=decode)
+        except HyperError as exc:
+            # requests turns urllib3's errors (only) into its own exceptions while reading.
+            raise _urllib3_error(exc) from exc
         self._fp_bytes_read += len(data)
         if amt is None or not data:
             self._closed = True
