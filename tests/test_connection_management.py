@@ -519,12 +519,16 @@ def test_max_requests_new_requests_proceed_while_the_old_connection_drains(
         assert waiter.is_alive() and outcome == []
 
         # hypercorn never answers the 3rd request; it closes the idle connection after its 2 s
-        # keep-alive timeout, and then the waiting request fails.
-        waiter.join(4.0)
+        # keep-alive timeout. The GET is then sent once more (safe methods are retried once
+        # when a connection dies unanswered) on the current connection, where it meets the
+        # same fate or is answered: either way the wait ends, within two keep-alive timeouts.
+        waiter.join(8.0)
         assert not waiter.is_alive()
-        assert len(outcome) == 1 and isinstance(outcome[0], ConnectionClosed), outcome
+        assert len(outcome) == 1, outcome
+        result = outcome[0]
+        assert isinstance(result, ConnectionClosed) or result == deterministic_bytes(12), result
         assert old.sock is None and old not in conn._draining
-    assert tcp.count == 2
+    assert tcp.count in (2, 3)
 
 
 def test_max_requests_sequential_gets_all_succeed(
