@@ -19,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from ..http11.connection import HTTP11Connection
@@ -30,7 +29,7 @@ from ..http20.window import BaseFlowControlManager
 from . import sockets
 from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, ReadTimeout
 from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
-from .util import HTTPVersion, parse_port, to_host_port_tuple
+from .util import ClosingContextManager, HTTPVersion, resolve_host_port
 
 #: The largest in-memory body sent with an ``Upgrade: h2c`` request: the whole request must
 #: go out over HTTP/1.1 before the switch.
@@ -40,7 +39,7 @@ UPGRADE_BODY_LIMIT = 64 * 1024
 _UPGRADE_CONFLICTS = frozenset({b"connection", b"upgrade", b"http2-settings"})
 
 
-class HTTPConnection:
+class HTTPConnection(ClosingContextManager):
     """
     A connection to one server over HTTP/2 or HTTP/1.1, whichever the server supports.
 
@@ -82,12 +81,7 @@ class HTTPConnection:
         timeout: TimeoutArg = None,
         **kwargs: Any,
     ) -> None:
-        default_port = 443 if secure else 80
-        if port is None:
-            host, port = to_host_port_tuple(host, default_port=default_port)
-        else:
-            host = to_host_port_tuple(host, default_port=default_port)[0]
-            port = parse_port(port)
+        host, port = resolve_host_port(host, port, 443 if secure else 80)
         self.host = host
         self.port = port
         self.secure = bool(secure) if secure is not None else port == 443
@@ -410,17 +404,6 @@ class HTTPConnection:
             self._upgrading = self._upgrade_request = self._upgrade_owner = None
             self._plain_requests.clear()
             self._negotiation.notify_all()
-
-    def __enter__(self) -> HTTPConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 #: Keyword arguments only one protocol's connection takes.

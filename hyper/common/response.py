@@ -10,19 +10,18 @@ A protocol's response class supplies two primitives, :meth:`BaseResponse._raw_re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import TracebackType
 
 from .decoder import Decoder, get_decoder
 from .exceptions import InvalidRequest
 from .headers import HTTPHeaderMap
-from .util import HTTPVersion
+from .util import ClosingContextManager, HTTPVersion
 
 #: The most decoded bytes produced per step when decompressing for read_chunked() or
 #: iteration, so a small compressed body cannot expand into one huge piece.
 DECODE_STEP = 256 * 1024
 
 
-class BaseResponse:
+class BaseResponse(ClosingContextManager):
     """
     The parts of a response common to both protocols. Not instantiated directly.
 
@@ -139,14 +138,3 @@ class BaseResponse:
         for piece in self.read_chunked():
             if piece:
                 yield piece
-
-    def __enter__(self) -> BaseResponse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import enum
+from types import TracebackType
+from typing import Any, TypeVar
 
 from .exceptions import InvalidRequest
+
+_Closeable = TypeVar("_Closeable", bound="ClosingContextManager")
+
+
+class ClosingContextManager:
+    """A ``with`` block that calls the object's ``close()`` at its end."""
+
+    def close(self) -> Any:
+        """Close the object (each subclass says what that means)."""
+        raise NotImplementedError
+
+    def __enter__(self: _Closeable) -> _Closeable:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class HTTPVersion(enum.Enum):
@@ -102,6 +125,32 @@ def parse_port(port: str | int, context: str = "") -> int:
         where = f" in {context!r}" if context else ""
         raise InvalidRequest(f"invalid port {port!r}{where}")
     return value
+
+
+def resolve_host_port(host: str, port: int | str | None, default_port: int) -> tuple[str, int]:
+    """
+    The host and port a connection's ``host`` and ``port`` arguments name: the port from
+    ``port`` when given, else from ``host`` (``"example.com:8443"``), else ``default_port``.
+
+    :raises InvalidRequest: for an unusable host or port.
+    """
+    if port is None:
+        return to_host_port_tuple(host, default_port=default_port)
+    return to_host_port_tuple(host, default_port=default_port)[0], parse_port(port)
+
+
+def resolve_proxy(
+    proxy_host: str | None, proxy_port: int | str | None
+) -> tuple[str | None, int | None]:
+    """
+    The proxy a connection's ``proxy_host`` and ``proxy_port`` arguments name, the port
+    defaulting to 8080; ``(None, None)`` without a proxy.
+
+    :raises InvalidRequest: for an unusable host or port.
+    """
+    if proxy_host is None:
+        return None, None
+    return resolve_host_port(proxy_host, proxy_port, 8080)
 
 
 def authority_for(host: str, port: int, default_port: int) -> str:

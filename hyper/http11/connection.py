@@ -12,7 +12,6 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 from .. import tls
@@ -35,7 +34,13 @@ from ..common.request import (
     split_absolute_url,
 )
 from ..common.sockets import open_connection
-from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
+from ..common.util import (
+    ClosingContextManager,
+    HTTPVersion,
+    authority_for,
+    resolve_host_port,
+    resolve_proxy,
+)
 from ..http20.connection import TimeoutArg, split_timeout
 from .parser import Parser
 from .response import HTTP11Response
@@ -50,7 +55,7 @@ METHODS_EXPECTING_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
 _ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
 
 
-class HTTP11Connection:
+class HTTP11Connection(ClosingContextManager):
     """
     A keep-alive HTTP/1.1 connection to one server, over TLS or in plaintext, directly or
     through an HTTP proxy.
@@ -96,22 +101,11 @@ class HTTP11Connection:
                 f"HTTP11Connection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
             )
         default_port = 443 if secure else 80
-        if port is None:
-            self.host, self.port = to_host_port_tuple(host, default_port=default_port)
-        else:
-            self.host = to_host_port_tuple(host, default_port=default_port)[0]
-            self.port = parse_port(port)
+        self.host, self.port = resolve_host_port(host, port, default_port)
         #: Whether the connection uses TLS.
         self.secure = bool(secure) if secure is not None else self.port == 443
         self.ssl_context = ssl_context
-        self.proxy_host: str | None = None
-        self.proxy_port: int | None = None
-        if proxy_host is not None:
-            if proxy_port is None:
-                self.proxy_host, self.proxy_port = to_host_port_tuple(proxy_host, 8080)
-            else:
-                self.proxy_host = to_host_port_tuple(proxy_host, 8080)[0]
-                self.proxy_port = parse_port(proxy_port)
+        self.proxy_host, self.proxy_port = resolve_proxy(proxy_host, proxy_port)
         self.proxy_headers = proxy_headers
         self._proxy_lines = [
             name + b": " + value for name, value in iter_header_pairs(proxy_headers)
@@ -226,17 +220,6 @@ class HTTP11Connection:
         if sock is not None:
             sock.close()
         self._idle.notify_all()
-
-    def __enter__(self) -> HTTP11Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 import h2.config
@@ -49,7 +48,14 @@ from ..common.request import (
     to_header_bytes,
 )
 from ..common.sockets import open_connection
-from ..common.util import HTTPVersion, authority_for, parse_port, to_host_port_tuple
+from ..common.util import (
+    ClosingContextManager,
+    HTTPVersion,
+    authority_for,
+    resolve_host_port,
+    resolve_proxy,
+    to_host_port_tuple,
+)
 from .exceptions import (
     HPACKEncodingError,
     HTTP20Error,
@@ -125,7 +131,7 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
     return connect, read
 
 
-class HTTP20Connection:
+class HTTP20Connection(ClosingContextManager):
     """
     A connection to one server, speaking HTTP/2 over TLS (ALPN ``h2``) or in plaintext with
     prior knowledge (``h2c``).
@@ -185,11 +191,7 @@ class HTTP20Connection:
             raise InvalidRequest(
                 f"HTTP20Connection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
             )
-        if port is None:
-            self.host, self.port = to_host_port_tuple(host, default_port=443)
-        else:
-            self.host = to_host_port_tuple(host, default_port=443)[0]
-            self.port = parse_port(port)
+        self.host, self.port = resolve_host_port(host, port, 443)
         #: Whether the connection uses TLS.
         self.secure = bool(secure) if secure is not None else self.port == 443
         self.ssl_context = ssl_context
@@ -202,14 +204,7 @@ class HTTP20Connection:
         ):
             raise InvalidRequest("window_manager must be a subclass of BaseFlowControlManager")
         self.window_manager_cls: type[BaseFlowControlManager] = window_manager
-        self.proxy_host: str | None = None
-        self.proxy_port: int | None = None
-        if proxy_host is not None:
-            if proxy_port is None:
-                self.proxy_host, self.proxy_port = to_host_port_tuple(proxy_host, 8080)
-            else:
-                self.proxy_host = to_host_port_tuple(proxy_host, 8080)[0]
-                self.proxy_port = parse_port(proxy_port)
+        self.proxy_host, self.proxy_port = resolve_proxy(proxy_host, proxy_port)
         self.proxy_headers = proxy_headers
         self.timeout = timeout
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
@@ -492,17 +487,6 @@ class HTTP20Connection:
             self._draining.clear()
             self._promises.clear()
             self._cond.notify_all()
-
-    def __enter__(self) -> HTTP20Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- sending requests -------------------------------------------------------------------------
 
