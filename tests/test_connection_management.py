@@ -19,8 +19,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import h2.config
@@ -29,7 +29,7 @@ import h2.events
 import h2.settings
 import pytest
 from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame, SettingsFrame
+from hyperframe.frame import SettingsFrame
 
 import hyper.common.sockets as hyper_sockets
 from hyper import HTTP20Connection
@@ -37,6 +37,7 @@ from hyper.common.exceptions import ConnectionClosed, HyperError
 from hyper.http20.connection import MAX_STREAM_ID
 from hyper.http20.exceptions import ConnectionError, StreamResetError
 from hyper.tls import init_context
+from tests.support.helpers import BioTLSServer, goaway_bytes, quickly, serve
 from tests.support.hypercorn_apps import deterministic_bytes
 from tests.support.nghttpd import NghttpdServer
 from tests.support.push_app import HypercornAppServer
@@ -87,38 +88,8 @@ def tls_connection(server: NghttpdServer | HypercornAppServer, **kwargs: Any) ->
     return HTTP20Connection(server.host, server.port, secure=True, ssl_context=context, **kwargs)
 
 
-@contextmanager
-def serve(scripted_server: ServerFactory, handler: Any, **conn_kwargs: Any) -> Iterator[Any]:
-    """Start ``handler`` on a scripted server and yield (server, connection)."""
-    with scripted_server(handler) as server:
-        conn_kwargs.setdefault("timeout", 5)
-        conn = HTTP20Connection(server.host, server.port, secure=False, **conn_kwargs)
-        try:
-            yield server, conn
-        finally:
-            conn.close()
-
-
-@contextmanager
-def quickly(limit: float = 2.0) -> Iterator[None]:
-    """Assert the block finishes within ``limit`` seconds."""
-    start = time.monotonic()
-    yield
-    elapsed = time.monotonic() - start
-    assert elapsed < limit, f"took {elapsed:.2f}s, expected under {limit}s"
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def goaway_bytes(last_stream_id: int, error_code: int = 0) -> bytes:
-    """A serialized GOAWAY frame. Sent raw, so the server's own h2 state stays open and it
-    can go on answering the streams it accepted (h2 refuses to after its own GOAWAY)."""
-    frame = GoAwayFrame(0)
-    frame.last_stream_id = last_stream_id
-    frame.error_code = error_code
-    return frame.serialize()
 
 
 def limit_settings_bytes(limit: int) -> bytes:
@@ -568,44 +539,6 @@ def test_idle_connection_closed_by_the_server_is_replaced(
     assert tcp.count == 2
 
 
-class _BioTLSServer:
-    """Server-side TLS over memory BIOs: the test decides which records go out in one write."""
-
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self.sock = sock
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-
-    def _feed(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise PeerClosed("the client closed the connection")
-        self.incoming.write(data)
-
-    def handshake(self) -> None:
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self.flush()
-                self._feed()
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def recv(self) -> bytes:
-        while True:
-            try:
-                return self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                self._feed()
-
-
 def test_tls_close_notify_right_behind_a_response_is_noticed(
     scripted_raw_server: ServerFactory,
     server_cert: Any,
@@ -624,7 +557,7 @@ def test_tls_close_notify_right_behind_a_response_is_noticed(
         connections.append(len(connections) + 1)
         number = len(connections)
         sock.settimeout(5)
-        bio = _BioTLSServer(sock, server_context)
+        bio = BioTLSServer(sock, server_context)
         bio.handshake()
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)

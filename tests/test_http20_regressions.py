@@ -20,8 +20,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ import h2.settings
 import pytest
 from hyperframe.frame import (
     DataFrame,
-    GoAwayFrame,
     HeadersFrame,
     PingFrame,
     PushPromiseFrame,
@@ -47,42 +45,13 @@ from hyper import HTTP20Connection, tls
 from hyper.common.exceptions import InvalidRequest, ReadTimeout
 from hyper.http20.exceptions import ConnectionError, StreamResetError
 from tests.support.certs import CertPaths
+from tests.support.helpers import BioTLSServer, goaway_bytes, quickly, serve
 from tests.support.scripted import Reply, Request, ServerConnection, simple_responder
 
 ServerFactory = Callable[..., Any]
 
 OK = [(b"content-type", b"text/plain")]
 MAX_CONCURRENT_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
-
-
-@contextmanager
-def serve(scripted_server: ServerFactory, handler: Any, **conn_kwargs: Any) -> Iterator[Any]:
-    """Start ``handler`` on a scripted server and yield (server, connection)."""
-    with scripted_server(handler) as server:
-        conn_kwargs.setdefault("timeout", 5)
-        conn = HTTP20Connection(server.host, server.port, secure=False, **conn_kwargs)
-        try:
-            yield server, conn
-        finally:
-            conn.close()
-
-
-@contextmanager
-def quickly(limit: float = 2.0) -> Iterator[None]:
-    """Assert the block finishes within ``limit`` seconds."""
-    start = time.monotonic()
-    yield
-    elapsed = time.monotonic() - start
-    assert elapsed < limit, f"took {elapsed:.2f}s, expected under {limit}s"
-
-
-def goaway_bytes(last_stream_id: int, error_code: int = 0) -> bytes:
-    """A serialized GOAWAY frame. Sent raw, so the server's own h2 state stays open and it
-    can go on answering the streams it accepted (h2 refuses to after its own GOAWAY)."""
-    frame = GoAwayFrame(0)
-    frame.last_stream_id = last_stream_id
-    frame.error_code = error_code
-    return frame.serialize()
 
 
 def requests_seen(ctx: ServerConnection) -> list[int]:
@@ -865,48 +834,6 @@ def test_tls_request_with_more_than_1024_descriptors_open(
 # -- s8 (open): a TLS read blocked on half a record, under the lock ---------------------------
 
 
-class _BioTLSServer:
-    """Server-side TLS over memory BIOs, so a test can send a record in pieces."""
-
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self.sock = sock
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-
-    def _feed(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise AssertionError("the client closed the connection")
-        self.incoming.write(data)
-
-    def handshake(self) -> None:
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self.flush()
-                self._feed()
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def send(self, plaintext: bytes) -> None:
-        self.tls.write(plaintext)
-        self.flush()
-
-    def recv(self) -> bytes:
-        while True:
-            try:
-                return self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                self._feed()
-
-
 def test_close_is_not_blocked_by_a_tls_read_of_half_a_record(
     scripted_raw_server: ServerFactory, server_cert: CertPaths, ca_cert_path: Path
 ) -> None:
@@ -919,7 +846,7 @@ def test_close_is_not_blocked_by_a_tls_read_of_half_a_record(
 
     def handler(sock: socket.socket) -> None:
         sock.settimeout(5)
-        bio = _BioTLSServer(sock, server_context)
+        bio = BioTLSServer(sock, server_context)
         bio.handshake()
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)

@@ -7,9 +7,7 @@ Each failure case asserts the exact hyper exception and that it came quickly.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import h2.connection
@@ -28,32 +26,12 @@ from hyper.http20.exceptions import (
     StreamResetError,
 )
 from hyper.http20.window import DEFAULT_STREAM_WINDOW
+from tests.support.helpers import quickly, serve
 from tests.support.scripted import Reply, ServerConnection, simple_responder
 
 ServerFactory = Callable[..., Any]
 
 OK = [(b"content-type", b"text/plain")]
-
-
-@contextmanager
-def serve(scripted_server: ServerFactory, handler: Any, **conn_kwargs: Any) -> Iterator[Any]:
-    """Start ``handler`` on a scripted server and yield (server, connection)."""
-    with scripted_server(handler) as server:
-        conn_kwargs.setdefault("timeout", 5)
-        conn = HTTP20Connection(server.host, server.port, secure=False, **conn_kwargs)
-        try:
-            yield server, conn
-        finally:
-            conn.close()
-
-
-@contextmanager
-def quickly(limit: float = 2.0) -> Iterator[None]:
-    """Assert the block finishes within ``limit`` seconds."""
-    start = time.monotonic()
-    yield
-    elapsed = time.monotonic() - start
-    assert elapsed < limit, f"took {elapsed:.2f}s, expected under {limit}s"
 
 
 # -- ordering and framing -------------------------------------------------------------------------
