@@ -5,7 +5,7 @@ set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
 
-debian_packages=(nghttp2-server nghttp2-client nginx tinyproxy curl)
+debian_packages=(nghttp2-server nghttp2-client nginx tinyproxy curl h2o apache2)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

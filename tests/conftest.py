@@ -454,3 +454,146 @@ def hypercorn_max_requests(
         keep_alive_timeout=2.0,
     ) as server:
         yield server
+
+
+# -- interop matrix (tests/test_interop_matrix.py): nghttpd, nginx, h2o, Apache, hypercorn -----
+# Self-contained like the sections above: the previous ``pytest_configure`` is wrapped.  The
+# matrix servers are separate instances configured for it (see tests/support/interop*.py).
+
+from tests.support.apache import run_apache  # noqa: E402
+from tests.support.h2o import run_h2o  # noqa: E402
+from tests.support.interop import (  # noqa: E402
+    InteropDocroot,
+    InteropTarget,
+    make_interop_docroot,
+    public_tempdir,
+)
+from tests.support.interop_matrix import InteropMatrixPlugin, record_version  # noqa: E402
+from tests.support.interop_servers import (  # noqa: E402
+    run_interop_hypercorn,
+    run_interop_nghttpd,
+    run_interop_nginx,
+)
+
+_pytest_configure_before_interop = pytest_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the interop marker and the plugin printing the interop matrix."""
+    _pytest_configure_before_interop(config)
+    config.addinivalue_line(
+        "markers", "interop(server, mode, check): one cell of the interop matrix"
+    )
+    if not config.pluginmanager.has_plugin(InteropMatrixPlugin.NAME):
+        config.pluginmanager.register(InteropMatrixPlugin(), InteropMatrixPlugin.NAME)
+
+
+@pytest.fixture(scope="session")
+def interop_docroot() -> Iterator[InteropDocroot]:
+    """The interop document root (index.html, data.bin, text.txt, m/NN.txt, 100m.bin, push/),
+    in a world-readable temporary directory removed at the end of the session."""
+    with public_tempdir("hyper-interop-docroot-") as path:
+        yield make_interop_docroot(path)
+
+
+def _interop_target(
+    request: pytest.FixtureRequest, manager: contextlib.AbstractContextManager[InteropTarget]
+) -> Iterator[InteropTarget]:
+    with manager as target:
+        record_version(request.config, target.name, target.version)
+        yield target
+
+
+@pytest.fixture(scope="session")
+def interop_nghttpd(
+    request: pytest.FixtureRequest,
+    interop_docroot: InteropDocroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InteropTarget]:
+    """nghttpd over TLS and h2c for the interop matrix (echo, trailer, push, gzipped 404)."""
+    yield from _interop_target(
+        request,
+        run_interop_nghttpd(
+            interop_docroot,
+            tmp_path_factory.mktemp("interop-nghttpd"),
+            cert=tls_material.server,
+            ca_cert_path=tls_material.ca_cert_path,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def interop_nginx(
+    request: pytest.FixtureRequest,
+    interop_docroot: InteropDocroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InteropTarget]:
+    """nginx for the interop matrix: h2 and HTTP/1.1-only over TLS, HTTP/1.1 and h2c plain."""
+    yield from _interop_target(
+        request,
+        run_interop_nginx(
+            interop_docroot,
+            tmp_path_factory.mktemp("interop-nginx"),
+            cert=tls_material.server,
+            ca_cert_path=tls_material.ca_cert_path,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def interop_h2o(
+    request: pytest.FixtureRequest,
+    interop_docroot: InteropDocroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InteropTarget]:
+    """h2o over TLS and in plaintext for the interop matrix (see tests/support/h2o.py)."""
+    yield from _interop_target(
+        request,
+        run_h2o(
+            interop_docroot,
+            tmp_path_factory.mktemp("interop-h2o"),
+            cert=tls_material.server,
+            ca_cert_path=tls_material.ca_cert_path,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def interop_apache(
+    request: pytest.FixtureRequest,
+    interop_docroot: InteropDocroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InteropTarget]:
+    """Apache httpd + mod_http2 for the interop matrix (see tests/support/apache.py)."""
+    yield from _interop_target(
+        request,
+        run_apache(
+            interop_docroot,
+            tmp_path_factory.mktemp("interop-apache"),
+            cert=tls_material.server,
+            ca_cert_path=tls_material.ca_cert_path,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def interop_hypercorn(
+    request: pytest.FixtureRequest,
+    interop_docroot: InteropDocroot,
+    tls_material: TLSMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InteropTarget]:
+    """hypercorn serving tests/support/interop_app.py, over TLS and in plaintext."""
+    yield from _interop_target(
+        request,
+        run_interop_hypercorn(
+            interop_docroot,
+            tmp_path_factory.mktemp("interop-hypercorn"),
+            cert=tls_material.server,
+            ca_cert_path=tls_material.ca_cert_path,
+        ),
+    )
