@@ -37,6 +37,10 @@ DEFAULT_BUFFER_SIZE = 64 * 1024
 _TLS_RECORD_ROOM = 16 * 1024 + 256
 #: A TLS read this large returned a full record, so more may be waiting behind it.
 _TLS_FULL_RECORD = 16 * 1024
+#: After a full record, keep reading while records are at least this large: a sender's
+#: bulk writes come as records of all sizes (a 16 KiB frame plus its 9-byte header is more
+#: than one record), while a small one usually ends a burst.
+_TLS_BULK_RECORD = 4 * 1024
 
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
@@ -69,6 +73,7 @@ class BufferedSocket:
         "_end",
         "_eof",
         "_poller",
+        "_short",
         "_sock",
         "_start",
         "_timeout",
@@ -92,6 +97,9 @@ class BufferedSocket:
         self._start = 0
         self._end = len(initial)
         self._buffer[: self._end] = initial
+        #: The buffered bytes were given back by :meth:`unread` as an incomplete unit: a read
+        #: must bring more before returning them again.
+        self._short = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
@@ -224,7 +232,9 @@ class BufferedSocket:
         :raises ReadTimeout: if nothing arrives within ``timeout``.
         """
         if (
-            self._start != self._end or self._eof or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
+            (self._start != self._end and not self._short)
+            or self._eof
+            or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
         ):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -249,8 +259,17 @@ class BufferedSocket:
         """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
         if self._eof:
             return 0
+        view = self._view[self._end :]
         try:
-            count = self._sock.recv_into(self._view[self._end :])
+            if self._tls:
+                # The TLS object's own read: SSLSocket.recv_into only adds two layers of
+                # Python calls and checks on top of it, paid once per record.
+                sslobj = self._sock._sslobj  # type: ignore[attr-defined]
+                if sslobj is None:
+                    raise ConnectionClosed("the connection was closed")
+                count = sslobj.read(len(view), view)
+            else:
+                count = self._sock.recv_into(view)
         except _WOULD_BLOCK_READ:
             raise _WouldBlock from None
         except ssl.SSLWantWriteError:
@@ -296,8 +315,8 @@ class BufferedSocket:
         """
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
             try:
-                if self._recv_once() < _TLS_FULL_RECORD:
-                    return  # a partial record, or the end: the sender's burst is over
+                if self._recv_once() < _TLS_BULK_RECORD:
+                    return  # a small record: the end of a burst, most likely
             except _WouldBlock:
                 return
             except (SocketError, TLSError):
@@ -312,7 +331,7 @@ class BufferedSocket:
         :param amt: the most to return; the whole buffer size when ``None``.
         :raises ReadTimeout: if nothing arrives within the timeout.
         """
-        if self._start == self._end:
+        if self._start == self._end or self._short:
             self._fill()
         return self._take(amt)
 
@@ -321,8 +340,9 @@ class BufferedSocket:
         Like :meth:`recv` without waiting: the buffered bytes, or what the socket has right
         now; ``None`` if that is nothing (for TLS: not even one whole record).
         """
-        if self._start == self._end:
-            self._make_room()
+        if self._start == self._end or self._short:
+            if not self._make_room():
+                return self._take(None)  # full of an incomplete unit: the caller copes
             try:
                 count = self._recv_once()
             except _WouldBlock:
@@ -335,7 +355,27 @@ class BufferedSocket:
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
         self._start = stop
+        self._short = False
         return view
+
+    def unread(self, amt: int) -> None:
+        """
+        Give back the last ``amt`` bytes of the view the latest read returned, as an
+        incomplete unit (the start of a frame whose rest has not arrived). They stay buffered,
+        and the next :meth:`recv_nowait` or :meth:`recv` returns them together with newly
+        received data; :meth:`wait_readable` and :meth:`can_read` wait for that new data.
+        This spares the protocol layer from keeping partial frames of its own.
+        """
+        if amt < 0 or amt > self._start:
+            raise ValueError("cannot unread more than was read")
+        if amt:
+            self._start -= amt
+            self._short = True
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether the peer's end of stream has been read (data may still be buffered)."""
+        return self._eof
 
     def peek(self) -> memoryview:
         """The buffered bytes, without consuming them (valid until the next read call)."""
@@ -429,7 +469,7 @@ class BufferedSocket:
         Tell, without blocking, whether a read would return at once: data is buffered, or the
         socket is readable (data, or the peer closed it).
         """
-        if self._start != self._end or self._eof:
+        if (self._start != self._end and not self._short) or self._eof:
             return True
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending():

@@ -1052,9 +1052,23 @@ class HTTP20Connection(ClosingContextManager):
         needed = amt
         session = stream.session
         assert session is not None
+        # Wait for all that is wanted at once rather than taking each socket read's few
+        # frames: a large read is then one join, not one per socket read. But take what is
+        # buffered once it fills half the stream's open window, so that the window manager
+        # can reopen it before the server has to stop.
+        manager = stream.window_manager
+
+        def enough() -> bool:
+            buffered = stream.buffered
+            return (
+                (needed is not None and buffered >= needed)
+                or buffered >= max(manager.window_size // 2, 1)
+                or stream.finished
+            )
+
         while needed is None or needed > 0:
-            if not stream.has_data():
-                session.read_until(stream.has_data)
+            if not enough():
+                session.read_until(enough)
             with self._lock:
                 if stream.buffered:
                     data = stream.take(needed)
