@@ -267,7 +267,7 @@ class BufferedSocket:
                 sslobj = self._sock._sslobj  # type: ignore[attr-defined]
                 if sslobj is None:
                     raise ConnectionClosed("the connection was closed")
-                count = sslobj.read(len(view), view)
+                count = int(sslobj.read(len(view), view))
             else:
                 count = self._sock.recv_into(view)
         except _WOULD_BLOCK_READ:

@@ -41,7 +41,15 @@ from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
 from .exceptions import ConnectionError, HPACKDecodingError, HTTP20Error, ProtocolError
+from .header_cache import CachingDecoder, CachingEncoder
 from .stream import Stream
+from .validation import (
+    MalformedHeaders,
+    check_informational,
+    check_pushed_request,
+    check_response,
+    check_trailers,
+)
 from .window import BaseFlowControlManager
 
 if TYPE_CHECKING:
@@ -77,8 +85,8 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     def pending(self) -> bytes | bytearray:
         """The bytes of a partial frame waiting for the rest."""
         # The attribute is private to h2 and was renamed in 4.2.
-        data: bytes | bytearray = getattr(self, "_data", None) or getattr(self, "data", b"")
-        return data
+        data = getattr(self, "_data", None) or getattr(self, "data", None)
+        return data if isinstance(data, (bytes, bytearray)) else b""
 
     def __next__(self) -> Any:
         frame = super().__next__()
@@ -166,8 +174,11 @@ class _H2Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
+        # HPACK that remembers the blocks of repeated header lists (see header_cache).
+        self.encoder = CachingEncoder()
+        self.decoder = CachingDecoder(max_header_list_size=self.decoder.max_header_list_size)
         self.local_settings.__class__ = _PushDecidedByHyper
-        self.incoming_buffer = _FrameBuffer(server=False)
+        self.incoming_buffer: _FrameBuffer = _FrameBuffer(server=False)
         self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
@@ -272,6 +283,7 @@ class Session:
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.dispatch: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_response,
+            h2.events.InformationalResponseReceived: self._on_informational,
             h2.events.DataReceived: self._on_data,
             h2.events.TrailersReceived: self._on_trailers,
             h2.events.StreamEnded: self._on_stream_ended,
@@ -509,10 +521,11 @@ class Session:
             stream_window.current_window_size -= length
             h2_stream._actual_content_length = received
             if self.debug:
-                log.debug("h2: Received frame: DataFrame(stream_id=%d, length=%d)", stream_id, length)
+                log.debug("h2: received DATA on stream %d, %d bytes", stream_id, length)
             self._data_locked(stream_id, view[body : body + length].tobytes(), length)
             pos = body + length
         return pos
+
     def _check_server_preface(self, data: memoryview) -> None:
         """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
         head = self.preface_head + bytes(data[:40])
@@ -663,11 +676,40 @@ class Session:
 
     # -- event handlers (lock held) ---------------------------------------------------------------
 
+    def _malformed_locked(self, stream_id: int, problem: MalformedHeaders) -> None:
+        """A malformed header block: fail its stream and reset it (RFC 9113 8.1.1)."""
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and not stream.finished:
+            stream.error = ProtocolError(
+                f"the server sent a malformed response on stream {stream_id}: {problem}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+        conn = self.h2
+        if conn is not None:
+            try:
+                conn.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass  # it ended in the same frame: there is nothing left to stop
+        self.drained_locked()
+
+    def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
+        assert event.stream_id is not None and event.headers is not None
+        try:
+            check_informational(event.headers)
+        except MalformedHeaders as problem:
+            self._malformed_locked(event.stream_id, problem)
+
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
         headers = event.headers
+        assert headers is not None and event.stream_id is not None
+        try:
+            check_response(headers)
+        except MalformedHeaders as problem:
+            self._malformed_locked(event.stream_id, problem)
+            return
         stream.response_headers = headers
         for name, value in headers:
             if name == b"content-length":
@@ -700,8 +742,19 @@ class Session:
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is not None:
-            stream.trailers = event.headers
+        if stream is None:
+            return
+        assert event.headers is not None
+        try:
+            check_trailers(event.headers)
+        except MalformedHeaders as problem:
+            # The stream has ended with these trailers: fail it, nothing is left to reset.
+            stream.error = ProtocolError(
+                f"the server sent malformed trailers on stream {event.stream_id}: {problem}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+            return
+        stream.trailers = event.headers
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -728,6 +781,16 @@ class Session:
         assert conn is not None
         assert event.pushed_stream_id is not None and event.parent_stream_id is not None
         assert event.headers is not None
+        try:
+            check_pushed_request(event.headers)
+        except MalformedHeaders as problem:
+            if self.debug:
+                log.debug("refused push %d: %s", event.pushed_stream_id, problem)
+            try:
+                conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass
+            return
         refusal = self.owner._push_refusal_locked(self, event.parent_stream_id, event.headers)
         if refusal is not None:
             if self.debug:
