@@ -18,6 +18,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -70,12 +71,15 @@ class BufferedSocket:
 
     __slots__ = (
         "_buffer",
+        "_closed",
         "_end",
         "_eof",
         "_poller",
+        "_pollers",
         "_short",
         "_sock",
         "_start",
+        "_state_lock",
         "_timeout",
         "_tls",
         "_view",
@@ -106,6 +110,12 @@ class BufferedSocket:
         self._eof = False
         #: A socket pair that lets another thread interrupt a wait (made on first use).
         self._waker: tuple[_Socket, _Socket] | None = None
+        #: close() was called. The descriptors are closed only once no thread waits on
+        #: them: a descriptor closed under a waiting poll() may be reused at once by a new
+        #: socket, and the wait would then watch the wrong thing.
+        self._closed = False
+        self._pollers = 0
+        self._state_lock = threading.Lock()
         self._wake_poller: select.poll | None = None
 
     @property
@@ -147,6 +157,20 @@ class BufferedSocket:
         Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out. With
         ``wakeable``, :meth:`wake` ends the wait too (returning True).
         """
+        with self._state_lock:
+            if self._closed:
+                raise ConnectionClosed("the connection was closed")
+            self._pollers += 1
+        try:
+            return self._wait_open(events, deadline, wakeable)
+        finally:
+            with self._state_lock:
+                self._pollers -= 1
+                last_out = self._closed and not self._pollers
+            if last_out:
+                self._close_descriptors()
+
+    def _wait_open(self, events: int, deadline: float | None, wakeable: bool) -> bool:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
@@ -519,7 +543,25 @@ class BufferedSocket:
         return self._sock
 
     def close(self) -> None:
-        """Shut down and close the socket; errors are ignored (the peer may be gone)."""
+        """
+        Shut down and close the socket; errors are ignored (the peer may be gone). A thread
+        waiting on the socket returns at once; the descriptors are closed when it has.
+        """
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting = self._pollers
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if waiting:
+            self.wake()
+        else:
+            self._close_descriptors()
+
+    def _close_descriptors(self) -> None:
         waker, self._waker = self._waker, None
         if waker is not None:
             for end in waker:
@@ -527,12 +569,7 @@ class BufferedSocket:
                     end.close()
                 except OSError:
                     pass
-        sock = self._sock
         try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            sock.close()
+            self._sock.close()
         except OSError:
             pass

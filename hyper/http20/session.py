@@ -36,7 +36,15 @@ import h2.frame_buffer
 import h2.settings
 import h2.stream
 import hpack.exceptions
-from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PushPromiseFrame,
+    RstStreamFrame,
+    WindowUpdateFrame,
+)
 
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
@@ -61,22 +69,53 @@ log = logging.getLogger("hyper.http20.connection")
 MAX_BUFFERED_PUSHES = 100
 
 
-class _DataFrame(DataFrame):
-    """
-    A DATA frame with a cheap ``repr``. h2 formats every received frame for its trace log,
-    even with logging off, and hyperframe's repr hex-encodes the whole payload before
-    truncating it: about a tenth of the time of a bulk download.
-    """
+def _short_repr(frame: Any) -> str:
+    return (
+        f"{frame.__class__.__bases__[0].__name__}(stream_id={frame.stream_id}, "
+        f"flags={sorted(frame.flags)}, length={len(frame.data)})"
+    )
 
-    def __repr__(self) -> str:
-        return (
-            f"DataFrame(stream_id={self.stream_id}, flags={sorted(self.flags)}, "
-            f"length={len(self.data)})"
-        )
+
+# h2 formats every received frame for its trace log, even with logging off, and hyperframe's
+# repr hex-encodes the payload or header block before truncating it: about a tenth of the
+# time of a bulk download, and a few percent of every response. The frame buffer hands out
+# these subclasses instead, whose repr only gives the length.
+
+
+class _DataFrame(DataFrame):
+    """A DATA frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _HeadersFrame(HeadersFrame):
+    """A HEADERS frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _ContinuationFrame(ContinuationFrame):
+    """A CONTINUATION frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _PushPromiseFrame(PushPromiseFrame):
+    """A PUSH_PROMISE frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+_CHEAP_REPR: dict[type, type] = {
+    DataFrame: _DataFrame,
+    HeadersFrame: _HeadersFrame,
+    ContinuationFrame: _ContinuationFrame,
+    PushPromiseFrame: _PushPromiseFrame,
+}
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame buffer, handing out DATA frames as :class:`_DataFrame`."""
+    """h2's frame buffer, handing out frames whose ``repr`` is cheap (see ``_CHEAP_REPR``)."""
 
     def idle(self) -> bool:
         """Whether no partial frame and no unfinished header block is buffered."""
@@ -90,10 +129,15 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
 
     def __next__(self) -> Any:
         frame = super().__next__()
-        if frame.__class__ is DataFrame:
-            frame.__class__ = _DataFrame
+        cheap = _CHEAP_REPR.get(frame.__class__)
+        if cheap is not None:
+            frame.__class__ = cheap
         return frame
 
+
+#: h2's table of streams is scanned (and its closed streams dropped) once it holds this
+#: many, or twice as many as after the previous scan.
+_STREAM_SCAN_MINIMUM = 64
 
 #: A read this large suggests a bulk transfer: the next read is tried before polling.
 _STREAMING_READ = 16 * 1024
@@ -179,7 +223,29 @@ class _H2Connection(h2.connection.H2Connection):
         self.decoder = CachingDecoder(max_header_list_size=self.decoder.max_header_list_size)
         self.local_settings.__class__ = _PushDecidedByHyper
         self.incoming_buffer: _FrameBuffer = _FrameBuffer(server=False)
-        self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
+        for original, cheap in _CHEAP_REPR.items():
+            self._frame_dispatch_table[cheap] = self._frame_dispatch_table[original]
+        #: When h2 next scans its streams (see open_outbound_streams).
+        self._scan_streams_at = _STREAM_SCAN_MINIMUM
+
+    @property
+    def open_outbound_streams(self) -> int:
+        """
+        How many streams this client opened are still open, or an upper bound of it.
+
+        h2 counts by looking at every stream it knows, dropping the closed ones as it goes:
+        a scan of all streams for every request sent. Its only use here is the stream limit
+        check when sending headers, which hyper has already made; there, an upper bound below
+        the limit is as good as the count. The real count is taken when the bound reaches
+        the limit, or the table has doubled since the last scan (so closed streams are still
+        dropped, at a constant cost per stream).
+        """
+        known = len(self.streams)
+        if known < self._scan_streams_at and known < self.remote_settings.max_concurrent_streams:
+            return known
+        count = int(super().open_outbound_streams)
+        self._scan_streams_at = max(_STREAM_SCAN_MINIMUM, 2 * len(self.streams))
+        return count
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         result = super()._receive_goaway_frame(frame)
