@@ -18,6 +18,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -37,6 +38,10 @@ DEFAULT_BUFFER_SIZE = 64 * 1024
 _TLS_RECORD_ROOM = 16 * 1024 + 256
 #: A TLS read this large returned a full record, so more may be waiting behind it.
 _TLS_FULL_RECORD = 16 * 1024
+#: After a full record, keep reading while records are at least this large: a sender's
+#: bulk writes come as records of all sizes (a 16 KiB frame plus its 9-byte header is more
+#: than one record), while a small one usually ends a burst.
+_TLS_BULK_RECORD = 4 * 1024
 
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
@@ -66,11 +71,15 @@ class BufferedSocket:
 
     __slots__ = (
         "_buffer",
+        "_closed",
         "_end",
         "_eof",
         "_poller",
+        "_pollers",
+        "_short",
         "_sock",
         "_start",
+        "_state_lock",
         "_timeout",
         "_tls",
         "_view",
@@ -92,12 +101,21 @@ class BufferedSocket:
         self._start = 0
         self._end = len(initial)
         self._buffer[: self._end] = initial
+        #: The buffered bytes were given back by :meth:`unread` as an incomplete unit: a read
+        #: must bring more before returning them again.
+        self._short = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
         #: A socket pair that lets another thread interrupt a wait (made on first use).
         self._waker: tuple[_Socket, _Socket] | None = None
+        #: close() was called. The descriptors are closed only once no thread waits on
+        #: them: a descriptor closed under a waiting poll() may be reused at once by a new
+        #: socket, and the wait would then watch the wrong thing.
+        self._closed = False
+        self._pollers = 0
+        self._state_lock = threading.Lock()
         self._wake_poller: select.poll | None = None
 
     @property
@@ -139,6 +157,20 @@ class BufferedSocket:
         Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out. With
         ``wakeable``, :meth:`wake` ends the wait too (returning True).
         """
+        with self._state_lock:
+            if self._closed:
+                raise ConnectionClosed("the connection was closed")
+            self._pollers += 1
+        try:
+            return self._wait_open(events, deadline, wakeable)
+        finally:
+            with self._state_lock:
+                self._pollers -= 1
+                last_out = self._closed and not self._pollers
+            if last_out:
+                self._close_descriptors()
+
+    def _wait_open(self, events: int, deadline: float | None, wakeable: bool) -> bool:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
@@ -224,7 +256,9 @@ class BufferedSocket:
         :raises ReadTimeout: if nothing arrives within ``timeout``.
         """
         if (
-            self._start != self._end or self._eof or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
+            (self._start != self._end and not self._short)
+            or self._eof
+            or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
         ):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -249,8 +283,17 @@ class BufferedSocket:
         """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
         if self._eof:
             return 0
+        view = self._view[self._end :]
         try:
-            count = self._sock.recv_into(self._view[self._end :])
+            if self._tls:
+                # The TLS object's own read: SSLSocket.recv_into only adds two layers of
+                # Python calls and checks on top of it, paid once per record.
+                sslobj = self._sock._sslobj  # type: ignore[attr-defined]
+                if sslobj is None:
+                    raise ConnectionClosed("the connection was closed")
+                count = int(sslobj.read(len(view), view))
+            else:
+                count = self._sock.recv_into(view)
         except _WOULD_BLOCK_READ:
             raise _WouldBlock from None
         except ssl.SSLWantWriteError:
@@ -296,8 +339,8 @@ class BufferedSocket:
         """
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
             try:
-                if self._recv_once() < _TLS_FULL_RECORD:
-                    return  # a partial record, or the end: the sender's burst is over
+                if self._recv_once() < _TLS_BULK_RECORD:
+                    return  # a small record: the end of a burst, most likely
             except _WouldBlock:
                 return
             except (SocketError, TLSError):
@@ -312,7 +355,7 @@ class BufferedSocket:
         :param amt: the most to return; the whole buffer size when ``None``.
         :raises ReadTimeout: if nothing arrives within the timeout.
         """
-        if self._start == self._end:
+        if self._start == self._end or self._short:
             self._fill()
         return self._take(amt)
 
@@ -321,8 +364,9 @@ class BufferedSocket:
         Like :meth:`recv` without waiting: the buffered bytes, or what the socket has right
         now; ``None`` if that is nothing (for TLS: not even one whole record).
         """
-        if self._start == self._end:
-            self._make_room()
+        if self._start == self._end or self._short:
+            if not self._make_room():
+                return self._take(None)  # full of an incomplete unit: the caller copes
             try:
                 count = self._recv_once()
             except _WouldBlock:
@@ -335,7 +379,27 @@ class BufferedSocket:
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
         self._start = stop
+        self._short = False
         return view
+
+    def unread(self, amt: int) -> None:
+        """
+        Give back the last ``amt`` bytes of the view the latest read returned, as an
+        incomplete unit (the start of a frame whose rest has not arrived). They stay buffered,
+        and the next :meth:`recv_nowait` or :meth:`recv` returns them together with newly
+        received data; :meth:`wait_readable` and :meth:`can_read` wait for that new data.
+        This spares the protocol layer from keeping partial frames of its own.
+        """
+        if amt < 0 or amt > self._start:
+            raise ValueError("cannot unread more than was read")
+        if amt:
+            self._start -= amt
+            self._short = True
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether the peer's end of stream has been read (data may still be buffered)."""
+        return self._eof
 
     def peek(self) -> memoryview:
         """The buffered bytes, without consuming them (valid until the next read call)."""
@@ -429,7 +493,7 @@ class BufferedSocket:
         Tell, without blocking, whether a read would return at once: data is buffered, or the
         socket is readable (data, or the peer closed it).
         """
-        if self._start != self._end or self._eof:
+        if (self._start != self._end and not self._short) or self._eof:
             return True
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending():
@@ -479,7 +543,25 @@ class BufferedSocket:
         return self._sock
 
     def close(self) -> None:
-        """Shut down and close the socket; errors are ignored (the peer may be gone)."""
+        """
+        Shut down and close the socket; errors are ignored (the peer may be gone). A thread
+        waiting on the socket returns at once; the descriptors are closed when it has.
+        """
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting = self._pollers
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if waiting:
+            self.wake()
+        else:
+            self._close_descriptors()
+
+    def _close_descriptors(self) -> None:
         waker, self._waker = self._waker, None
         if waker is not None:
             for end in waker:
@@ -487,12 +569,7 @@ class BufferedSocket:
                     end.close()
                 except OSError:
                     pass
-        sock = self._sock
         try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            sock.close()
+            self._sock.close()
         except OSError:
             pass

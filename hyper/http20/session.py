@@ -36,12 +36,28 @@ import h2.frame_buffer
 import h2.settings
 import h2.stream
 import hpack.exceptions
-from hyperframe.frame import DataFrame, Frame, RstStreamFrame, WindowUpdateFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PushPromiseFrame,
+    RstStreamFrame,
+    WindowUpdateFrame,
+)
 
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
 from .exceptions import ConnectionError, HPACKDecodingError, HTTP20Error, ProtocolError
+from .header_cache import CachingDecoder, CachingEncoder
 from .stream import Stream
+from .validation import (
+    MalformedHeaders,
+    check_informational,
+    check_pushed_request,
+    check_response,
+    check_trailers,
+)
 from .window import BaseFlowControlManager
 
 if TYPE_CHECKING:
@@ -53,28 +69,118 @@ log = logging.getLogger("hyper.http20.connection")
 MAX_BUFFERED_PUSHES = 100
 
 
-class _DataFrame(DataFrame):
-    """
-    A DATA frame with a cheap ``repr``. h2 formats every received frame for its trace log,
-    even with logging off, and hyperframe's repr hex-encodes the whole payload before
-    truncating it: about a tenth of the time of a bulk download.
-    """
+def _short_repr(frame: Any) -> str:
+    return (
+        f"{frame.__class__.__bases__[0].__name__}(stream_id={frame.stream_id}, "
+        f"flags={sorted(frame.flags)}, length={len(frame.data)})"
+    )
 
-    def __repr__(self) -> str:
-        return (
-            f"DataFrame(stream_id={self.stream_id}, flags={sorted(self.flags)}, "
-            f"length={len(self.data)})"
-        )
+
+# h2 formats every received frame for its trace log, even with logging off, and hyperframe's
+# repr hex-encodes the payload or header block before truncating it: about a tenth of the
+# time of a bulk download, and a few percent of every response. The frame buffer hands out
+# these subclasses instead, whose repr only gives the length.
+
+
+class _DataFrame(DataFrame):
+    """A DATA frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _HeadersFrame(HeadersFrame):
+    """A HEADERS frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _ContinuationFrame(ContinuationFrame):
+    """A CONTINUATION frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+class _PushPromiseFrame(PushPromiseFrame):
+    """A PUSH_PROMISE frame with a cheap ``repr``."""
+
+    __repr__ = _short_repr
+
+
+_CHEAP_REPR: dict[type, type] = {
+    DataFrame: _DataFrame,
+    HeadersFrame: _HeadersFrame,
+    ContinuationFrame: _ContinuationFrame,
+    PushPromiseFrame: _PushPromiseFrame,
+}
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame buffer, handing out DATA frames as :class:`_DataFrame`."""
+    """h2's frame buffer, handing out frames whose ``repr`` is cheap (see ``_CHEAP_REPR``)."""
+
+    def idle(self) -> bool:
+        """Whether no partial frame and no unfinished header block is buffered."""
+        return not self.pending() and not self._headers_buffer
+
+    def pending(self) -> bytes | bytearray:
+        """The bytes of a partial frame waiting for the rest."""
+        # The attribute is private to h2 and was renamed in 4.2.
+        data = getattr(self, "_data", None) or getattr(self, "data", None)
+        return data if isinstance(data, (bytes, bytearray)) else b""
 
     def __next__(self) -> Any:
         frame = super().__next__()
-        if frame.__class__ is DataFrame:
-            frame.__class__ = _DataFrame
+        cheap = _CHEAP_REPR.get(frame.__class__)
+        if cheap is not None:
+            frame.__class__ = cheap
         return frame
+
+
+#: h2's table of streams is scanned (and its closed streams dropped) once it holds this
+#: many, or twice as many as after the previous scan.
+_STREAM_SCAN_MINIMUM = 64
+
+#: A read this large suggests a bulk transfer: the next read is tried before polling.
+_STREAMING_READ = 16 * 1024
+
+#: Frame type DATA, and its END_STREAM | PADDED flags.
+_DATA = 0x0
+_END_STREAM_OR_PADDED = 0x1 | 0x8
+#: Stream states in which a DATA frame changes nothing but counters.
+_BODY_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL})
+
+
+def _h2_span(view: memoryview) -> int:
+    """
+    How much of ``view`` (starting at a frame boundary) to give h2 in one call: its first
+    frame, and the whole frames after it up to the first that may take the short path (a DATA
+    frame without END_STREAM or padding) or that has not fully arrived. 0 when the first
+    frame itself is incomplete.
+    """
+    end = len(view)
+    pos = 0
+    while end - pos >= 9:
+        following = pos + 9 + int.from_bytes(view[pos : pos + 3], "big")
+        if following > end:
+            return pos
+        if end - following < 9:
+            return following
+        if view[following + 3] == _DATA and not view[following + 4] & _END_STREAM_OR_PADDED:
+            return following
+        pos = following
+    return pos
+
+
+def _rest_of_frame(pending: bytes | bytearray, view: memoryview) -> int:
+    """How many bytes of ``view`` complete the partial frame ``pending`` (at most all)."""
+    have = len(pending)
+    if have < 9:
+        header = bytes(pending) + view[: 9 - have].tobytes()
+        if len(header) < 9:
+            return len(view)
+    else:
+        header = bytes(pending[:9])
+    needed = 9 + int.from_bytes(header[:3], "big") - have
+    return min(max(needed, 0), len(view))
 
 
 class _PushDecidedByHyper(h2.settings.Settings):
@@ -112,9 +218,34 @@ class _H2Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
+        # HPACK that remembers the blocks of repeated header lists (see header_cache).
+        self.encoder = CachingEncoder()
+        self.decoder = CachingDecoder(max_header_list_size=self.decoder.max_header_list_size)
         self.local_settings.__class__ = _PushDecidedByHyper
-        self.incoming_buffer = _FrameBuffer(server=False)
-        self._frame_dispatch_table[_DataFrame] = self._frame_dispatch_table[DataFrame]
+        self.incoming_buffer: _FrameBuffer = _FrameBuffer(server=False)
+        for original, cheap in _CHEAP_REPR.items():
+            self._frame_dispatch_table[cheap] = self._frame_dispatch_table[original]
+        #: When h2 next scans its streams (see open_outbound_streams).
+        self._scan_streams_at = _STREAM_SCAN_MINIMUM
+
+    @property
+    def open_outbound_streams(self) -> int:
+        """
+        How many streams this client opened are still open, or an upper bound of it.
+
+        h2 counts by looking at every stream it knows, dropping the closed ones as it goes:
+        a scan of all streams for every request sent. Its only use here is the stream limit
+        check when sending headers, which hyper has already made; there, an upper bound below
+        the limit is as good as the count. The real count is taken when the bound reaches
+        the limit, or the table has doubled since the last scan (so closed streams are still
+        dropped, at a constant cost per stream).
+        """
+        known = len(self.streams)
+        if known < self._scan_streams_at and known < self.remote_settings.max_concurrent_streams:
+            return known
+        count = int(super().open_outbound_streams)
+        self._scan_streams_at = max(_STREAM_SCAN_MINIMUM, 2 * len(self.streams))
+        return count
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         result = super()._receive_goaway_frame(frame)
@@ -202,7 +333,10 @@ class Session:
         #: Streams h2 may still deliver events for.
         self.streams: dict[int, Stream] = {}
         self.conn_manager = conn_manager
+        #: Window to give back to the server at the end of this read.
         self.conn_credit = 0
+        #: DATA bytes received in this read, not yet reported to the window manager.
+        self.conn_received = 0
         self.preface_seen = False
         self.preface_head = b""
         #: The names the server's certificate covers (for push checks), once looked up.
@@ -215,6 +349,7 @@ class Session:
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.dispatch: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_response,
+            h2.events.InformationalResponseReceived: self._on_informational,
             h2.events.DataReceived: self._on_data,
             h2.events.TrailersReceived: self._on_trailers,
             h2.events.StreamEnded: self._on_stream_ended,
@@ -280,13 +415,23 @@ class Session:
                 # Wait for data without the lock (another thread may wake us: it closed a
                 # stream we wait for), then read what is there without waiting, under the
                 # lock: OpenSSL must not read and write one connection at the same time, and
-                # a partial TLS record just means waiting again.
-                sock.wait_readable(timeout)
-                with cond:
-                    if self.sock is sock:
+                # a partial TLS record just means waiting again. Keep the reader role until
+                # our own data is here, waking the others after every read.
+                # After a large read more is usually on its way: try reading before polling.
+                streaming = False
+                while True:
+                    if not streaming:
+                        sock.wait_readable(timeout)
+                    with cond:
+                        if self.sock is not sock:
+                            break
                         data = sock.recv_nowait()
+                        streaming = data is not None and len(data) >= _STREAMING_READ
                         if data is not None:
                             self._process_locked(data)
+                            cond.notify_all()
+                        if ready():
+                            break
             except ReadTimeout:
                 raise
             except HyperError as exc:
@@ -325,9 +470,49 @@ class Session:
 
     def _receive_locked(self, data: memoryview) -> None:
         conn = self.h2
-        assert conn is not None
+        sock = self.sock
+        assert conn is not None and sock is not None
         if not self.preface_seen:
             self._check_server_preface(data)
+        buffer = conn.incoming_buffer
+        view = data
+        while view:
+            pending = buffer.pending()
+            if pending:
+                # h2 holds the start of a frame: give it exactly the rest of that frame.
+                cut = _rest_of_frame(pending, view)
+            else:
+                if self.preface_seen and not buffer._headers_buffer:
+                    # Plain DATA frames of a body in progress take the short path; everything
+                    # else goes through h2, in order.
+                    taken = self._receive_body_frames_locked(conn, view)
+                    if taken:
+                        view = view[taken:]
+                        if not view:
+                            break
+                cut = _h2_span(view)
+                if not cut:
+                    # Only the start of a frame has arrived. Leave it in the socket's buffer
+                    # (unless it may not fit there) rather than have h2 copy it aside: the
+                    # whole frame may then take the short path.
+                    if not sock.at_eof and len(view) <= sock.buffer_size // 2:
+                        sock.unread(len(view))
+                        break
+                    cut = len(view)
+            self._feed_h2_locked(conn, view[:cut])
+            if self.error is not None:
+                return  # a GOAWAY with an error: nothing more to read or send
+            view = view[cut:]
+        if self.conn_received:
+            self.conn_credit += self.conn_manager._handle_frame(self.conn_received)
+            self.conn_received = 0
+        if self.conn_credit:
+            conn.increment_flow_control_window(self.conn_credit)
+            self.conn_credit = 0
+        self.flush_locked()
+
+    def _feed_h2_locked(self, conn: _H2Connection, data: memoryview) -> None:
+        """Give ``data`` to h2 and handle the events it yields."""
         try:
             events = conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -356,12 +541,56 @@ class Session:
             error = HTTP20Error(f"error while handling a frame from the server: {exc!r}")
             self.abort_locked(error)
             raise error from exc
-        if self.error is not None:
-            return  # a GOAWAY with an error: nothing more to send
-        if self.conn_credit:
-            conn.increment_flow_control_window(self.conn_credit)
-            self.conn_credit = 0
-        self.flush_locked()
+
+    def _receive_body_frames_locked(self, conn: _H2Connection, view: memoryview) -> int:
+        """
+        Take the whole DATA frames at the start of ``view`` that need nothing from h2 but
+        bookkeeping, and return how many bytes they spanned.
+
+        h2 parses every frame into objects, copies its payload three times and runs two state
+        machines; for the frames of a body in progress that is most of a download's cost.
+        A frame qualifies only when nothing about it can be an error or change a state: no
+        padding, no END_STREAM, a stream that is open with its response headers received, and
+        room in both receive windows and under the announced Content-Length. h2's windows and
+        length count are updated exactly as its own path would; any other frame stops the
+        scan and goes to h2, which then also raises whatever error the frame deserves.
+        """
+        streams = conn.streams
+        conn_window = conn._inbound_flow_control_window_manager
+        max_size = conn.max_inbound_frame_size
+        end = len(view)
+        pos = 0
+        while end - pos >= 9:
+            if view[pos + 3] != _DATA or view[pos + 4] & _END_STREAM_OR_PADDED:
+                break
+            length = int.from_bytes(view[pos : pos + 3], "big")
+            body = pos + 9
+            if length > max_size or end - body < length:
+                break
+            stream_id = int.from_bytes(view[pos + 5 : body], "big") & 0x7FFFFFFF
+            h2_stream = streams.get(stream_id)
+            if h2_stream is None:
+                break
+            machine = h2_stream.state_machine
+            if machine.state not in _BODY_STATES or not machine.headers_received:
+                break
+            stream_window = h2_stream._inbound_window_manager
+            if length > stream_window.current_window_size:
+                break
+            if length > conn_window.current_window_size:
+                break
+            received = h2_stream._actual_content_length + length
+            expected = h2_stream._expected_content_length
+            if expected is not None and received > expected:
+                break
+            conn_window.current_window_size -= length
+            stream_window.current_window_size -= length
+            h2_stream._actual_content_length = received
+            if self.debug:
+                log.debug("h2: received DATA on stream %d, %d bytes", stream_id, length)
+            self._data_locked(stream_id, view[body : body + length].tobytes(), length)
+            pos = body + length
+        return pos
 
     def _check_server_preface(self, data: memoryview) -> None:
         """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
@@ -385,12 +614,7 @@ class Session:
         once the whole frame is buffered, so a server announcing a 16 MB frame (or sending
         text that reads as one) would otherwise be waited for until the read timeout.
         """
-        buffer = conn.incoming_buffer
-        # The attribute is private to h2 and was renamed in 4.2; without it, h2's own
-        # (later) check still applies.
-        pending: bytes | bytearray = (
-            getattr(buffer, "_data", None) or getattr(buffer, "data", None) or b""
-        )
+        pending = conn.incoming_buffer.pending()
         if len(pending) >= 9:
             length = int.from_bytes(pending[:3], "big")
             if length > conn.max_inbound_frame_size:
@@ -480,7 +704,7 @@ class Session:
 
     def retire_locked(self) -> None:
         """Close the socket, failing the streams still on it."""
-        self.conn_credit = 0
+        self.conn_credit = self.conn_received = 0
         if self.sock is None:
             return
         error = self.error or ConnectionClosed("the connection was closed")
@@ -518,11 +742,40 @@ class Session:
 
     # -- event handlers (lock held) ---------------------------------------------------------------
 
+    def _malformed_locked(self, stream_id: int, problem: MalformedHeaders) -> None:
+        """A malformed header block: fail its stream and reset it (RFC 9113 8.1.1)."""
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and not stream.finished:
+            stream.error = ProtocolError(
+                f"the server sent a malformed response on stream {stream_id}: {problem}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+        conn = self.h2
+        if conn is not None:
+            try:
+                conn.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass  # it ended in the same frame: there is nothing left to stop
+        self.drained_locked()
+
+    def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:
+        assert event.stream_id is not None and event.headers is not None
+        try:
+            check_informational(event.headers)
+        except MalformedHeaders as problem:
+            self._malformed_locked(event.stream_id, problem)
+
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
         headers = event.headers
+        assert headers is not None and event.stream_id is not None
+        try:
+            check_response(headers)
+        except MalformedHeaders as problem:
+            self._malformed_locked(event.stream_id, problem)
+            return
         stream.response_headers = headers
         for name, value in headers:
             if name == b"content-length":
@@ -533,13 +786,16 @@ class Session:
                 break
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
-        flow = event.flow_controlled_length
-        if flow:
-            self.conn_credit += self.conn_manager._handle_frame(flow)
-        stream = self.streams.get(event.stream_id)
+        assert event.stream_id is not None and event.data is not None
+        self._data_locked(event.stream_id, event.data, event.flow_controlled_length or 0)
+
+    def _data_locked(self, stream_id: int, data: bytes, flow: int) -> None:
+        """File ``data`` (``flow`` bytes of window, padding included) under its stream."""
+        # The connection window manager hears of the received bytes once per socket read.
+        self.conn_received += flow
+        stream = self.streams.get(stream_id)
         if stream is None:
             return
-        data = event.data
         if data:
             stream.chunks.append(data)
             stream.buffered += len(data)
@@ -552,8 +808,19 @@ class Session:
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is not None:
-            stream.trailers = event.headers
+        if stream is None:
+            return
+        assert event.headers is not None
+        try:
+            check_trailers(event.headers)
+        except MalformedHeaders as problem:
+            # The stream has ended with these trailers: fail it, nothing is left to reset.
+            stream.error = ProtocolError(
+                f"the server sent malformed trailers on stream {event.stream_id}: {problem}",
+                h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            )
+            return
+        stream.trailers = event.headers
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -580,6 +847,16 @@ class Session:
         assert conn is not None
         assert event.pushed_stream_id is not None and event.parent_stream_id is not None
         assert event.headers is not None
+        try:
+            check_pushed_request(event.headers)
+        except MalformedHeaders as problem:
+            if self.debug:
+                log.debug("refused push %d: %s", event.pushed_stream_id, problem)
+            try:
+                conn.reset_stream(event.pushed_stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass
+            return
         refusal = self.owner._push_refusal_locked(self, event.parent_stream_id, event.headers)
         if refusal is not None:
             if self.debug:

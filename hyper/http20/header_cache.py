@@ -1,0 +1,116 @@
+"""
+HPACK with memory: header blocks that leave the compression tables unchanged are encoded and
+decoded once, then looked up.
+
+A client repeats itself: the same request fields go out again and again, and a server's
+responses, once their fields are in its dynamic table, come back as the same few bytes of
+indexed references. Encoding or decoding a block that adds no table entry and resizes nothing
+gives the same result for as long as the table stays as it is, so the result is remembered
+under the table's *version* (bumped by every insertion and resize) and reused while the
+version holds. hpack's own code still handles every block that changes the table, every
+oversized or malformed block, and every block seen for the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import hpack
+from hpack.table import HeaderTable
+
+__all__ = ["CachingDecoder", "CachingEncoder"]
+
+#: Blocks longer than this are not remembered (a client's and a server's usual blocks are a
+#: few dozen bytes once indexed).
+_MAX_BLOCK = 2048
+#: At most this many blocks are remembered per table version.
+_MAX_ENTRIES = 64
+
+
+class _VersionedTable(HeaderTable):
+    """hpack's header table, counting the changes to its contents and size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.version += 1
+        super().add(name, value)
+
+    @HeaderTable.maxsize.setter  # type: ignore[attr-defined, untyped-decorator]
+    def maxsize(self, newmax: int) -> None:
+        self.version += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class CachingDecoder(hpack.Decoder):
+    """
+    An :class:`hpack.Decoder` that remembers the header lists of blocks that did not change
+    its table, and returns a fresh copy of the list when the same block comes again.
+    """
+
+    def __init__(self, max_header_list_size: int = hpack.hpack.DEFAULT_MAX_HEADER_LIST_SIZE):
+        super().__init__(max_header_list_size=max_header_list_size)
+        self._table = self.header_table = _VersionedTable()
+        self.max_allowed_table_size = self.header_table.maxsize
+        self._cache: dict[bytes, list[Any]] = {}
+        self._cache_state: tuple[int, int, int] = (-1, 0, 0)
+
+    def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.HeaderTuple]:
+        """Decode ``data`` as :meth:`hpack.Decoder.decode` does, from memory when possible."""
+        table = self._table
+        state = (table.version, self.max_allowed_table_size, self.max_header_list_size)
+        key = bytes(data) if raw and len(data) <= _MAX_BLOCK else None
+        if key is not None and state == self._cache_state:
+            known = self._cache.get(key)
+            if known is not None:
+                return list(known)
+        headers = super().decode(data, raw)
+        if key is not None and table.version == state[0]:
+            if state != self._cache_state or len(self._cache) >= _MAX_ENTRIES:
+                self._cache.clear()
+                self._cache_state = state
+            headers = list(headers)
+            self._cache[key] = headers
+            return list(headers)
+        return headers
+
+
+class CachingEncoder(hpack.Encoder):
+    """
+    An :class:`hpack.Encoder` that remembers the blocks it produced for header lists that did
+    not change its table. Only lists of plain ``(bytes, bytes)`` tuples are remembered (a
+    :class:`hpack.NeverIndexedHeaderTuple` compares equal to a plain tuple, but must not be
+    encoded like one).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table = self.header_table = _VersionedTable()
+        self._cache: dict[tuple[Any, ...], bytes] = {}
+        self._cache_state: tuple[int, bool] = (-1, True)
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        """Encode ``headers`` as :meth:`hpack.Encoder.encode` does, from memory when possible."""
+        table = self._table
+        key: tuple[Any, ...] | None = None
+        if type(headers) is list and not table.resized:
+            key = tuple(headers)
+            for field in key:
+                if type(field) is not tuple:
+                    key = None
+                    break
+        state = (table.version, huffman)
+        if key is not None and state == self._cache_state:
+            known = self._cache.get(key)
+            if known is not None:
+                return known
+        block = super().encode(headers, huffman)
+        if key is not None and table.version == state[0] and len(block) <= _MAX_BLOCK:
+            if state != self._cache_state or len(self._cache) >= _MAX_ENTRIES:
+                self._cache.clear()
+                self._cache_state = state
+            self._cache[key] = block
+        return block
