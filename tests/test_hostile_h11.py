@@ -241,14 +241,6 @@ CASES: dict[str, Case] = {
     "reset-mid-body": Case(
         abort_after(OK + b"Content-Length: 100\r\n\r\nhostile"),
         SocketError,
-        xfail=(
-            "hyper bug: a socket error while reading an HTTP/1.1 body (here a reset) does not "
-            "abort the response, so the connection refuses the next request with "
-            "InvalidRequest ('previous response's body has not been read') instead of "
-            "opening a new connection; hyper/http11/response.py _recv and the readline calls "
-            "in _start_chunk/_end_chunk/_read_trailers should call self._abort() on "
-            "HyperError before re-raising"
-        ),
     ),
     "endless-close-delimited-body": Case(
         endless(OK + b"Connection: close\r\n\r\n", b"b" * (64 * KiB)),

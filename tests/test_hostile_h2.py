@@ -54,7 +54,6 @@ from hyper.common.exceptions import (
     CertificateError,
     ConnectionClosed,
     HyperError,
-    InvalidResponse,
     ReadTimeout,
     SocketError,
     TLSError,
@@ -175,12 +174,6 @@ LONG_LIST_BLOCK = header_block_frames(
 
 
 #: The diagnosis of the hyper bug two scenarios show.
-HEADER_BLOCK_BUG = (
-    "hyper bug: a header block is buffered whole (HEADERS + every CONTINUATION, then joined "
-    "and decoded) before HPACK's 64 KiB list limit applies; hyper's _FrameBuffer "
-    "(hyper/http20/session.py) should refuse a block once it exceeds the advertised "
-    "SETTINGS_MAX_HEADER_LIST_SIZE plus HPACK overhead"
-)
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -420,7 +413,6 @@ def _(peer: RawH2Peer) -> None:
     expect=HPACKDecodingError,
     level="connection",
     memory=LARGE,
-    xfail=HEADER_BLOCK_BUG,
 )
 def _(peer: RawH2Peer) -> None:
     start(peer)
@@ -671,39 +663,39 @@ def _read_then_bystander(conn: HTTP20Connection, hostile: int) -> Any:
 # -- header semantics -----------------------------------------------------------------------------
 
 
-@case("missing-status", expect=ProtocolError, level="connection")
+@case("missing-status", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [(b"content-type", b"text/plain")], end_stream=True))
 
 
-@case("invalid-status", expect=InvalidResponse, level="stream")
+@case("invalid-status", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [(b":status", b"abc")], end_stream=True))
 
 
-@case("pseudo-header-in-trailers", expect=ProtocolError, level="connection")
+@case("pseudo-header-in-trailers", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, OK_HEADERS), data(stream_id, b"body"))
     peer.send(peer.headers_frame(stream_id, [(b":status", b"200")], end_stream=True))
 
 
-@case("uppercase-header-name", expect=ProtocolError, level="connection")
+@case("uppercase-header-name", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [*OK_HEADERS, (b"X-Upper", b"1")], end_stream=True))
 
 
-@case("connection-specific-header", expect=ProtocolError, level="connection")
+@case("connection-specific-header", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     headers = [*OK_HEADERS, (b"connection", b"keep-alive")]
     peer.send(peer.headers_frame(stream_id, headers, end_stream=True))
 
 
-@case("transfer-encoding-header", expect=ProtocolError, level="connection")
+@case("transfer-encoding-header", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     headers = [*OK_HEADERS, (b"transfer-encoding", b"chunked")]
@@ -1072,15 +1064,6 @@ def _assert_after_state(
 # -- deviations found by the table ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hyper bug: HPACK decoding failures go out as GOAWAY(PROTOCOL_ERROR) and "
-        "HPACKDecodingError.error_code is PROTOCOL_ERROR; RFC 9113 4.3 requires "
-        "COMPRESSION_ERROR (h2 raises a plain ProtocolError and queues its GOAWAY before "
-        "hyper/http20/session.py _receive_locked translates the error)"
-    ),
-)
 @pytest.mark.parametrize("name", ["hpack-invalid-index", "hpack-invalid-huffman"])
 def test_hpack_errors_are_compression_errors(
     scripted_raw_server: ServerFactory, name: str
@@ -1091,14 +1074,6 @@ def test_hpack_errors_are_compression_errors(
     run_case(scripted_raw_server, case_)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hyper bug: for a frame on a closed stream the message is 'the server broke the "
-        "HTTP/2 protocol: 1': h2's StreamClosedError text is only the stream id, and "
-        "hyper/http20/session.py _translate_protocol_error uses str(exc) as is"
-    ),
-)
 def test_frame_on_a_closed_stream_is_explained(scripted_raw_server: ServerFactory) -> None:
     outcome = run_case(scripted_raw_server, CASES["headers-after-end-stream"])
     message = str(outcome.error)
@@ -1109,7 +1084,6 @@ def test_frame_on_a_closed_stream_is_explained(scripted_raw_server: ServerFactor
 # -- memory growth that hyper does not bound yet --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=HEADER_BLOCK_BUG)
 def test_large_continuation_frames_stay_bounded(scripted_raw_server: ServerFactory) -> None:
     """Endless CONTINUATION frames of 1 MiB each: the advertised 64 KiB header list limit
     should bound what hyper buffers, long before h2's 64-frame backlog limit."""

@@ -330,14 +330,6 @@ def test_every_cell_is_run_or_explained() -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hyper bug: request() raises for a stream a GOAWAY left unprocessed while its "
-        "in-memory body was being sent, instead of resending it (hyper/http20/connection.py "
-        "request(): the except around _send_body)"
-    ),
-)
 def test_upload_refused_by_goaway_midway_is_sent_again(
     scripted_server: Callable[..., Any],
 ) -> None:

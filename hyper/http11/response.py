@@ -18,6 +18,7 @@ from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import (
     ChunkedDecodeError,
     ConnectionClosed,
+    HyperError,
     IncompleteRead,
     InvalidResponse,
     LineTooLongError,
@@ -175,6 +176,15 @@ class HTTP11Response(BaseResponse):
     def _raw_read(self, amt: int | None) -> bytes:
         if self._done:
             return b""
+        try:
+            return self._raw_read_open(amt)
+        except HyperError:
+            # A socket error or time-out in the middle of the body: where the next response
+            # would start is unknown, so the connection must not carry another request.
+            self._abort()
+            raise
+
+    def _raw_read_open(self, amt: int | None) -> bytes:
         parts: list[bytes] = []
         wanted = amt
         while (wanted is None or wanted > 0) and not self._done:
@@ -189,6 +199,13 @@ class HTTP11Response(BaseResponse):
     def _raw_chunk(self) -> bytes | None:
         if self._done:
             return None
+        try:
+            return self._raw_chunk_open()
+        except HyperError:
+            self._abort()  # as in _raw_read
+            raise
+
+    def _raw_chunk_open(self) -> bytes | None:
         if self._framing == _CHUNKED:
             # One chunk at a time, as the server framed it; a chunk larger than what one
             # socket read brings comes in several pieces (memory stays bounded).

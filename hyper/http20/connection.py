@@ -531,11 +531,37 @@ class HTTP20Connection(ClosingContextManager):
         if not end_stream:
             try:
                 self._send_body(stream, request_body.chunks(), final=True)
+            except HyperError:
+                if not self._resend_unprocessed_upload(stream):
+                    self._abandon_stream(stream)
+                    raise
             except BaseException:
                 # The caller never gets this stream's id: do not leave it behind.
                 self._abandon_stream(stream)
                 raise
         return stream.stream_id
+
+    def _resend_unprocessed_upload(self, stream: Stream) -> bool:
+        """
+        The server refused ``stream`` while its body was going out (a GOAWAY below it, or
+        REFUSED_STREAM), so it never processed it: send it again, as :meth:`get_response`
+        does for a refusal that comes later, if the body is in memory. Return whether it went
+        out again; the caller's handle stays ``stream.stream_id``.
+        """
+        handle = stream.stream_id
+        current = stream
+        for _ in range(3):
+            if not current.unprocessed or current.replay is None:
+                return False
+            try:
+                self._resend(handle, current)
+            except HyperError:
+                # Refused again, or no new connection: look at the latest attempt.
+                with self._lock:
+                    current = self._awaiting.get(handle, current)
+                continue
+            return True
+        return False
 
     def putrequest(self, method: str | bytes, selector: str | bytes, **kwargs: Any) -> int:
         """

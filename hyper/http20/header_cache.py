@@ -16,16 +16,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import h2.errors
+import h2.exceptions
 import hpack
 from hpack.table import HeaderTable
 
-__all__ = ["CachingDecoder", "CachingEncoder"]
+__all__ = ["CachingDecoder", "CachingEncoder", "HeaderBlockError"]
 
 #: Blocks longer than this are not remembered (a client's and a server's usual blocks are a
 #: few dozen bytes once indexed).
 _MAX_BLOCK = 2048
 #: At most this many blocks are remembered per table version.
 _MAX_ENTRIES = 64
+
+
+class HeaderBlockError(h2.exceptions.ProtocolError):
+    """
+    A received header block could not be decoded, or was refused for its size. Either way the
+    HPACK state the two sides share is lost, which RFC 9113 section 4.3 makes a connection
+    error of type COMPRESSION_ERROR; h2 would report PROTOCOL_ERROR. Raised inside h2's
+    receive path, this makes h2 send GOAWAY with the right code.
+    """
+
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
 class _VersionedTable(HeaderTable):
@@ -67,7 +80,10 @@ class CachingDecoder(hpack.Decoder):
             known = self._cache.get(key)
             if known is not None:
                 return list(known)
-        headers = super().decode(data, raw)
+        try:
+            headers = super().decode(data, raw)
+        except hpack.HPACKError as exc:
+            raise HeaderBlockError(f"undecodable header block: {exc}") from exc
         if key is not None and table.version == state[0]:
             if state != self._cache_state or len(self._cache) >= _MAX_ENTRIES:
                 self._cache.clear()

@@ -49,7 +49,7 @@ from hyperframe.frame import (
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
 from .exceptions import ConnectionError, HPACKDecodingError, HTTP20Error, ProtocolError
-from .header_cache import CachingDecoder, CachingEncoder
+from .header_cache import CachingDecoder, CachingEncoder, HeaderBlockError
 from .stream import Stream
 from .validation import (
     MalformedHeaders,
@@ -126,6 +126,24 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
         # The attribute is private to h2 and was renamed in 4.2.
         data = getattr(self, "_data", None) or getattr(self, "data", None)
         return data if isinstance(data, (bytes, bytearray)) else b""
+
+    #: The largest header block (HEADERS or PUSH_PROMISE plus CONTINUATIONs) accepted, in
+    #: encoded bytes. HPACK's limit on the decoded list applies only once the block is whole;
+    #: this bounds what is buffered before that. Huffman coding can make a field up to about
+    #: four times longer than its text, hence the margin over the advertised list size.
+    max_header_block = 4 * 64 * 1024
+
+    def _update_header_buffer(self, frame: Any) -> Any:
+        result = super()._update_header_buffer(frame)
+        pending = self._headers_buffer
+        if pending:
+            size = sum(len(part.data) for part in pending)
+            if size > self.max_header_block:
+                raise HeaderBlockError(
+                    f"a header block of over {self.max_header_block} bytes "
+                    f"({len(pending)} frames so far)"
+                )
+        return result
 
     def __next__(self) -> Any:
         frame = super().__next__()
@@ -493,9 +511,13 @@ class Session:
                 cut = _h2_span(view)
                 if not cut:
                     # Only the start of a frame has arrived. Leave it in the socket's buffer
-                    # (unless it may not fit there) rather than have h2 copy it aside: the
-                    # whole frame may then take the short path.
-                    if not sock.at_eof and len(view) <= sock.buffer_size // 2:
+                    # rather than have h2 copy it aside (the whole frame may then take the
+                    # short path), if the frame will fit there; h2 gets a larger frame, and
+                    # refuses one over the size limit as soon as its header is here.
+                    if not sock.at_eof and (
+                        len(view) < 9
+                        or 9 + int.from_bytes(view[:3], "big") <= sock.buffer_size // 2
+                    ):
                         sock.unread(len(view))
                         break
                     cut = len(view)
@@ -917,8 +939,18 @@ def _translate_protocol_error(exc: h2.exceptions.ProtocolError) -> HyperError:
     """Map an h2 exception raised while receiving onto hyper's hierarchy."""
     cause = exc.__cause__ or exc.__context__
     code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    if isinstance(exc, HeaderBlockError):
+        return HPACKDecodingError(f"the server sent {exc}", code)
     if isinstance(cause, hpack.exceptions.HPACKError) or "header block" in str(exc):
         return HPACKDecodingError(f"the server sent an invalid header block: {exc}", code)
+    if isinstance(exc, h2.exceptions.StreamClosedError):
+        return ProtocolError(
+            f"the server sent a frame on stream {exc.stream_id}, which is closed", code
+        )
+    if isinstance(exc, h2.exceptions.NoSuchStreamError):
+        return ProtocolError(
+            f"the server sent a frame on stream {exc.stream_id}, which was never opened", code
+        )
     if isinstance(exc, h2.exceptions.DenialOfServiceError):
         return ProtocolError(f"the server exceeded a limit hyper sets: {exc}", code)
     return ProtocolError(f"the server broke the HTTP/2 protocol: {exc}", code)
