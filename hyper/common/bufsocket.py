@@ -80,9 +80,11 @@ class BufferedSocket:
         "_sock",
         "_start",
         "_state_lock",
+        "_taken_from",
         "_timeout",
         "_tls",
         "_view",
+        "_wake_pending",
         "_wake_poller",
         "_waker",
     )
@@ -104,6 +106,10 @@ class BufferedSocket:
         #: The buffered bytes were given back by :meth:`unread` as an incomplete unit: a read
         #: must bring more before returning them again.
         self._short = False
+        #: Where the view the latest read returned starts (what unread() may give back).
+        self._taken_from = 0
+        #: wake() was called while no waker socket existed yet: the next wait returns at once.
+        self._wake_pending = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
@@ -160,6 +166,11 @@ class BufferedSocket:
         with self._state_lock:
             if self._closed:
                 raise ConnectionClosed("the connection was closed")
+            if wakeable:
+                if self._wake_pending:
+                    self._wake_pending = False
+                    return True
+                self._wake_pair()
             self._pollers += 1
         try:
             return self._wait_open(events, deadline, wakeable)
@@ -228,12 +239,16 @@ class BufferedSocket:
         Make a thread blocked in :meth:`wait_readable` return now (another thread changed
         what it waits for). Safe to call from any thread; costs nothing when nobody waits.
         """
-        waker = self._waker
-        if waker is not None:
-            try:
-                waker[1].send(b"\0")
-            except OSError:
-                pass  # full (a wake-up is pending anyway) or closed
+        with self._state_lock:
+            waker = self._waker
+            if waker is None:
+                # Nobody has waited yet: make the first wait return at once instead.
+                self._wake_pending = True
+                return
+        try:
+            waker[1].send(b"\0")
+        except OSError:
+            pass  # full (a wake-up is pending anyway) or closed
 
     def _wake_pair(self) -> tuple[_Socket, _Socket]:
         waker = self._waker
@@ -378,6 +393,7 @@ class BufferedSocket:
     def _take(self, amt: int | None) -> memoryview:
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
+        self._taken_from = self._start
         self._start = stop
         self._short = False
         return view
@@ -390,8 +406,8 @@ class BufferedSocket:
         received data; :meth:`wait_readable` and :meth:`can_read` wait for that new data.
         This spares the protocol layer from keeping partial frames of its own.
         """
-        if amt < 0 or amt > self._start:
-            raise ValueError("cannot unread more than was read")
+        if amt < 0 or amt > self._start - self._taken_from:
+            raise ValueError("cannot unread more than the latest read returned")
         if amt:
             self._start -= amt
             self._short = True

@@ -27,7 +27,7 @@ from ..http20.connection import HTTP20Connection, TimeoutArg, split_timeout
 from ..http20.response import HTTP20Push, HTTP20Response
 from ..http20.window import BaseFlowControlManager
 from . import sockets
-from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, ReadTimeout
+from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, InvalidResponse, ReadTimeout
 from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .util import ClosingContextManager, HTTPVersion, resolve_host_port
 
@@ -359,6 +359,18 @@ class HTTPConnection(ClosingContextManager):
         self._settled = True
         if response.status != 101 or http2 is None:
             return response  # the server stays with HTTP/1.1
+        protocols = {
+            token.strip().lower()
+            for value in response.headers.get(b"upgrade", [])
+            for token in value.split(b",")
+        }
+        if b"h2c" not in protocols:
+            conn.close()
+            raise InvalidResponse(
+                "the server switched protocols (101) to "
+                f"{b', '.join(sorted(protocols)).decode('latin-1') or 'nothing named'}, "
+                "not to h2c, which hyper asked for"
+            )
         http2._complete_upgrade(conn._detach_socket())
         self._conn = http2
         return http2

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequest
@@ -42,12 +42,20 @@ HeadersArg = (
 BodyArg = bytes | bytearray | memoryview | str | Readable | Iterable[bytes] | None
 
 
+def _encode_text(text: str, what: str) -> bytes:
+    """``text`` as UTF-8; text that has no UTF-8 form (lone surrogates) is refused."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(f"{what} cannot be encoded as UTF-8: {text[:100]!r}") from exc
+
+
 def to_header_bytes(value: object, what: str) -> bytes:
     """Return a header name or value as bytes (str as UTF-8, int as decimal)."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return _encode_text(value, f"header {what}")
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value).encode("ascii")
     if isinstance(value, (bytearray, memoryview)):
@@ -123,8 +131,13 @@ def iter_header_pairs(headers: HeadersArg | None) -> Iterator[tuple[bytes, bytes
         pairs = raw()
     elif isinstance(headers, Mapping):
         pairs = headers.items()
+    elif isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Iterable):
+        raise InvalidRequest(
+            f"headers must be a mapping or an iterable of (name, value) pairs, "
+            f"not {type(headers).__name__}"
+        )
     else:
-        pairs = headers
+        pairs = cast("Iterable[tuple[Any, Any]]", headers)
     for item in pairs:
         if isinstance(item, (str, bytes, bytearray)):
             raise InvalidRequest(f"headers must be (name, value) pairs, got {item!r}")
@@ -171,7 +184,12 @@ class RequestBody:
                 self.data = view.cast("B") if view.c_contiguous else view.tobytes()
             self.length = len(self.data)
         elif isinstance(body, str):
-            self.data = body.encode("utf-8")
+            self.data = _encode_text(body, "the body")
+            self.length = len(self.data)
+        elif isinstance(body, (list, tuple)):
+            # Pieces already in memory: checked (and joined) now, so a bad piece is refused
+            # before anything is sent, and the request can be sent again if need be.
+            self.data = b"".join(_as_body_bytes(piece, "the body list") for piece in body)
             self.length = len(self.data)
         elif hasattr(body, "read"):
             self._source = body
@@ -218,7 +236,7 @@ def _as_body_bytes(piece: object, source: str) -> bytes | memoryview:
     if isinstance(piece, bytes):
         return piece
     if isinstance(piece, str):
-        return piece.encode("utf-8")
+        return _encode_text(piece, source)
     if isinstance(piece, (bytearray, memoryview)):
         view = memoryview(piece)
         return view.cast("B") if view.c_contiguous else view.tobytes()

@@ -62,7 +62,14 @@ from .exceptions import (
     StreamResetError,
 )
 from .response import HTTP20Push, HTTP20Response
-from .session import MAX_BUFFERED_PUSHES, Session, _H2Connection, _H2Logger, _log_frames
+from .session import (
+    MAX_BUFFERED_PUSHES,
+    ClosedByCaller,
+    Session,
+    _H2Connection,
+    _H2Logger,
+    _log_frames,
+)
 from .stream import HeaderList, Stream
 from .window import (
     DEFAULT_CONNECTION_WINDOW,
@@ -485,7 +492,7 @@ class HTTP20Connection(ClosingContextManager):
             sessions = [*self._draining, self._session]
             for session in sessions:
                 if session is not None:
-                    session.close_locked(error_code or 0)
+                    session.close_locked(error_code or 0, by_caller=True)
             self._draining.clear()
             self._promises.clear()
             self._cond.notify_all()
@@ -997,6 +1004,8 @@ class HTTP20Connection(ClosingContextManager):
         """
         if stream.replay is None or stream.response_headers is not None or attempts >= 3:
             return False
+        if isinstance(stream.error, ClosedByCaller):
+            return False  # close() ends what is pending; it is not a failure to work around
         if stream.unprocessed:
             return True
         if attempts == 0 and isinstance(stream.error, ConnectionClosed):

@@ -98,8 +98,8 @@ class CachingEncoder(hpack.Encoder):
     """
     An :class:`hpack.Encoder` that remembers the blocks it produced for header lists that did
     not change its table. Only lists of plain ``(bytes, bytes)`` tuples are remembered (a
-    :class:`hpack.NeverIndexedHeaderTuple` compares equal to a plain tuple, but must not be
-    encoded like one).
+    :class:`hpack.NeverIndexedHeaderTuple` compares equal to a plain tuple, and ``1`` to
+    ``True``, but they must not be encoded alike).
     """
 
     def __init__(self) -> None:
@@ -115,7 +115,14 @@ class CachingEncoder(hpack.Encoder):
         if type(headers) is list and not table.resized:
             key = tuple(headers)
             for field in key:
-                if type(field) is not tuple:
+                # Plain tuples of two bytes only: 1, True and 1.0 are equal keys, but hpack
+                # encodes them differently.
+                if (
+                    type(field) is not tuple
+                    or len(field) != 2
+                    or type(field[0]) is not bytes
+                    or type(field[1]) is not bytes
+                ):
                     key = None
                     break
         state = (table.version, huffman)

@@ -312,6 +312,10 @@ class _H2Connection(h2.connection.H2Connection):
         return kept, new_events
 
 
+class ClosedByCaller(ConnectionClosed):
+    """The caller closed the connection: its unanswered requests are not sent again."""
+
+
 class _H2Logger:
     """Routes h2's debug and trace messages (received frames among them) to hyper's logger."""
 
@@ -740,8 +744,11 @@ class Session:
         self.h2 = None
         self.cond.notify_all()
 
-    def close_locked(self, error_code: int) -> None:
-        """Say GOAWAY (when still possible) and close."""
+    def close_locked(self, error_code: int, by_caller: bool = False) -> None:
+        """
+        Say GOAWAY (when still possible) and close. ``by_caller``: the caller asked for it
+        (``close()``), so the requests still waiting are failed, never sent again.
+        """
         sock, conn = self.sock, self.h2
         if sock is not None and conn is not None and self.error is None:
             try:
@@ -750,7 +757,11 @@ class Session:
             except (HyperError, h2.exceptions.H2Error):
                 pass  # the server may be gone already: closing is all that is left
         if self.error is None:
-            self.error = ConnectionClosed("the connection was closed")
+            self.error = (
+                ClosedByCaller("the connection was closed by close()")
+                if by_caller
+                else ConnectionClosed("the connection was closed")
+            )
         self.retire_locked()
 
     def drained_locked(self) -> None:

@@ -37,6 +37,9 @@ _CONNECTION_SPECIFIC = frozenset(
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
 #: How many distinct valid names and values are remembered before the memory is reset.
 _MEMORY_LIMIT = 2048
+#: Only names and values up to this long are remembered, so the memory stays small
+#: (at most about 2 x 2048 x 256 bytes) whatever servers send.
+_MEMORY_ITEM_LIMIT = 256
 
 _valid_names: set[bytes] = set()
 _valid_values: set[bytes] = set()
@@ -57,9 +60,10 @@ def _check_field(name: bytes, value: bytes) -> None:
             raise MalformedHeaders(f"an invalid character in the field name {name!r}")
         if name in _CONNECTION_SPECIFIC:
             raise MalformedHeaders(f"the connection-specific field {name!r}")
-        if len(_valid_names) >= _MEMORY_LIMIT:
-            _valid_names.clear()
-        _valid_names.add(name)
+        if len(name) <= _MEMORY_ITEM_LIMIT:
+            if len(_valid_names) >= _MEMORY_LIMIT:
+                _valid_names.clear()
+            _valid_names.add(name)
     if name == b"te" and value.lower() != b"trailers":
         raise MalformedHeaders(f"TE with a value other than 'trailers': {value!r}")
     if value and value not in _valid_values:
@@ -68,9 +72,10 @@ def _check_field(name: bytes, value: bytes) -> None:
                 f"the value of {name!r} contains NUL, CR or LF, or starts or ends with "
                 f"whitespace: {value!r}"
             )
-        if len(_valid_values) >= _MEMORY_LIMIT:
-            _valid_values.clear()
-        _valid_values.add(value)
+        if len(value) <= _MEMORY_ITEM_LIMIT:
+            if len(_valid_values) >= _MEMORY_LIMIT:
+                _valid_values.clear()
+            _valid_values.add(value)
 
 
 def _check_status(headers: Sequence[Header]) -> int:

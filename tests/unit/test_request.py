@@ -456,9 +456,17 @@ def test_body_generator() -> None:
 
 
 def test_body_list_of_bytes() -> None:
-    body = RequestBody([b"a", b"b"])
-    assert body.length is None
-    assert list(body.chunks()) == [b"a", b"b"]
+    # A list or tuple is already in memory: checked and joined at once, so its length is
+    # known and the request can be sent again.
+    body = RequestBody([b"a", "b", bytearray(b"c")])
+    assert body.length == 3
+    assert body.data == b"abc"
+    assert list(body.chunks()) == [b"abc"]
+
+
+def test_body_list_with_a_bad_piece_is_refused_at_once() -> None:
+    with pytest.raises(InvalidRequest):
+        RequestBody((b"ok", 42))
 
 
 def test_body_iterable_yielding_non_bytes_fails_when_sent() -> None:
