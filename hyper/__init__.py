@@ -10,15 +10,19 @@ hyper: a synchronous HTTP/2 and HTTP/1.1 client that mirrors :mod:`http.client`.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from .common.connection import HTTPConnection
 from .common.exceptions import HyperError
 from .common.headers import HTTPHeaderMap
 from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
-from .http20.connection import HTTP20Connection
-from .http20.response import HTTP20Push, HTTP20Response
+
+if TYPE_CHECKING:
+    from .http20.connection import HTTP20Connection
+    from .http20.response import HTTP20Push, HTTP20Response
 
 __version__ = "1.0.0.dev0"
 
@@ -36,3 +40,20 @@ __all__ = [
 
 # A library never configures logging; it only makes sure nothing is printed unasked.
 logging.getLogger("hyper").addHandler(logging.NullHandler())
+
+#: The HTTP/2 classes load h2 on first use (like any HTTP/2 connection does): importing hyper
+#: stays cheap for code that never speaks HTTP/2.
+_LAZY = {
+    "HTTP20Connection": ".http20.connection",
+    "HTTP20Push": ".http20.response",
+    "HTTP20Response": ".http20.response",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

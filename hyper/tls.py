@@ -15,8 +15,6 @@ import socket
 import ssl
 from collections.abc import Callable
 
-import certifi
-
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
 
 log = logging.getLogger(__name__)
@@ -68,7 +66,12 @@ def init_context(
     context.set_alpn_protocols(list(SUPPORTED_PROTOCOLS))
 
     try:
-        ca = os.fspath(cert_path) if cert_path is not None else certifi.where()
+        if cert_path is not None:
+            ca = os.fspath(cert_path)
+        else:
+            import certifi  # only when its bundle is used: it costs import time
+
+            ca = certifi.where()
         if os.path.isdir(ca):
             context.load_verify_locations(capath=ca)
         else:

@@ -25,7 +25,7 @@ import h2.settings
 import pytest
 
 from hyper import HTTP11Connection, HTTP11Response, HTTP20Response, HTTPConnection
-from hyper.common.bufsocket import DEFAULT_BUFFER_SIZE
+from hyper.common.bufsocket import DEFAULT_BUFFER_SIZE, HTTP2_BUFFER_SIZE
 from hyper.common.exceptions import ConnectionClosed, HTTP2PriorKnowledgeOnly, InvalidRequest
 from hyper.common.util import HTTPVersion
 from hyper.http11.parser import Parser
@@ -632,7 +632,8 @@ def test_attribute_forwarding_http2(nghttpd_tls: NghttpdServer) -> None:
         conn.connect()
         assert conn.version is HTTPVersion.http20
         assert conn.host == "127.0.0.1"
-        assert conn.network_buffer_size == DEFAULT_BUFFER_SIZE
+        # HTTP/2 gets its own, larger default (bulk downloads gather more TLS records).
+        assert conn.network_buffer_size == HTTP2_BUFFER_SIZE
         assert not hasattr(conn, "parser")
         assert callable(conn.ping)
         conn.ping(b"hyperabc")
@@ -883,3 +884,14 @@ def test_enable_push_routed_to_http2(
                 assert pushes == []
         server.join_handlers(timeout=5)
     assert settings_seen == [int(enable_push)]
+
+
+@pytest.mark.nghttpd
+def test_buffer_size_set_by_the_caller_applies_to_http2(nghttpd_tls: NghttpdServer) -> None:
+    with connect_to(nghttpd_tls) as conn:
+        conn.network_buffer_size = 32 * 1024
+        conn.connect()
+        assert conn.version is HTTPVersion.http20
+        assert conn.network_buffer_size == 32 * 1024
+        response = conn.get_response(conn.request("GET", "/index.html"))
+        check_file(nghttpd_tls, "index.html", response.read())

@@ -33,6 +33,8 @@ from .exceptions import (
 
 #: The default size of a connection's receive buffer (64 KiB).
 DEFAULT_BUFFER_SIZE = 64 * 1024
+#: The default for HTTP/2, whose bulk transfers gain from gathering more TLS records per read.
+HTTP2_BUFFER_SIZE = 256 * 1024
 
 #: Free space worth another TLS read: a whole record and its overhead.
 _TLS_RECORD_ROOM = 16 * 1024 + 256
@@ -397,6 +399,23 @@ class BufferedSocket:
         self._start = stop
         self._short = False
         return view
+
+    def grow(self, buffer_size: int) -> None:
+        """
+        Enlarge the receive buffer to ``buffer_size`` bytes, keeping what is buffered (a
+        socket negotiated for one protocol and handed to another). Call between reads: views
+        returned earlier point into the old buffer.
+        """
+        if buffer_size <= len(self._buffer):
+            return
+        unread = self._view[self._start : self._end]
+        buffer = bytearray(buffer_size)
+        buffer[: len(unread)] = unread
+        unread.release()
+        self._buffer = buffer
+        self._view = memoryview(buffer)
+        self._end -= self._start
+        self._start = self._taken_from = 0
 
     def unread(self, amt: int) -> None:
         """

@@ -19,17 +19,28 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..http11.connection import HTTP11Connection
 from ..http11.response import HTTP11Response
-from ..http20.connection import HTTP20Connection, TimeoutArg, split_timeout
-from ..http20.response import HTTP20Push, HTTP20Response
 from ..http20.window import BaseFlowControlManager
 from . import sockets
 from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, InvalidResponse, ReadTimeout
 from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
-from .util import ClosingContextManager, HTTPVersion, resolve_host_port
+from .response import BaseResponse
+from .util import ClosingContextManager, HTTPVersion, TimeoutArg, resolve_host_port, split_timeout
+
+if TYPE_CHECKING:
+    from ..http20.connection import HTTP20Connection
+    from ..http20.response import HTTP20Push, HTTP20Response
+
+
+def _http2() -> type[HTTP20Connection]:
+    """The HTTP/2 connection class, imported (with h2) when first needed."""
+    from ..http20.connection import HTTP20Connection
+
+    return HTTP20Connection
+
 
 #: The largest in-memory body sent with an ``Upgrade: h2c`` request: the whole request must
 #: go out over HTTP/1.1 before the switch.
@@ -112,11 +123,13 @@ class HTTPConnection(ClosingContextManager):
         self._ssl_context = ssl_context
         self._conn: HTTP11Connection | HTTP20Connection = HTTP11Connection(**shared, **http11_only)
         # HTTP20Connection validates these now, so a bad window manager fails here too.
-        HTTP20Connection(**self._http20_kwargs)
+        _http2()(**self._http20_kwargs)
         #: Whether the protocol is settled (ALPN done, or an upgrade answered).
         self._settled = False
         #: The HTTP/2 connection waiting for the answer to an Upgrade: h2c request.
         self._upgrading: HTTP20Connection | None = None
+        #: The buffer size the caller set (None: each protocol's default).
+        self._buffer_size: int | None = None
         #: That request, to send again if the server only speaks HTTP/2.
         self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
         #: First requests sent as plain HTTP/1.1 while unsettled, by thread, for the same.
@@ -143,12 +156,21 @@ class HTTPConnection(ClosingContextManager):
 
     @property
     def network_buffer_size(self) -> int:
-        """The receive buffer size of the connection in use; setting it applies to both."""
+        """
+        The receive buffer size of the connection in use (by default 64 KiB for HTTP/1.1,
+        256 KiB for HTTP/2); setting it applies to both.
+        """
         return self._conn.network_buffer_size
 
     @network_buffer_size.setter
     def network_buffer_size(self, size: int) -> None:
+        self._buffer_size = size
         self._conn.network_buffer_size = size
+
+    def _apply_buffer_size(self, http2: HTTP20Connection) -> None:
+        """Give a new HTTP/2 connection the caller's buffer size, if the caller chose one."""
+        if self._buffer_size is not None:
+            http2.network_buffer_size = self._buffer_size
 
     # -- negotiation ------------------------------------------------------------------------------
 
@@ -178,8 +200,8 @@ class HTTPConnection(ClosingContextManager):
             force_proto=self._http20_kwargs.get("force_proto"),
         )
         if proto == "h2":
-            http2 = HTTP20Connection(**self._http20_kwargs)
-            http2.network_buffer_size = self._conn.network_buffer_size
+            http2 = _http2()(**self._http20_kwargs)
+            self._apply_buffer_size(http2)
             try:
                 http2._adopt_socket(sock)
             except BaseException:
@@ -200,8 +222,8 @@ class HTTPConnection(ClosingContextManager):
         if any(name.lower() in _UPGRADE_CONFLICTS for name, _ in pairs):
             return None
         pairs = list(pairs)
-        http2 = HTTP20Connection(**self._http20_kwargs)
-        http2.network_buffer_size = self._conn.network_buffer_size
+        http2 = _http2()(**self._http20_kwargs)
+        self._apply_buffer_size(http2)
         settings = http2._prepare_upgrade()
         self._upgrading = http2
         pairs += [
@@ -308,7 +330,7 @@ class HTTPConnection(ClosingContextManager):
         if pending is not None and pending is not conn:
             # This thread's request went out over HTTP/1.1 before the protocol was settled.
             return self._plain_response(pending)
-        if isinstance(conn, HTTP20Connection):
+        if not isinstance(conn, HTTP11Connection):
             return conn.get_response(*args, **kwargs)
         stream_id = kwargs.pop("stream_id", args[0] if args else None)
         if len(args) > 1 or kwargs or stream_id is not None:
@@ -321,9 +343,9 @@ class HTTPConnection(ClosingContextManager):
             self._negotiation.notify_all()
         if upgraded is None:
             return self._conn.get_response(*args)
-        if isinstance(upgraded, HTTP20Connection):
-            return upgraded.get_response(1)
-        return upgraded
+        if isinstance(upgraded, BaseResponse):
+            return upgraded  # the server stayed with HTTP/1.1
+        return upgraded.get_response(1)
 
     def _plain_response(self, conn: HTTP11Connection) -> HTTP11Response | HTTP20Response:
         """An HTTP/1.1 response, or, from a server that turns out to speak only HTTP/2, the
@@ -383,13 +405,13 @@ class HTTPConnection(ClosingContextManager):
         method, url, body, headers = record
         self._upgrading = self._upgrade_request = self._upgrade_owner = None
         self._settled = True
-        if isinstance(self._conn, HTTP20Connection):
+        if not isinstance(self._conn, HTTP11Connection):
             http2 = self._conn  # another thread switched already
         else:
             old = self._conn
             old.close()
-            http2 = HTTP20Connection(**self._http20_kwargs)
-            http2.network_buffer_size = old.network_buffer_size
+            http2 = _http2()(**self._http20_kwargs)
+            self._apply_buffer_size(http2)
             self._conn = http2
         stream_id = http2.request(method, url, body=body, headers=headers)
         return http2.get_response(stream_id)
@@ -401,7 +423,7 @@ class HTTPConnection(ClosingContextManager):
         The pushes the server promised (see :meth:`HTTP20Connection.get_pushes
         <hyper.HTTP20Connection.get_pushes>`); none over HTTP/1.1.
         """
-        if isinstance(self._conn, HTTP20Connection):
+        if not isinstance(self._conn, HTTP11Connection):
             return self._conn.get_pushes(stream_id, capture_all)
         return iter(())
 

@@ -162,3 +162,29 @@ def authority_for(host: str, port: int, default_port: int) -> str:
     if port == default_port:
         return shown
     return f"{shown}:{port}"
+
+
+#: A ``timeout`` argument: seconds for both phases, a ``(connect, read)`` pair, or ``None``.
+TimeoutArg = float | int | tuple[float | None, float | None] | None
+
+
+def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
+    """
+    Split a ``timeout`` argument into (connect, read) timeouts.
+
+    :param timeout: ``None`` (no timeout), a number of seconds for both, or a
+        ``(connect, read)`` pair whose members may be ``None``.
+    :raises InvalidRequest: for negative numbers or other types.
+    """
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise InvalidRequest("timeout must be a number or a (connect, read) pair")
+        connect, read = timeout
+    else:
+        connect = read = timeout
+    for value in (connect, read):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
+            raise InvalidRequest(f"invalid timeout {timeout!r}")
+    return connect, read

@@ -37,11 +37,12 @@ from ..common.sockets import open_connection
 from ..common.util import (
     ClosingContextManager,
     HTTPVersion,
+    TimeoutArg,
     authority_for,
     resolve_host_port,
     resolve_proxy,
+    split_timeout,
 )
-from ..http20.connection import TimeoutArg, split_timeout
 from .parser import Parser
 from .response import HTTP11Response
 

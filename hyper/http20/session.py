@@ -188,6 +188,13 @@ def _h2_span(view: memoryview) -> int:
     return pos
 
 
+def _held_frame_fits(view: memoryview, max_size: int, buffer_size: int) -> bool:
+    """Whether the frame starting ``view`` may wait in the socket buffer: it is within the
+    size limit (an oversized one goes to h2 at once, to be refused) and fits half the buffer."""
+    length = int.from_bytes(view[:3], "big")
+    return length <= max_size and 9 + length <= buffer_size // 2
+
+
 def _rest_of_frame(pending: bytes | bytearray, view: memoryview) -> int:
     """How many bytes of ``view`` complete the partial frame ``pending`` (at most all)."""
     have = len(pending)
@@ -520,7 +527,7 @@ class Session:
                     # refuses one over the size limit as soon as its header is here.
                     if not sock.at_eof and (
                         len(view) < 9
-                        or 9 + int.from_bytes(view[:3], "big") <= sock.buffer_size // 2
+                        or _held_frame_fits(view, conn.max_inbound_frame_size, sock.buffer_size)
                     ):
                         sock.unread(len(view))
                         break

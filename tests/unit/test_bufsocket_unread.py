@@ -585,3 +585,22 @@ def test_tls_close_wakes_a_waiting_thread(
     assert not thread.is_alive()
     assert outcome == [None] or isinstance(outcome[0], ConnectionClosed), outcome
     assert buffered.socket.fileno() == -1
+
+
+def test_grow_keeps_the_buffered_bytes(pair: Pair) -> None:
+    """grow() (a socket handed from HTTP/1.1 negotiation to HTTP/2) keeps unread data."""
+    ours, peer = pair
+    ours.settimeout(SAFETY)
+    buffered = BufferedSocket(ours, buffer_size=4096)
+    peer.sendall(b"0123456789")
+    assert bytes(buffered.recv(4)) == b"0123"
+    buffered.grow(1024 * 1024)
+    assert buffered.buffer_size == 1024 * 1024
+    assert bytes(buffered.recv()) == b"456789"
+    buffered.grow(1024)  # never shrinks
+    assert buffered.buffer_size == 1024 * 1024
+    peer.sendall(b"x" * 100_000)
+    received = 0
+    while received < 100_000:
+        received += len(buffered.recv())
+    assert received == 100_000
