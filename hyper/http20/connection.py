@@ -907,12 +907,17 @@ class HTTP20Connection(ClosingContextManager):
                     while offset < total and window > 0:
                         size = min(window, max_frame, total - offset)
                         last = end_stream and offset + size == total
-                        conn.send_data(stream_id, view[offset : offset + size], end_stream=last)
+                        piece = view[offset : offset + size]
+                        # Frames in the middle of a body skip h2's frame objects; the last
+                        # one (END_STREAM changes the stream's state) goes through h2.
+                        if last or not session.queue_body_locked(stream_id, piece):
+                            conn.send_data(stream_id, piece, end_stream=last)
                         offset += size
                         window -= size
                     if offset == total and end_stream and total == 0:
                         conn.end_stream(stream_id)
                 except h2.exceptions.H2Error as exc:
+                    session.flush_locked()  # what was queued before the refusal is valid
                     raise HTTP20Error(f"cannot send data on stream {stream_id}: {exc}") from exc
                 if offset == total:
                     stream.local_closed = end_stream

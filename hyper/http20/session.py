@@ -163,6 +163,10 @@ _STREAMING_READ = 16 * 1024
 #: Frame type DATA, and its END_STREAM | PADDED flags.
 _DATA = 0x0
 _END_STREAM_OR_PADDED = 0x1 | 0x8
+#: The type and flags bytes of a DATA frame without END_STREAM or padding.
+_DATA_NO_FLAGS = b"\x00\x00"
+#: Stream states in which sending DATA (without END_STREAM) changes nothing but counters.
+_SENDING_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE})
 #: Stream states in which a DATA frame changes nothing but counters.
 _BODY_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL})
 
@@ -362,6 +366,8 @@ class Session:
         #: Streams h2 may still deliver events for.
         self.streams: dict[int, Stream] = {}
         self.conn_manager = conn_manager
+        #: Frames queued by queue_body_locked, written by the next flush_locked.
+        self.outgoing: list[bytes | memoryview] = []
         #: Window to give back to the server at the end of this read.
         self.conn_credit = 0
         #: DATA bytes received in this read, not yet reported to the window manager.
@@ -668,12 +674,53 @@ class Session:
         if conn is None or sock is None:
             return
         data = conn.data_to_send()
+        outgoing = self.outgoing
+        if outgoing:
+            # Body frames queued by queue_body_locked, then whatever h2 queued after them:
+            # one write for the whole burst.
+            if data:
+                outgoing.append(data)
+            data = b"".join(outgoing)
+            outgoing.clear()
         if data:
             try:
                 self.sendall(sock, data)
             except HyperError as exc:
                 self.fail_locked(exc)
                 raise
+
+    def queue_body_locked(self, stream_id: int, data: memoryview) -> bool:
+        """
+        Queue one DATA frame of ``data`` (without END_STREAM) for the next flush, without
+        h2's frame objects: h2 builds a frame object per DATA frame and copies the payload
+        three times on its way out, most of an upload's cost. Only a frame that changes
+        nothing but the send windows qualifies: the stream open on our side, the frame within
+        the peer's frame size and both windows. The windows are reduced as h2 would. Returns
+        False, queuing nothing, when h2 must send it instead.
+        """
+        conn = self.h2
+        if conn is None:
+            return False
+        h2_stream = conn.streams.get(stream_id)
+        if h2_stream is None or h2_stream.state_machine.state not in _SENDING_STATES:
+            return False
+        size = len(data)
+        if (
+            size > conn.max_outbound_frame_size
+            or size > h2_stream.outbound_flow_control_window
+            or size > conn.outbound_flow_control_window
+        ):
+            return False
+        pending = conn.data_to_send()
+        if pending:
+            self.outgoing.append(pending)  # keep h2's frames in order before ours
+        h2_stream.outbound_flow_control_window -= size
+        conn.outbound_flow_control_window -= size
+        self.outgoing.append(
+            size.to_bytes(3, "big") + _DATA_NO_FLAGS + stream_id.to_bytes(4, "big")
+        )
+        self.outgoing.append(data)
+        return True
 
     def sendall(self, sock: BufferedSocket, data: bytes) -> None:
         """Write ``data``, logging its frames at DEBUG."""
@@ -738,6 +785,7 @@ class Session:
     def retire_locked(self) -> None:
         """Close the socket, failing the streams still on it."""
         self.conn_credit = self.conn_received = 0
+        self.outgoing.clear()
         if self.sock is None:
             return
         error = self.error or ConnectionClosed("the connection was closed")
