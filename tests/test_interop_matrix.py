@@ -185,7 +185,10 @@ def connect(
             response = fetch(conn, "/index.html")
             assert response.status == 200
             assert response.read() == target.docroot.read("index.html")
-            assert counter.count == 2
+            # On a loaded machine the GOAWAY can come after this GET was answered on the
+            # first connection; the check that follows then meets it (and a refused upload
+            # is sent again by itself).
+            assert counter.count in (1, 2)
     else:
         conn = HTTP20Connection(
             endpoint.host, endpoint.port, secure=False, enable_push=enable_push, timeout=TIMEOUT
