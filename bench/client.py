@@ -13,16 +13,28 @@ first line of stderr says why (the traceback follows) and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
 import json
+import os
+import resource
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.clients import DRIVERS, load_driver
 from harness.clients.base import BenchError, ClientTarget, Driver
-from harness.workloads import CHUNK_SIZE, WARMUP_PATH, WARMUP_SIZE, WORKLOADS, Workload
+from harness.workloads import (
+    CHUNK_SIZE,
+    MEBIBYTE,
+    WARMUP_PATH,
+    WARMUP_SIZE,
+    WORKLOADS,
+    Workload,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,9 @@ class Timed:
     body_bytes: int
     seconds: float
     untimed_requests: int = 1
+    #: The result itself when it is not a rate (memory: MiB), and how it was measured.
+    value: float | None = None
+    info: dict[str, str] = field(default_factory=dict)
 
 
 def expect_size(workload: Workload, sizes: list[int]) -> int:
@@ -85,6 +100,78 @@ def time_download(driver: Driver, workload: Workload, count: int) -> Timed:
     return Timed(count, expect_size(workload, sizes), seconds)
 
 
+def time_upload(driver: Driver, workload: Workload, count: int) -> Timed:
+    """``count`` POSTs of ``upload_size`` bytes; the response (1 KiB) is read and checked.
+
+    The body is one ``bytes`` object made before the clock starts, the same for every
+    client; ``body_bytes`` is what was *sent*.
+    """
+    warm_up(driver)
+    body = os.urandom(MEBIBYTE) * (workload.upload_size // MEBIBYTE)
+    body += os.urandom(workload.upload_size - len(body))
+    sizes = []
+    start = time.perf_counter()
+    for _ in range(count):
+        sizes.append(driver.post(workload.path, body))
+    seconds = time.perf_counter() - start
+    expect_size(workload, sizes)
+    return Timed(count, count * len(body), seconds)
+
+
+def _status_kib(name: str) -> int:
+    """A ``kB`` line of /proc/self/status (``VmRSS``, ``VmHWM``), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return int(value.split()[0])
+    raise BenchError(f"no {name} in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
+
+    Writing ``5`` to /proc/self/clear_refs does that; False where it is not allowed.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def time_memory(driver: Driver, workload: Workload, count: int) -> Timed:
+    """Peak RSS above the baseline while ``in_flight`` requests are open at once.
+
+    After a warm-up request (the connection, TLS and the library's lazy state exist)
+    and a garbage collection, the baseline is the current RSS, and the peak RSS is
+    reset to it; then all the requests are opened at once on the connection (hyper:
+    ``request()`` 1,000 times, then ``get_response(id)`` for each) and read. The
+    result is the peak RSS (``VmHWM``) minus the baseline, in MiB. Without
+    /proc/self/clear_refs the peak is ``ru_maxrss``, the peak since the process
+    started, which can only overstate the cost.
+    """
+    warm_up(driver)
+    # Also open whatever the batch uses (niquests' multiplexed session, pycurl's multi
+    # handle have connections of their own), so that no handshake is measured.
+    expect_size(workload, driver.get_batch(workload.path, 1))
+    gc.collect()
+    exact = _reset_peak_rss()
+    baseline = _status_kib("VmRSS")
+    start = time.perf_counter()
+    sizes = driver.get_batch(workload.path, workload.in_flight)
+    seconds = time.perf_counter() - start
+    if exact:
+        peak, method = _status_kib("VmHWM"), "VmHWM after clear_refs"
+    else:  # ru_maxrss is in KiB on Linux
+        peak, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
+    total = expect_size(workload, sizes)
+    info = {"baseline_mib": f"{baseline / 1024:.1f}", "peak_mib": f"{peak / 1024:.1f}"}
+    info["method"] = method
+    value = max(peak - baseline, 0) / 1024
+    return Timed(len(sizes), total, seconds, untimed_requests=2, value=value, info=info)
+
+
 #: Workload name -> timed function. Add one function here per new workload.
 WORK: dict[str, Callable[[Driver, Workload, int], Timed]] = {
     "serial": time_serial,
@@ -92,6 +179,8 @@ WORK: dict[str, Callable[[Driver, Workload, int], Timed]] = {
     "download": time_download,
     "h11serial": time_serial,
     "h11serial-tls": time_serial,
+    "upload": time_upload,
+    "memory": time_memory,
 }
 
 
@@ -104,12 +193,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--ca", required=True, help="PEM file of the CA to trust")
     parser.add_argument("-n", "--requests", required=True, type=int)
+    parser.add_argument("--upload-size", type=int, help="bytes per POST (upload workloads)")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Connect, run the timed workload, and return the result record."""
     workload = WORKLOADS[args.workload]
+    if args.upload_size is not None:
+        workload = dataclasses.replace(workload, upload_size=args.upload_size)
     target = ClientTarget(
         host=args.host,
         port=args.port,
@@ -131,6 +223,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "untimed_requests": timed.untimed_requests,
         "version": driver.version,
         "origin": driver.origin,
+        "value": timed.value,
+        "info": timed.info,
     }
 
 

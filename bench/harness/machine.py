@@ -10,7 +10,8 @@ from importlib import metadata
 from pathlib import Path
 
 #: Python packages whose versions matter to the numbers.
-PACKAGES = ("hyper", "httpx", "httpcore", "h2", "hpack", "hyperframe", "trustme")
+#: (Those of the peers' venv are recorded separately: ``versions.peers_venv``.)
+PACKAGES = ("hyper", "httpx", "httpcore", "h2", "hpack", "hyperframe", "trustme", "requests")
 
 
 def cpu_model() -> str:
@@ -46,6 +47,7 @@ def machine_info() -> dict[str, object]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
+        "kernel": platform.release(),
         "cpu_count": os.cpu_count(),
         "usable_cores": usable_cores(),
         "python": sys.version.split()[0],

@@ -13,7 +13,16 @@ from harness.workloads import Workload
 
 #: The client being judged, and the ones it is compared with (when they ran).
 SUBJECT = "hyper"
-BASELINES = ("http.client", "httpx", "httpx-async", "h2load", "curl")
+BASELINES = (
+    "http.client",
+    "httpx",
+    "httpx-async",
+    "niquests",
+    "pycurl",
+    "requests",
+    "h2load",
+    "curl",
+)
 
 
 @dataclass(frozen=True)
@@ -66,28 +75,36 @@ class Summary:
 
 @dataclass(frozen=True)
 class Ratio:
-    """subject/baseline throughput (>1: the subject is faster).
+    """How many times better the subject did than a baseline (>1: the subject is better).
 
-    ``median_of_round_ratios`` pairs runs of the same round (robust to the machine
-    getting slower or faster during the run); ``ratio_of_medians`` is the plain one.
+    For rates that is subject/baseline; for costs (memory, import time: lower is
+    better) baseline/subject. ``median_of_round_ratios`` pairs runs of the same
+    round (robust to the machine getting slower or faster during the run);
+    ``ratio_of_medians`` is the plain one.
     """
 
     median_of_round_ratios: float
     ratio_of_medians: float
 
     @classmethod
-    def of(cls, subject: list[Outcome], baseline: list[Outcome]) -> Ratio | None:
+    def of(
+        cls, subject: list[Outcome], baseline: list[Outcome], *, lower_is_better: bool = False
+    ) -> Ratio | None:
         """The ratio, or None unless both succeeded in at least one common round."""
+
+        def better(mine: float, theirs: float) -> float:
+            return theirs / mine if lower_is_better else mine / theirs
+
         base_by_round = {o.round: o.value for o in baseline if o.value}
         paired = [
-            o.value / base_by_round[o.round]
+            better(o.value, base_by_round[o.round])
             for o in subject
             if o.value and o.round in base_by_round
         ]
         subject_median, base_median = Summary.of(subject).median, Summary.of(baseline).median
         if not paired or not subject_median or not base_median:
             return None
-        return cls(statistics.median(paired), subject_median / base_median)
+        return cls(statistics.median(paired), better(subject_median, base_median))
 
 
 @dataclass
@@ -106,8 +123,11 @@ class WorkloadResult:
         """hyper against each baseline that ran."""
         if SUBJECT not in self.outcomes:
             return {}
+        lower = self.workload.lower_is_better
         return {
-            f"{SUBJECT}/{base}": Ratio.of(self.outcomes[SUBJECT], self.outcomes[base])
+            f"{SUBJECT}/{base}": Ratio.of(
+                self.outcomes[SUBJECT], self.outcomes[base], lower_is_better=lower
+            )
             for base in BASELINES
             if base in self.outcomes
         }
@@ -122,6 +142,7 @@ class WorkloadResult:
             clients[name] = {**asdict(Summary.of(runs)), "info": info, "runs_detail": runs_json}
         return {
             "description": wl.description,
+            "lower_is_better": wl.lower_is_better,
             "protocol": wl.protocol,
             "server": wl.endpoint,
             "unit": wl.unit,
@@ -138,11 +159,16 @@ class WorkloadResult:
         """A text table of the clients, then hyper's ratios to the others."""
         wl = self.workload
         width = max([len("client"), *map(len, self.outcomes)])
+        better = "lower" if wl.lower_is_better else "higher"
+        per_run = (
+            f"{wl.count(quick=self.quick)} interpreter(s) per run"
+            if wl.server == "none"
+            else f"{wl.count(quick=self.quick)} request(s) per run "
+            f"(native tools: {wl.count(quick=self.quick, native=True)})"
+        )
         lines = [
             f"{wl.name}: {wl.description}",
-            f"  {wl.unit}, higher is better; {rounds} round(s); "
-            f"{wl.count(quick=self.quick)} request(s) per run "
-            f"(native tools: {wl.count(quick=self.quick, native=True)})",
+            f"  {wl.unit}, {better} is better; {rounds} round(s); {per_run}",
             f"  {'client':<{width}} {'median':>11} {'min':>11} {'max':>11}  ok",
         ]
         for name, runs in self.outcomes.items():
@@ -165,7 +191,7 @@ def _format_ratios(ratios: dict[str, Ratio | None]) -> list[str]:
     if not ratios:
         return [f"  ratios: n/a ({SUBJECT} not run)"]
     width = max(map(len, ratios))
-    lines = [f"  ratios (median of per-round ratios; >1: {SUBJECT} is faster)"]
+    lines = [f"  ratios (median of per-round ratios; >1: {SUBJECT} is better)"]
     for label, r in ratios.items():
         value = f"{r.median_of_round_ratios:.2f}x" if r else "n/a"
         lines.append(f"    {label:<{width}} {value:>7}")

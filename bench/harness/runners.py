@@ -13,10 +13,12 @@ that closed a keep-alive connection) or made another number of requests.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.clients import DRIVERS, DriverSpec
+from harness.clients import DRIVERS, IMPORT_ONLY, DriverSpec
 from harness.server import NginxCounters, ServerError, Target, nginx_counters
 from harness.workloads import WORKLOADS, Workload
 
@@ -63,6 +65,8 @@ class Sample:
     info: dict[str, str] = field(default_factory=dict)
     connections: int = 1
     untimed_requests: int = 0
+    #: The result in the workload's unit when it is not a rate (memory, import time).
+    value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,22 @@ def execute(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -
     except OSError as exc:
         raise RunnerError(f"cannot run {cmd[0]}: {exc}") from exc
     if proc.returncode != 0:
-        first = next((line for line in proc.stderr.splitlines() if line.strip()), "")
-        raise RunnerError(first.strip() or f"exit status {proc.returncode}")
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        if not lines:
+            raise RunnerError(f"exit status {proc.returncode}")
+        # client.py puts its one-line reason first; an uncaught exception's is last.
+        raise RunnerError(lines[-1] if lines[0].startswith("Traceback") else lines[0])
     return proc.stdout
 
 
 def check_totals(job: Job, sample: Sample, requests: int) -> Sample:
-    """Refuse a sample whose request count or body byte count is not what was asked."""
-    expected = requests * job.workload.body_size
+    """Refuse a sample whose request count or byte count is not what was asked.
+
+    The bytes are those received, or those sent for an upload.
+    """
+    wl = job.workload
+    per_request = wl.upload_bytes(quick=job.quick) if wl.method == "POST" else wl.body_size
+    expected = requests * per_request
     if sample.requests != requests or sample.body_bytes != expected:
         raise RunnerError(
             f"wrong totals: {sample.requests} requests / {sample.body_bytes} bytes, "
@@ -145,17 +157,59 @@ def check_totals(job: Job, sample: Sample, requests: int) -> Sample:
 
 # --- Python clients: one fresh interpreter running client.py -----------------------------
 
+#: The peers' interpreter (``bench/.venv``), set by ``run.py`` before running; when None,
+#: peer clients run with this interpreter (and are reported missing if they cannot import).
+PEERS_PYTHON: Path | None = None
+
+
+def set_peers_python(python: Path | None) -> None:
+    """Use ``python`` for the peer clients (httpx, niquests, pycurl)."""
+    global PEERS_PYTHON
+    PEERS_PYTHON = python
+    _import_problem.cache_clear()
+
+
+def interpreter(peer: bool) -> str:
+    """The interpreter a client runs with: the peers' one, or the one running run.py."""
+    if peer and PEERS_PYTHON is not None:
+        return str(PEERS_PYTHON)
+    return sys.executable
+
+
+@functools.cache
+def _import_problem(python: str, module: str, peer: bool) -> str | None:
+    """Why ``module`` cannot be imported by ``python``, or None if it can (checked once)."""
+    try:
+        proc = subprocess.run(
+            [python, "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_child_env(peer),
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {python}: {exc}"
+    if proc.returncode == 0:
+        return None
+    last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return f"{module} does not import with {python}: {last}"
+
 
 def python_runner(name: str, spec: DriverSpec) -> Runner:
     """Return the runner of the Python client registered in ``harness.clients.DRIVERS``.
 
-    It runs the workloads spoken in one of the driver's protocols.
+    It runs the workloads spoken in one of the driver's protocols (but not those in
+    ``spec.exclude``), and the import-time workload when ``spec.module`` is set.
     """
 
     def run(job: Job) -> Sample:
+        if job.workload.server == "none":
+            assert spec.module is not None
+            return run_import(job, spec.module, spec.peer)
         requests = job.workload.count(quick=job.quick)
         cmd = [
-            sys.executable,
+            interpreter(spec.peer),
             str(CLIENT_SCRIPT),
             f"--client={name}",
             f"--workload={job.workload.name}",
@@ -164,11 +218,69 @@ def python_runner(name: str, spec: DriverSpec) -> Runner:
             f"--ca={job.target.ca}",
             f"--requests={requests}",
         ]
-        out = execute(cmd, job.timeout, env=_child_env())
+        if job.workload.method == "POST":
+            cmd.append(f"--upload-size={job.workload.upload_bytes(quick=job.quick)}")
+        out = execute(cmd, job.timeout, env=_child_env(spec.peer))
         return check_totals(job, _parse_client_output(out), requests)
 
-    supported = frozenset(w.name for w in WORKLOADS.values() if w.protocol in spec.protocols)
-    return Runner(name=name, run=run, workloads=supported)
+    def missing() -> str | None:
+        module = spec.requires or spec.module
+        if module is None:
+            return None
+        return _import_problem(interpreter(spec.peer), module, spec.peer)
+
+    supported = frozenset(
+        w.name
+        for w in WORKLOADS.values()
+        if (w.protocol in spec.protocols and w.server != "none")
+        or (w.server == "none" and spec.module is not None)
+    )
+    return Runner(name=name, run=run, workloads=supported - spec.exclude, missing=missing)
+
+
+def import_runner(name: str, module: str, peer: bool) -> Runner:
+    """A library measured only for its import time (requests)."""
+    imports = frozenset(w.name for w in WORKLOADS.values() if w.server == "none")
+    return Runner(
+        name=name,
+        run=lambda job: run_import(job, module, peer),
+        workloads=imports,
+        missing=lambda: _import_problem(interpreter(peer), module, peer),
+    )
+
+
+#: Run in a fresh interpreter: time ``import <module>`` alone (interpreter start-up and
+#: the site module are not counted), print milliseconds.
+_IMPORT_CODE = (
+    "import time\n"
+    "t = time.perf_counter()\n"
+    "import {module}\n"
+    "print((time.perf_counter() - t) * 1000.0)\n"
+)
+
+
+def run_import(job: Job, module: str, peer: bool) -> Sample:
+    """Import ``module`` in N fresh interpreters; the median time (ms) is the value.
+
+    One untimed import first fills the bytecode caches (``__pycache__``), as on any
+    machine after the first use of a library.
+    """
+    repeats = job.workload.count(quick=job.quick)
+    cmd = [interpreter(peer), "-c", _IMPORT_CODE.format(module=module)]
+    env = _child_env(peer)
+    execute(cmd, job.timeout, env=env)
+    times = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = execute(cmd, job.timeout, env=env)
+        try:
+            times.append(float(out.strip().splitlines()[-1]))
+        except (IndexError, ValueError) as exc:
+            raise RunnerError(f"no import time in output: {out[-200:]!r}") from exc
+    seconds = time.perf_counter() - start
+    info = {"module": module, "min_ms": f"{min(times):.1f}", "max_ms": f"{max(times):.1f}"}
+    info["python"] = interpreter(peer)
+    return Sample(repeats, 0, seconds, info, connections=0, value=statistics.median(times))
 
 
 def _parse_client_output(out: str) -> Sample:
@@ -176,20 +288,31 @@ def _parse_client_output(out: str) -> Sample:
     try:
         record = json.loads(out.strip().splitlines()[-1])
         info = {"version": str(record["version"]), "origin": str(record["origin"])}
+        info.update({str(k): str(v) for k, v in (record.get("info") or {}).items()})
+        value = record.get("value")
         return Sample(
             int(record["requests"]),
             int(record["body_bytes"]),
             float(record["seconds"]),
             info,
             untimed_requests=int(record["untimed_requests"]),
+            value=None if value is None else float(value),
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise RunnerError(f"no valid JSON result line in output: {out[-200:]!r}") from exc
 
 
-def _child_env() -> dict[str, str]:
-    """The environment of client subprocesses: the work tree's ``hyper`` comes first."""
+def _child_env(peer: bool = False) -> dict[str, str]:
+    """The environment of client subprocesses.
+
+    For hyper's side the work tree comes first on ``PYTHONPATH`` (hyper is imported from
+    it); the peers' interpreter gets no addition (nothing of the work tree is imported
+    there: client.py finds ``harness`` next to itself).
+    """
     env = dict(os.environ)
+    if peer and PEERS_PYTHON is not None:
+        env.pop("PYTHONPATH", None)
+        return env
     paths = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
@@ -226,10 +349,29 @@ def run_h2load(job: Job) -> Sample:
     ]
     if job.workload.protocol == "http/1.1":
         cmd.insert(1, "--h1")
+    if job.workload.method == "POST":  # h2load POSTs the file given with --data
+        cmd.insert(1, f"--data={upload_file(job)}")
     out = execute(cmd, job.timeout)
     body_bytes = _h2load_body_bytes(out, requests, job)
+    if job.workload.method == "POST":
+        if body_bytes != requests * job.workload.body_size:
+            raise RunnerError(f"h2load received {body_bytes} bytes of responses")
+        body_bytes = requests * job.workload.upload_bytes(quick=job.quick)  # as 2xx proves
     seconds = _h2load_seconds(log, requests)
     return check_totals(job, Sample(requests, body_bytes, seconds), requests)
+
+
+def upload_file(job: Job) -> Path:
+    """A file of random bytes for the native tools to POST (made once per size)."""
+    size = job.workload.upload_bytes(quick=job.quick)
+    path = job.scratch / f"upload-{size}.bin"
+    if not path.exists():
+        block = os.urandom(2**20)
+        with path.open("wb") as out:
+            for _ in range(size // len(block)):
+                out.write(block)
+            out.write(block[: size % len(block)])
+    return path
 
 
 def _h2load_body_bytes(out: str, requests: int, job: Job) -> int:
@@ -272,7 +414,10 @@ def _h2load_version() -> str:
 
 # --- curl: one HTTP/2 download, or serial HTTP/1.1 GETs on one connection -----------------------
 
-_CURL_FORMAT = "%{http_code} %{http_version} %{size_download} %{time_pretransfer} %{time_total}"
+_CURL_FORMAT = (
+    "%{http_code} %{http_version} %{size_download} %{size_upload} "
+    "%{time_pretransfer} %{time_total}"
+)
 _CURL_SERIAL_FORMAT = (
     "%{http_code} %{http_version} %{size_download} %{num_connects} %{time_total}\n"
 )
@@ -286,17 +431,26 @@ def run_curl(job: Job) -> Sample:
 
 
 def _run_curl_download(job: Job) -> Sample:
-    """``curl --http2`` to /dev/null; timed from the start of the transfer (after TLS)."""
+    """``curl --http2`` to /dev/null; timed from the start of the transfer (after TLS).
+
+    For an upload, ``--data-binary @file`` (curl reads the file into memory first,
+    before the clock starts), and the bytes counted are those sent.
+    """
     url = job.target.url(job.workload.path)
     cmd = ["curl", "--http2", "--silent", "--show-error", "--cacert", str(job.target.ca)]
+    if job.workload.method == "POST":
+        cmd += ["--data-binary", f"@{upload_file(job)}"]
     cmd += ["--output", "/dev/null", "--write-out", _CURL_FORMAT, url]
     fields = execute(cmd, job.timeout).split()
-    if len(fields) != 5:
+    if len(fields) != 6:
         raise RunnerError(f"unexpected curl output: {fields}")
-    status, version, size, pretransfer, total = fields
+    status, version, size, sent, pretransfer, total = fields
     if status != "200" or version != "2":
         raise RunnerError(f"curl: status {status} over HTTP/{version}")
-    sample = Sample(1, int(size), float(total) - float(pretransfer))
+    if int(size) != job.workload.body_size:
+        raise RunnerError(f"curl: {size} bytes received, expected {job.workload.body_size}")
+    transferred = int(sent) if job.workload.method == "POST" else int(size)
+    sample = Sample(1, transferred, float(total) - float(pretransfer))
     return check_totals(job, sample, 1)
 
 
@@ -377,14 +531,30 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+#: Workloads the native tools do not run: memory and import time are Python matters.
+_PYTHON_ONLY = frozenset({"memory", "import"})
+
 #: Every client the benchmark knows, in report order.
 RUNNERS: dict[str, Runner] = {
     **{name: python_runner(name, spec) for name, spec in DRIVERS.items()},
-    "h2load": Runner("h2load", run_h2load, missing=_missing_tool("h2load", "nghttp2-client")),
+    **{name: import_runner(name, module, peer) for name, (module, peer) in IMPORT_ONLY.items()},
+    "h2load": Runner(
+        "h2load",
+        run_h2load,
+        frozenset(WORKLOADS) - _PYTHON_ONLY,
+        missing=_missing_tool("h2load", "nghttp2-client"),
+    ),
     "curl": Runner(
         "curl",
         run_curl,
-        frozenset({"download", *(w.name for w in WORKLOADS.values() if w.protocol == "http/1.1")}),
+        frozenset(
+            {
+                "download",
+                "upload",
+                *(w.name for w in WORKLOADS.values() if w.protocol == "http/1.1"),
+            }
+        )
+        - _PYTHON_ONLY,
         missing=_missing_tool("curl", "curl"),
     ),
 }

@@ -31,8 +31,17 @@ HOST = "127.0.0.1"
 
 #: One worker thread: the benchmark uses one connection at a time, and the box has
 #: two cores (one for the server, one for the client). nghttpd logs nothing unless
-#: ``-v`` is given.
-NGHTTPD_OPTIONS = ("--workers=1",)
+#: ``-v`` is given. It allows 1,000 concurrent streams (default 100) for the memory
+#: workload, and advertises 16 MiB receive windows (stream and connection; default
+#: 64 KiB) so that the upload measures the client rather than nghttpd's window
+#: updates. Both settings only concern what the *client* may send or open; downloads
+#: are governed by the clients' own windows.
+NGHTTPD_OPTIONS = (
+    "--workers=1",
+    "--max-concurrent-streams=1000",
+    "--window-bits=24",
+    "--connection-window-bits=24",
+)
 
 
 class ServerError(RuntimeError):
@@ -423,7 +432,7 @@ def server_missing(server: str) -> str | None:
         return "nghttpd not found on PATH (Debian: apt-get install nghttp2-server)"
     if server == "nginx" and find_nginx() is None:
         return "nginx not found on PATH (Debian: apt-get install nginx-light)"
-    return None
+    return None  # "none": the import-time workload needs no server
 
 
 @contextlib.contextmanager
@@ -439,6 +448,9 @@ def servers(
             targets["nghttpd-tls"] = stack.enter_context(nghttpd(tls, docroot, log))
         if "nginx" in needed:
             targets.update(stack.enter_context(nginx(tls, docroot, scratch / "nginx")))
+        if "none" in needed:
+            # No server: a placeholder, so that every workload has a target.
+            targets["none"] = Target(HOST, 0, tls.ca, server_args=(), secure=False, program="none")
         yield targets
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Unit = Literal["req/s", "MB/s"]
+#: Rates (higher is better), or a cost: MiB of memory, ms of import time (lower is better).
+Unit = Literal["req/s", "MB/s", "MiB", "ms"]
 #: The HTTP version a workload is spoken in (ALPN names).
 Protocol = Literal["h2", "http/1.1"]
-#: The program serving a workload: nghttpd (HTTP/2 over TLS) or nginx (HTTP/1.1).
-ServerName = Literal["nghttpd", "nginx"]
+#: The program serving a workload: nghttpd (HTTP/2 over TLS), nginx (HTTP/1.1), or
+#: none (the import-time workload needs no server).
+ServerName = Literal["nghttpd", "nginx", "none"]
 
 #: The small file fetched by warm-up requests.
 WARMUP_PATH = "/1k.bin"
@@ -23,6 +25,14 @@ WARMUP_SIZE = 1024
 
 #: One megabyte, as used for MB/s (decimal, like network throughput figures).
 MEGABYTE = 10**6
+#: One mebibyte, as used for memory (like RSS figures).
+MEBIBYTE = 2**20
+
+#: Streams opened at once on one connection by the memory workload (the server allows
+#: that many: see NGHTTPD_OPTIONS in server.py).
+MEMORY_STREAMS = 1000
+#: Fresh interpreters timed per run of the import workload (full run, ``--quick``).
+IMPORT_REPEATS, IMPORT_REPEATS_QUICK = 11, 5
 
 
 @dataclass(frozen=True)
@@ -46,11 +56,27 @@ class Workload:
     protocol: Protocol = "h2"
     server: ServerName = "nghttpd"
     tls: bool = True
+    #: ``POST`` workloads send ``upload_size`` bytes per request (``quick_upload_size``
+    #: with ``--quick``); the server discards them.
+    method: Literal["GET", "POST"] = "GET"
+    upload_size: int = 0
+    quick_upload_size: int = 0
+
+    def upload_bytes(self, *, quick: bool) -> int:
+        """How many bytes each request of this workload sends."""
+        return self.quick_upload_size if quick else self.upload_size
+
+    @property
+    def lower_is_better(self) -> bool:
+        """Whether the unit is a cost (memory, time) rather than a rate."""
+        return self.unit in ("MiB", "ms")
 
     def __post_init__(self) -> None:
         for count in (self.requests, self.quick_requests):
             if count % self.in_flight:
                 raise ValueError(f"{self.name}: {count} requests is not a multiple of in_flight")
+        if self.server == "none":
+            return
         if self.protocol == "h2" and (self.server != "nghttpd" or not self.tls):
             raise ValueError(f"{self.name}: HTTP/2 workloads run on nghttpd over TLS")
         if self.protocol == "http/1.1" and self.in_flight != 1:
@@ -59,6 +85,8 @@ class Workload:
     @property
     def endpoint(self) -> str:
         """The name of the listening socket this workload uses, e.g. ``"nginx-tls"``."""
+        if self.server == "none":
+            return "none"
         return f"{self.server}-{'tls' if self.tls else 'plain'}"
 
     def count(self, *, quick: bool, native: bool = False) -> int:
@@ -67,7 +95,11 @@ class Workload:
         return base * self.native_scale if native else base
 
     def rate(self, requests: int, body_bytes: int, seconds: float) -> float:
-        """Convert one run's totals into this workload's unit (higher is better)."""
+        """Convert one run's totals into this workload's rate unit (higher is better).
+
+        ``body_bytes`` counts the bytes transferred: received for GETs, sent for uploads.
+        (Memory and import time are measured directly, in their unit, by the runs.)
+        """
         if self.unit == "req/s":
             return requests / seconds
         return body_bytes / seconds / MEGABYTE
@@ -82,8 +114,8 @@ WORKLOADS: dict[str, Workload] = {
             path="/1k.bin",
             body_size=1024,
             unit="req/s",
-            requests=3000,
-            quick_requests=500,
+            requests=2000,
+            quick_requests=300,
             native_scale=2,
         ),
         Workload(
@@ -92,8 +124,8 @@ WORKLOADS: dict[str, Workload] = {
             path="/1k.bin",
             body_size=1024,
             unit="req/s",
-            requests=3000,
-            quick_requests=1000,
+            requests=2000,
+            quick_requests=500,
             in_flight=100,
             native_scale=40,
         ),
@@ -107,14 +139,28 @@ WORKLOADS: dict[str, Workload] = {
             quick_requests=1,
         ),
         Workload(
+            name="upload",
+            description="one 100 MiB POST (16 MiB with --quick); nghttpd reads and "
+            "discards the body, and answers with /1k.bin",
+            path="/1k.bin",
+            body_size=1024,
+            unit="MB/s",
+            requests=1,
+            quick_requests=1,
+            method="POST",
+            upload_size=100 * 2**20,
+            # httpx uploads at ~10 MB/s: 100 MiB would not fit --quick's time limit.
+            quick_upload_size=16 * 2**20,
+        ),
+        Workload(
             name="h11serial",
             description="1 KiB GETs, one at a time, on one HTTP/1.1 keep-alive connection "
             "(nginx, plaintext)",
             path="/1k.bin",
             body_size=1024,
             unit="req/s",
-            requests=5000,
-            quick_requests=2000,
+            requests=3000,
+            quick_requests=1000,
             native_scale=4,
             protocol="http/1.1",
             server="nginx",
@@ -127,12 +173,36 @@ WORKLOADS: dict[str, Workload] = {
             path="/1k.bin",
             body_size=1024,
             unit="req/s",
-            requests=5000,
-            quick_requests=2000,
+            requests=3000,
+            quick_requests=1000,
             native_scale=4,
             protocol="http/1.1",
             server="nginx",
             tls=True,
+        ),
+        Workload(
+            name="memory",
+            description="peak RSS above the baseline with 1,000 streams open at once "
+            "on one connection (1 KiB GETs)",
+            path="/1k.bin",
+            body_size=1024,
+            unit="MiB",
+            requests=MEMORY_STREAMS,
+            quick_requests=MEMORY_STREAMS,
+            in_flight=MEMORY_STREAMS,
+        ),
+        Workload(
+            name="import",
+            description="time to import the library, in fresh interpreters "
+            "(median over the interpreters of a run)",
+            path="",
+            body_size=0,
+            unit="ms",
+            requests=IMPORT_REPEATS,
+            quick_requests=IMPORT_REPEATS_QUICK,
+            protocol="http/1.1",
+            server="none",
+            tls=False,
         ),
     )
 }
@@ -145,5 +215,6 @@ def docroot_files(workloads: list[Workload]) -> dict[str, int]:
     """Return the files (name -> size) the server must serve for ``workloads``."""
     files = {WARMUP_PATH.lstrip("/"): WARMUP_SIZE}
     for workload in workloads:
-        files[workload.path.lstrip("/")] = workload.body_size
+        if workload.path:
+            files[workload.path.lstrip("/")] = workload.body_size
     return files

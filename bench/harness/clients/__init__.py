@@ -18,24 +18,65 @@ from harness.clients.base import ClientTarget, Driver
 @dataclass(frozen=True)
 class DriverSpec:
     """Where a driver's factory is (``"module:attribute"``) and which protocols it speaks
-    (ALPN names: ``"h2"``, ``"http/1.1"``); it runs exactly the workloads in those."""
+    (ALPN names: ``"h2"``, ``"http/1.1"``); it runs the workloads in those, except the
+    ones in ``exclude``.
+
+    ``module`` is what the import-time workload imports (None: not measured).
+    ``peer`` drivers run with the peers' virtual environment's interpreter
+    (``bench/.venv``, see ``harness/venv.py``); the others with the interpreter running
+    ``run.py``, which imports hyper from this work tree.
+    """
 
     factory: str
     protocols: frozenset[str]
+    module: str | None = None
+    peer: bool = False
+    exclude: frozenset[str] = frozenset()
+    #: The module whose import proves the client can run (default: ``module``).
+    requires: str | None = None
 
 
 _BOTH = frozenset({"h2", "http/1.1"})
 
 #: Client name -> the driver speaking for it, in report order.
 DRIVERS: dict[str, DriverSpec] = {
-    "hyper": DriverSpec("harness.clients.hyper_client:HyperDriver", _BOTH),
+    "hyper": DriverSpec("harness.clients.hyper_client:HyperDriver", _BOTH, module="hyper"),
     "http.client": DriverSpec(
-        "harness.clients.stdlib_client:HttpClientDriver", frozenset({"http/1.1"})
+        "harness.clients.stdlib_client:HttpClientDriver",
+        frozenset({"http/1.1"}),
+        module="http.client",
     ),
-    "httpx": DriverSpec("harness.clients.httpx_client:HttpxDriver", _BOTH),
-    # HTTP/2 only: one request at a time on HTTP/1.1 says nothing httpx does not.
-    "httpx-async": DriverSpec("harness.clients.httpx_client:HttpxAsyncDriver", frozenset({"h2"})),
+    # httpx's sync client is not thread-safe: 1,000 threads on one connection (memory)
+    # would measure its failures; httpx-async stands for httpx there.
+    "httpx": DriverSpec(
+        "harness.clients.httpx_client:HttpxDriver",
+        _BOTH,
+        module="httpx",
+        peer=True,
+        exclude=frozenset({"memory"}),
+    ),
+    # The way httpx is meant to be used concurrently: only the workloads with many
+    # requests in flight (one request at a time, or one big body, would only add
+    # asyncio's overhead to httpx's, and take long).
+    "httpx-async": DriverSpec(
+        "harness.clients.httpx_client:HttpxAsyncDriver",
+        frozenset({"h2"}),
+        peer=True,
+        requires="httpx",
+        exclude=frozenset({"serial", "download", "upload"}),
+    ),
+    "niquests": DriverSpec(
+        "harness.clients.niquests_client:NiquestsDriver", _BOTH, module="niquests", peer=True
+    ),
+    "pycurl": DriverSpec(
+        "harness.clients.pycurl_client:PycurlDriver", _BOTH, module="pycurl", peer=True
+    ),
 }
+
+#: Libraries whose import time is measured without a driver: name -> (module, peer).
+#: requests runs in the main environment: in the peers' one, niquests' urllib3-future
+#: takes the place of the urllib3 that requests needs.
+IMPORT_ONLY: dict[str, tuple[str, bool]] = {"requests": ("requests", False)}
 
 
 def load_driver(name: str) -> Callable[[ClientTarget], Driver]:

@@ -62,6 +62,10 @@ class Driver(Protocol):
         """GET ``path``, read and discard the body in ``chunk_size`` pieces; return its length."""
         ...
 
+    def post(self, path: str, body: bytes) -> int:
+        """POST ``body`` to ``path``, read the whole response body, return its length."""
+        ...
+
     def close(self) -> None:
         """Close the connection and free resources."""
         ...

@@ -64,6 +64,11 @@ class HyperDriver:
             total += len(chunk)
         return total
 
+    def post(self, path: str, body: bytes) -> int:
+        """POST ``body`` (one ``bytes`` object) and return the response body's length."""
+        stream_id = self._conn.request("POST", path, body=body)
+        return self._read_response(path, None if self._h11 else stream_id)
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()

@@ -60,6 +60,14 @@ class HttpClientDriver:
             total += len(chunk)
         return total
 
+    def post(self, path: str, body: bytes) -> int:
+        """POST ``body`` and return the response body's length."""
+        self._conn.request("POST", path, body=body)
+        response = self._conn.getresponse()
+        data = response.read()
+        self._check(path, response)
+        return len(data)
+
     def close(self) -> None:
         """Check that one connection served everything, then close it."""
         reconnected = self._sock is not None and self._conn.sock is not self._sock
