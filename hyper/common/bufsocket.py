@@ -72,6 +72,7 @@ class BufferedSocket:
     """
 
     __slots__ = (
+        "_awaiting_reply",
         "_buffer",
         "_closed",
         "_end",
@@ -108,6 +109,8 @@ class BufferedSocket:
         #: The buffered bytes were given back by :meth:`unread` as an incomplete unit: a read
         #: must bring more before returning them again.
         self._short = False
+        #: Data was sent since the last blocking read: the next one polls first.
+        self._awaiting_reply = False
         #: Where the view the latest read returned starts (what unread() may give back).
         self._taken_from = 0
         #: wake() was called while no waker socket existed yet: the next wait returns at once.
@@ -336,6 +339,12 @@ class BufferedSocket:
         if not self._make_room():
             return -1
         deadline = self._deadline()
+        if self._awaiting_reply:
+            # Right after a request the answer is rarely here yet: wait first, rather than
+            # pay for a read that finds nothing (as CPython does for sockets with a timeout).
+            self._awaiting_reply = False
+            if not (self._tls and self._sock.pending()) and not self._wait(_IN, deadline):  # type: ignore[attr-defined]
+                raise ReadTimeout("timed out waiting for data from the server")
         while True:
             try:
                 count = self._recv_once()
@@ -568,6 +577,7 @@ class BufferedSocket:
                 raise SocketError(f"error while sending: {exc}") from exc
             if not self._wait(events, deadline):
                 raise SocketTimeout("timed out sending data to the server")
+        self._awaiting_reply = True
 
     def release(self) -> _Socket:
         """

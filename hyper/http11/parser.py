@@ -22,6 +22,10 @@ DEFAULT_MAX_HEADERS = 100
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r]")
+#: The field lines of an ordinary head, each ``name:value`` ending in CRLF, then the blank
+#: line: one match checks them all (names are tokens; values hold no NUL, CR or LF). Anything
+#: else (obs-fold, bare LF, an invalid line) takes the line-by-line path.
+_PLAIN_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\x00]*\r\n)*\r\n")
 
 
 @dataclass(slots=True)
@@ -70,6 +74,27 @@ class Parser:
         if end == -1:
             self._check_partial(raw)
             return None
+        first = raw.find(b"\n")
+        if (
+            end <= self.max_line_length
+            and raw[first - 1 : first] == b"\r"
+            and _PLAIN_FIELDS.fullmatch(raw, first + 1, end)
+        ):
+            # The usual head: checked in one match, split without further checks.
+            head = _parse_status_line(raw[: first - 1])
+            fields_end = end - 4  # before the CRLF of the last field and the blank line
+            fields: list[tuple[bytes, bytes]] = []
+            if fields_end > first:
+                for line in raw[first + 1 : fields_end].split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    fields.append((name, value.strip(b" \t")))
+                if len(fields) > self.max_headers:
+                    raise InvalidResponse(
+                        f"response has more than {self.max_headers} header fields"
+                    )
+            head.headers = fields
+            head.consumed = end
+            return head
         lines = raw[:end].split(b"\n")
         # The head ends with an empty line; drop it and the CR of every CRLF.
         lines.pop()
