@@ -10,13 +10,13 @@ hyper: a synchronous HTTP/2 and HTTP/1.1 client that mirrors :mod:`http.client`.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .common.connection import HTTPConnection
 from .common.exceptions import HyperError
 from .common.headers import HTTPHeaderMap
+from .common.util import lazy_attributes
 from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
 
@@ -43,17 +43,11 @@ logging.getLogger("hyper").addHandler(logging.NullHandler())
 
 #: The HTTP/2 classes load h2 on first use (like any HTTP/2 connection does): importing hyper
 #: stays cheap for code that never speaks HTTP/2.
-_LAZY = {
-    "HTTP20Connection": ".http20.connection",
-    "HTTP20Push": ".http20.response",
-    "HTTP20Response": ".http20.response",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "HTTP20Connection": ".http20.connection",
+        "HTTP20Push": ".http20.response",
+        "HTTP20Response": ".http20.response",
+    },
+)

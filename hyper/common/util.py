@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import importlib
+import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -188,3 +191,24 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
         ):
             raise InvalidRequest(f"invalid timeout {timeout!r}")
     return connect, read
+
+
+def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """
+    A module ``__getattr__`` (PEP 562) that imports ``names`` on first use: each name maps
+    to the module, relative to ``package``, that defines it. The value found is stored in the
+    package's namespace, so the lookup happens once.
+
+    :param package: the ``__name__`` of the package whose attributes these are.
+    :param names: attribute name -> relative module name (e.g. ``".http20.connection"``).
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

@@ -6,8 +6,9 @@ package that does not need h2, such as :mod:`hyper.http20.window`, stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..common.util import lazy_attributes
 
 if TYPE_CHECKING:
     from .connection import HTTP20Connection
@@ -15,17 +16,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTP20Connection", "HTTP20Push", "HTTP20Response"]
 
-_LAZY = {
-    "HTTP20Connection": ".connection",
-    "HTTP20Push": ".response",
-    "HTTP20Response": ".response",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "HTTP20Connection": ".connection",
+        "HTTP20Push": ".response",
+        "HTTP20Response": ".response",
+    },
+)

@@ -1,0 +1,39 @@
+"""``import hyper`` leaves h2 (and certifi) unloaded until HTTP/2 is used (import time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+_PROBE = """
+import json, sys
+import hyper
+early = sorted(m for m in ("h2", "hpack", "hyperframe") if m in sys.modules)
+cls = hyper.HTTP20Connection
+from hyper.http20 import HTTP20Push, HTTP20Response
+print(json.dumps([early, "h2" in sys.modules, cls.__module__, HTTP20Push.__name__]))
+"""
+
+
+def test_http2_machinery_loads_on_first_use() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    early, loaded_after, module, push_name = json.loads(out.strip().splitlines()[-1])
+    assert early == []  # nothing of the HTTP/2 stack was imported by "import hyper"
+    assert loaded_after is True
+    assert module == "hyper.http20.connection"
+    assert push_name == "HTTP20Push"
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    import hyper
+    import hyper.http20
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        hyper.nope  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        hyper.http20.nope  # type: ignore[attr-defined]  # noqa: B018
