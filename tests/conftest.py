@@ -504,96 +504,51 @@ def _interop_target(
         yield target
 
 
-@pytest.fixture(scope="session")
-def interop_nghttpd(
-    request: pytest.FixtureRequest,
-    interop_docroot: InteropDocroot,
-    tls_material: TLSMaterial,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[InteropTarget]:
-    """nghttpd over TLS and h2c for the interop matrix (echo, trailer, push, gzipped 404)."""
-    yield from _interop_target(
-        request,
-        run_interop_nghttpd(
-            interop_docroot,
-            tmp_path_factory.mktemp("interop-nghttpd"),
-            cert=tls_material.server,
-            ca_cert_path=tls_material.ca_cert_path,
-        ),
-    )
+def _interop_fixture(slug: str, runner: Callable[..., Any], doc: str) -> Any:
+    """A session fixture ``interop_<slug>``: ``runner`` started on the shared docroot and
+    certificate, its version recorded for the matrix."""
+
+    @pytest.fixture(scope="session", name=f"interop_{slug}")
+    def fixture(
+        request: pytest.FixtureRequest,
+        interop_docroot: InteropDocroot,
+        tls_material: TLSMaterial,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[InteropTarget]:
+        yield from _interop_target(
+            request,
+            runner(
+                interop_docroot,
+                tmp_path_factory.mktemp(f"interop-{slug}"),
+                cert=tls_material.server,
+                ca_cert_path=tls_material.ca_cert_path,
+            ),
+        )
+
+    fixture.__doc__ = doc
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def interop_nginx(
-    request: pytest.FixtureRequest,
-    interop_docroot: InteropDocroot,
-    tls_material: TLSMaterial,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[InteropTarget]:
-    """nginx for the interop matrix: h2 and HTTP/1.1-only over TLS, HTTP/1.1 and h2c plain."""
-    yield from _interop_target(
-        request,
-        run_interop_nginx(
-            interop_docroot,
-            tmp_path_factory.mktemp("interop-nginx"),
-            cert=tls_material.server,
-            ca_cert_path=tls_material.ca_cert_path,
-        ),
-    )
-
-
-@pytest.fixture(scope="session")
-def interop_h2o(
-    request: pytest.FixtureRequest,
-    interop_docroot: InteropDocroot,
-    tls_material: TLSMaterial,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[InteropTarget]:
-    """h2o over TLS and in plaintext for the interop matrix (see tests/support/h2o.py)."""
-    yield from _interop_target(
-        request,
-        run_h2o(
-            interop_docroot,
-            tmp_path_factory.mktemp("interop-h2o"),
-            cert=tls_material.server,
-            ca_cert_path=tls_material.ca_cert_path,
-        ),
-    )
-
-
-@pytest.fixture(scope="session")
-def interop_apache(
-    request: pytest.FixtureRequest,
-    interop_docroot: InteropDocroot,
-    tls_material: TLSMaterial,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[InteropTarget]:
-    """Apache httpd + mod_http2 for the interop matrix (see tests/support/apache.py)."""
-    yield from _interop_target(
-        request,
-        run_apache(
-            interop_docroot,
-            tmp_path_factory.mktemp("interop-apache"),
-            cert=tls_material.server,
-            ca_cert_path=tls_material.ca_cert_path,
-        ),
-    )
-
-
-@pytest.fixture(scope="session")
-def interop_hypercorn(
-    request: pytest.FixtureRequest,
-    interop_docroot: InteropDocroot,
-    tls_material: TLSMaterial,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[InteropTarget]:
-    """hypercorn serving tests/support/interop_app.py, over TLS and in plaintext."""
-    yield from _interop_target(
-        request,
-        run_interop_hypercorn(
-            interop_docroot,
-            tmp_path_factory.mktemp("interop-hypercorn"),
-            cert=tls_material.server,
-            ca_cert_path=tls_material.ca_cert_path,
-        ),
-    )
+interop_nghttpd = _interop_fixture(
+    "nghttpd",
+    run_interop_nghttpd,
+    "nghttpd over TLS and h2c for the interop matrix (echo, trailer, push, gzipped 404).",
+)
+interop_nginx = _interop_fixture(
+    "nginx",
+    run_interop_nginx,
+    "nginx for the interop matrix: h2 and HTTP/1.1-only over TLS, HTTP/1.1 and h2c plain.",
+)
+interop_h2o = _interop_fixture(
+    "h2o", run_h2o, "h2o over TLS and in plaintext for the interop matrix (tests/support/h2o.py)."
+)
+interop_apache = _interop_fixture(
+    "apache",
+    run_apache,
+    "Apache httpd + mod_http2 for the interop matrix (tests/support/apache.py).",
+)
+interop_hypercorn = _interop_fixture(
+    "hypercorn",
+    run_interop_hypercorn,
+    "hypercorn serving tests/support/interop_app.py, over TLS and in plaintext.",
+)

@@ -26,19 +26,15 @@ The four assertions, for each :class:`Case`:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import socket
 import struct
 import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import brotli
 import pytest
-import zstandard
 
 from hyper import HTTP11Connection, HTTP11Response
 from hyper.common.exceptions import (
@@ -52,6 +48,7 @@ from hyper.common.exceptions import (
     ReadTimeout,
     SocketError,
 )
+from tests.support.bombs import BOMB_TAKEN, bomb, read_by_chunks, read_in_pieces
 from tests.support.helpers import quickly
 from tests.support.hostile import KiB, MiB, assert_bounds, assert_raised, measure
 from tests.support.http11 import http11_responder, reader_for
@@ -355,52 +352,8 @@ def test_hostile_h11(scripted_raw_server: ServerFactory, name: str) -> None:
 
 # -- decompression bombs --------------------------------------------------------------------------
 
-#: What each bomb expands to.
-BOMB_SIZE = 1 << 30
-#: CRC-32 of 2**30 zero bytes (the gzip trailer; computing it would take a second).
-_CRC_OF_1_GIB_OF_ZEROS = 0x5B64C2B0
-#: Decoded bytes the client takes before giving up.
-BOMB_TAKEN = 4 * MiB
-
-
-@functools.cache
-def bomb(encoding: str) -> bytes:
-    """A valid body of ``encoding`` that decodes to 1 GiB of zeros (built once)."""
-    zeros = b"\0" * MiB
-    if encoding == "gzip":
-        # One compressed MiB ending in a full flush does not depend on what precedes it, so
-        # repeating it gives a valid stream in milliseconds.
-        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-        segment = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-        deflate = segment * (BOMB_SIZE // MiB) + compressor.flush(zlib.Z_FINISH)
-        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-        return header + deflate + struct.pack("<II", _CRC_OF_1_GIB_OF_ZEROS, BOMB_SIZE % 2**32)
-    if encoding == "br":
-        brotli_compressor = brotli.Compressor(quality=1)
-        parts = [brotli_compressor.process(zeros) for _ in range(BOMB_SIZE // MiB)]
-        return b"".join(parts) + brotli_compressor.finish()
-    zstd = zstandard.ZstdCompressor(level=1).compressobj()
-    parts = [zstd.compress(zeros) for _ in range(BOMB_SIZE // MiB)]
-    return b"".join(parts) + zstd.flush()
-
-
-def _take_amt(response: HTTP11Response) -> int:
-    taken = 0
-    while taken < BOMB_TAKEN:
-        piece = response.read(64 * KiB)
-        assert 0 < len(piece) <= 64 * KiB and not piece.strip(b"\0")
-        taken += len(piece)
-    return taken
-
-
-def _take_chunked(response: HTTP11Response) -> int:
-    taken = 0
-    for piece in response.read_chunked():
-        assert len(piece) <= 256 * KiB and not piece.strip(b"\0")  # DECODE_STEP
-        taken += len(piece)
-        if taken >= BOMB_TAKEN:
-            break
-    return taken
+_take_amt = read_in_pieces
+_take_chunked = read_by_chunks
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
