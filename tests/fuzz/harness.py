@@ -314,3 +314,30 @@ def plaintext() -> st.SearchStrategy[bytes]:
         st.binary(max_size=600),
         st.builds(lambda b, n: b * n, st.binary(min_size=1, max_size=8), st.integers(1, 2000)),
     )
+
+
+def consume(response: Any, plan: dict[str, Any]) -> None:
+    """
+    Read ``response`` the way ``plan["mode"]`` says (``read``, ``raw``, ``amt`` with
+    ``plan["amt"]``, ``chunked``, ``iter``, ``trailers``; anything else just closes it),
+    with a bound on the number of calls, then close it.
+    """
+    mode = plan["mode"]
+    if mode == "read":
+        response.read()
+    elif mode == "raw":
+        response.read(decode_content=False)
+    elif mode == "amt":
+        for _ in range(200_000):
+            if not response.read(plan["amt"]):
+                break
+        else:
+            raise AssertionError("read(amt) never reached the end of a finite body")
+    elif mode in ("chunked", "iter"):
+        pieces = response.read_chunked() if mode == "chunked" else iter(response)
+        for count, _ in enumerate(pieces):
+            assert count < 200_000, "read_chunked() never ended"
+    elif mode == "trailers":
+        response.read()
+    _ = getattr(response, "trailers", None)
+    response.close()

@@ -30,6 +30,7 @@ from tests.fuzz.harness import (
     CLIENT_TIMEOUT,
     ScriptedPeer,
     check_outcome,
+    consume,
     content_codings,
     encode_body,
     fuzz,
@@ -191,27 +192,6 @@ def client_plan(draw: st.DrawFn) -> dict[str, Any]:
         # The script written before the request arrives (see ScriptedPeer).
         "early": draw(st.integers(0, 4)) == 0,
     }
-
-
-def consume(response: Any, plan: dict[str, Any]) -> None:
-    """Read ``response`` as ``plan`` says, bounding the number of calls."""
-    mode = plan["mode"]
-    if mode == "read":
-        response.read()
-    elif mode == "raw":
-        response.read(decode_content=False)
-    elif mode == "amt":
-        for _ in range(200_000):
-            if not response.read(plan["amt"]):
-                break
-        else:
-            raise AssertionError("read(amt) never reached the end of a finite body")
-    elif mode in ("chunked", "iter"):
-        pieces = response.read_chunked() if mode == "chunked" else iter(response)
-        for count, _ in enumerate(pieces):
-            assert count < 200_000, "read_chunked() never ended"
-    _ = response.trailers if hasattr(response, "trailers") else None
-    response.close()
 
 
 def drive(cls: Any, scripts: list[bytes], plan: dict[str, Any]) -> ScriptedPeer:

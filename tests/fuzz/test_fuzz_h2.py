@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hyper import HTTP20Connection
 from tests.fuzz.h2frames import SETTINGS, frame_script, raw_frame, settings_pairs, settings_payload
-from tests.fuzz.harness import CLIENT_TIMEOUT, ScriptedPeer, check_outcome, fuzz
+from tests.fuzz.harness import CLIENT_TIMEOUT, ScriptedPeer, check_outcome, consume, fuzz
 
 # -- the client side --------------------------------------------------------------------------
 
@@ -43,29 +43,6 @@ def client_plan(draw: st.DrawFn) -> dict[str, Any]:
         # The script written before the request arrives (see ScriptedPeer).
         "early": draw(st.integers(0, 4)) == 0,
     }
-
-
-def consume(response: Any, plan: dict[str, Any]) -> None:
-    """Read ``response`` the way ``plan`` says, with a bound on the number of calls."""
-    mode = plan["mode"]
-    if mode == "read":
-        response.read()
-    elif mode == "raw":
-        response.read(decode_content=False)
-    elif mode == "amt":
-        for _ in range(200_000):
-            if not response.read(plan["amt"]):
-                break
-        else:
-            raise AssertionError("read(amt) never reached the end of a finite body")
-    elif mode in ("chunked", "iter"):
-        pieces = response.read_chunked() if mode == "chunked" else iter(response)
-        for count, _ in enumerate(pieces):
-            assert count < 200_000, "read_chunked() never ended"
-    elif mode == "trailers":
-        response.read()
-        _ = response.trailers
-    response.close()
 
 
 def drive(scripts: list[bytes], plan: dict[str, Any]) -> ScriptedPeer:

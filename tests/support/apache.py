@@ -45,7 +45,7 @@ from .interop import (
     InteropTarget,
     public_tempdir,
 )
-from .processes import free_port, missing_requirement, require_binary, serve_on_free_port
+from .processes import missing_requirement, more_free_ports, require_binary, serve_on_free_port
 
 MODULES_DIR = Path("/usr/lib/apache2/modules")
 #: Module name -> shared object, in load order.
@@ -202,11 +202,7 @@ def run_apache(
         lua_path.chmod(0o644)
 
         def argv(port: int) -> list[str]:
-            ports = [port]
-            while len(ports) < len(VHOSTS):
-                candidate = free_port(host)
-                if candidate not in ports:
-                    ports.append(candidate)
+            ports = more_free_ports(host, port, len(VHOSTS))
             chosen.clear()
             chosen.update(zip(VHOSTS, ports, strict=True))
             conf_path.write_text(

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .certs import CertPaths
 from .interop import PUSH_PAGE, PUSHED_FILE, Endpoint, InteropDocroot, InteropTarget
-from .processes import free_port, require_binary, serve_on_free_port
+from .processes import more_free_ports, require_binary, serve_on_free_port
 
 
 def h2o_version(binary: str) -> str:
@@ -118,9 +118,7 @@ def run_h2o(
     ports: dict[str, int] = {}
 
     def argv(tls_port: int) -> list[str]:
-        plain_port = free_port(host)
-        while plain_port == tls_port:
-            plain_port = free_port(host)
+        plain_port = more_free_ports(host, tls_port, 2)[1]
         ports.update(tls=tls_port, plain=plain_port)
         conf_path.write_text(
             render_config(

@@ -48,8 +48,8 @@ from .nginx import READY_PATTERN as NGINX_READY_PATTERN
 from .nginx import nginx_build
 from .processes import (
     ServerProcess,
-    free_port,
     missing_requirement,
+    more_free_ports,
     require_binary,
     serve_on_free_port,
 )
@@ -208,11 +208,7 @@ def run_interop_nginx(
     chosen: dict[str, int] = {}
 
     def argv(port: int) -> list[str]:
-        ports = [port]
-        while len(ports) < len(NGINX_BLOCKS):
-            candidate = free_port(host)
-            if candidate not in ports:
-                ports.append(candidate)
+        ports = more_free_ports(host, port, len(NGINX_BLOCKS))
         chosen.clear()
         chosen.update(zip(NGINX_BLOCKS, ports, strict=True))
         conf_path.write_text(

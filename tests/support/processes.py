@@ -81,6 +81,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def more_free_ports(host: str, first: int, count: int) -> list[int]:
+    """``first`` followed by distinct free ports of ``host``, ``count`` in all (for a server
+    that listens on several ports: :func:`serve_on_free_port` chooses the first)."""
+    ports = [first]
+    while len(ports) < count:
+        candidate = free_port(host)
+        if candidate not in ports:
+            ports.append(candidate)
+    return ports
+
+
 def port_accepts(host: str, port: int, timeout: float) -> bool:
     """Return True if a TCP connection to ``host:port`` succeeds within ``timeout``."""
     try:
