@@ -35,6 +35,7 @@ import dataclasses
 import re
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -970,7 +971,11 @@ def _handler(case_: Case, peers: list[RawH2Peer]) -> Callable[[Any], None]:
                 peer.handshake()
             peer.serve_rest()
         except (PeerGone, ConnectionResetError, BrokenPipeError):
-            return  # the client hung up on a hostile connection: expected
+            # The client hung up on a hostile connection (expected), possibly before the
+            # script was done writing: a failed write is how the peer learns it then.
+            if not peer.eof.is_set():
+                peer.eof_at = time.monotonic()
+                peer.eof.set()
 
     return handle
 

@@ -750,3 +750,66 @@ def test_streamed_upload_refused_midway_raises(
     first = peers[0]
     assert 1 in first.requests
     assert sum(1 for r in first.requests.values() if r.path == b"/upload") == 1
+
+
+# -- request HEADERS written without h2's frame objects (_H2Connection.send_headers) ----------
+
+
+def _echo_header_sizes(ctx: ServerConnection) -> None:
+    """Answer each request with the length of its x-big header and of its body."""
+    ctx.handshake()
+    for _ in range(2):
+        request = ctx.wait_for_request()
+        headers, body = ctx.read_request(request.stream_id)
+        big = dict(headers).get(b"x-big", b"")
+        reply = f"{len(big)} {hashlib.sha256(big).hexdigest()} {len(body)}".encode()
+        ctx.conn.send_headers(request.stream_id, [(b":status", b"200")])
+        ctx.conn.send_data(request.stream_id, reply, end_stream=True)
+        ctx.flush()
+    ctx.wait_closed()
+
+
+def test_request_headers_larger_than_a_frame_go_out_in_continuations(
+    scripted_server: Callable[..., ScriptedServer],
+) -> None:
+    """A header block over the server's 16 KiB frame size is split into HEADERS and
+    CONTINUATION frames, with END_STREAM on the first only when the request has no body."""
+    big = "".join(random.Random(7).choice("abcdefghijklmnopqrstuvwxyz") for _ in range(40_000))
+    expected = f"40000 {hashlib.sha256(big.encode()).hexdigest()}"
+    with (
+        scripted_server(_echo_header_sizes) as server,
+        HTTP20Connection(server.host, server.port, secure=False, timeout=5) as conn,
+        quickly(),
+    ):
+        get = conn.request("GET", "/", headers={"x-big": big})
+        assert conn.get_response(get).read() == f"{expected} 0".encode()
+        post = conn.request("POST", "/", body=b"payload", headers={"x-big": big})
+        assert conn.get_response(post).read() == f"{expected} 7".encode()
+
+
+def test_head_response_with_a_length_and_no_body(
+    scripted_server: Callable[..., ScriptedServer],
+) -> None:
+    """h2 must still know the request was HEAD: a Content-Length with no body is then
+    correct, not a protocol error."""
+
+    def handler(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        for _ in range(2):
+            stream_id = ctx.wait_for_request().stream_id
+            # END_STREAM on an empty DATA frame, where h2 checks the length (0 for HEAD).
+            ctx.conn.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"100")])
+            ctx.conn.send_data(stream_id, b"", end_stream=True)
+            ctx.flush()
+        ctx.wait_closed()
+
+    with (
+        scripted_server(handler) as server,
+        HTTP20Connection(server.host, server.port, secure=False, timeout=5) as conn,
+        quickly(),
+    ):
+        for _ in range(2):  # the second on a warm connection (cached HPACK blocks)
+            response = conn.get_response(conn.request("HEAD", "/"))
+            assert response.status == 200
+            assert response.headers[b"content-length"] == [b"100"]
+            assert response.read() == b""

@@ -35,6 +35,7 @@ import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import h2.stream
+import h2.utilities
 import hpack.exceptions
 from hyperframe.frame import (
     ContinuationFrame,
@@ -160,6 +161,12 @@ _STREAM_SCAN_MINIMUM = 64
 #: A read this large suggests a bulk transfer: the next read is tried before polling.
 _STREAMING_READ = 16 * 1024
 
+#: Frame types HEADERS and CONTINUATION, and the END_STREAM and END_HEADERS flags.
+_HEADERS = 0x1
+_CONTINUATION = 0x9
+_END_STREAM = 0x1
+_END_HEADERS = 0x4
+
 #: Frame type DATA, and its END_STREAM | PADDED flags.
 _DATA = 0x0
 _END_STREAM_OR_PADDED = 0x1 | 0x8
@@ -169,6 +176,23 @@ _DATA_NO_FLAGS = b"\x00\x00"
 _SENDING_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE})
 #: Stream states in which a DATA frame changes nothing but counters.
 _BODY_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL})
+
+
+def _header_frames(stream_id: int, block: bytes, end_stream: bool, max_size: int) -> bytes:
+    """A HEADERS frame carrying ``block``, split into CONTINUATIONs beyond ``max_size``."""
+    sid = stream_id.to_bytes(4, "big")
+    if len(block) <= max_size:
+        flags = _END_HEADERS | (_END_STREAM if end_stream else 0)
+        return len(block).to_bytes(3, "big") + bytes((_HEADERS, flags)) + sid + block
+    pieces = [block[i : i + max_size] for i in range(0, len(block), max_size)]
+    out = bytearray()
+    for index, piece in enumerate(pieces):
+        kind = _HEADERS if index == 0 else _CONTINUATION
+        flags = (_END_STREAM if end_stream and index == 0 else 0) | (
+            _END_HEADERS if index == len(pieces) - 1 else 0
+        )
+        out += len(piece).to_bytes(3, "big") + bytes((kind, flags)) + sid + piece
+    return bytes(out)
 
 
 def _h2_span(view: memoryview) -> int:
@@ -256,6 +280,51 @@ class _H2Connection(h2.connection.H2Connection):
             self._frame_dispatch_table[cheap] = self._frame_dispatch_table[original]
         #: When h2 next scans its streams (see open_outbound_streams).
         self._scan_streams_at = _STREAM_SCAN_MINIMUM
+
+    def send_headers(
+        self,
+        stream_id: int,
+        headers: Any,
+        end_stream: bool = False,
+        priority_weight: int | None = None,
+        priority_depends_on: int | None = None,
+        priority_exclusive: bool | None = None,
+    ) -> None:
+        """
+        Send a request's headers. For a new stream without priority information (every
+        request hyper makes), this does what h2 does (the same state transitions, the same
+        stream bookkeeping, the same HPACK encoding) but writes the HEADERS frame (and any
+        CONTINUATIONs) as bytes, without building frame objects: about a fifth of the cost
+        of a small request. Anything else goes to h2 unchanged.
+        """
+        if (
+            stream_id in self.streams
+            or priority_weight is not None
+            or priority_depends_on is not None
+            or priority_exclusive is not None
+            or type(headers) is not list
+            or self.open_outbound_streams + 1 > self.remote_settings.max_concurrent_streams
+        ):
+            super().send_headers(
+                stream_id,
+                headers,
+                end_stream,
+                priority_weight=priority_weight,
+                priority_depends_on=priority_depends_on,
+                priority_exclusive=priority_exclusive,
+            )
+            return
+        self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
+        stream = self._begin_new_stream(stream_id, h2.connection.AllowedStreamIDs.ODD)
+        stream.state_machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+        block = self.encoder.encode(headers)
+        if end_stream:
+            stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+        # What h2's stream records of a request (push checks, HEAD responses' length).
+        stream._authority = h2.utilities.authority_from_headers(headers)
+        stream.request_method = h2.utilities.extract_method_header(headers)
+        max_size = stream.max_outbound_frame_size or self.max_outbound_frame_size
+        self._data_to_send += _header_frames(stream_id, block, end_stream, max_size)
 
     @property
     def open_outbound_streams(self) -> int:
