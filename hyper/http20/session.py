@@ -167,14 +167,15 @@ _CONTINUATION = 0x9
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
 
-#: Frame type DATA, and its END_STREAM | PADDED flags.
+#: Frame type DATA, and its PADDED flag.
 _DATA = 0x0
-_END_STREAM_OR_PADDED = 0x1 | 0x8
+_PADDED = 0x8
 #: The type and flags bytes of a DATA frame without END_STREAM or padding.
 _DATA_NO_FLAGS = b"\x00\x00"
 #: Stream states in which sending DATA (without END_STREAM) changes nothing but counters.
 _SENDING_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE})
-#: Stream states in which a DATA frame changes nothing but counters.
+#: Stream states in which a DATA frame changes nothing but counters (and END_STREAM only
+#: the stream's state).
 _BODY_STATES = frozenset({h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL})
 
 
@@ -199,7 +200,7 @@ def _h2_span(view: memoryview) -> int:
     """
     How much of ``view`` (starting at a frame boundary) to give h2 in one call: its first
     frame, and the whole frames after it up to the first that may take the short path (a DATA
-    frame without END_STREAM or padding) or that has not fully arrived. 0 when the first
+    frame without padding) or that has not fully arrived. 0 when the first
     frame itself is incomplete.
     """
     end = len(view)
@@ -210,7 +211,7 @@ def _h2_span(view: memoryview) -> int:
             return pos
         if end - following < 9:
             return following
-        if view[following + 3] == _DATA and not view[following + 4] & _END_STREAM_OR_PADDED:
+        if view[following + 3] == _DATA and not view[following + 4] & _PADDED:
             return following
         pos = following
     return pos
@@ -591,6 +592,8 @@ class Session:
                     # else goes through h2, in order.
                     taken = self._receive_body_frames_locked(conn, view)
                     if taken:
+                        if self.error is not None:
+                            return  # a stream's end closed a draining session
                         view = view[taken:]
                         if not view:
                             break
@@ -656,12 +659,14 @@ class Session:
         bookkeeping, and return how many bytes they spanned.
 
         h2 parses every frame into objects, copies its payload three times and runs two state
-        machines; for the frames of a body in progress that is most of a download's cost.
-        A frame qualifies only when nothing about it can be an error or change a state: no
-        padding, no END_STREAM, a stream that is open with its response headers received, and
-        room in both receive windows and under the announced Content-Length. h2's windows and
-        length count are updated exactly as its own path would; any other frame stops the
-        scan and goes to h2, which then also raises whatever error the frame deserves.
+        machines; for the frames of a body that is most of a download's cost, and a good part
+        of a small response's. A frame qualifies only when nothing about it can be an error:
+        no padding, a stream that is open with its response headers received, room in both
+        receive windows, and within the announced Content-Length (exactly at it when the
+        frame ends the stream). h2's windows and length count are updated exactly as its own
+        path would; a frame that ends the stream has h2's state machine make the transition.
+        Any other frame stops the scan and goes to h2, which then also raises whatever error
+        the frame deserves.
         """
         streams = conn.streams
         conn_window = conn._inbound_flow_control_window_manager
@@ -669,7 +674,8 @@ class Session:
         end = len(view)
         pos = 0
         while end - pos >= 9:
-            if view[pos + 3] != _DATA or view[pos + 4] & _END_STREAM_OR_PADDED:
+            flags = view[pos + 4]
+            if view[pos + 3] != _DATA or flags & _PADDED:
                 break
             length = int.from_bytes(view[pos : pos + 3], "big")
             body = pos + 9
@@ -689,15 +695,32 @@ class Session:
                 break
             received = h2_stream._actual_content_length + length
             expected = h2_stream._expected_content_length
-            if expected is not None and received > expected:
-                break
+            end_stream = flags & _END_STREAM
+            if expected is not None and (
+                received > expected or (end_stream and received != expected)
+            ):
+                break  # h2 raises the error this deserves
             conn_window.current_window_size -= length
             stream_window.current_window_size -= length
             h2_stream._actual_content_length = received
             if self.debug:
-                log.debug("h2: received DATA on stream %d, %d bytes", stream_id, length)
+                # In the format h2 logs the frames it parses.
+                log.debug(
+                    "h2: Received frame: DataFrame(stream_id=%d, flags=%s, length=%d)",
+                    stream_id,
+                    "['END_STREAM']" if end_stream else "[]",
+                    length,
+                )
             self._data_locked(stream_id, view[body : body + length].tobytes(), length)
             pos = body + length
+            if end_stream:
+                # The end of the body: h2's state machine makes the transition (and records
+                # how the stream closed) as its own receive path would.
+                for event in machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM):
+                    if isinstance(event, h2.events.StreamEnded):
+                        self._on_stream_ended(event)
+                if self.error is not None:
+                    break  # that ended a draining session
         return pos
 
     def _check_server_preface(self, data: memoryview) -> None:
