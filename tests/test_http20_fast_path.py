@@ -23,6 +23,7 @@ import contextlib
 import functools
 import hashlib
 import random
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -30,11 +31,18 @@ from typing import Any
 
 import h2.errors
 import h2.events
+import h2.settings
+import hpack
 import pytest
 
 from hyper import HTTP20Connection
 from hyper.common.exceptions import InvalidRequest
-from hyper.http20.exceptions import ConnectionError, ProtocolError, StreamResetError
+from hyper.http20.exceptions import (
+    ConnectionError,
+    HPACKDecodingError,
+    ProtocolError,
+    StreamResetError,
+)
 from hyper.http20.window import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_STREAM_WINDOW,
@@ -51,6 +59,7 @@ from tests.support.hostile import (
     PING,
     SETTINGS,
     WINDOW_UPDATE,
+    KiB,
     MiB,
     PeerGone,
     RawH2Peer,
@@ -813,3 +822,97 @@ def test_head_response_with_a_length_and_no_body(
             assert response.status == 200
             assert response.headers[b"content-length"] == [b"100"]
             assert response.read() == b""
+
+
+# -- regressions from review -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", range(1, 9))
+def test_server_preface_arriving_a_few_bytes_at_a_time(split: int) -> None:
+    """The server's SETTINGS split after ``split`` bytes, the first piece read on its own:
+    fewer than 5 bytes are given back to the socket buffer and judged with the rest (they
+    were once counted twice, and a valid server was refused as "not HTTP/2")."""
+    settings = frame_bytes(0x4, 0, 0, b"")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        conn = HTTP20Connection("127.0.0.1", listener.getsockname()[1], secure=False, timeout=5)
+        with conn:
+            conn.connect()
+            peer, _ = listener.accept()
+            with peer:
+                peer.settimeout(5)
+                peer.sendall(settings[:split])
+                session = conn._session
+                assert session is not None and session.sock is not None
+                readable, _, _ = select.select([session.sock.socket], [], [], 5)
+                assert readable, "the first piece never arrived"
+                with conn._lock:
+                    session.poll_locked()  # reads the first piece alone
+                assert session.error is None
+                peer.sendall(settings[split:])
+                stream_id = conn.request("GET", "/")
+                request = b""
+                while b"\x01\x05\x00\x00\x00\x01" not in request:  # our HEADERS on stream 1
+                    chunk = peer.recv(65536)
+                    assert chunk, "the client closed the connection"
+                    request += chunk
+                block = hpack.Encoder().encode([(b":status", b"200")])
+                peer.sendall(frame_bytes(0x4, 0x1, 0, b"") + frame_bytes(0x1, 0x5, 1, block))
+                with quickly():
+                    assert conn.get_response(stream_id).status == 200
+
+
+def test_put_request_when_finished_streams_are_still_unread(
+    scripted_server: Callable[..., ScriptedServer],
+) -> None:
+    """With SETTINGS_MAX_CONCURRENT_STREAMS=3 and two complete responses not yet read,
+    hyper's own count says 2 open: the exact count from h2 (0) must decide, or endheaders()
+    waits for a stream slot that is already free."""
+
+    def handler(ctx: ServerConnection) -> None:
+        ctx.handshake(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 3})
+        for _ in range(3):
+            stream_id = ctx.wait_for_request().stream_id
+            ctx.conn.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"2")])
+            ctx.conn.send_data(stream_id, b"ok", end_stream=True)
+            ctx.flush()
+        ctx.wait_closed()
+
+    with (
+        scripted_server(handler) as server,
+        HTTP20Connection(server.host, server.port, secure=False, timeout=5) as conn,
+        quickly(),
+    ):
+        first, second = conn.request("GET", "/a"), conn.request("GET", "/b")
+        responses = [conn.get_response(first), conn.get_response(second)]
+        # Both bodies are fully here (and the streams closed in h2), none read yet.
+        third = conn.putrequest("GET", "/c")
+        conn.endheaders()
+        assert conn.get_response(third).read() == b"ok"
+        assert [response.read() for response in responses] == [b"ok", b"ok"]
+
+
+def test_one_header_frame_over_the_block_limit_is_refused(
+    scripted_raw_server: Callable[..., ScriptedRawServer],
+) -> None:
+    """A single HEADERS frame whose block is over 256 KiB (under the 1 MiB frame limit) is
+    refused like a block built from CONTINUATIONs."""
+    peers: list[RawH2Peer] = []
+
+    def handler(sock: Any) -> None:
+        peer = RawH2Peer(sock)
+        peers.append(peer)
+        with contextlib.suppress(PeerGone, ConnectionResetError, BrokenPipeError):
+            stream_id = peer.start()
+            block = peer.encode([(b":status", b"200")]) + peer.encode(
+                [(b"x-big", b"v" * (300 * KiB))], huffman=False
+            )
+            peer.send(frame_bytes(0x1, 0x5, stream_id, block))
+            peer.serve_rest()
+
+    with (
+        scripted_raw_server(handler) as server,
+        HTTP20Connection(server.host, server.port, secure=False, timeout=5) as conn,
+        quickly(),
+        pytest.raises(HPACKDecodingError, match="header block of over"),
+    ):
+        conn.get_response(conn.request("GET", "/"))

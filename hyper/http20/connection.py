@@ -810,7 +810,9 @@ class HTTP20Connection(ClosingContextManager):
         limit = conn.remote_settings.max_concurrent_streams
         if len(session.streams) + len(self._reserved) < limit:
             return True
-        return conn.open_outbound_streams + len(self._reserved) < limit
+        # hyper's own count includes streams whose response is complete but unread; ask h2
+        # for the exact number (its cheap upper bound could be too high here).
+        return conn.exact_open_outbound_streams() + len(self._reserved) < limit
 
     def _send_headers_locked(
         self,

@@ -139,11 +139,12 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
         pending = self._headers_buffer
         if pending:
             size = sum(len(part.data) for part in pending)
-            if size > self.max_header_block:
-                raise HeaderBlockError(
-                    f"a header block of over {self.max_header_block} bytes "
-                    f"({len(pending)} frames so far)"
-                )
+        elif isinstance(result, (HeadersFrame, PushPromiseFrame)):
+            size = len(result.data)  # a whole block (its CONTINUATIONs already joined)
+        else:
+            return result
+        if size > self.max_header_block:
+            raise HeaderBlockError(f"a header block of over {self.max_header_block} bytes")
         return result
 
     def __next__(self) -> Any:
@@ -342,6 +343,10 @@ class _H2Connection(h2.connection.H2Connection):
         known = len(self.streams)
         if known < self._scan_streams_at and known < self.remote_settings.max_concurrent_streams:
             return known
+        return self.exact_open_outbound_streams()
+
+    def exact_open_outbound_streams(self) -> int:
+        """How many streams this client opened are still open (h2's scan, closed ones dropped)."""
         count = int(super().open_outbound_streams)
         self._scan_streams_at = max(_STREAM_SCAN_MINIMUM, 2 * len(self.streams))
         return count
@@ -443,7 +448,6 @@ class Session:
         #: DATA bytes received in this read, not yet reported to the window manager.
         self.conn_received = 0
         self.preface_seen = False
-        self.preface_head = b""
         #: The names the server's certificate covers (for push checks), once looked up.
         self.peer_names: frozenset[str] | None = None
         #: Whether the server's first SETTINGS have been processed: until then its stream
@@ -724,20 +728,22 @@ class Session:
         return pos
 
     def _check_server_preface(self, data: memoryview) -> None:
-        """The server's first frame must be SETTINGS; anything else is not HTTP/2 at all."""
-        head = self.preface_head + bytes(data[:40])
-        if len(head) < 5:
-            self.preface_head = head
+        """
+        The server's first frame must be SETTINGS; anything else is not HTTP/2 at all. With
+        fewer than 5 bytes there is nothing to judge yet: they are given back to the socket
+        buffer (see _receive_locked) and come again, with more, in the next read.
+        """
+        if len(data) < 5:
             return
+        head = bytes(data[:40])
         if head[3] != 0x4 or head[4] & 0x1:
             error = ProtocolError(
-                f"the server did not answer with HTTP/2; its first bytes were {head[:40]!r}",
+                f"the server did not answer with HTTP/2; its first bytes were {head!r}",
                 h2.errors.ErrorCodes.PROTOCOL_ERROR,
             )
             self.abort_locked(error)
             raise error
         self.preface_seen = True
-        self.preface_head = b""
 
     def _check_pending_frame(self, conn: _H2Connection) -> None:
         """
