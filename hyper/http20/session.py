@@ -637,8 +637,8 @@ class Session:
         self._check_pending_frame(conn)
         if conn.closed_stream_bytes:
             # DATA the server had in flight for streams hyper reset: it still used up the
-            # connection window.
-            self.conn_credit += self.conn_manager._handle_frame(conn.closed_stream_bytes)
+            # connection window, and is reported with the rest at the end of this read.
+            self.conn_received += conn.closed_stream_bytes
             conn.closed_stream_bytes = 0
         dispatch = self.dispatch
         try:

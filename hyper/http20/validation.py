@@ -78,10 +78,10 @@ def _check_field(name: bytes, value: bytes) -> None:
             _valid_values.add(value)
 
 
-def _check_status(headers: Sequence[Header]) -> int:
+def _check_status(headers: Sequence[Header]) -> None:
     """
     Check that the block opens with exactly one valid ``:status`` and no other
-    pseudo-header; return the index of the first regular field.
+    pseudo-header.
     """
     if not headers or headers[0][0] != b":status":
         if any(name[:1] == b":" for name, _ in headers):
@@ -97,7 +97,6 @@ def _check_status(headers: Sequence[Header]) -> int:
             if name == b":status":
                 raise MalformedHeaders("a response with two :status fields")
             raise MalformedHeaders(f"the pseudo-header field {name!r} in a response")
-    return 1
 
 
 def check_response(headers: Sequence[Header]) -> None:
@@ -107,7 +106,8 @@ def check_response(headers: Sequence[Header]) -> None:
     :param headers: the decoded fields, in order.
     :raises MalformedHeaders: if the block is malformed.
     """
-    for index in range(_check_status(headers), len(headers)):
+    _check_status(headers)
+    for index in range(1, len(headers)):
         name, value = headers[index]
         _check_field(name, value)
 
