@@ -1,5 +1,5 @@
 """
-The short path for body DATA frames (``Session._receive_body_frames_locked``, ``_h2_span``,
+The short path for body DATA frames (``Session._receive_short_frames_locked``, ``_h2_span``,
 ``_rest_of_frame``) against scripted HTTP/2 servers, across every seam it has with h2.
 
 Plain DATA frames on open streams bypass h2's frame parsing, with h2's flow-control windows and
@@ -155,18 +155,9 @@ def send_in_pieces(peer: RawH2Peer, data: bytes, sizes: Callable[[], int]) -> No
 # -- running a script -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def scripted(
-    factory: RawFactory,
-    script: Script,
-    *,
-    buffer_size: int | None = None,
-    read_timeout: float = 5.0,
-    **conn_kwargs: Any,
-) -> Iterator[tuple[HTTP20Connection, list[RawH2Peer], ScriptedRawServer]]:
-    """Run ``script(peer, index)`` for each connection (``index`` counts from 0) and yield a
-    plaintext HTTP20Connection to it, the peers, and the server. Errors in the script fail
-    the test when the block ends; a client that hangs up is not one."""
+def peer_handler(script: Script) -> tuple[Callable[[socket.socket], None], list[RawH2Peer]]:
+    """A connection handler for a scripted server that runs ``script(peer, index)`` on a
+    :class:`RawH2Peer` per connection, and the list those peers are added to."""
     peers: list[RawH2Peer] = []
     lock = threading.Lock()
 
@@ -181,6 +172,22 @@ def scripted(
         except (PeerGone, ConnectionResetError, BrokenPipeError):
             return
 
+    return handle, peers
+
+
+@contextlib.contextmanager
+def scripted(
+    factory: RawFactory,
+    script: Script,
+    *,
+    buffer_size: int | None = None,
+    read_timeout: float = 5.0,
+    **conn_kwargs: Any,
+) -> Iterator[tuple[HTTP20Connection, list[RawH2Peer], ScriptedRawServer]]:
+    """Run ``script(peer, index)`` for each connection (``index`` counts from 0) and yield a
+    plaintext HTTP20Connection to it, the peers, and the server. Errors in the script fail
+    the test when the block ends; a client that hangs up is not one."""
+    handle, peers = peer_handler(script)
     with factory(handle) as server:
         conn = HTTP20Connection(
             server.host, server.port, secure=False, timeout=(5, read_timeout), **conn_kwargs

@@ -75,6 +75,7 @@ class BufferedSocket:
         "_awaiting_reply",
         "_buffer",
         "_closed",
+        "_deferred_error",
         "_end",
         "_eof",
         "_poller",
@@ -119,6 +120,9 @@ class BufferedSocket:
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
+        #: A failure met while reading ahead (see _fill_ready), raised by the next read once
+        #: the data received before it has been taken.
+        self._deferred_error: SocketError | TLSError | None = None
         #: A socket pair that lets another thread interrupt a wait (made on first use).
         self._waker: tuple[_Socket, _Socket] | None = None
         #: close() was called. The descriptors are closed only once no thread waits on
@@ -278,6 +282,7 @@ class BufferedSocket:
         if (
             (self._start != self._end and not self._short)
             or self._eof
+            or self._deferred_error is not None
             or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
         ):
             return
@@ -301,6 +306,10 @@ class BufferedSocket:
 
     def _recv_once(self) -> int:
         """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
+        if self._deferred_error is not None:
+            # Raised on every read from now on: after a TLS or socket failure the stream
+            # cannot go on (OpenSSL would report a clean end of stream instead).
+            raise self._deferred_error
         if self._eof:
             return 0
         view = self._view[self._end :]
@@ -336,6 +345,8 @@ class BufferedSocket:
 
     def _fill(self) -> int:
         """Receive once (waiting up to the timeout); return the byte count (0: EOF, -1: full)."""
+        if self._deferred_error is not None:
+            raise self._deferred_error
         if not self._make_room():
             return -1
         deadline = self._deadline()
@@ -356,21 +367,26 @@ class BufferedSocket:
                 self._fill_ready()
             return count
 
-    def _fill_ready(self) -> None:
+    def _fill_ready(self, gather: bool = False) -> None:
         """
-        After a TLS read, keep reading the records that have already arrived, while they fit.
+        After a TLS read, keep reading the records that have already arrived, while they fit
+        (with ``gather``, small ones too).
 
         One TLS read returns at most one record (16 KiB), so a bulk download would otherwise
         cost a full trip through the protocol layer per record.
         """
         while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
             try:
-                if self._recv_once() < _TLS_BULK_RECORD:
-                    return  # a small record: the end of a burst, most likely
+                count = self._recv_once()
+                if not count or (count < _TLS_BULK_RECORD and not gather):
+                    return  # the end of the stream, or (a small record) of a burst, most likely
             except _WouldBlock:
                 return
-            except (SocketError, TLSError):
-                return  # the next read reports it
+            except (SocketError, TLSError) as exc:
+                # The records before it are good: return them first, and keep the error
+                # for the next read (which would otherwise see only a clean end of stream).
+                self._deferred_error = exc
+                return
 
     def recv(self, amt: int | None = None) -> memoryview:
         """
@@ -385,10 +401,15 @@ class BufferedSocket:
             self._fill()
         return self._take(amt)
 
-    def recv_nowait(self) -> memoryview | None:
+    def recv_nowait(self, gather: bool = False) -> memoryview | None:
         """
         Like :meth:`recv` without waiting: the buffered bytes, or what the socket has right
         now; ``None`` if that is nothing (for TLS: not even one whole record).
+
+        :param gather: for TLS, where one read returns one record: after a record, go on
+            reading the records that have already arrived, while they fit, even small ones.
+            Worth it when many small messages are expected at once (responses to many
+            requests); otherwise the last attempt, which finds nothing, is wasted.
         """
         if self._start == self._end or self._short:
             if not self._make_room():
@@ -397,8 +418,8 @@ class BufferedSocket:
                 count = self._recv_once()
             except _WouldBlock:
                 return None
-            if self._tls and count >= _TLS_FULL_RECORD:
-                self._fill_ready()
+            if self._tls and (gather or count >= _TLS_FULL_RECORD):
+                self._fill_ready(gather)
         return self._take(None)
 
     def _take(self, amt: int | None) -> memoryview:
@@ -517,7 +538,7 @@ class BufferedSocket:
         or sent something unexpected, so that it must not carry another request. Reads
         without waiting; TLS-only traffic (a TLS 1.3 session ticket) does not count.
         """
-        if self._start != self._end or self._eof:
+        if self._start != self._end or self._eof or self._deferred_error is not None:
             return True
         if not (self._tls and self._sock.pending()) and not self._wait(  # type: ignore[attr-defined]
             _IN, time.monotonic()
@@ -537,7 +558,11 @@ class BufferedSocket:
         Tell, without blocking, whether a read would return at once: data is buffered, or the
         socket is readable (data, or the peer closed it).
         """
-        if (self._start != self._end and not self._short) or self._eof:
+        if (
+            (self._start != self._end and not self._short)
+            or self._eof
+            or self._deferred_error is not None
+        ):
             return True
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending():

@@ -207,7 +207,13 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         :returns: a new list of ``bytes`` values.
         :raises KeyError: if no field has that name.
         """
-        key = _lookup_key(name)
+        values = self._values(_lookup_key(name))
+        if not values:
+            raise KeyError(name)
+        return values
+
+    def _values(self, key: bytes) -> list[bytes]:
+        """The values of the fields named ``key`` (lowercase), split; empty if none."""
         size = len(key)
         split = key not in UNSPLIT_HEADERS
         values: list[bytes] = []
@@ -217,8 +223,6 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
                     values.extend(_split_value(value))
                 else:
                     values.append(value.strip(_OWS))
-        if not values:
-            raise KeyError(name)
         return values
 
     def get(self, name: HeaderText, default: Any = None) -> Any:
@@ -229,10 +233,12 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         :param default: what to return when no field has that name.
         :returns: a list of ``bytes`` values, or ``default``.
         """
-        try:
-            return self[name]
-        except KeyError:
-            return default
+        # Not through __getitem__: a missing field (the usual case for the fields hyper
+        # itself asks about, like Content-Encoding) would cost an exception.
+        key = _name_key(name)
+        if key is None:
+            return default  # not a name at all, so never present
+        return self._values(key) or default
 
     def __contains__(self, name: object) -> bool:
         """

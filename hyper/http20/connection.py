@@ -1073,10 +1073,17 @@ class HTTP20Connection(ClosingContextManager):
 
     def _read_body(self, stream: Stream, amt: int | None) -> bytes:
         """Return up to ``amt`` raw body bytes of ``stream`` (all of them when ``None``)."""
-        parts: list[bytes] = []
-        needed = amt
         session = stream.session
         assert session is not None
+        if amt is None and stream.finished:
+            # The whole body is already here (a small response, usually): take it at once.
+            with self._lock:
+                data = stream.take(None) if stream.buffered else b""
+            stream.raise_if_failed()
+            self._forget_if_done(stream)
+            return data
+        parts: list[bytes] = []
+        needed = amt
         # Wait for all that is wanted at once rather than taking each socket read's few
         # frames: a large read is then one join, not one per socket read. But take what is
         # buffered once it fills half the stream's open window, so that the window manager

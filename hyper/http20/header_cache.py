@@ -21,7 +21,7 @@ import h2.exceptions
 import hpack
 from hpack.table import HeaderTable
 
-__all__ = ["CachingDecoder", "CachingEncoder", "HeaderBlockError"]
+__all__ = ["CachingDecoder", "CachingEncoder", "HeaderBlockError", "RememberedBlock"]
 
 #: Blocks longer than this are not remembered (a client's and a server's usual blocks are a
 #: few dozen bytes once indexed).
@@ -58,6 +58,22 @@ class _VersionedTable(HeaderTable):
         HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
 
 
+class RememberedBlock:
+    """
+    A header block :class:`CachingDecoder` remembers: its decoded list, and room for what a
+    caller found out about that list (it is the same list for as long as it is remembered).
+
+    :param headers: the decoded header list; never modified (hand out copies).
+    """
+
+    __slots__ = ("facts", "headers")
+
+    def __init__(self, headers: list[Any]) -> None:
+        self.headers = headers
+        #: Free for the caller: facts about ``headers`` worth not working out again.
+        self.facts: Any = None
+
+
 class CachingDecoder(hpack.Decoder):
     """
     An :class:`hpack.Decoder` that remembers the header lists of blocks that did not change
@@ -68,8 +84,23 @@ class CachingDecoder(hpack.Decoder):
         super().__init__(max_header_list_size=max_header_list_size)
         self._table = self.header_table = _VersionedTable()
         self.max_allowed_table_size = self.header_table.maxsize
-        self._cache: dict[bytes, list[Any]] = {}
+        self._cache: dict[bytes, RememberedBlock] = {}
         self._cache_state: tuple[int, int, int] = (-1, 0, 0)
+
+    def cached(self, data: bytes | memoryview) -> RememberedBlock | None:
+        """
+        What is remembered of ``data`` for the table as it is now, else ``None``. A pure
+        lookup: neither the table nor the memory changes, so a caller that gets ``None`` can
+        still hand the block to :meth:`decode` (or to h2, which calls it).
+        """
+        if len(data) > _MAX_BLOCK:
+            return None
+        table = self._table
+        if (table.version, self.max_allowed_table_size, self.max_header_list_size) != (
+            self._cache_state
+        ):
+            return None
+        return self._cache.get(bytes(data))
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.HeaderTuple]:
         """Decode ``data`` as :meth:`hpack.Decoder.decode` does, from memory when possible."""
@@ -79,7 +110,7 @@ class CachingDecoder(hpack.Decoder):
         if key is not None and state == self._cache_state:
             known = self._cache.get(key)
             if known is not None:
-                return list(known)
+                return list(known.headers)
         try:
             headers = super().decode(data, raw)
         except hpack.HPACKError as exc:
@@ -89,7 +120,7 @@ class CachingDecoder(hpack.Decoder):
                 self._cache.clear()
                 self._cache_state = state
             headers = list(headers)
-            self._cache[key] = headers
+            self._cache[key] = RememberedBlock(headers)
             return list(headers)
         return headers
 

@@ -168,9 +168,12 @@ _CONTINUATION = 0x9
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
 
-#: Frame type DATA, and its PADDED flag.
+#: Frame type DATA, and the PADDED and PRIORITY flags.
 _DATA = 0x0
 _PADDED = 0x8
+_PRIORITY = 0x20
+#: The frame types whose END_STREAM flag ends a stream.
+_ENDS_STREAMS = frozenset({_DATA, _HEADERS})
 #: The type and flags bytes of a DATA frame without END_STREAM or padding.
 _DATA_NO_FLAGS = b"\x00\x00"
 #: Stream states in which sending DATA (without END_STREAM) changes nothing but counters.
@@ -197,12 +200,24 @@ def _header_frames(stream_id: int, block: bytes, end_stream: bool, max_size: int
     return bytes(out)
 
 
+def _may_take_short_path(kind: int, flags: int) -> bool:
+    """Whether a frame of this type and flags may take the short path (see
+    ``Session._receive_short_frames_locked``): a DATA frame without padding, or a whole
+    header block in one HEADERS frame without padding or priority."""
+    if kind == _DATA:
+        return not flags & _PADDED
+    return kind == _HEADERS and flags & (_END_HEADERS | _PADDED | _PRIORITY) == _END_HEADERS
+
+
 def _h2_span(view: memoryview) -> int:
     """
     How much of ``view`` (starting at a frame boundary) to give h2 in one call: its first
-    frame, and the whole frames after it up to the first that may take the short path (a DATA
-    frame without padding) or that has not fully arrived. 0 when the first
+    frame, and the whole frames after it up to the first that may take the short path or that
+    has not fully arrived, and no further than a frame that ends a stream. 0 when the first
     frame itself is incomplete.
+
+    h2 drops the events of a whole call when one frame in it is an error, so a span that
+    ends where a response does keeps that response from being lost to a bad frame after it.
     """
     end = len(view)
     pos = 0
@@ -212,7 +227,9 @@ def _h2_span(view: memoryview) -> int:
             return pos
         if end - following < 9:
             return following
-        if view[following + 3] == _DATA and not view[following + 4] & _PADDED:
+        if view[pos + 3] in _ENDS_STREAMS and view[pos + 4] & _END_STREAM:
+            return following
+        if _may_take_short_path(view[following + 3], view[following + 4]):
             return following
         pos = following
     return pos
@@ -236,6 +253,41 @@ def _rest_of_frame(pending: bytes | bytearray, view: memoryview) -> int:
         header = bytes(pending[:9])
     needed = 9 + int.from_bytes(header[:3], "big") - have
     return min(max(needed, 0), len(view))
+
+
+class _ResponseFacts:
+    """What the short path needs to know of a remembered response header block: that it is
+    a valid final response without ``cookie`` fields, and its Content-Length."""
+
+    __slots__ = ("content_length",)
+
+    def __init__(self, content_length: int | None) -> None:
+        self.content_length = content_length
+
+
+#: The facts of a block that must go through h2 (informational, malformed, cookies, an
+#: unreadable or conflicting Content-Length): h2 and the event handlers deal with it there.
+_NOT_SHORT = _ResponseFacts(None)
+
+
+def _response_facts(headers: list[Any]) -> _ResponseFacts:
+    """Work out the :class:`_ResponseFacts` of a decoded response header block."""
+    if not headers or headers[0][0] != b":status" or headers[0][1][:1] == b"1":
+        return _NOT_SHORT  # informational responses have their own path in h2
+    try:
+        check_response(headers)
+    except MalformedHeaders:
+        return _NOT_SHORT
+    length: int | None = None
+    for name, value in headers:
+        if name == b"cookie":
+            return _NOT_SHORT  # h2 joins cookie fields
+        if name == b"content-length":
+            # h2's rule (_initialize_content_length): digits only, repeats must agree.
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return _NOT_SHORT
+            length = int(value)
+    return _ResponseFacts(length)
 
 
 class _PushDecidedByHyper(h2.settings.Settings):
@@ -270,6 +322,8 @@ class _H2Connection(h2.connection.H2Connection):
 
     #: DATA bytes received on closed streams since hyper last took the count.
     closed_stream_bytes = 0
+    #: hyper's HPACK decoder (set in __init__), whose memory the short path consults.
+    decoder: CachingDecoder
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
@@ -534,7 +588,8 @@ class Session:
                     with cond:
                         if self.sock is not sock:
                             break
-                        data = sock.recv_nowait()
+                        # Several streams waiting: their responses may all be here.
+                        data = sock.recv_nowait(gather=len(self.streams) > 1)
                         streaming = data is not None and len(data) >= _STREAMING_READ
                         if data is not None:
                             self._process_locked(data)
@@ -592,9 +647,10 @@ class Session:
                 cut = _rest_of_frame(pending, view)
             else:
                 if self.preface_seen and not buffer._headers_buffer:
-                    # Plain DATA frames of a body in progress take the short path; everything
-                    # else goes through h2, in order.
-                    taken = self._receive_body_frames_locked(conn, view)
+                    # Plain DATA frames of a body in progress, and response headers whose
+                    # block is known, take the short path; everything else goes through h2,
+                    # in order.
+                    taken = self._receive_short_frames_locked(conn, view)
                     if taken:
                         if self.error is not None:
                             return  # a stream's end closed a draining session
@@ -657,20 +713,28 @@ class Session:
             self.abort_locked(error)
             raise error from exc
 
-    def _receive_body_frames_locked(self, conn: _H2Connection, view: memoryview) -> int:
+    def _receive_short_frames_locked(self, conn: _H2Connection, view: memoryview) -> int:
         """
-        Take the whole DATA frames at the start of ``view`` that need nothing from h2 but
+        Take the whole frames at the start of ``view`` that need nothing from h2 but
         bookkeeping, and return how many bytes they spanned.
 
-        h2 parses every frame into objects, copies its payload three times and runs two state
-        machines; for the frames of a body that is most of a download's cost, and a good part
-        of a small response's. A frame qualifies only when nothing about it can be an error:
-        no padding, a stream that is open with its response headers received, room in both
-        receive windows, and within the announced Content-Length (exactly at it when the
-        frame ends the stream). h2's windows and length count are updated exactly as its own
-        path would; a frame that ends the stream has h2's state machine make the transition.
-        Any other frame stops the scan and goes to h2, which then also raises whatever error
-        the frame deserves.
+        h2 parses every frame into objects, copies a DATA payload three times, runs two state
+        machines and a pipeline of generators over every header block; for the frames of a
+        body that is most of a download's cost, and for a small response's HEADERS and DATA
+        most of the cost of receiving it. Two kinds of frame qualify, and only when nothing
+        about them can be an error:
+
+        * DATA without padding, on a stream that is open with its response headers received,
+          with room in both receive windows, within the announced Content-Length (exactly at
+          it when the frame ends the stream);
+        * a final response's HEADERS, the whole block in one frame without padding or
+          priority, on a stream waiting for its response, when the block is one the HPACK
+          decoder remembers for its table as it is (so decoding it changes nothing) and holds
+          no ``cookie`` field (h2 would join those).
+
+        h2's windows, length count and state machines are updated exactly as its own path
+        would. Any other frame stops the scan and goes to h2, which then also raises whatever
+        error the frame deserves.
         """
         streams = conn.streams
         conn_window = conn._inbound_flow_control_window_manager
@@ -678,8 +742,9 @@ class Session:
         end = len(view)
         pos = 0
         while end - pos >= 9:
+            kind = view[pos + 3]
             flags = view[pos + 4]
-            if view[pos + 3] != _DATA or flags & _PADDED:
+            if not _may_take_short_path(kind, flags):
                 break
             length = int.from_bytes(view[pos : pos + 3], "big")
             body = pos + 9
@@ -690,7 +755,19 @@ class Session:
             if h2_stream is None:
                 break
             machine = h2_stream.state_machine
-            if machine.state not in _BODY_STATES or not machine.headers_received:
+            if machine.state not in _BODY_STATES:
+                break
+            end_stream = flags & _END_STREAM
+            if kind == _HEADERS:
+                if not self._response_headers_locked(
+                    conn, h2_stream, view[body : body + length], end_stream
+                ):
+                    break
+                pos = body + length
+                if self.error is not None:
+                    break  # the response ended a draining session
+                continue
+            if not machine.headers_received:
                 break
             stream_window = h2_stream._inbound_window_manager
             if length > stream_window.current_window_size:
@@ -699,7 +776,6 @@ class Session:
                 break
             received = h2_stream._actual_content_length + length
             expected = h2_stream._expected_content_length
-            end_stream = flags & _END_STREAM
             if expected is not None and (
                 received > expected or (end_stream and received != expected)
             ):
@@ -720,12 +796,62 @@ class Session:
             if end_stream:
                 # The end of the body: h2's state machine makes the transition (and records
                 # how the stream closed) as its own receive path would.
-                for event in machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM):
-                    if isinstance(event, h2.events.StreamEnded):
-                        self._on_stream_ended(event)
+                self._stream_ended_locked(machine)
                 if self.error is not None:
                     break  # that ended a draining session
         return pos
+
+    def _response_headers_locked(
+        self, conn: _H2Connection, h2_stream: Any, block: memoryview, end_stream: int
+    ) -> bool:
+        """
+        The short path of a final response's HEADERS frame (see
+        :meth:`_receive_short_frames_locked`): False, having changed nothing, when the frame
+        must go to h2 instead.
+        """
+        machine = h2_stream.state_machine
+        if (
+            machine.headers_received
+            or conn.state_machine.state is not h2.connection.ConnectionState.CLIENT_OPEN
+        ):
+            return False  # trailers, or a connection h2 no longer receives on
+        remembered = conn.decoder.cached(block)
+        if remembered is None:
+            return False
+        facts = remembered.facts
+        if facts is None:
+            facts = remembered.facts = _response_facts(remembered.headers)
+        if facts is _NOT_SHORT:
+            return False
+        stream_id = h2_stream.stream_id
+        if self.debug:
+            log.debug(
+                "h2: Received frame: HeadersFrame(stream_id=%d, flags=%s, length=%d)",
+                stream_id,
+                "['END_HEADERS', 'END_STREAM']" if end_stream else "['END_HEADERS']",
+                len(block),
+            )
+        # h2's order: the connection's state machine (CLIENT_OPEN stays CLIENT_OPEN on
+        # received headers, so there is nothing to do), the stream's, then the length.
+        machine.process_input(h2.stream.StreamInputs.RECV_HEADERS)
+        if end_stream:
+            ended = machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM)
+        # What h2's _initialize_content_length sets, from the length checked in advance.
+        h2_stream._expected_content_length = (
+            0 if h2_stream.request_method == b"HEAD" else facts.content_length
+        )
+        self._response_locked(stream_id, list(remembered.headers), facts.content_length)
+        if end_stream:
+            for event in ended:
+                if isinstance(event, h2.events.StreamEnded):
+                    self._on_stream_ended(event)
+        return True
+
+    def _stream_ended_locked(self, machine: Any) -> None:
+        """Run h2's state machine for a received END_STREAM, and file the event."""
+        for event in machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM):
+            if isinstance(event, h2.events.StreamEnded):
+                self._on_stream_ended(event)
 
     def _check_server_preface(self, data: memoryview) -> None:
         """
@@ -962,14 +1088,25 @@ class Session:
         except MalformedHeaders as problem:
             self._malformed_locked(event.stream_id, problem)
             return
-        stream.response_headers = headers
+        size = None
         for name, value in headers:
             if name == b"content-length":
                 try:
-                    stream.window_manager.document_size = int(value)
+                    size = int(value)
                 except ValueError:
                     pass
                 break
+        self._response_locked(event.stream_id, headers, size)
+
+    def _response_locked(self, stream_id: int, headers: list[Any], size: int | None) -> None:
+        """File a final response's headers (checked) under their stream; ``size``: the
+        Content-Length, if known."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        stream.response_headers = headers
+        if size is not None:
+            stream.window_manager.document_size = size
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         assert event.stream_id is not None and event.data is not None

@@ -88,6 +88,19 @@ def test_get_returns_list_or_default() -> None:
     assert headers.get("missing", "fallback") == "fallback"
 
 
+@pytest.mark.parametrize("name", [None, 42, bytearray(b"a"), ("a",)])
+def test_get_of_something_that_is_no_name_returns_the_default(name: object) -> None:
+    """As for any Mapping: get() never raises for a key that is not there, whatever it is."""
+    headers = HTTPHeaderMap([("A", "1")])
+    assert headers.get(name, "fallback") == "fallback"  # type: ignore[arg-type]
+    assert headers.get(name) is None  # type: ignore[arg-type]
+
+
+def test_get_of_a_field_with_an_empty_value_is_not_the_default() -> None:
+    headers = HTTPHeaderMap([("A", "")])
+    assert headers.get("a", "fallback") == [b""]
+
+
 def test_contains_is_case_insensitive() -> None:
     headers = HTTPHeaderMap([("X-Thing", "1")])
     assert "x-thing" in headers
