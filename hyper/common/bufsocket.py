@@ -46,6 +46,8 @@ _TLS_FULL_RECORD = 16 * 1024
 _TLS_BULK_RECORD = 4 * 1024
 
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+#: What a non-blocking read may raise when it simply has to be tried again later.
+_WOULD_BLOCK = (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError)
 _WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
 _HAS_POLL = hasattr(select, "poll")
 _Socket = socket.socket  # the class has a property named `socket`
@@ -313,35 +315,36 @@ class BufferedSocket:
         if self._eof:
             return 0
         view = self._view[self._end :]
+        if self._tls:
+            # The TLS object's own read: SSLSocket.recv_into only adds two layers of Python
+            # calls and checks on top of it, paid once per record.
+            sslobj = self._sock._sslobj  # type: ignore[attr-defined]
+            if sslobj is None:
+                raise ConnectionClosed("the connection was closed")
+            read = sslobj.read
         try:
-            if self._tls:
-                # The TLS object's own read: SSLSocket.recv_into only adds two layers of
-                # Python calls and checks on top of it, paid once per record.
-                sslobj = self._sock._sslobj  # type: ignore[attr-defined]
-                if sslobj is None:
-                    raise ConnectionClosed("the connection was closed")
-                count = int(sslobj.read(len(view), view))
-            else:
-                count = self._sock.recv_into(view)
-        except _WOULD_BLOCK_READ:
+            count = int(read(len(view), view)) if self._tls else self._sock.recv_into(view)
+        except _WOULD_BLOCK:
             raise _WouldBlock from None
-        except ssl.SSLWantWriteError:
-            raise _WouldBlock from None
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            # A peer that closes without a close_notify alert: treat it as the end of the
-            # stream, as every other client does; the protocol layer decides if that was early.
-            self._eof = True
-            return 0
-        except ssl.SSLError as exc:
-            raise TLSError(f"TLS error while receiving: {exc}") from exc
-        except ConnectionResetError as exc:
-            raise ConnectionClosed(f"connection reset by the server: {exc}") from exc
         except OSError as exc:
-            raise SocketError(f"error while receiving: {exc}") from exc
+            return self._read_failed(exc)
         if not count:
             self._eof = True  # remembered: a later read must see it even after gathering
         self._end += count
         return count
+
+    def _read_failed(self, exc: OSError) -> int:
+        """Translate a failed read: 0 for the end of the stream, else raise a hyper error."""
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            # A peer that closes without a close_notify alert: treat it as the end of the
+            # stream, as every other client does; the protocol layer decides if that was early.
+            self._eof = True
+            return 0
+        if isinstance(exc, ssl.SSLError):
+            raise TLSError(f"TLS error while receiving: {exc}") from exc
+        if isinstance(exc, ConnectionResetError):
+            raise ConnectionClosed(f"connection reset by the server: {exc}") from exc
+        raise SocketError(f"error while receiving: {exc}") from exc
 
     def _fill(self) -> int:
         """Receive once (waiting up to the timeout); return the byte count (0: EOF, -1: full)."""
@@ -375,18 +378,34 @@ class BufferedSocket:
         One TLS read returns at most one record (16 KiB), so a bulk download would otherwise
         cost a full trip through the protocol layer per record.
         """
-        while len(self._buffer) - self._end >= _TLS_RECORD_ROOM:
-            try:
-                count = self._recv_once()
-                if not count or (count < _TLS_BULK_RECORD and not gather):
-                    return  # the end of the stream, or (a small record) of a burst, most likely
-            except _WouldBlock:
-                return
-            except (SocketError, TLSError) as exc:
-                # The records before it are good: return them first, and keep the error
-                # for the next read (which would otherwise see only a clean end of stream).
-                self._deferred_error = exc
-                return
+        sslobj = self._sock._sslobj  # type: ignore[attr-defined]
+        if sslobj is None or self._eof or self._deferred_error is not None:
+            return
+        # _recv_once's work, with the lookups made once per burst.
+        view = self._view
+        size = len(view)
+        end = self._end
+        try:
+            while size - end >= _TLS_RECORD_ROOM:
+                try:
+                    count = sslobj.read(size - end, view[end:])
+                except _WOULD_BLOCK:
+                    return
+                except OSError as exc:
+                    self._read_failed(exc)  # the end of the stream, or raises
+                    return
+                if not count:
+                    self._eof = True
+                    return
+                end += count
+                if count < _TLS_BULK_RECORD and not gather:
+                    return  # a small record: the end of a burst, most likely
+        except (SocketError, TLSError) as exc:
+            # The records before it are good: return them first, and keep the error for the
+            # next read (which would otherwise see only a clean end of stream).
+            self._deferred_error = exc
+        finally:
+            self._end = end
 
     def recv(self, amt: int | None = None) -> memoryview:
         """

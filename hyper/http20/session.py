@@ -492,6 +492,9 @@ class Session:
         #: The GOAWAY the server sent, if any: no new streams go on this session then.
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.reader_active = False
+        #: The latest read was large (a bulk transfer): the next one is tried before polling,
+        #: even in a new read_until() call (a caller reading a body in pieces makes many).
+        self.streaming = False
         #: Streams h2 may still deliver events for.
         self.streams: dict[int, Stream] = {}
         self.conn_manager = conn_manager
@@ -581,7 +584,7 @@ class Session:
                 # a partial TLS record just means waiting again. Keep the reader role until
                 # our own data is here, waking the others after every read.
                 # After a large read more is usually on its way: try reading before polling.
-                streaming = False
+                streaming = self.streaming
                 while True:
                     if not streaming:
                         sock.wait_readable(timeout)
@@ -590,7 +593,9 @@ class Session:
                             break
                         # Several streams waiting: their responses may all be here.
                         data = sock.recv_nowait(gather=len(self.streams) > 1)
-                        streaming = data is not None and len(data) >= _STREAMING_READ
+                        streaming = self.streaming = (
+                            data is not None and len(data) >= _STREAMING_READ
+                        )
                         if data is not None:
                             self._process_locked(data)
                             cond.notify_all()
