@@ -836,20 +836,17 @@ class Session:
                 "['END_HEADERS', 'END_STREAM']" if end_stream else "['END_HEADERS']",
                 len(block),
             )
-        # h2's order: the connection's state machine (CLIENT_OPEN stays CLIENT_OPEN on
-        # received headers, so there is nothing to do), the stream's, then the length.
+        # The connection's state machine has nothing to do (CLIENT_OPEN stays CLIENT_OPEN on
+        # received headers); the stream's records the response.
         machine.process_input(h2.stream.StreamInputs.RECV_HEADERS)
-        if end_stream:
-            ended = machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM)
         # What h2's _initialize_content_length sets, from the length checked in advance.
         h2_stream._expected_content_length = (
             0 if h2_stream.request_method == b"HEAD" else facts.content_length
         )
         self._response_locked(stream_id, list(remembered.headers), facts.content_length)
         if end_stream:
-            for event in ended:
-                if isinstance(event, h2.events.StreamEnded):
-                    self._on_stream_ended(event)
+            # As h2 dispatches them: the response, then the end of the stream.
+            self._stream_ended_locked(machine)
         return True
 
     def _stream_ended_locked(self, machine: Any) -> None:
