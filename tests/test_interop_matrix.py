@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -178,17 +179,20 @@ def connect(
         # the port makes hyper resend the request with prior knowledge on a second one.
         assert counter.count == (1 if target.upgrade else 2)
         if target.closes_after_upgrade:
-            # The server's GOAWAY follows the upgrade response: let hyper move to its new
-            # connection with a GET (which it resends by itself if the GOAWAY refused it)
-            # before the check, so that the check is not racing the GOAWAY (see
-            # test_upload_refused_by_goaway_midway_is_sent_again for what a POST does).
-            response = fetch(conn, "/index.html")
-            assert response.status == 200
-            assert response.read() == target.docroot.read("index.html")
-            # On a loaded machine the GOAWAY can come after this GET was answered on the
-            # first connection; the check that follows then meets it (and a refused upload
-            # is sent again by itself).
-            assert counter.count in (1, 2)
+            # The server's GOAWAY follows the upgrade response, but on a loaded machine it
+            # can come after one or more further requests were answered on the first
+            # connection.  Send GETs until hyper has moved to its second connection (it
+            # resends a GET the GOAWAY refused by itself), so that the check never races
+            # the GOAWAY (see test_upload_refused_by_goaway_midway_is_sent_again for what
+            # a POST does).  The deadline turns a server that stops sending it into a
+            # failure rather than a hang.
+            deadline = time.monotonic() + TIMEOUT
+            while counter.count < 2:
+                assert time.monotonic() < deadline, "no GOAWAY followed the upgrade"
+                response = fetch(conn, "/index.html")
+                assert response.status == 200
+                assert response.read() == target.docroot.read("index.html")
+            assert counter.count == 2
     else:
         conn = HTTP20Connection(
             endpoint.host, endpoint.port, secure=False, enable_push=enable_push, timeout=TIMEOUT
