@@ -365,6 +365,91 @@ def test_zero_length_data_frames(scripted_raw_server: RawFactory) -> None:
         assert b"" in chunks
 
 
+# -- DATA payloads kept as views into the socket's buffer -----------------------------------------
+
+
+def _pattern(seed: int, size: int) -> bytes:
+    """``size`` pseudo-random bytes: a misplaced or stale piece of the buffer shows."""
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.mark.parametrize("buffer_size", [4096, 64 * 1024, None], ids=["4k", "64k", "256k"])
+def test_kept_views_survive_reads_for_other_streams(
+    scripted_raw_server: RawFactory, buffer_size: int | None
+) -> None:
+    """DATA payloads stay views into the socket's buffer until read, or until the buffer
+    space is about to be reused. Stream 1 is read a little, then stream 3 to its end (many
+    socket reads, each reusing the buffer), then the rest of stream 1: every byte of both is
+    exact, and every piece returned is ``bytes``."""
+    bodies = {1: _pattern(1, 700 * KiB), 3: _pattern(3, 900 * KiB)}
+    sizes = [16 * KiB, 9, 5000, 16 * KiB - 1, 1, 12000]
+
+    def frames() -> bytes:
+        out = [headers_frames(1, header_block(len(bodies[1])))]
+        out.append(headers_frames(3, header_block(len(bodies[3]))))
+        offsets = {1: 0, 3: 0}
+        turn = 0
+        while any(offsets[s] < len(bodies[s]) for s in bodies):
+            stream_id = 1 if turn % 3 else 3
+            turn += 1
+            body, start = bodies[stream_id], offsets[stream_id]
+            if start >= len(body):
+                continue
+            piece = body[start : start + sizes[turn % len(sizes)]]
+            offsets[stream_id] += len(piece)
+            out.append(data_frame(stream_id, piece, end=offsets[stream_id] == len(body)))
+        return b"".join(out)
+
+    wire = frames()
+
+    def script(peer: RawH2Peer, _: int) -> None:
+        peer.expected_requests = 2
+        peer.start()
+        rng = random.Random(5)
+        send_in_pieces(peer, wire, lambda: rng.choice([100, 9000, 40000, 70000]))
+        wait_closed(peer)
+
+    with scripted(scripted_raw_server, script, buffer_size=buffer_size) as (conn, _, _):
+        first, second = conn.request("GET", "/1"), conn.request("GET", "/3")
+        one, three = conn.get_response(first), conn.get_response(second)
+        head = one.read(20000)
+        assert type(head) is bytes
+        got = bytearray()
+        while piece := three.read(30000):
+            assert type(piece) is bytes
+            got += piece
+        assert bytes(got) == bodies[3]
+        rest = one.read()
+        assert type(rest) is bytes
+        assert head + rest == bodies[1]
+
+
+def test_kept_views_read_frame_by_frame_are_bytes(scripted_raw_server: RawFactory) -> None:
+    """read_chunked() hands out each DATA frame's payload as its own ``bytes``, also when
+    the payload was kept as a view and the buffer has been reused since."""
+    payloads = [_pattern(n, size) for n, size in enumerate([1, 16 * KiB, 300, 40000, 7])]
+    other = _pattern(99, 600 * KiB)
+
+    def script(peer: RawH2Peer, _: int) -> None:
+        peer.expected_requests = 2
+        peer.start()
+        out = [headers_frames(1, header_block()), headers_frames(3, header_block(len(other)))]
+        out += [data_frame(1, p) for p in payloads] + [data_frame(1, b"", end=True)]
+        for start in range(0, len(other), 16 * KiB):
+            piece = other[start : start + 16 * KiB]
+            out.append(data_frame(3, piece, end=start + len(piece) == len(other)))
+        peer.send(b"".join(out))
+        wait_closed(peer)
+
+    with scripted(scripted_raw_server, script) as (conn, _, _):
+        first, second = conn.request("GET", "/1"), conn.request("GET", "/3")
+        chunked, bulk = conn.get_response(first), conn.get_response(second)
+        assert bulk.read() == other  # every frame of stream 1 arrived and waits meanwhile
+        chunks = [chunk for chunk in chunked.read_chunked() if chunk]
+        assert all(type(chunk) is bytes for chunk in chunks)
+        assert chunks == payloads
+
+
 # -- errors the short path leaves to h2 -----------------------------------------------------------
 
 

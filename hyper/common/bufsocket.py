@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .exceptions import (
@@ -64,7 +65,8 @@ class BufferedSocket:
     Wrap a connected socket (plain or TLS) with a fixed receive buffer.
 
     Memoryviews returned by the read methods point into the buffer and stay valid only until
-    the next read call; callers that keep data copy it (``bytes(view)``).
+    the next read call; callers that keep data copy it (``bytes(view)``), or say so with
+    :meth:`keep_views` and copy it when asked.
 
     :param sock: a connected socket. Its current timeout becomes the timeout of every read
         and write (see :meth:`settimeout`); the socket itself is switched to non-blocking.
@@ -80,8 +82,10 @@ class BufferedSocket:
         "_deferred_error",
         "_end",
         "_eof",
+        "_keep_room",
         "_poller",
         "_pollers",
+        "_reclaim",
         "_short",
         "_sock",
         "_start",
@@ -134,6 +138,12 @@ class BufferedSocket:
         self._pollers = 0
         self._state_lock = threading.Lock()
         self._wake_poller: select.poll | None = None
+        #: Set by keep_views(): the caller holds views into taken data; called before the
+        #: space they point into is reused.
+        self._reclaim: Callable[[], None] | None = None
+        #: While views are kept, the free space at the end worth reading into rather than
+        #: reclaiming them and starting again at the front.
+        self._keep_room = max(_TLS_RECORD_ROOM, buffer_size // 4)
 
     @property
     def socket(self) -> socket.socket:
@@ -296,6 +306,10 @@ class BufferedSocket:
 
     def _make_room(self) -> bool:
         """Make free space at the end of the buffer; False if it is full of unread data."""
+        if self._reclaim is not None:
+            if len(self._buffer) - self._end >= self._keep_room:
+                return True  # new data goes after the kept views, which stay valid
+            self._reclaim_views()
         if self._start == self._end:
             self._start = self._end = 0
         elif self._end == len(self._buffer):
@@ -449,6 +463,26 @@ class BufferedSocket:
         self._short = False
         return view
 
+    def keep_views(self, reclaim: Callable[[], None]) -> None:
+        """
+        Say that the caller keeps views into data it has already taken beyond the next
+        read (HTTP/2 keeps DATA payloads that way until the application reads them, rather
+        than copy each one out).
+
+        Until then, new data goes after the kept views while the buffer has room there.
+        When it has not, ``reclaim()`` is called, once, before the space is reused: it must
+        copy out (or drop) every view it keeps. Call this again to keep views after that.
+
+        :param reclaim: called (from within a read, by the reading thread) when the kept
+            views are about to become invalid.
+        """
+        self._reclaim = reclaim
+
+    def _reclaim_views(self) -> None:
+        reclaim, self._reclaim = self._reclaim, None
+        if reclaim is not None:
+            reclaim()
+
     def grow(self, buffer_size: int) -> None:
         """
         Enlarge the receive buffer to ``buffer_size`` bytes, keeping what is buffered (a
@@ -457,12 +491,14 @@ class BufferedSocket:
         """
         if buffer_size <= len(self._buffer):
             return
+        self._reclaim_views()  # so that views kept from now on are all into the new buffer
         unread = self._view[self._start : self._end]
         buffer = bytearray(buffer_size)
         buffer[: len(unread)] = unread
         unread.release()
         self._buffer = buffer
         self._view = memoryview(buffer)
+        self._keep_room = max(_TLS_RECORD_ROOM, buffer_size // 4)
         self._end -= self._start
         self._start = self._taken_from = 0
 

@@ -25,6 +25,13 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 #: A request target may not contain whitespace or control characters.
 _FORBIDDEN_IN_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 
+#: Methods given as str and already checked, with their bytes: a program uses a handful.
+#: (Only str: a str and a bytes key of the same text would compare, which ``python -b``
+#: reports.)
+_CHECKED_METHODS: dict[str, bytes] = {}
+#: The most methods remembered, so that a program inventing methods cannot grow the table.
+_MAX_CHECKED_METHODS = 64
+
 #: The size of the pieces a file-like body is read in (the send path splits them further
 #: into frames as flow control allows).
 BODY_READ_SIZE = 256 * 1024
@@ -69,9 +76,15 @@ def check_method(method: str | bytes) -> bytes:
 
     :raises InvalidRequest: if it is empty or has other characters (spaces, CR, LF...).
     """
+    if type(method) is str:
+        known = _CHECKED_METHODS.get(method)
+        if known is not None:
+            return known
     method_b = to_header_bytes(method, "method")
     if not _TOKEN.fullmatch(method_b):
         raise InvalidRequest(f"invalid request method {method_b!r}")
+    if type(method) is str and len(_CHECKED_METHODS) < _MAX_CHECKED_METHODS:
+        _CHECKED_METHODS[method] = method_b
     return method_b
 
 
@@ -82,6 +95,15 @@ def check_target(target: str | bytes) -> bytes:
 
     :raises InvalidRequest: if it is empty or has such characters.
     """
+    if (
+        type(target) is str
+        and target
+        and target.isascii()
+        and target.isprintable()
+        and " " not in target
+    ):
+        # The usual target: printable ASCII has no control characters, and no space.
+        return target.encode("ascii")
     target_b = to_header_bytes(target, "target")
     if not target_b or _FORBIDDEN_IN_TARGET.search(target_b):
         raise InvalidRequest(f"invalid request target {target_b[:200]!r}")

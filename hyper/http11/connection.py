@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import tls
 from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
+from ..common.condition import Condition
 from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import (
     ConnectionClosed,
@@ -124,7 +125,7 @@ class HTTP11Connection(ClosingContextManager):
         self._sock: BufferedSocket | None = None
         # Re-entrant: a response may report its end while get_response() holds the lock.
         self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
+        self._idle = Condition(self._lock)
         #: The thread whose exchange (request, then response until read) is under way.
         self._owner: int | None = None
         #: A 101 response switched the socket to another protocol.

@@ -81,7 +81,9 @@ class HTTP11Response(BaseResponse):
     ) -> None:
         self.status = code
         self.reason = reason
-        if isinstance(headers, HTTPHeaderMap):
+        if type(headers) is list:  # from the parser: the usual case, and no ABC check
+            self.headers = HTTPHeaderMap._from_trusted(headers)
+        elif isinstance(headers, HTTPHeaderMap):
             self.headers = headers
         else:
             self.headers = HTTPHeaderMap._from_trusted(list(headers))
@@ -136,6 +138,10 @@ class HTTP11Response(BaseResponse):
                 return _CHUNKED, 0
             return _UNTIL_CLOSE, 0
         if lengths:
+            if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18:
+                # One plain number (the usual case): nothing to split, strip or compare.
+                length = int(lengths[0])
+                return (_LENGTH, length) if length else (_NONE, 0)
             values = set(_tokens(lengths))
             if len(values) != 1:
                 raise InvalidResponse(f"conflicting Content-Length values: {sorted(values)}")
@@ -147,7 +153,8 @@ class HTTP11Response(BaseResponse):
         return _UNTIL_CLOSE, 0
 
     def _wants_keep_alive(self) -> bool:
-        connection = _tokens(self._fields.get(b"connection", []))
+        fields = self._fields.get(b"connection")
+        connection = _tokens(fields) if fields else []
         if b"close" in connection:
             return False
         minor = self._connection._last_minor_version if self._connection is not None else 1

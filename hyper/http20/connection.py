@@ -31,6 +31,7 @@ import hpack.exceptions
 
 from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
+from ..common.condition import Condition
 from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import (
     ConnectionClosed,
@@ -202,7 +203,7 @@ class HTTP20Connection(ClosingContextManager):
         )
 
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = Condition(self._lock)
         self._connect_lock = threading.Lock()
 
         #: The session new streams go on (None before the first connect).

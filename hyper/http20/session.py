@@ -23,6 +23,7 @@ with the original chained.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -207,6 +208,16 @@ def _may_take_short_path(kind: int, flags: int) -> bool:
     if kind == _DATA:
         return not flags & _PADDED
     return kind == _HEADERS and flags & (_END_HEADERS | _PADDED | _PRIORITY) == _END_HEADERS
+
+
+#: ``_SHORT_PATH[kind * 256 + flags]`` is 1 for the frame types (DATA 0 and HEADERS 1, the
+#: only ones that may) and flags that may take the short path: one lookup per frame.
+_SHORT_PATH = bytes(
+    _may_take_short_path(kind, flags) for kind in (_DATA, _HEADERS) for flags in range(256)
+)
+#: A frame header: the length's high byte and low 16 bits, type, flags, stream id (with the
+#: reserved bit).
+_FRAME_HEADER = struct.Struct(">BHBBL")
 
 
 def _h2_span(view: memoryview) -> int:
@@ -485,6 +496,9 @@ class Session:
     ) -> None:
         self.owner = owner
         self.cond = owner._cond
+        #: The lock of ``cond``: entered directly where the condition's own methods are not
+        #: needed, which skips a Python call.
+        self.lock = owner._lock
         self.sock: BufferedSocket | None = sock
         self.h2: _H2Connection | None = h2_conn
         #: Why the socket can no longer be used (None while it can).
@@ -497,6 +511,8 @@ class Session:
         self.streaming = False
         #: Streams h2 may still deliver events for.
         self.streams: dict[int, Stream] = {}
+        #: Streams that may hold views into the socket's buffer (see _data_locked).
+        self.view_holders: list[Stream] = []
         self.conn_manager = conn_manager
         #: Frames queued by queue_body_locked, written by the next flush_locked.
         self.outgoing: list[bytes | memoryview] = []
@@ -564,9 +580,10 @@ class Session:
         ``ready`` is evaluated with the lock held.
         """
         cond = self.cond
+        lock = self.lock
         timeout = self.owner._read_timeout
         while True:
-            with cond:
+            with lock:
                 if ready():
                     return
                 self.raise_if_dead_locked()
@@ -588,11 +605,11 @@ class Session:
                 while True:
                     if not streaming:
                         sock.wait_readable(timeout)
-                    with cond:
+                    with lock:
                         if self.sock is not sock:
                             break
                         # Several streams waiting: their responses may all be here.
-                        data = sock.recv_nowait(gather=len(self.streams) > 1)
+                        data = sock.recv_nowait(gather=streaming or len(self.streams) > 1)
                         streaming = self.streaming = (
                             data is not None and len(data) >= _STREAMING_READ
                         )
@@ -604,13 +621,13 @@ class Session:
             except ReadTimeout:
                 raise
             except HyperError as exc:
-                with cond:
+                with lock:
                     if self.sock is not sock:
                         continue  # closed meanwhile: look at the new state
                     self.fail_locked(exc)
                 raise
             finally:
-                with cond:
+                with lock:
                     self.reader_active = False
                     cond.notify_all()
 
@@ -746,16 +763,16 @@ class Session:
         max_size = conn.max_inbound_frame_size
         end = len(view)
         pos = 0
+        unpack_header = _FRAME_HEADER.unpack_from
         while end - pos >= 9:
-            kind = view[pos + 3]
-            flags = view[pos + 4]
-            if not _may_take_short_path(kind, flags):
+            high, low, kind, flags, stream_id = unpack_header(view, pos)
+            if kind > _HEADERS or not _SHORT_PATH[kind << 8 | flags]:
                 break
-            length = int.from_bytes(view[pos : pos + 3], "big")
+            length = high << 16 | low
             body = pos + 9
             if length > max_size or end - body < length:
                 break
-            stream_id = int.from_bytes(view[pos + 5 : body], "big") & 0x7FFFFFFF
+            stream_id &= 0x7FFFFFFF
             h2_stream = streams.get(stream_id)
             if h2_stream is None:
                 break
@@ -796,7 +813,7 @@ class Session:
                     "['END_STREAM']" if end_stream else "[]",
                     length,
                 )
-            self._data_locked(stream_id, view[body : body + length].tobytes(), length)
+            self._data_locked(stream_id, view[body : body + length], length)
             pos = body + length
             if end_stream:
                 # The end of the body: h2's state machine makes the transition (and records
@@ -1114,8 +1131,13 @@ class Session:
         assert event.stream_id is not None and event.data is not None
         self._data_locked(event.stream_id, event.data, event.flow_controlled_length or 0)
 
-    def _data_locked(self, stream_id: int, data: bytes, flow: int) -> None:
-        """File ``data`` (``flow`` bytes of window, padding included) under its stream."""
+    def _data_locked(self, stream_id: int, data: bytes | memoryview, flow: int) -> None:
+        """
+        File ``data`` (``flow`` bytes of window, padding included) under its stream. A
+        memoryview (into the socket's buffer) is kept as it is until the application reads
+        it or the buffer space is about to be reused, whichever comes first: a body read as
+        it arrives is then copied once, into what read() returns, instead of twice.
+        """
         # The connection window manager hears of the received bytes once per socket read.
         self.conn_received += flow
         stream = self.streams.get(stream_id)
@@ -1124,12 +1146,26 @@ class Session:
         if data:
             stream.chunks.append(data)
             stream.buffered += len(data)
+            if type(data) is memoryview and not stream.holds_views:
+                stream.holds_views = True
+                if not self.view_holders:
+                    sock = self.sock
+                    assert sock is not None
+                    sock.keep_views(self._reclaim_views_locked)
+                self.view_holders.append(stream)
         elif not stream.chunks:
             # Keep empty frames visible to read_chunked(), as documented.
-            stream.chunks.append(data)
+            stream.chunks.append(b"")
         padding = flow - len(data)
         if padding:
             self.consumed_locked(stream, padding)
+
+    def _reclaim_views_locked(self) -> None:
+        """The socket is about to reuse its buffer: copy out the views streams still hold."""
+        for stream in self.view_holders:
+            if stream.holds_views:
+                stream.own_chunks()
+        self.view_holders.clear()
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self.streams.get(event.stream_id)

@@ -44,6 +44,7 @@ class Stream:
         "chunks",
         "error",
         "headers_sent",
+        "holds_views",
         "local_closed",
         "remote_closed",
         "replay",
@@ -74,8 +75,11 @@ class Stream:
         #: The response header block (pseudo-headers included), once it arrived.
         self.response_headers: HeaderList | None = None
         self.trailers: HeaderList | None = None
-        #: Received body data not yet read, one entry per DATA frame.
-        self.chunks: deque[bytes] = deque()
+        #: Received body data not yet read, one entry per DATA frame: bytes, or a view into
+        #: the socket's buffer until the session reclaims it (see own_chunks()).
+        self.chunks: deque[bytes | memoryview] = deque()
+        #: Some of ``chunks`` are views into the socket's buffer.
+        self.holds_views = False
         #: How much of chunks[0] has been read already.
         self._offset = 0
         self.buffered = 0
@@ -143,7 +147,8 @@ class Stream:
             if self._offset:
                 chunks[0] = chunks[0][self._offset :]
                 self._offset = 0
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # join() returns a single bytes chunk itself, and copies views into bytes.
+            data = b"".join(chunks)
             chunks.clear()
             self.buffered = 0
             return data
@@ -162,7 +167,7 @@ class Stream:
                 self._offset += needed
                 needed = 0
         self.buffered -= amt
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
 
     def take_chunk(self) -> bytes:
         """Remove and return the rest of the oldest received DATA frame."""
@@ -171,7 +176,13 @@ class Stream:
             head = head[self._offset :]
             self._offset = 0
         self.buffered -= len(head)
-        return head
+        return head if type(head) is bytes else bytes(head)
+
+    def own_chunks(self) -> None:
+        """Replace the views among ``chunks`` by copies: the buffer they point into is about
+        to be reused."""
+        self.chunks = deque(bytes(chunk) for chunk in self.chunks)
+        self.holds_views = False
 
     def discard(self) -> int:
         """Drop everything buffered; return how many bytes were dropped."""

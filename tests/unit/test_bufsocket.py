@@ -47,19 +47,6 @@ class ChoppySocket:
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """Two connected stream sockets: (ours, peer's)."""
-    ours, peer = socket.socketpair()
-    ours.settimeout(SAFETY_TIMEOUT)
-    peer.settimeout(SAFETY_TIMEOUT)
-    try:
-        yield ours, peer
-    finally:
-        ours.close()
-        peer.close()
-
-
-@pytest.fixture
 def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """Two connected TCP sockets over the loopback interface: (ours, peer's)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -31,19 +31,6 @@ SHORT = 0.1
 Pair = tuple[socket.socket, socket.socket]
 
 
-@pytest.fixture
-def pair() -> Iterator[Pair]:
-    """Two connected stream sockets: (ours, the peer's)."""
-    ours, peer = socket.socketpair()
-    ours.settimeout(SAFETY)
-    peer.settimeout(SAFETY)
-    try:
-        yield ours, peer
-    finally:
-        ours.close()
-        peer.close()
-
-
 def wrap(sock: socket.socket, buffer_size: int = 4096, timeout: float = SAFETY) -> BufferedSocket:
     """A BufferedSocket over ``sock`` with the given read timeout."""
     sock.settimeout(timeout)
