@@ -15,6 +15,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from .common import readahead
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,13 @@ def init_context(
 
     If the environment variable ``SSLKEYLOGFILE`` names a file, TLS secrets are appended to it
     in the NSS key log format, so captures can be decrypted with Wireshark.
+
+    Where the interpreter allows it (CPython 3.10 to 3.14), OpenSSL's read-ahead is turned on
+    (see :mod:`hyper.common.readahead`): a socket read takes every record that has arrived
+    rather than one record in two system calls. hyper's connections account for the records
+    OpenSSL then holds. Other code using the context with its own sockets must read until
+    :class:`ssl.SSLWantReadError` before waiting on the socket, as the standard library's
+    blocking reads and :mod:`asyncio` do.
 
     :param cert_path: a file of PEM CA certificates to trust instead of certifi's bundle, or a
         directory of them (prepared with ``c_rehash``).
@@ -97,6 +105,8 @@ def init_context(
         except OSError as exc:
             # A debugging aid must not break connections: say so and carry on without it.
             log.warning("cannot write TLS secrets to SSLKEYLOGFILE=%r: %s", keylog, exc)
+    # Whole reads instead of two system calls per TLS record (see hyper.common.readahead).
+    readahead.enable(context)
     return context
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import readahead
 from .exceptions import (
     ConnectionClosed,
     LineTooLongError,
@@ -93,6 +94,8 @@ class BufferedSocket:
         "_taken_from",
         "_timeout",
         "_tls",
+        "_tls_held",
+        "_tls_read_ahead",
         "_view",
         "_wake_pending",
         "_wake_poller",
@@ -123,6 +126,13 @@ class BufferedSocket:
         #: wake() was called while no waker socket existed yet: the next wait returns at once.
         self._wake_pending = False
         self._tls = isinstance(sock, ssl.SSLSocket)
+        #: OpenSSL reads ahead on this socket (see hyper.common.readahead): records it holds
+        #: do not make the socket readable.
+        self._tls_read_ahead = self._tls and readahead.is_enabled(getattr(sock, "context", None))
+        #: OpenSSL may hold whole records: true after a TLS read returned data (or the
+        #: handshake, which may have read past its end), false once a read needed more. Only
+        #: with read-ahead: without it, OpenSSL never reads beyond the record it returns.
+        self._tls_held = self._tls_read_ahead
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
@@ -283,6 +293,11 @@ class BufferedSocket:
     def _deadline(self) -> float | None:
         return None if self._timeout is None else time.monotonic() + self._timeout
 
+    def _tls_readable(self) -> bool:
+        """Whether the TLS layer has data for a read without the socket: decrypted bytes
+        (``pending()``), or records read ahead."""
+        return self._tls and (self._tls_held or self._sock.pending())  # type: ignore[attr-defined]
+
     def wait_readable(self, timeout: float | None) -> None:
         """
         Block until a read would find something (data buffered here or in TLS, data on the
@@ -295,7 +310,7 @@ class BufferedSocket:
             (self._start != self._end and not self._short)
             or self._eof
             or self._deferred_error is not None
-            or (self._tls and self._sock.pending())  # type: ignore[attr-defined]
+            or self._tls_readable()
         ):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -339,12 +354,14 @@ class BufferedSocket:
         try:
             count = int(read(len(view), view)) if self._tls else self._sock.recv_into(view)
         except _WOULD_BLOCK:
+            self._tls_held = False
             raise _WouldBlock from None
         except OSError as exc:
             return self._read_failed(exc)
         if not count:
             self._eof = True  # remembered: a later read must see it even after gathering
         self._end += count
+        self._tls_held = self._tls_read_ahead
         return count
 
     def _read_failed(self, exc: OSError) -> int:
@@ -371,7 +388,7 @@ class BufferedSocket:
             # Right after a request the answer is rarely here yet: wait first, rather than
             # pay for a read that finds nothing (as CPython does for sockets with a timeout).
             self._awaiting_reply = False
-            if not (self._tls and self._sock.pending()) and not self._wait(_IN, deadline):  # type: ignore[attr-defined]
+            if not self._tls_readable() and not self._wait(_IN, deadline):
                 raise ReadTimeout("timed out waiting for data from the server")
         while True:
             try:
@@ -404,6 +421,7 @@ class BufferedSocket:
                 try:
                     count = sslobj.read(size - end, view[end:])
                 except _WOULD_BLOCK:
+                    self._tls_held = False
                     return
                 except OSError as exc:
                     self._read_failed(exc)  # the end of the stream, or raises
@@ -595,9 +613,7 @@ class BufferedSocket:
         """
         if self._start != self._end or self._eof or self._deferred_error is not None:
             return True
-        if not (self._tls and self._sock.pending()) and not self._wait(  # type: ignore[attr-defined]
-            _IN, time.monotonic()
-        ):
+        if not self._tls_readable() and not self._wait(_IN, time.monotonic()):
             return False
         self._make_room()
         try:
@@ -619,7 +635,9 @@ class BufferedSocket:
             or self._deferred_error is not None
         ):
             return True
-        pending = getattr(self._sock, "pending", None)
+        if self._tls_held:
+            return True
+        pending = getattr(self._sock, "pending", None)  # also on wrappers of a TLS socket
         if pending is not None and pending():
             return True
         try:

@@ -1149,10 +1149,13 @@ class HTTP20Connection(ClosingContextManager):
                         pushed_session.reset_locked(pushed, h2.errors.ErrorCodes.CANCEL)
                     pushed_session.streams.pop(pushed.stream_id, None)
                 pushed.discard()
+                if pushed_session is not None:
+                    pushed_session.release_views_locked(pushed)
             stream.discard()
             self._awaiting.pop(stream.stream_id, None)
             if session is not None:
                 session.streams.pop(stream.stream_id, None)
+                session.release_views_locked(stream)
                 if session.reader_active and session.sock is not None:
                     # The reader may be waiting for this stream's data: let it look again.
                     session.sock.wake()
@@ -1164,6 +1167,7 @@ class HTTP20Connection(ClosingContextManager):
         if session is not None and stream.finished and not stream.buffered:
             with self._lock:
                 session.streams.pop(stream.stream_id, None)
+                session.release_views_locked(stream)
                 session.drained_locked()
 
     def _push_refusal_locked(

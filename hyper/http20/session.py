@@ -511,8 +511,9 @@ class Session:
         self.streaming = False
         #: Streams h2 may still deliver events for.
         self.streams: dict[int, Stream] = {}
-        #: Streams that may hold views into the socket's buffer (see _data_locked).
-        self.view_holders: list[Stream] = []
+        #: Streams that may hold views into the socket's buffer (see _data_locked), by id; a
+        #: stream leaves when it is reclaimed, read to its end or closed (release_views_locked).
+        self.view_holders: dict[int, Stream] = {}
         self.conn_manager = conn_manager
         #: Frames queued by queue_body_locked, written by the next flush_locked.
         self.outgoing: list[bytes | memoryview] = []
@@ -1124,6 +1125,7 @@ class Session:
         if stream is None:
             return
         stream.response_headers = headers
+        stream.replay = None  # answered: the request will not be sent again
         if size is not None:
             stream.window_manager.document_size = size
 
@@ -1152,7 +1154,7 @@ class Session:
                     sock = self.sock
                     assert sock is not None
                     sock.keep_views(self._reclaim_views_locked)
-                self.view_holders.append(stream)
+                self.view_holders[stream_id] = stream
         elif not stream.chunks:
             # Keep empty frames visible to read_chunked(), as documented.
             stream.chunks.append(b"")
@@ -1162,10 +1164,18 @@ class Session:
 
     def _reclaim_views_locked(self) -> None:
         """The socket is about to reuse its buffer: copy out the views streams still hold."""
-        for stream in self.view_holders:
+        for stream in self.view_holders.values():
             if stream.holds_views:
                 stream.own_chunks()
         self.view_holders.clear()
+
+    def release_views_locked(self, stream: Stream) -> None:
+        """``stream`` holds no views any more (read to its end, or discarded): stop tracking
+        it, so that a finished stream (and the request body it keeps for a resend) is not
+        kept alive until the next reclaim."""
+        if stream.holds_views and not stream.chunks:
+            stream.holds_views = False
+            self.view_holders.pop(stream.stream_id, None)
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self.streams.get(event.stream_id)

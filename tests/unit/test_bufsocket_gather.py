@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 
 from hyper import HTTP11Connection
+from hyper.common import readahead
 from hyper.common.bufsocket import BufferedSocket
-from hyper.common.exceptions import TLSError
+from hyper.common.exceptions import ReadTimeout, TLSError
 from tests.support.helpers import BioTLSServer, quickly
 
 pytestmark = pytest.mark.skipif(
@@ -50,10 +51,12 @@ FULL_RECORD = 16 * 1024
 BULK_RECORD = 4 * 1024
 
 
-@pytest.fixture(scope="module")
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+@pytest.fixture(scope="module", params=[False, True], ids=["record-reads", "read-ahead"])
+def tls_contexts(request: pytest.FixtureRequest) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context) sharing a throw-away CA. The server sends no TLS 1.3
-    session tickets: the only records on the wire are those a test writes."""
+    session tickets: the only records on the wire are those a test writes. Every test runs
+    twice: with OpenSSL reading one record at a time (its default), and with read-ahead
+    (hyper's own contexts), where OpenSSL takes everything that has arrived at once."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -61,6 +64,8 @@ def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server_ctx.num_tickets = 0
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
+    if request.param and not readahead.enable(client_ctx):
+        pytest.skip("OpenSSL's read-ahead cannot be turned on with this interpreter")
     return server_ctx, client_ctx
 
 
@@ -489,3 +494,45 @@ def test_tls_error_is_not_taken_for_the_end_of_an_http11_body(
             conn.close()
             thread.join(SAFETY)
     assert not thread.is_alive() and not failures, failures
+
+
+# -- records OpenSSL has read ahead ---------------------------------------------------------------
+
+
+def test_records_read_ahead_count_as_readable(
+    tls_connection: Callable[[int], tuple[BufferedSocket, Server]],
+) -> None:
+    """Three small records arrive at once and a read returns the first. With read-ahead,
+    OpenSSL has taken the other two from the socket, which is no longer readable, and
+    ``pending()`` does not count them: waiting must still see them as readable (a poll
+    would wait for data that is already here), until a read has found nothing."""
+    buffered, server = tls_connection(256 * 1024)
+    payloads = records(3, 40)
+    send_records(server, buffered, payloads)
+    with quickly(SAFETY):
+        assert take(buffered.recv_nowait()) == payloads[0]
+    if readahead.is_enabled(buffered.socket.context):  # type: ignore[attr-defined]
+        assert queued(buffered.socket) == 0, "OpenSSL did not read ahead"
+    assert buffered.can_read()
+    with quickly(1.0):
+        buffered.wait_readable(SAFETY)
+        assert take(buffered.recv_nowait()) == payloads[1]
+        buffered.wait_readable(SAFETY)
+        assert take(buffered.recv_nowait()) == payloads[2]
+        assert buffered.recv_nowait() is None
+    assert not buffered.can_read()
+    with pytest.raises(ReadTimeout):
+        buffered.wait_readable(0.05)
+
+
+def test_idle_check_sees_records_read_ahead(
+    tls_connection: Callable[[int], tuple[BufferedSocket, Server]],
+) -> None:
+    """An HTTP/1.1 connection between responses: bytes the server sent that nobody asked
+    for make it unusable, also when OpenSSL has read them ahead with an earlier record."""
+    buffered, server = tls_connection(64 * 1024)
+    payloads = [b"response", b"junk"]
+    send_records(server, buffered, payloads)
+    with quickly(SAFETY):
+        assert take(buffered.recv_nowait()) == b"response"
+        assert buffered.peer_closed()
