@@ -198,7 +198,8 @@ class BufferedSocket:
             if self._closed:
                 raise ConnectionClosed("the connection was closed")
             if wakeable:
-                if self._wake_pending:
+                if self._wake_pending or self._tls_held:
+                    # _tls_held: a write read ahead since the caller looked (see sendall).
                     self._wake_pending = False
                     return True
                 self._wake_pair()
@@ -676,6 +677,16 @@ class BufferedSocket:
             if not self._wait(events, deadline):
                 raise SocketTimeout("timed out sending data to the server")
         self._awaiting_reply = True
+        if self._tls_read_ahead:
+            # A TLS write reads too when it must first finish a post-handshake message that
+            # arrived in pieces (a session ticket), and with read-ahead it then keeps the
+            # records behind it: readers must look before they poll, and one polling
+            # already must look again (see _wait()).
+            self._tls_held = True
+            with self._state_lock:
+                waiting = self._pollers
+            if waiting:
+                self.wake()
 
     def release(self) -> _Socket:
         """

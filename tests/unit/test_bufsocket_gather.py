@@ -536,3 +536,106 @@ def test_idle_check_sees_records_read_ahead(
     with quickly(SAFETY):
         assert take(buffered.recv_nowait()) == b"response"
         assert buffered.peer_closed()
+
+
+def _openssl_functions() -> Any:
+    """libssl as ``_ssl`` links it, for the test server's own settings; None if not there."""
+    import _ssl
+    import ctypes
+
+    try:
+        library = ctypes.CDLL(_ssl.__file__)
+        library.SSL_new_session_ticket.argtypes = [ctypes.c_void_p]
+        library.SSL_get_SSL_CTX.argtypes = [ctypes.c_void_p]
+        library.SSL_get_SSL_CTX.restype = ctypes.c_void_p
+        library.SSL_CTX_ctrl.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_long,
+            ctypes.c_void_p,
+        ]
+        library.SSL_CTX_ctrl.restype = ctypes.c_long
+    except (OSError, AttributeError):
+        return None
+    return library
+
+
+def _records(wire: bytes) -> list[bytes]:
+    """Split TLS wire bytes into records."""
+    out = []
+    while wire:
+        end = 5 + int.from_bytes(wire[3:5], "big")
+        out.append(wire[:end])
+        wire = wire[end:]
+    return out
+
+
+def test_a_write_that_reads_ahead_leaves_the_records_readable() -> None:
+    """A TLS write reads too, when OpenSSL must first finish a post-handshake message that
+    arrived in pieces: here a TLS 1.3 session ticket split over records, the second of which
+    arrives with application data behind it. With read-ahead the write then keeps that data,
+    and the socket no longer shows it: the next wait must read, not poll."""
+    import ctypes
+
+    trustme = pytest.importorskip("trustme")
+    library = _openssl_functions()
+    if library is None:
+        pytest.skip("libssl's functions are not reachable through _ssl")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    ca.configure_trust(server_ctx)
+    server_ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate makes the ticket large
+    server_ctx.num_tickets = 0
+    server_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    ca.issue_cert("client@example.org").configure_cert(client_ctx)
+    if not readahead.enable(client_ctx):
+        pytest.skip("OpenSSL's read-ahead cannot be turned on with this interpreter")
+    server_ssl_ctx = readahead._ssl_ctx(server_ctx)
+    max_send_fragment = 52  # SSL_CTRL_SET_MAX_SEND_FRAGMENT: 512-byte records
+    assert library.SSL_CTX_ctrl(server_ssl_ctx, max_send_fragment, 512, None) == 1
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(SAFETY)
+        client_raw = socket.create_connection(listener.getsockname(), timeout=SAFETY)
+        server_sock, _ = listener.accept()
+    with client_raw, server_sock:
+        server_sock.settimeout(SAFETY)
+        bio = BioTLSServer(server_sock, server_ctx)
+        handshake = threading.Thread(target=bio.handshake, daemon=True)
+        handshake.start()
+        client = client_ctx.wrap_socket(client_raw, server_hostname="localhost")
+        handshake.join(SAFETY)
+        assert not handshake.is_alive()
+        buffered = BufferedSocket(client, buffer_size=64 * 1024)
+        # The server's SSL*: the field after the socket reference in CPython's _ssl object,
+        # checked against the context before use.
+        inner = bio.tls._sslobj  # type: ignore[attr-defined]
+        server_ssl = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__ + 8).value
+        if library.SSL_get_SSL_CTX(server_ssl) != server_ssl_ctx:
+            pytest.skip("cannot reach the server's SSL object")
+
+        bio.tls.write(b"A" * 100)
+        first = bio.outgoing.read()
+        assert library.SSL_new_session_ticket(server_ssl) == 1
+        bio.tls.do_handshake()  # writes the ticket
+        ticket = _records(bio.outgoing.read())
+        assert len(ticket) >= 2, "the ticket fits one record: nothing to split"
+        bio.tls.write(b"B" * 100)
+        second = bio.outgoing.read()
+
+        server_sock.sendall(first + ticket[0])
+        wait_arrived(buffered, len(first + ticket[0]))
+        with quickly(SAFETY):
+            assert take(buffered.recv_nowait(gather=True)) == b"A" * 100
+        rest = b"".join(ticket[1:]) + second
+        server_sock.sendall(rest)
+        wait_arrived(buffered, len(rest))
+        buffered.sendall(b"request")  # finishes the ticket, reading ahead past it
+        assert queued(client) == 0, "the write did not read: the test shows nothing"
+        with quickly(1.0):
+            buffered.wait_readable(SAFETY)
+            assert take(buffered.recv_nowait()) == b"B" * 100
+        buffered.close()
