@@ -10,10 +10,11 @@ threads; ALPN through ``HTTPConnection``. A record missed by a wait shows as a R
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h2.config
@@ -24,6 +25,7 @@ import trustme
 
 from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection
 from hyper.common import readahead
+from hyper.common.util import HTTPVersion
 from hyper.tls import init_context
 from tests.support.helpers import BioTLSServer
 
@@ -130,6 +132,38 @@ def read_request(bio: BioTLSServer, buf: bytearray) -> bytes:
     return head
 
 
+@contextlib.contextmanager
+def served(
+    pki: tuple[trustme.CA, str],
+    handler: Callable[[BioTLSServer, int], None],
+    connection_class: Any,
+    *,
+    alpn: list[str],
+    client_alpn: list[str] | None = None,
+    tickets: int = 2,
+    buffer_size: int | None = None,
+) -> Iterator[tuple[Any, Server]]:
+    """A :class:`Server` running ``handler`` and a hyper connection of ``connection_class``
+    to it (read-ahead on); both closed at the end, and the server's failures reported."""
+    ca, ca_path = pki
+    server = Server(server_context(ca, alpn, tickets=tickets), handler)
+    conn = connection_class(
+        "localhost",
+        server.port,
+        secure=True,
+        ssl_context=client_context(ca_path, client_alpn),
+        timeout=TIMEOUT,
+    )
+    if buffer_size is not None:
+        conn.network_buffer_size = buffer_size
+    try:
+        yield conn, server
+    finally:
+        conn.close()
+        server.close()
+    assert not server.failures, server.failures
+
+
 # -- HTTP/1.1 -------------------------------------------------------------------------------------
 
 
@@ -137,7 +171,6 @@ def read_request(bio: BioTLSServer, buf: bytearray) -> bytes:
 def test_h11_head_and_body_records_then_close_notify_in_one_segment(
     pki: Any, buffer_size: int
 ) -> None:
-    ca, ca_path = pki
     body = bytes(range(256)) * 40  # 10 KiB
 
     def handler(bio: BioTLSServer, n: int) -> None:
@@ -150,26 +183,19 @@ def test_h11_head_and_body_records_then_close_notify_in_one_segment(
         w.close_notify()
         w.flush()
 
-    server = Server(server_context(ca, ["http/1.1"], tickets=2), handler)
-    conn = HTTP11Connection(
-        "localhost", server.port, secure=True, ssl_context=client_context(ca_path), timeout=TIMEOUT
-    )
-    conn.network_buffer_size = buffer_size
-    try:
+    with served(pki, handler, HTTP11Connection, alpn=["http/1.1"], buffer_size=buffer_size) as (
+        conn,
+        server,
+    ):
         for _ in range(3):
             conn.request("GET", "/")
             r = conn.get_response()
             assert r.read() == body
         assert server.connections == 3  # each close_notify noticed before reuse
-    finally:
-        conn.close()
-        server.close()
-    assert not server.failures, server.failures
 
 
 @pytest.mark.parametrize("buffer_size", [1024, 65536])
 def test_h11_chunked_in_tiny_records_and_interim_responses(pki: Any, buffer_size: int) -> None:
-    ca, ca_path = pki
     pieces = [bytes([65 + i % 26]) * (i * 37 % 900 + 1) for i in range(60)]
 
     def handler(bio: BioTLSServer, n: int) -> None:
@@ -188,27 +214,20 @@ def test_h11_chunked_in_tiny_records_and_interim_responses(pki: Any, buffer_size
             w.record(b"\r\n")
             w.flush()
 
-    server = Server(server_context(ca, ["http/1.1"], tickets=2), handler)
-    conn = HTTP11Connection(
-        "localhost", server.port, secure=True, ssl_context=client_context(ca_path), timeout=TIMEOUT
-    )
-    conn.network_buffer_size = buffer_size
-    try:
+    with served(pki, handler, HTTP11Connection, alpn=["http/1.1"], buffer_size=buffer_size) as (
+        conn,
+        server,
+    ):
         for _ in range(3):
             conn.request("GET", "/")
             r = conn.get_response()
             assert r.status == 200
             assert r.read() == b"".join(pieces)
         assert server.connections == 1
-    finally:
-        conn.close()
-        server.close()
-    assert not server.failures, server.failures
 
 
 def test_h11_response_pipelined_with_tickets_right_after_handshake(pki: Any) -> None:
     """Tickets and the whole response come in one segment; read_chunked pieces."""
-    ca, ca_path = pki
 
     def handler(bio: BioTLSServer, n: int) -> None:
         buf = bytearray()
@@ -223,11 +242,7 @@ def test_h11_response_pipelined_with_tickets_right_after_handshake(pki: Any) -> 
         w.record(b"HTTP/1.1 204 No Content\r\n\r\n")
         w.flush()
 
-    server = Server(server_context(ca, ["http/1.1"], tickets=4), handler)
-    conn = HTTP11Connection(
-        "localhost", server.port, secure=True, ssl_context=client_context(ca_path), timeout=TIMEOUT
-    )
-    try:
+    with served(pki, handler, HTTP11Connection, alpn=["http/1.1"], tickets=4) as (conn, server):
         conn.request("GET", "/")
         r = conn.get_response()
         assert r.read(3) == b"abc"
@@ -235,10 +250,6 @@ def test_h11_response_pipelined_with_tickets_right_after_handshake(pki: Any) -> 
         conn.request("GET", "/")
         assert conn.get_response().status == 204
         assert server.connections == 1
-    finally:
-        conn.close()
-        server.close()
-    assert not server.failures, server.failures
 
 
 # -- HTTP/2 ---------------------------------------------------------------------------------------
@@ -274,7 +285,6 @@ def h2_server(
 
 @pytest.mark.parametrize("buffer_size", [1024, 65536])
 def test_h2_response_goaway_close_notify_in_one_segment(pki: Any, buffer_size: int) -> None:
-    ca, ca_path = pki
 
     def respond(conn: Any, w: RecordWriter, sid: int, state: list) -> bool:
         out = conn.data_to_send()
@@ -290,28 +300,21 @@ def test_h2_response_goaway_close_notify_in_one_segment(pki: Any, buffer_size: i
         w.flush()
         return True
 
-    server = Server(server_context(ca, ["h2"], tickets=2), lambda bio, n: h2_server(bio, respond))
-    conn = HTTP20Connection(
-        "localhost",
-        server.port,
-        secure=True,
-        ssl_context=client_context(ca_path, ["h2"]),
-        timeout=TIMEOUT,
-    )
-    conn.network_buffer_size = buffer_size
-    try:
+    with served(
+        pki,
+        lambda bio, n: h2_server(bio, respond),
+        HTTP20Connection,
+        alpn=["h2"],
+        client_alpn=["h2"],
+        buffer_size=buffer_size,
+    ) as (conn, server):
         for _ in range(3):
             sid = conn.request("GET", "/")
             assert conn.get_response(sid).read() == b"hello"
         assert server.connections == 3
-    finally:
-        conn.close()
-        server.close()
-    assert not server.failures, server.failures
 
 
 def test_h2_many_streams_threads(pki: Any) -> None:
-    ca, ca_path = pki
 
     def respond(conn: Any, w: RecordWriter, sid: int, state: list) -> bool:
         conn.send_headers(sid, [(":status", "200")])
@@ -324,17 +327,9 @@ def test_h2_many_streams_threads(pki: Any) -> None:
         w.flush()
         return False
 
-    server = Server(server_context(ca, ["h2"], tickets=2), lambda bio, n: h2_server(bio, respond))
-    conn = HTTP20Connection(
-        "localhost",
-        server.port,
-        secure=True,
-        ssl_context=client_context(ca_path, ["h2"]),
-        timeout=TIMEOUT,
-    )
     errors: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(conn: HTTP20Connection) -> None:
         try:
             for _ in range(30):
                 sid = conn.request("GET", "/")
@@ -343,21 +338,18 @@ def test_h2_many_streams_threads(pki: Any) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        conn.close()
-        server.close()
+    handler = lambda bio, n: h2_server(bio, respond)  # noqa: E731
+    with served(pki, handler, HTTP20Connection, alpn=["h2"], client_alpn=["h2"]) as (conn, _):
+        threads = [threading.Thread(target=worker, args=(conn,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads), "a reader hung"
     assert not errors, errors
-    assert not server.failures, server.failures
 
 
 def test_httpconnection_alpn_h2(pki: Any) -> None:
-    ca, ca_path = pki
 
     def respond(conn: Any, w: RecordWriter, sid: int, state: list) -> bool:
         conn.send_headers(sid, [(":status", "200")])
@@ -367,19 +359,15 @@ def test_httpconnection_alpn_h2(pki: Any) -> None:
         w.flush()
         return False
 
-    server = Server(server_context(ca, ["h2"], tickets=2), lambda bio, n: h2_server(bio, respond))
-    conn = HTTPConnection(
-        "localhost",
-        server.port,
-        secure=True,
-        ssl_context=client_context(ca_path, ["h2", "http/1.1"]),
-        timeout=TIMEOUT,
-    )
-    try:
+    with served(
+        pki,
+        lambda bio, n: h2_server(bio, respond),
+        HTTPConnection,
+        alpn=["h2"],
+        client_alpn=["h2", "http/1.1"],
+    ) as (conn, server):
         for _ in range(5):
             sid = conn.request("GET", "/")
             assert conn.get_response(sid).read() == b"ok"
-    finally:
-        conn.close()
-        server.close()
-    assert not server.failures, server.failures
+        assert conn.version is HTTPVersion.http20
+        assert server.connections == 1
