@@ -387,7 +387,8 @@ class BufferedSocket:
         deadline = self._deadline()
         if self._awaiting_reply:
             # Right after a request the answer is rarely here yet: wait first, rather than
-            # pay for a read that finds nothing (as CPython does for sockets with a timeout).
+            # pay for a read that finds nothing (as CPython does for sockets with a timeout),
+            # unless OpenSSL may hold records already (read-ahead: see sendall()).
             self._awaiting_reply = False
             if not self._tls_readable() and not self._wait(_IN, deadline):
                 raise ReadTimeout("timed out waiting for data from the server")
