@@ -22,7 +22,7 @@ import pytest
 from hyperframe.frame import PushPromiseFrame
 
 from hyper import HTTP20Connection
-from hyper.http20.stream import Stream
+from hyper.http20.legacy_stream import Stream
 from hyper.tls import init_context
 from tests.test_http20_fast_path import (
     INITIAL_WINDOW_SIZE,

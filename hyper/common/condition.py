@@ -22,7 +22,11 @@ class Condition(threading.Condition):
     """
 
     def __init__(self, lock: threading.Lock | threading.RLock | None = None) -> None:
+        if lock is None:
+            lock = threading.RLock()
         super().__init__(lock)
+        #: The lock this condition uses.
+        self.lock = lock
         #: How many threads are in :meth:`wait` now. Only changed with the lock held, so
         #: exact whenever the lock is held.
         self.waiting = 0

@@ -64,6 +64,7 @@ from .exceptions import (
     HTTP20Error,
     StreamResetError,
 )
+from .legacy_stream import HeaderList, Stream
 from .response import HTTP20Push, HTTP20Response
 from .session import (
     MAX_BUFFERED_PUSHES,
@@ -73,7 +74,6 @@ from .session import (
     _H2Logger,
     _log_frames,
 )
-from .stream import HeaderList, Stream
 from .window import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_STREAM_WINDOW,

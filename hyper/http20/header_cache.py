@@ -102,6 +102,33 @@ class CachingDecoder(hpack.Decoder):
             return None
         return self._cache.get(bytes(data))
 
+    def decode_block(self, data: bytes | memoryview) -> RememberedBlock:
+        """
+        Decode the header block ``data`` (names and values as bytes), from memory when the
+        same block came before and the table has not changed since.
+
+        :returns: the block's :class:`RememberedBlock`: remembered (so its ``facts`` persist)
+            when decoding it left the table as it was, else a fresh one.
+        :raises hpack.HPACKError: if the block does not decode (the table may then be in any
+            state: the connection cannot go on).
+        """
+        table = self._table
+        state = (table.version, self.max_allowed_table_size, self.max_header_list_size)
+        small = len(data) <= _MAX_BLOCK
+        key = bytes(data) if small else None
+        if key is not None and state == self._cache_state:
+            known = self._cache.get(key)
+            if known is not None:
+                return known
+        headers = list(super().decode(key if key is not None else bytes(data), raw=True))
+        block = RememberedBlock(headers)
+        if key is not None and table.version == state[0]:
+            if state != self._cache_state or len(self._cache) >= _MAX_ENTRIES:
+                self._cache.clear()
+                self._cache_state = state
+            self._cache[key] = block
+        return block
+
     def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.HeaderTuple]:
         """Decode ``data`` as :meth:`hpack.Decoder.decode` does, from memory when possible."""
         table = self._table

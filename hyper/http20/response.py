@@ -16,7 +16,7 @@ from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .legacy_stream import Stream
 
 
 def _split_pseudo(

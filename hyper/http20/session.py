@@ -52,7 +52,7 @@ from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import ConnectionClosed, HyperError, ReadTimeout
 from .exceptions import ConnectionError, HPACKDecodingError, HTTP20Error, ProtocolError
 from .header_cache import CachingDecoder, CachingEncoder, HeaderBlockError
-from .stream import Stream
+from .legacy_stream import Stream
 from .validation import (
     MalformedHeaders,
     check_informational,
@@ -698,7 +698,7 @@ class Session:
                 return  # a GOAWAY with an error: nothing more to read or send
             view = view[cut:]
         if self.conn_received:
-            self.conn_credit += self.conn_manager._handle_frame(self.conn_received)
+            self.conn_credit += self.conn_manager.account(self.conn_received)
             self.conn_received = 0
         if self.conn_credit:
             conn.increment_flow_control_window(self.conn_credit)
@@ -986,7 +986,7 @@ class Session:
         """The caller took ``size`` bytes of ``stream``: let its window manager reopen."""
         if stream.finished or not self.alive():
             return
-        increment = stream.window_manager._handle_frame(size)
+        increment = stream.window_manager.account(size)
         conn = self.h2
         if increment and conn is not None:
             try:

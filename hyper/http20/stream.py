@@ -1,99 +1,123 @@
 """
-The state of one HTTP/2 stream as hyper sees it: what was received on it and not yet read.
+:class:`Stream`: everything known about one HTTP/2 stream, in one record.
 
-h2 tracks the protocol state of each stream; a :class:`Stream` holds what the caller cares
-about: the response headers, the body data not read yet, the trailers, whether the stream has
-ended or was reset. The connection's session fills streams in as it dispatches h2 events
-(always under the connection's lock); responses read from them through the connection, which
-reads the socket when a stream has nothing buffered.
+The engine (:mod:`hyper.http20.engine`) creates a stream when a request's headers go out or a
+push is promised, keeps its protocol state here (RFC 9113 section 5.1), and files what arrives
+on it: the response headers, the body, the trailers, how it ended. The layers above read the
+same record: a response takes its body from :attr:`Stream.chunks`, a waiting thread checks
+:attr:`Stream.finished`. Every field is changed with the connection's lock held.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
-
-from h2.errors import ErrorCodes
+from io import BytesIO
 
 from ..common.exceptions import HyperError
+from .errors import code_name
 from .exceptions import StreamResetError
 from .window import BaseFlowControlManager
 
-if TYPE_CHECKING:
-    from .connection import HTTP20Connection
-    from .session import Session
+__all__ = ["HeaderList", "Stream"]
 
+#: A header block as HTTP/2 carries it: ``(name, value)`` pairs, pseudo-headers first.
 HeaderList = list[tuple[bytes, bytes]]
 
 
 class Stream:
     """
-    One request/response exchange on a connection. Created by the connection; users meet it
-    only through :class:`~hyper.http20.response.HTTP20Response` and
-    :class:`~hyper.http20.response.HTTP20Push`.
+    One request and its response (or one pushed response) on a connection.
 
-    :param stream_id: the HTTP/2 stream identifier.
-    :param connection: the connection the stream belongs to.
-    :param window_manager: the flow-control manager for this stream's receive window.
+    Users meet streams only through :class:`~hyper.HTTP20Response` and
+    :class:`~hyper.HTTP20Push`; the attributes are documented for the modules of
+    :mod:`hyper.http20` that share them.
+
+    :param stream_id: the stream identifier.
+    :param window_manager: the policy for this stream's receive window; it hears of data as
+        the caller consumes it, so unread data stays within the window.
+    :param send_window: how much body data the peer lets us send on the stream at first.
     """
 
     __slots__ = (
-        "_conn",
-        "_offset",
         "buffered",
         "chunks",
         "error",
-        "headers_sent",
-        "holds_views",
+        "expected_length",
+        "head_response",
         "local_closed",
+        "offset",
+        "prepaid",
+        "pushed",
+        "received_length",
         "remote_closed",
-        "replay",
         "request_headers",
+        "reserved",
         "reset_by_peer",
         "reset_code",
         "response_headers",
-        "session",
+        "send_window",
+        "sink",
         "stream_id",
         "trailers",
+        "unacknowledged",
         "unprocessed",
         "window_manager",
     )
 
     def __init__(
-        self,
-        stream_id: int,
-        connection: HTTP20Connection,
-        window_manager: BaseFlowControlManager,
+        self, stream_id: int, window_manager: BaseFlowControlManager, send_window: int
     ) -> None:
+        #: The stream identifier.
         self.stream_id = stream_id
-        self._conn = connection
+        #: The receive window's policy (and, with :attr:`buffered`, the window itself).
         self.window_manager = window_manager
-        #: Request headers: queued by putheader() until sent, or a push's promised request.
+        #: How much body data may be sent now (the peer's window for this stream).
+        self.send_window = send_window
+        #: The request's header block (for a push: the promised request's).
         self.request_headers: HeaderList = []
-        self.headers_sent = False
+        #: A push promised by the server (not a request of ours).
+        self.pushed = False
+        #: A push whose response headers have not arrived yet (state "reserved (remote)").
+        self.reserved = False
+        #: END_STREAM went out (or the stream was reset): nothing more will be sent.
         self.local_closed = False
-        #: The response header block (pseudo-headers included), once it arrived.
-        self.response_headers: HeaderList | None = None
-        self.trailers: HeaderList | None = None
-        #: Received body data not yet read, one entry per DATA frame: bytes, or a view into
-        #: the socket's buffer until the session reclaims it (see own_chunks()).
-        self.chunks: deque[bytes | memoryview] = deque()
-        #: Some of ``chunks`` are views into the socket's buffer.
-        self.holds_views = False
-        #: How much of chunks[0] has been read already.
-        self._offset = 0
-        self.buffered = 0
+        #: END_STREAM arrived: the response is complete.
         self.remote_closed = False
+        #: The final response's header block, pseudo-headers included, once it arrived.
+        self.response_headers: HeaderList | None = None
+        #: The trailers' header block, if the server sent one.
+        self.trailers: HeaderList | None = None
+        #: The response to a HEAD request: its body is empty whatever the headers say.
+        self.head_response = False
+        #: The body length the server announced (Content-Length), if it did.
+        self.expected_length: int | None = None
+        #: Body bytes received so far (padding left out).
+        self.received_length = 0
+        #: Received body data not yet read, in the order it came.
+        self.chunks: deque[bytes] = deque()
+        #: How much of ``chunks[0]`` has been read already.
+        self.offset = 0
+        #: How many received body bytes are waiting in ``chunks`` (and, until they are read,
+        #: still count against the receive window).
+        self.buffered = 0
+        #: Body bytes received and not yet reported to the window manager as consumed: the
+        #: stream's receive window is ``window_manager.window_size - unacknowledged``.
+        self.unacknowledged = 0
+        #: Bytes at the front of ``chunks`` already counted as consumed (kept from a
+        #: whole-body read that was interrupted): reading them reopens no window.
+        self.prepaid = 0
+        #: Where a caller reading the whole body wants it: data goes there instead of
+        #: ``chunks``, and counts as consumed at once.
+        self.sink: BytesIO | None = None
+        #: The error code of the RST_STREAM that ended the stream, if one did.
         self.reset_code: int | None = None
+        #: Whether that RST_STREAM came from the server.
         self.reset_by_peer = False
-        #: The connection-level failure that ended this stream, if any.
+        #: Why the stream failed (its connection failed, or its response was malformed).
         self.error: HyperError | None = None
-        #: The session (socket) the stream is on, once its headers are sent (or promised).
-        self.session: Session | None = None
-        #: A GOAWAY said the server never processed this request.
+        #: The server said it never processed the request (GOAWAY below it, or
+        #: REFUSED_STREAM): it is safe to send again.
         self.unprocessed = False
-        #: The request's headers and in-memory body, to send again if it was unprocessed.
-        self.replay: tuple[HeaderList, bytes | memoryview] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -101,54 +125,54 @@ class Stream:
             f"reset={self.reset_code}>"
         )
 
-    # -- state, as predicates the connection can wait on ------------------------------------------
+    # -- state, as predicates a waiting thread can check --------------------------------------
 
     @property
     def finished(self) -> bool:
-        """No more data will arrive: ended, reset or failed."""
+        """No more data will arrive: the response ended, or the stream was reset or failed."""
         return self.remote_closed or self.reset_code is not None or self.error is not None
+
+    @property
+    def closed(self) -> bool:
+        """Closed in the protocol's sense: neither side will send anything more."""
+        return (self.local_closed and self.remote_closed) or self.reset_code is not None
 
     def has_headers(self) -> bool:
         """The response headers are here, or never will be."""
         return self.response_headers is not None or self.finished
 
-    def has_data(self) -> bool:
-        """A read can make progress without the socket."""
-        return self.buffered > 0 or self.finished
-
     def has_chunk(self) -> bool:
-        """A frame (possibly empty) is buffered, or no more will come."""
+        """A frame's payload (possibly empty) is buffered, or no more will come."""
         return bool(self.chunks) or self.finished
 
     def raise_if_failed(self) -> None:
         """
-        Raise the error that ended the stream, if it did not end normally.
+        Raise why the stream ended abnormally, if it did.
 
         :raises StreamResetError: if the stream was reset.
-        :raises HyperError: the connection-level failure, if the connection failed.
+        :raises HyperError: the failure of the connection, or of the response.
         """
         if self.reset_code is not None:
             who = "the server" if self.reset_by_peer else "hyper"
             raise StreamResetError(
                 f"stream {self.stream_id} was reset by {who} "
-                f"(error code {_error_name(self.reset_code)})",
+                f"(error code {code_name(self.reset_code)})",
                 self.stream_id,
                 self.reset_code,
             )
         if self.error is not None:
             raise self.error
 
-    # -- taking data (the connection's lock is held) ----------------------------------------------
+    # -- taking data --------------------------------------------------------------------------
 
     def take(self, amt: int | None) -> bytes:
         """Remove and return up to ``amt`` buffered bytes (all of them when ``None``)."""
         chunks = self.chunks
         if amt is None or amt >= self.buffered:
-            if self._offset:
-                chunks[0] = chunks[0][self._offset :]
-                self._offset = 0
-            # join() returns a single bytes chunk itself, and copies views into bytes.
-            data = b"".join(chunks)
+            if self.offset:
+                chunks[0] = chunks[0][self.offset :]
+                self.offset = 0
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
             self.buffered = 0
             return data
@@ -156,45 +180,32 @@ class Stream:
         needed = amt
         while needed:
             head = chunks[0]
-            available = len(head) - self._offset
+            available = len(head) - self.offset
             if available <= needed:
-                parts.append(head[self._offset :] if self._offset else head)
+                parts.append(head[self.offset :] if self.offset else head)
                 chunks.popleft()
-                self._offset = 0
+                self.offset = 0
                 needed -= available
             else:
-                parts.append(head[self._offset : self._offset + needed])
-                self._offset += needed
+                parts.append(head[self.offset : self.offset + needed])
+                self.offset += needed
                 needed = 0
         self.buffered -= amt
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def take_chunk(self) -> bytes:
-        """Remove and return the rest of the oldest received DATA frame."""
+        """Remove and return the rest of the oldest received payload."""
         head = self.chunks.popleft()
-        if self._offset:
-            head = head[self._offset :]
-            self._offset = 0
+        if self.offset:
+            head = head[self.offset :]
+            self.offset = 0
         self.buffered -= len(head)
-        return head if type(head) is bytes else bytes(head)
-
-    def own_chunks(self) -> None:
-        """Replace the views among ``chunks`` by copies: the buffer they point into is about
-        to be reused."""
-        self.chunks = deque(bytes(chunk) for chunk in self.chunks)
-        self.holds_views = False
+        return head
 
     def discard(self) -> int:
         """Drop everything buffered; return how many bytes were dropped."""
         dropped = self.buffered
         self.chunks.clear()
-        self._offset = 0
+        self.offset = 0
         self.buffered = 0
         return dropped
-
-
-def _error_name(code: int) -> str:
-    try:
-        return f"{ErrorCodes(code).name} ({code})"
-    except ValueError:
-        return str(code)

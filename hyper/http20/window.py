@@ -86,8 +86,18 @@ class BaseFlowControlManager:
         """
         return 0
 
-    def _handle_frame(self, frame_size: int) -> int:
-        """Account for ``frame_size`` bytes; return the increment to send (0 for none)."""
+    def account(self, frame_size: int) -> int:
+        """
+        Account for ``frame_size`` more bytes received (connection) or consumed (stream):
+        ask :meth:`increase_window_size` (and :meth:`blocked` when the window is used up),
+        update :attr:`window_size`, and return the increment to send. hyper calls this;
+        subclasses do not override it.
+
+        :param frame_size: the number of bytes.
+        :returns: the WINDOW_UPDATE increment to send (0 for none).
+        :raises FlowControlManagerError: if the policy returned an invalid increment, or one
+            that would open the window beyond 2**31 - 1 bytes.
+        """
         increase = self._checked(self.increase_window_size(frame_size))
         self.window_size += increase - frame_size
         if self.window_size <= 0:

@@ -16,7 +16,7 @@ import socket
 from typing import Any
 
 from hyper.common.bufsocket import BufferedSocket
-from hyper.http20.stream import Stream
+from hyper.http20.legacy_stream import Stream
 from hyper.http20.window import FlowControlManager
 
 #: Upper bound on any blocking operation here, so that a bug cannot hang the run.
