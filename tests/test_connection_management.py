@@ -37,6 +37,7 @@ from hyper.common.exceptions import ConnectionClosed, HyperError
 from hyper.http20.connection import MAX_STREAM_ID
 from hyper.http20.exceptions import ConnectionError, StreamResetError
 from hyper.tls import init_context
+from tests.support import introspect
 from tests.support.helpers import BioTLSServer, goaway_bytes, quickly, serve
 from tests.support.hypercorn_apps import deterministic_bytes
 from tests.support.nghttpd import NghttpdServer
@@ -248,9 +249,9 @@ def _burst_of_forty(conn: HTTP20Connection, server: Any, warm: bool) -> None:
         method, path, body = _expected_body(server, i)
         stream_id = conn.request(method, path, body=body if method == "POST" else None)
         expected[stream_id] = body
-        h2_conn = conn._h2
-        assert h2_conn is not None
-        most_open = max(most_open, h2_conn.open_outbound_streams)
+        current = introspect.transport(conn)
+        assert current is not None
+        most_open = max(most_open, current.engine.open_count)
     assert list(expected) == list(range(first_id, first_id + 80, 2))
     assert most_open <= server.max_concurrent_streams
     for stream_id, body in expected.items():
@@ -407,7 +408,7 @@ def _two_requests_then_the_goaway(conn: HTTP20Connection) -> int:
             deterministic_bytes(size)
         )
     third = conn.request("GET", "/bytes/12")
-    wait_readable(conn._fileno())
+    wait_readable(introspect.fileno(conn))
     return third
 
 
@@ -464,7 +465,7 @@ def test_max_requests_new_requests_proceed_while_the_old_connection_drains(
     with tls_connection(hypercorn_max_requests) as conn:
         for size in (10, 11):
             conn.get_response(conn.request("GET", f"/bytes/{size}")).read()
-        old = conn._session
+        old = introspect.transport(conn)
         assert old is not None
         third = conn.request("GET", "/bytes/12")
         outcome: list[BaseException | bytes] = []
@@ -477,7 +478,7 @@ def test_max_requests_new_requests_proceed_while_the_old_connection_drains(
 
         waiter = threading.Thread(target=wait_for_third, daemon=True)
         waiter.start()
-        wait_on_connection(conn, lambda: old.goaway is not None, 3.0)
+        wait_on_connection(conn, lambda: old.engine.goaway is not None, 3.0)
 
         # The old connection is draining (the server claimed the 3rd request): new requests
         # go on a new connection at once.
@@ -485,8 +486,8 @@ def test_max_requests_new_requests_proceed_while_the_old_connection_drains(
             for size in (20, 21):
                 response = conn.get_response(conn.request("GET", f"/bytes/{size}"))
                 assert response.read() == deterministic_bytes(size)
-        assert conn._session is not old
-        assert old in conn._draining and old.alive()
+        assert introspect.transport(conn) is not old
+        assert old in introspect.draining(conn) and old.alive()
         assert waiter.is_alive() and outcome == []
 
         # hypercorn never answers the 3rd request; it closes the idle connection after its 2 s
@@ -498,7 +499,7 @@ def test_max_requests_new_requests_proceed_while_the_old_connection_drains(
         assert len(outcome) == 1, outcome
         result = outcome[0]
         assert isinstance(result, ConnectionClosed) or result == deterministic_bytes(12), result
-        assert old.sock is None and old not in conn._draining
+        assert old.sock is None and old not in introspect.draining(conn)
     assert tcp.count in (2, 3)
 
 
@@ -524,7 +525,7 @@ def test_idle_connection_closed_by_the_server_is_replaced(
         assert conn.get_response(conn.request("GET", "/bytes/100")).read() == (
             deterministic_bytes(100)
         )
-        old = conn._session
+        old = introspect.transport(conn)
         assert old is not None and old.sock is not None
         # Bounded wait for the server's close (~1 s after the last stream ended; the response
         # was read whole, so nothing else is left to arrive). Nothing is read here: noticing
@@ -533,9 +534,9 @@ def test_idle_connection_closed_by_the_server_is_replaced(
         with quickly(1.0):
             response = conn.get_response(conn.request("GET", "/bytes/200"))
             assert response.read() == deterministic_bytes(200)
-        assert conn._session is not old
+        assert introspect.transport(conn) is not old
         assert old.sock is None
-        assert old.goaway is None  # no GOAWAY: hyper noticed the bare close
+        assert old.engine.goaway is None  # no GOAWAY: hyper noticed the bare close
     assert tcp.count == 2
 
 
@@ -618,8 +619,8 @@ def test_goaway_received_while_idle_is_noticed_before_sending(
     with serve(scripted_server, per_connection(goaway_after_one, fresh)) as (server, conn):
         assert conn.get_response(conn.request("GET", "/1")).read() == b"old"
         response_read.set()  # the server sends its GOAWAY now, to an idle connection
-        wait_readable(conn._fileno())  # the GOAWAY is here, not processed yet
-        assert conn._goaway is None
+        wait_readable(introspect.fileno(conn))  # the GOAWAY is here, not processed yet
+        assert introspect.transport(conn).engine.goaway is None  # type: ignore[union-attr]
         assert conn.get_response(conn.request("GET", "/2")).read() == b"new:/2|"
         assert server.connection_count == 2
     requests = [e for e in first_connection[0].events if isinstance(e, h2.events.RequestReceived)]
@@ -663,8 +664,8 @@ def test_draining_connection_finishes_its_stream_while_new_requests_use_a_new_on
     with serve(scripted_server, per_connection(slow, fresh)) as (server, conn):
         response = conn.get_response(conn.request("GET", "/slow"))
         assert response.read(half) == body[:half]
-        old = conn._session
-        assert old is not None and old.goaway is not None
+        old = introspect.transport(conn)
+        assert old is not None and old.engine.goaway is not None
 
         ids = [conn.request("GET", f"/new{i}") for i in range(3)]
         for i, stream_id in enumerate(ids):
@@ -672,7 +673,11 @@ def test_draining_connection_finishes_its_stream_while_new_requests_use_a_new_on
         order.append("new requests answered")
         # The slow response is still incomplete on the old, draining connection.
         assert not response._stream.finished
-        assert conn._session is not old and old in conn._draining and old.alive()
+        assert (
+            introspect.transport(conn) is not old
+            and old in introspect.draining(conn)
+            and old.alive()
+        )
         assert [path for _, path, _ in fresh.requests] == [b"/new0", b"/new1", b"/new2"]
 
         release.set()
@@ -680,7 +685,7 @@ def test_draining_connection_finishes_its_stream_while_new_requests_use_a_new_on
         assert old_closed.wait(3.0), "the drained connection was not closed"
         assert order == ["new requests answered", "slow response finished"]
         assert client_goaway and client_goaway[0].error_code == ErrorCodes.NO_ERROR
-        assert old.sock is None and conn._draining == []
+        assert old.sock is None and introspect.draining(conn) == []
         assert server.connection_count == 2
     assert tcp.count == 2
 
@@ -798,17 +803,17 @@ def test_stream_ids_exhausted_with_requests_in_flight(
         conn._next_stream_id = MAX_STREAM_ID - 2
         a = conn.request("GET", "/a")
         b = conn.request("GET", "/b")
-        old = conn._session
+        old = introspect.transport(conn)
         assert old is not None
         with quickly():
             c = conn.request("GET", "/c")  # no ids left: a new connection
         assert c not in (a, b)
-        assert conn._session is not old
+        assert introspect.transport(conn) is not old
         assert conn.get_response(c).read() == b"c2:/c|"
         assert conn.get_response(a).read() == b"c1:/a|"
         assert conn.get_response(b).read() == b"c1:/b|"
         # Drained: closed at once (GOAWAY, then the socket).
-        assert old.sock is None and conn._draining == []
+        assert old.sock is None and introspect.draining(conn) == []
         assert first.done.wait(3.0) and first.saw_goaway
         assert server.connection_count == 2
     assert counter.count == 2

@@ -633,11 +633,29 @@ def _(peer: RawH2Peer) -> None:
     peer.send(data(101, b"never opened", end=True))
 
 
-@case("data-on-a-closed-stream", expect=None, level="ignored")
+@case(
+    "data-after-end-stream",
+    expect=ProtocolError,
+    level="connection",
+    goaway=Codes.STREAM_CLOSED,
+    client=lambda conn, hostile: _read_then_bystander(conn, hostile),
+    bystander_fetched=True,
+)
 def _(peer: RawH2Peer) -> None:
+    # RFC 9113 section 5.1: a frame after END_STREAM is a connection error STREAM_CLOSED.
     stream_id = start(peer)
     peer.respond(stream_id, b"hostile")
+    assert peer.wait_for(lambda: b"readdone" in peer.pings)
     peer.send(data(stream_id, b"after the end"))
+
+
+@case("data-on-a-reset-stream", expect=None, level="ignored", client=lambda c, h: _reset(c, h))
+def _(peer: RawH2Peer) -> None:
+    # RFC 9113 section 5.1: frames in flight on a stream the client reset are ignored.
+    stream_id = start(peer)
+    peer.send(peer.headers_frame(stream_id, OK_HEADERS))
+    assert peer.wait_for(lambda: stream_id in peer.rst_codes)
+    peer.send(data(stream_id, b"in flight"), data(stream_id, b"in flight", end=True))
 
 
 @case(
@@ -653,6 +671,12 @@ def _(peer: RawH2Peer) -> None:
     peer.respond(stream_id, b"hostile")
     assert peer.wait_for(lambda: b"readdone" in peer.pings)
     peer.send(peer.headers_frame(stream_id, [(b":status", b"500")], end_stream=True))
+
+
+def _reset(conn: HTTP20Connection, hostile: int) -> bytes:
+    """Take the response's headers and close it: the client resets the stream."""
+    conn.get_response(hostile).close()
+    return b"hostile"
 
 
 def _read_then_bystander(conn: HTTP20Connection, hostile: int) -> Any:
@@ -705,14 +729,15 @@ def _(peer: RawH2Peer) -> None:
     peer.send(peer.headers_frame(stream_id, headers, end_stream=True))
 
 
-@case("content-length-longer-than-body", expect=ProtocolError, level="connection")
+# RFC 9113 section 8.1.1: a malformed response is a stream error (PROTOCOL_ERROR).
+@case("content-length-longer-than-body", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [*OK_HEADERS, (b"content-length", b"100")]))
     peer.send(data(stream_id, b"short", end=True))
 
 
-@case("content-length-shorter-than-body", expect=ProtocolError, level="connection")
+@case("content-length-shorter-than-body", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [*OK_HEADERS, (b"content-length", b"3")]))
@@ -748,7 +773,8 @@ def _(peer: RawH2Peer) -> None:
     peer.send(data(stream_id, b"hostile", end=True))
 
 
-@case("informational-1xx-ending-the-stream", expect=ProtocolError, level="connection")
+# RFC 9113 section 8.1: an informational response ending the stream is malformed.
+@case("informational-1xx-ending-the-stream", expect=ProtocolError, level="stream")
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
     peer.send(peer.headers_frame(stream_id, [(b":status", b"103")], end_stream=True))
@@ -778,14 +804,17 @@ def _push_refused(outcome: Measured[Any], peer: RawH2Peer) -> None:
     assert peer.rst_codes[2] == Codes.REFUSED_STREAM
 
 
-@case("push-promise-when-push-disabled", expect=None, level="ignored", check=_push_refused)
+@case(
+    "push-promise-when-push-disabled",
+    expect=ProtocolError,
+    level="connection",
+    goaway=Codes.PROTOCOL_ERROR,
+)
 def _(peer: RawH2Peer) -> None:
+    # RFC 9113 section 6.6: once the server acknowledged SETTINGS_ENABLE_PUSH = 0 (start()
+    # acknowledges), a PUSH_PROMISE is a connection error of type PROTOCOL_ERROR.
     stream_id = start(peer)
     peer.send(_promise(peer, stream_id, 2, _own_authority(peer)))
-    assert peer.wait_for(lambda: 2 in peer.rst_codes)
-    # The pushed response was on its way when the refusal came: hyper must ignore it.
-    peer.send(peer.headers_frame(2, OK_HEADERS), data(2, b"unwanted", end=True))
-    peer.respond(stream_id, b"hostile")
 
 
 @case(

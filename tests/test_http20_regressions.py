@@ -44,6 +44,7 @@ import hyper.http20.connection as connection_module
 from hyper import HTTP20Connection, tls
 from hyper.common.exceptions import InvalidRequest, ReadTimeout
 from hyper.http20.exceptions import ConnectionError, StreamResetError
+from tests.support import introspect
 from tests.support.certs import CertPaths
 from tests.support.helpers import BioTLSServer, goaway_bytes, quickly, serve
 from tests.support.scripted import Reply, Request, ServerConnection, simple_responder
@@ -363,12 +364,13 @@ def test_connection_window_stays_in_step_with_data_on_reset_streams(
             assert conn.get_response(second).read() == b"second"
         conn.ping(b"measure!")
         assert done.wait(5)
-        assert conn._h2 is not None
-        h2_view = conn._h2._inbound_flow_control_window_manager.current_window_size
+        current = introspect.transport(conn)
+        assert current is not None
+        hyper_view = current.engine.connection_manager.window_size
         real = measured["window"]
         assert measured["sent"] == target
-        assert abs(h2_view - real) <= frame_size, (
-            f"h2 thinks the connection window is {h2_view}, the server sees {real}"
+        assert abs(hyper_view - real) <= frame_size, (
+            f"hyper thinks the connection window is {hyper_view}, the server sees {real}"
         )
 
 
@@ -405,10 +407,10 @@ def test_uncollected_pushes_are_capped_and_the_excess_refused(
         assert conn.get_response(stream_id).read() == b"main"
         assert done.wait(5), f"refused so far: {refused}"
         assert refused == [(p, h2.errors.ErrorCodes.REFUSED_STREAM) for p in promised[limit:]]
-        assert sum(len(queue) for queue in conn._promises.values()) == limit
+        assert sum(introspect.uncollected_pushes(conn).values()) == limit
         pushes = list(conn.get_pushes(stream_id))
         assert [push.path for push in pushes] == [f"/p{n}".encode() for n in range(limit)]
-        assert conn._promises == {}
+        assert introspect.uncollected_pushes(conn) == {}
 
 
 def test_closing_a_response_cancels_its_uncollected_pushes(
@@ -440,10 +442,10 @@ def test_closing_a_response_cancels_its_uncollected_pushes(
         stream_id = conn.request("GET", "/")
         with conn.get_response(stream_id) as response:
             assert response.read() == b"main"
-            assert len(conn._promises[stream_id]) == 2  # held while the parent is open
-        assert conn._promises == {}
-        assert not set(pushed_ids) & set(conn._streams)
-        assert sum(s.buffered for s in conn._streams.values()) == 0
+            assert introspect.uncollected_pushes(conn)[stream_id] == 2  # held while open
+        assert introspect.uncollected_pushes(conn) == {}
+        assert not set(pushed_ids) & introspect.open_ids(conn)
+        assert introspect.buffered(conn) == 0
         assert list(conn.get_pushes(stream_id)) == []
         assert conn.get_response(conn.request("GET", "/next")).read() == b"next"
     assert resets == [(pushed_ids[1], h2.errors.ErrorCodes.CANCEL)]
@@ -464,9 +466,9 @@ def test_close_drops_uncollected_pushes(scripted_server: ServerFactory) -> None:
         stream_id = conn.request("GET", "/")
         response = conn.get_response(stream_id)
         assert response.read() == b"main"
-        assert len(conn._promises[stream_id]) == 1
+        assert introspect.uncollected_pushes(conn)[stream_id] == 1
         conn.close()
-        assert conn._promises == {}
+        assert introspect.uncollected_pushes(conn) == {}
         assert list(conn.get_pushes(stream_id)) == []
 
 
@@ -753,7 +755,8 @@ def test_complete_unread_response_does_not_block_reconnecting_after_goaway(
 
     with serve(scripted_server, handler, timeout=(5, 3)) as (server, conn):
         response = conn.get_response(conn.request("GET", "/a"))
-        assert conn._goaway is not None  # the same read brought the GOAWAY
+        current = introspect.transport(conn)
+        assert current is not None and current.engine.goaway is not None  # in the same read
         with quickly(2.0):
             second = conn.request("GET", "/b")
         assert conn.get_response(second).read() == b"new connection"
@@ -822,7 +825,7 @@ def test_tls_request_with_more_than_1024_descriptors_open(
             )
             try:
                 conn.connect()
-                assert conn._sock is not None and conn._sock.fileno() >= 1024
+                assert introspect.fileno(conn) >= 1024
                 assert conn.get_response(conn.request("GET", "/")).read() == b"ok"
             finally:
                 conn.close()

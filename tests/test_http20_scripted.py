@@ -26,6 +26,7 @@ from hyper.http20.exceptions import (
     StreamResetError,
 )
 from hyper.http20.window import DEFAULT_STREAM_WINDOW
+from tests.support import introspect
 from tests.support.helpers import quickly, serve
 from tests.support.scripted import Reply, ServerConnection, simple_responder
 
@@ -433,8 +434,8 @@ def test_unread_response_applies_back_pressure(scripted_server: ServerFactory) -
     with serve(scripted_server, handler) as (_, conn):
         response = conn.get_response(conn.request("GET", "/big"))
         first = response.read(1)
-        stream = response._stream
-        conn._read_until(lambda: stream.buffered + 1 >= DEFAULT_STREAM_WINDOW)
+        stream = introspect.stream_of(response)
+        introspect.read_until(conn, lambda: stream.buffered + 1 >= DEFAULT_STREAM_WINDOW)
         conn.ping(b"buffered")
         rest = response.read()
     assert first + rest == b"z" * total
@@ -601,7 +602,7 @@ def test_complete_response_survives_connection_close(scripted_server: ServerFact
     with serve(scripted_server, simple_responder({"/": b"kept"})) as (_, conn):
         stream_id = conn.request("GET", "/")
         response = conn.get_response(stream_id)
-        conn._read_until(lambda: response._stream.finished)
+        introspect.read_until(conn, lambda: introspect.stream_of(response).finished)
         conn.close()
         assert response.read() == b"kept"
 

@@ -664,7 +664,7 @@ def test_debug_logging(nghttpd: NghttpdServer, caplog: pytest.LogCaptureFixture)
         check_file(nghttpd, "1k.bin", fetch(conn, "/1k.bin").read())
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("hyper")]
     sent = [m for m in messages if m.startswith("send:")]
-    received = [m for m in messages if "Received frame" in m]
+    received = [m for m in messages if m.startswith("received:")]
     assert any("HeadersFrame" in m for m in sent), messages
     assert any("SettingsFrame" in m for m in sent), messages
     assert any("HeadersFrame" in m for m in received), messages

@@ -52,6 +52,7 @@ from hyper.common.util import HTTPVersion
 from hyper.http20.exceptions import StreamResetError
 from hyper.http20.window import DEFAULT_STREAM_WINDOW, FlowControlManager
 from hyper.tls import init_context
+from tests.support import introspect
 from tests.support.nghttpd import NghttpdServer
 from tests.support.nginx import NginxServer
 
@@ -345,7 +346,7 @@ def assert_connection_clean(conn: HTTP20Connection) -> None:
     """Every response was read or closed: nothing is left waiting or buffered."""
     assert conn._awaiting == {}, conn._awaiting
     assert conn._reserved == {}, conn._reserved
-    assert conn._streams == {}, conn._streams
+    assert introspect.open_ids(conn) == set()
 
 
 # -- 1. the big one: 32 threads x 200 requests, one TLS connection -----------------------------

@@ -179,6 +179,13 @@ class BufferedSocket:
         """The file descriptor of the wrapped socket."""
         return self._sock.fileno()
 
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The peer's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it (``None``
+        without TLS, or when it was not verified)."""
+        if not self._tls:
+            return None
+        return self._sock.getpeercert()  # type: ignore[attr-defined, no-any-return]
+
     def settimeout(self, timeout: float | None) -> None:
         """Set the timeout of every later read and write, in seconds (``None``: no limit)."""
         self._timeout = timeout

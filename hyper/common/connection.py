@@ -203,7 +203,7 @@ class HTTPConnection(ClosingContextManager):
             http2 = _http2()(**self._http20_kwargs)
             self._apply_buffer_size(http2)
             try:
-                http2._adopt_socket(sock)
+                http2.adopt_socket(sock)
             except BaseException:
                 sock.close()
                 raise
@@ -224,7 +224,7 @@ class HTTPConnection(ClosingContextManager):
         pairs = list(pairs)
         http2 = _http2()(**self._http20_kwargs)
         self._apply_buffer_size(http2)
-        settings = http2._prepare_upgrade()
+        settings = http2.prepare_upgrade()
         self._upgrading = http2
         pairs += [
             (b"Connection", b"Upgrade, HTTP2-Settings"),
@@ -377,6 +377,7 @@ class HTTPConnection(ClosingContextManager):
             self._upgrading = self._upgrade_request = None
             raise
         http2, self._upgrading = self._upgrading, None
+        method = self._upgrade_request[0] if self._upgrade_request is not None else b""
         self._upgrade_request = None
         self._settled = True
         if response.status != 101 or http2 is None:
@@ -393,7 +394,8 @@ class HTTPConnection(ClosingContextManager):
                 f"{b', '.join(sorted(protocols)).decode('latin-1') or 'nothing named'}, "
                 "not to h2c, which hyper asked for"
             )
-        http2._complete_upgrade(conn._detach_socket())
+        head = method in (b"HEAD", "HEAD")
+        http2.complete_upgrade(conn._detach_socket(), head_request=head)
         self._conn = http2
         return http2
 

@@ -183,12 +183,12 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
             self.merge(kwargs)
 
     @classmethod
-    def _from_trusted(cls, pairs: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:
+    def from_trusted(cls, pairs: list[tuple[bytes, bytes]]) -> HTTPHeaderMap:
         """
-        Wrap a list of received ``(name, value)`` byte pairs without copying or checking it.
+        Wrap a list of ``(name, value)`` byte pairs without copying or checking it.
 
-        For hyper's own response parsing, whose protocol layer has validated the fields
-        already. The map takes ownership of ``pairs``: the caller must not change it afterwards.
+        For fields a protocol layer has validated already (hyper's response parsers use it).
+        The map takes ownership of ``pairs``: the caller must not change it afterwards.
 
         :param pairs: the fields as received, in order.
         :returns: a map whose storage is ``pairs`` itself.
@@ -467,7 +467,7 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
 
         :returns: a shallow copy.
         """
-        return type(self)._from_trusted(list(self._items))
+        return type(self).from_trusted(list(self._items))
 
     # -- Comparing and showing --------------------------------------------------------------------
 

@@ -82,11 +82,11 @@ class HTTP11Response(BaseResponse):
         self.status = code
         self.reason = reason
         if type(headers) is list:  # from the parser: the usual case, and no ABC check
-            self.headers = HTTPHeaderMap._from_trusted(headers)
+            self.headers = HTTPHeaderMap.from_trusted(headers)
         elif isinstance(headers, HTTPHeaderMap):
             self.headers = headers
         else:
-            self.headers = HTTPHeaderMap._from_trusted(list(headers))
+            self.headers = HTTPHeaderMap.from_trusted(list(headers))
         #: Trailers sent after a chunked body; ``None`` until the body is read to its end
         #: (and when the server sent none).
         self.trailers: HTTPHeaderMap | None = None
@@ -318,7 +318,7 @@ class HTTP11Response(BaseResponse):
                 self._abort()
                 raise ChunkedDecodeError("too many trailer fields")
         if fields:
-            self.trailers = HTTPHeaderMap._from_trusted(fields)
+            self.trailers = HTTPHeaderMap.from_trusted(fields)
 
     def _abort(self) -> None:
         """The body cannot be finished: the connection cannot be reused."""

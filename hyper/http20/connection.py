@@ -1,15 +1,14 @@
 """
 :class:`HTTP20Connection`: one HTTP/2 connection to one server, with the http.client-style API.
 
-The connection builds and sends requests and hands out responses; the socket and h2 state it
-runs on form a :class:`~hyper.http20.session.Session` (see there for the threading model). A
-connection opens a new session when it has none, after :meth:`~HTTP20Connection.close`, when
-the server sent GOAWAY (the old session drains meanwhile), or when stream ids run out. Requests
-the server never processed because of a GOAWAY are sent again on the new session when that is
-safe.
-
-Errors from h2, hpack and the socket are translated in the session (and in
-:mod:`hyper.common.bufsocket`) into hyper's exceptions, with the original chained.
+The connection builds requests, hands out stream ids and responses, and decides what only it
+can: which push to accept, which request to send again, when to open a new transport. The
+socket and the protocol state it runs on form a :class:`~hyper.http20.transport.Transport`
+(see there for the threading model), whose :class:`~hyper.http20.engine.Engine` speaks the
+protocol. A connection opens a new transport when it has none, after
+:meth:`~HTTP20Connection.close`, when the server sent GOAWAY (the old transport drains
+meanwhile), or when stream ids run out. Requests the server never processed are sent again on
+the new transport when that is safe.
 """
 
 from __future__ import annotations
@@ -18,27 +17,15 @@ import logging
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import h2.config
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-import hpack.exceptions
 
 from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
 from ..common.condition import Condition
 from ..common.decoder import SUPPORTED_ENCODINGS
-from ..common.exceptions import (
-    ConnectionClosed,
-    HyperError,
-    InvalidRequest,
-    ReadTimeout,
-)
+from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
+from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
 from ..common.request import (
     BodyArg,
     HeadersArg,
@@ -59,48 +46,27 @@ from ..common.util import (  # TimeoutArg and split_timeout are re-exported from
     split_timeout,
     to_host_port_tuple,
 )
-from .exceptions import (
-    HPACKEncodingError,
-    HTTP20Error,
-    StreamResetError,
-)
-from .legacy_stream import HeaderList, Stream
+from .engine import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_LIST_SIZE, Engine
+from .errors import ErrorCodes
+from .exceptions import ClosedByCaller, HTTP20Error, StreamResetError
 from .response import HTTP20Push, HTTP20Response
-from .session import (
-    MAX_BUFFERED_PUSHES,
-    ClosedByCaller,
-    Session,
-    _H2Connection,
-    _H2Logger,
-    _log_frames,
-)
-from .window import (
-    DEFAULT_CONNECTION_WINDOW,
-    DEFAULT_STREAM_WINDOW,
-    BaseFlowControlManager,
-    FlowControlManager,
-)
+from .stream import HeaderList, Stream
+from .transport import Transport
+from .window import BaseFlowControlManager, FlowControlManager
+
+__all__ = ["HTTP20Connection", "StreamResetError"]
 
 log = logging.getLogger(__name__)
 
 #: Headers that describe a single HTTP/1.1 hop; HTTP/2 forbids them (RFC 9113 8.2.2).
-CONNECTION_SPECIFIC_HEADERS = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-
-#: The largest frame payload hyper accepts (SETTINGS_MAX_FRAME_SIZE); bigger frames mean
-#: fewer events per megabyte on bulk downloads.
-DEFAULT_MAX_FRAME_SIZE = 1024 * 1024
-
-#: The largest response header list hyper accepts (SETTINGS_MAX_HEADER_LIST_SIZE).
-DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
+CONNECTION_SPECIFIC_HEADERS = CONNECTION_SPECIFIC_FIELDS
 
 #: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
 ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
 
-#: The most pushed responses held for :meth:`HTTP20Connection.get_pushes` before further
-#: pushes are refused (``REFUSED_STREAM``).
-MAX_BUFFERED_PUSHES = MAX_BUFFERED_PUSHES
+#: The most pushed responses one connection keeps waiting to be collected with
+#: :meth:`HTTP20Connection.get_pushes`; further pushes are refused (``REFUSED_STREAM``).
+MAX_BUFFERED_PUSHES = 100
 
 #: Methods whose requests are sent again by themselves after a connection died unanswered.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
@@ -108,13 +74,28 @@ SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
 
+__all__ += ["DEFAULT_MAX_FRAME_SIZE", "DEFAULT_MAX_HEADER_LIST_SIZE", "MAX_BUFFERED_PUSHES"]
 
-def _peer_names(session: Session) -> frozenset[str] | None:
-    """The names the server's certificate covers (None without TLS), cached per session."""
-    if session.peer_names is None and session.sock is not None and session.sock.is_tls:
-        sock = session.sock.socket
-        session.peer_names = tls.certificate_names(sock.getpeercert())  # type: ignore[attr-defined]
-    return session.peer_names
+
+class _Request:
+    """
+    A request the caller holds a stream id for: being built (``putrequest()``), sent and
+    awaiting :meth:`HTTP20Connection.get_response`. The id stays the caller's handle even if
+    the request goes out again on another stream.
+    """
+
+    __slots__ = ("handle", "headers", "replay", "sent", "stream", "transport")
+
+    def __init__(self, handle: int, headers: HeaderList) -> None:
+        self.handle = handle
+        #: The header list (built up by putheader() until sent).
+        self.headers = headers
+        self.sent = False
+        #: Where the request went: its transport and stream, once sent.
+        self.transport: Transport | None = None
+        self.stream: Stream | None = None
+        #: The headers and in-memory body, to send again if the server never processed it.
+        self.replay: tuple[HeaderList, bytes | memoryview] | None = None
 
 
 class HTTP20Connection(ClosingContextManager):
@@ -196,8 +177,7 @@ class HTTP20Connection(ClosingContextManager):
         self.timeout = timeout
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
 
-        scheme = b"https" if self.secure else b"http"
-        self._scheme = scheme
+        self._scheme = b"https" if self.secure else b"http"
         self._authority = authority_for(self.host, self.port, 443 if self.secure else 80).encode(
             "idna"
         )
@@ -206,67 +186,45 @@ class HTTP20Connection(ClosingContextManager):
         self._cond = Condition(self._lock)
         self._connect_lock = threading.Lock()
 
-        #: The session new streams go on (None before the first connect).
-        self._session: Session | None = None
-        #: Older sessions finishing the streams they carry after a GOAWAY.
-        self._draining: list[Session] = []
-        #: Streams whose response has not been fetched with get_response, oldest first.
-        self._awaiting: dict[int, Stream] = {}
-        #: Streams created by putrequest() whose headers are not sent yet: id -> thread id.
+        #: The transport new streams go on (None before the first connect).
+        self._transport: Transport | None = None
+        #: Older transports finishing the streams they carry after a GOAWAY.
+        self._draining: list[Transport] = []
+        #: Requests whose response has not been fetched with get_response, oldest first.
+        self._awaiting: dict[int, _Request] = {}
+        #: Requests started by putrequest() whose headers are not sent yet: id -> thread id.
         self._reserved: dict[int, int] = {}
-        #: Pushes promised and not yet collected by get_pushes(): parent id -> pushes.
-        self._promises: dict[int, deque[Stream]] = {}
         self._next_stream_id = 1
         self._recent_stream_id: int | None = None
-        self._debug = False
-        #: h2 state prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
-        self._upgrade_h2: _H2Connection | None = None
-        #: The payload of the last PING acknowledged by the server.
-        self.last_ping_ack: bytes | None = None
+        #: The engine prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
+        self._upgrade_engine: Engine | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._usable() else "closed"
         return f"<HTTP20Connection {self.host}:{self.port} {state}>"
 
-    # -- connecting -------------------------------------------------------------------------------
-
-    def _alive(self) -> bool:
-        """The current session is open and has not failed."""
-        session = self._session
-        return session is not None and session.alive()
+    # -- state ------------------------------------------------------------------------------------
 
     def _usable(self) -> bool:
-        """New streams may be opened on the current session."""
-        session = self._session
-        return session is not None and session.usable()
-
-    # Views of the current session, for introspection and tests.
+        """New streams may be opened on the current transport."""
+        transport = self._transport
+        return transport is not None and transport.usable()
 
     @property
-    def _sock(self) -> BufferedSocket | None:
-        return self._session.sock if self._session is not None else None
+    def last_ping_ack(self) -> bytes | None:
+        """The payload of the last PING the server acknowledged (``None`` before any)."""
+        transport = self._transport
+        return transport.last_ping_ack if transport is not None else None
 
     @property
-    def _h2(self) -> _H2Connection | None:
-        return self._session.h2 if self._session is not None else None
+    def open_streams(self) -> int:
+        """How many streams are open on this connection now (requests in flight, and
+        pushes), on the current transport and on any still draining."""
+        with self._lock:
+            transports = [self._transport, *self._draining]
+            return sum(len(t.engine.streams) for t in transports if t is not None)
 
-    @property
-    def _streams(self) -> dict[int, Stream]:
-        return self._session.streams if self._session is not None else {}
-
-    @property
-    def _goaway(self) -> h2.events.ConnectionTerminated | None:
-        return self._session.goaway if self._session is not None else None
-
-    @property
-    def _error(self) -> HyperError | None:
-        return self._session.error if self._session is not None else None
-
-    def _read_until(self, ready: Any) -> None:
-        session = self._session
-        if session is None:
-            raise ConnectionClosed("the connection is not open")
-        session.read_until(ready)
+    # -- connecting -------------------------------------------------------------------------------
 
     def connect(self) -> None:
         """
@@ -291,94 +249,93 @@ class HTTP20Connection(ClosingContextManager):
             with self._lock:
                 self._set_aside_locked()
                 if not self._reserved and not self._awaiting:
-                    # Nothing from the old session can be confused with new streams; else
+                    # Nothing from the old transport can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
             sock = self._open_socket()
+            engine = self._new_engine()
+            engine.start()
             try:
-                conn, manager = self._start_h2(sock)
+                self._install(sock, engine)
             except BaseException:
                 sock.close()
                 raise
-            self._install(sock, conn, manager)
 
     def _set_aside_locked(self) -> None:
-        """Retire the current session: let it drain if it still owes responses, else close."""
-        old = self._session
+        """Retire the current transport: let it drain if it still carries streams, else
+        close it."""
+        old = self._transport
+        self._draining = [t for t in self._draining if t.alive()]
         if old is None:
             return
-        self._session = None
+        self._transport = None
         old.retired = True
-        if old.alive() and old.unfinished_streams():
-            self._draining.append(old)  # closed by its last stream (Session.drained_locked)
-        elif old.sock is not None:
-            old.close_locked(0)
+        if old.alive() and old.unfinished():
+            self._draining.append(old)  # closed by its last stream (Transport.drained_locked)
+        else:
+            old.close_locked(ErrorCodes.NO_ERROR, ConnectionClosed("the connection was closed"))
 
-    def _install(
-        self, sock: BufferedSocket, conn: _H2Connection, manager: BaseFlowControlManager
-    ) -> Session:
+    def _new_engine(self) -> Engine:
+        return Engine(enable_push=self.enable_push, window_manager=self.window_manager_cls)
+
+    def _install(self, sock: BufferedSocket, engine: Engine) -> Transport:
+        """Start HTTP/2 on ``sock`` with ``engine`` (its preface queued): the new current
+        transport."""
+        transport = Transport(sock, engine, self._cond, self._read_timeout, self._push_policy)
         with self._lock:
-            session = self._session = Session(self, sock, conn, manager)
+            transport.flush_locked()
+            self._transport = transport
             self._cond.notify_all()
-            return session
+        return transport
 
-    def _session_retired_locked(self, session: Session, error: HyperError) -> None:
-        """A session closed: fail the requests still waiting on it, forget its pushes."""
-        for stream in self._awaiting.values():
-            if stream.session is session and stream.headers_sent and not stream.finished:
-                stream.error = error
-        for parent, pushes in list(self._promises.items()):
-            kept = [p for p in pushes if p.session is not session]
-            if kept:
-                pushes.clear()
-                pushes.extend(kept)
-            else:
-                del self._promises[parent]
-        if session in self._draining:
-            self._draining.remove(session)
+    def adopt_socket(self, sock: BufferedSocket) -> None:
+        """
+        Speak HTTP/2 on a socket that is already connected and has negotiated it (ALPN), as
+        :class:`hyper.HTTPConnection` does after its own handshake.
 
-    def _adopt_socket(self, sock: BufferedSocket) -> None:
-        """Speak HTTP/2 on a socket already connected and negotiated (hyper.HTTPConnection)."""
+        :param sock: the socket; the connection owns it from now on.
+        """
         sock.grow(self.network_buffer_size)
         sock.settimeout(self._read_timeout)
+        engine = self._new_engine()
+        engine.start()
         with self._connect_lock:
-            self._install(sock, *self._start_h2(sock))
+            self._install(sock, engine)
 
-    def _prepare_upgrade(self) -> bytes:
+    def prepare_upgrade(self) -> bytes:
         """
-        Start an ``Upgrade: h2c``: return the ``HTTP2-Settings`` value for the HTTP/1.1
-        request that asks for it. :meth:`_complete_upgrade` follows once the server agreed.
+        Start an ``Upgrade: h2c`` (RFC 7540 section 3.2): return the ``HTTP2-Settings``
+        value for the HTTP/1.1 request that asks for it. :meth:`complete_upgrade` follows
+        once the server agreed.
         """
-        conn = self._make_h2()
-        settings = conn.initiate_upgrade_connection()
-        assert settings is not None
-        self._upgrade_h2 = conn
-        return settings
+        engine = self._new_engine()
+        self._upgrade_engine = engine
+        return engine.upgrade_settings()
 
-    def _complete_upgrade(self, sock: BufferedSocket) -> int:
+    def complete_upgrade(self, sock: BufferedSocket, head_request: bool = False) -> int:
         """
         Take over ``sock`` after ``101 Switching Protocols``: the request that asked for the
         upgrade becomes stream 1, whose response arrives over HTTP/2.
 
+        :param sock: the socket the 101 came on, with whatever followed it still buffered.
+        :param head_request: whether the upgrade request was a HEAD.
         :returns: the stream id of that request (1).
+        :raises HTTP20Error: if no upgrade was prepared.
         """
-        conn = self._upgrade_h2
-        if conn is None:
+        engine = self._upgrade_engine
+        if engine is None:
             raise HTTP20Error("no h2c upgrade was prepared")
-        self._upgrade_h2 = None
+        self._upgrade_engine = None
         sock.grow(self.network_buffer_size)
         sock.settimeout(self._read_timeout)
+        stream = engine.start_upgraded(head_request)
         with self._connect_lock:
-            manager = self._configure_h2(conn)
-            self._send_preface(sock, conn.data_to_send())
-            session = self._install(sock, conn, manager)
+            transport = self._install(sock, engine)
             with self._lock:
-                stream = Stream(1, self, self._new_stream_manager())
-                stream.session = session
-                stream.headers_sent = True
-                stream.local_closed = True
-                session.streams[1] = stream
-                self._awaiting[1] = stream
+                request = _Request(1, [])
+                request.sent = True
+                request.transport, request.stream = transport, stream
+                self._awaiting[1] = request
                 self._recent_stream_id = 1
                 self._next_stream_id = max(self._next_stream_id, 3)
         return 1
@@ -407,54 +364,6 @@ class HTTP20Connection(ClosingContextManager):
             )
         return sock
 
-    def _start_h2(self, sock: BufferedSocket) -> tuple[_H2Connection, BaseFlowControlManager]:
-        """Begin HTTP/2 on ``sock``: preface, settings, window; return the h2 state."""
-        conn = self._make_h2()
-        conn.initiate_connection()
-        manager = self._configure_h2(conn)
-        self._send_preface(sock, conn.data_to_send())
-        return conn, manager
-
-    def _send_preface(self, sock: BufferedSocket, data: bytes) -> None:
-        if self._debug:
-            _log_frames(data)
-        sock.sendall(data)
-
-    def _make_h2(self) -> _H2Connection:
-        self._debug = log.isEnabledFor(logging.DEBUG)
-        config = h2.config.H2Configuration(
-            client_side=True,
-            header_encoding=None,
-            # hyper checks outgoing headers itself (iter_header_pairs) before they get here.
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-            split_outbound_cookies=False,
-            # hyper checks received header blocks itself, in one pass, and treats a malformed
-            # one as the stream error RFC 9113 makes it (hyper.http20.validation).
-            validate_inbound_headers=False,
-            logger=_H2Logger() if self._debug else None,  # type: ignore[arg-type]
-        )
-        return _H2Connection(config=config)
-
-    def _configure_h2(self, conn: _H2Connection) -> BaseFlowControlManager:
-        """hyper's settings and connection window, after the preface is queued."""
-        conn.update_settings(
-            {
-                h2.settings.SettingCodes.ENABLE_PUSH: int(self.enable_push),
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: DEFAULT_STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: DEFAULT_MAX_HEADER_LIST_SIZE,
-            }
-        )
-        # h2 raises its frame size limit only when the server ACKs these settings, and applies
-        # it only from the next receive_data() call: a large frame right behind the ACK would
-        # be refused. Accepting what we advertise from the start is safe (we chose the size).
-        conn.max_inbound_frame_size = DEFAULT_MAX_FRAME_SIZE
-        manager = self.window_manager_cls(DEFAULT_CONNECTION_WINDOW)
-        # The connection window starts at 65,535 bytes; open it to the manager's size at once.
-        conn.increment_flow_control_window(DEFAULT_CONNECTION_WINDOW - 65535)
-        return manager
-
     # -- closing ----------------------------------------------------------------------------------
 
     def close(self, error_code: int | None = None) -> None:
@@ -471,12 +380,15 @@ class HTTP20Connection(ClosingContextManager):
         ):
             raise InvalidRequest(f"invalid HTTP/2 error code {error_code!r}")
         with self._lock:
-            sessions = [*self._draining, self._session]
-            for session in sessions:
-                if session is not None:
-                    session.close_locked(error_code or 0, by_caller=True)
+            error = ClosedByCaller("the connection was closed by close()")
+            for transport in [*self._draining, self._transport]:
+                if transport is not None:
+                    transport.close_locked(error_code or ErrorCodes.NO_ERROR, error)
             self._draining.clear()
-            self._promises.clear()
+            for request in self._awaiting.values():
+                stream = request.stream
+                if stream is not None and not stream.finished:
+                    stream.error = error
             self._cond.notify_all()
 
     # -- sending requests -------------------------------------------------------------------------
@@ -513,42 +425,38 @@ class HTTP20Connection(ClosingContextManager):
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
         end_stream = request_body.is_empty
-        stream = self._open_stream(header_list, end_stream, reserved_id=None)
+        request = self._open_stream(header_list, end_stream, None)
         if request_body.data is not None:
-            # In memory: it can be sent again if a GOAWAY says it was never processed.
-            stream.replay = (header_list, request_body.data)
+            # In memory: it can be sent again if the server says it never processed it.
+            request.replay = (header_list, request_body.data)
         if not end_stream:
             try:
-                self._send_body(stream, request_body.chunks(), final=True)
+                self._send_body(request, request_body.chunks(), final=True)
             except HyperError:
-                if not self._resend_unprocessed_upload(stream):
-                    self._abandon_stream(stream)
+                if not self._resend_unprocessed_upload(request):
+                    self._abandon(request)
                     raise
             except BaseException:
                 # The caller never gets this stream's id: do not leave it behind.
-                self._abandon_stream(stream)
+                self._abandon(request)
                 raise
-        return stream.stream_id
+        return request.handle
 
-    def _resend_unprocessed_upload(self, stream: Stream) -> bool:
+    def _resend_unprocessed_upload(self, request: _Request) -> bool:
         """
-        The server refused ``stream`` while its body was going out (a GOAWAY below it, or
+        The server refused the request while its body was going out (a GOAWAY below it, or
         REFUSED_STREAM), so it never processed it: send it again, as :meth:`get_response`
         does for a refusal that comes later, if the body is in memory. Return whether it went
-        out again; the caller's handle stays ``stream.stream_id``.
+        out again.
         """
-        handle = stream.stream_id
-        current = stream
         for _ in range(3):
-            if not current.unprocessed or current.replay is None:
+            stream = request.stream
+            if stream is None or not stream.unprocessed or request.replay is None:
                 return False
             try:
-                self._resend(handle, current)
+                self._resend(request)
             except HyperError:
-                # Refused again, or no new connection: look at the latest attempt.
-                with self._lock:
-                    current = self._awaiting.get(handle, current)
-                continue
+                continue  # refused again, or no new connection: look at the latest attempt
             return True
         return False
 
@@ -573,9 +481,7 @@ class HTTP20Connection(ClosingContextManager):
         with self._lock:
             stream_id = self._allocate_stream_id_locked()
             self._reserved[stream_id] = threading.get_ident()
-            stream = Stream(stream_id, self, self._new_stream_manager())
-            stream.request_headers = header_list
-            self._awaiting[stream_id] = stream
+            self._awaiting[stream_id] = _Request(stream_id, header_list)
             self._recent_stream_id = stream_id
         return stream_id
 
@@ -598,15 +504,13 @@ class HTTP20Connection(ClosingContextManager):
         :param replace: replace any values already set for this header instead of adding one.
         :raises InvalidRequest: for an invalid name or value, or a request already sent.
         """
-        stream = self._pending_request(stream_id)
+        request = self._pending_request(stream_id)
         pairs = list(iter_header_pairs([(header, argument)]))
         name = pairs[0][0].lower()
         with self._lock:
             if replace:
-                stream.request_headers[:] = [
-                    pair for pair in stream.request_headers if pair[0] != name
-                ]
-            stream.request_headers.extend((name, value) for _, value in pairs)
+                request.headers[:] = [pair for pair in request.headers if pair[0] != name]
+            request.headers.extend((name, value) for _, value in pairs)
 
     def endheaders(
         self,
@@ -623,19 +527,19 @@ class HTTP20Connection(ClosingContextManager):
             :meth:`send`.
         :param stream_id: the request's stream id; the latest request when ``None``.
         """
-        stream = self._pending_request(stream_id)
+        request = self._pending_request(stream_id)
         try:
             body = RequestBody(message_body)
             # The body's length is the request's length only if no send() calls follow.
             length = body.length if final else None
-            headers = self._finish_header_list(stream.request_headers, length)
+            request.headers = self._finish_header_list(request.headers, length)
             end_now = final and body.is_empty
-            self._open_stream(headers, end_now, reserved_id=stream.stream_id, stream=stream)
+            self._open_stream(request.headers, end_now, request)
             if not body.is_empty:
-                self._send_body(stream, body.chunks(), final=final)
+                self._send_body(request, body.chunks(), final=final)
         except BaseException:
             # A half-built request would block every later one: give its stream up.
-            self._abandon_stream(stream)
+            self._abandon(request)
             raise
 
     def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
@@ -648,26 +552,24 @@ class HTTP20Connection(ClosingContextManager):
         :param stream_id: the request's stream id; the latest request when ``None``.
         :raises StreamResetError: if the server reset the stream.
         """
-        stream = self._stream_for(stream_id)
-        if not stream.headers_sent:
-            raise InvalidRequest(f"call endheaders() for stream {stream.stream_id} first")
-        self._send_body(stream, RequestBody(data).chunks(), final=final)
+        request = self._request_for(stream_id)
+        if not request.sent:
+            raise InvalidRequest(f"call endheaders() for stream {request.handle} first")
+        self._send_body(request, RequestBody(data).chunks(), final=final)
 
-    def _pending_request(self, stream_id: int | None) -> Stream:
-        stream = self._stream_for(stream_id)
-        if stream.headers_sent:
-            raise InvalidRequest(f"the headers of stream {stream.stream_id} were already sent")
-        return stream
+    def _pending_request(self, stream_id: int | None) -> _Request:
+        request = self._request_for(stream_id)
+        if request.sent:
+            raise InvalidRequest(f"the headers of stream {request.handle} were already sent")
+        return request
 
-    def _stream_for(self, stream_id: int | None) -> Stream:
+    def _request_for(self, stream_id: int | None) -> _Request:
         if stream_id is None:
             stream_id = self._recent_stream_id
-        stream = None
-        if stream_id is not None:
-            stream = self._awaiting.get(stream_id) or self._streams.get(stream_id)
-        if stream is None:
+        request = self._awaiting.get(stream_id) if stream_id is not None else None
+        if request is None:
             raise InvalidRequest(f"no open request with stream id {stream_id}")
-        return stream
+        return request
 
     def _build_headers(
         self,
@@ -696,7 +598,7 @@ class HTTP20Connection(ClosingContextManager):
     @staticmethod
     def _finish_header_list(headers: HeaderList, body_length: int | None) -> HeaderList:
         """Apply HTTP/2's header rules to a request header list (pseudo-headers first)."""
-        dropped = set(CONNECTION_SPECIFIC_HEADERS)
+        dropped = set(CONNECTION_SPECIFIC_FIELDS)
         for name, value in headers:
             if name == b"connection":
                 tokens = (token.strip().lower() for token in value.split(b","))
@@ -723,7 +625,7 @@ class HTTP20Connection(ClosingContextManager):
 
     def _allocate_stream_id_locked(self) -> int:
         """
-        The next stream id. When HTTP/2's ids run out, the current session is set aside (it
+        The next stream id. When HTTP/2's ids run out, the current transport is set aside (it
         drains) and ids start again at 1 for the next one, skipping ids that still name a
         request the caller has not collected, so handles never clash.
         """
@@ -739,33 +641,30 @@ class HTTP20Connection(ClosingContextManager):
         return stream_id
 
     def _open_stream(
-        self,
-        headers: HeaderList,
-        end_stream: bool,
-        reserved_id: int | None,
-        stream: Stream | None = None,
-    ) -> Stream:
+        self, headers: HeaderList, end_stream: bool, reserved: _Request | None
+    ) -> _Request:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest()."""
         me = threading.get_ident()
         deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
-        lost: list[Session] = []
+        lost: list[Transport] = []
+        reserved_id = reserved.handle if reserved is not None else None
         while True:
-            # Opens a session, or a new one after close(), a GOAWAY or a server's close.
+            # Opens a transport, or a new one after close(), a GOAWAY or a server's close.
             self.connect()
             with self._lock:
-                session = self._session
-                if session is None:
+                transport = self._transport
+                if transport is None:
                     continue
-                if not session.streams:
+                if not transport.unfinished():
                     # Idle: a GOAWAY or the server's close of an idle connection may be
                     # waiting unread. Notice it now rather than send into a closed socket.
-                    session.poll_locked()
-                if not session.usable():
-                    if session not in lost:
-                        lost.append(session)
+                    transport.poll_locked()
+                if not transport.usable():
+                    if transport not in lost:
+                        lost.append(transport)
                     if len(lost) > 2:
                         # The server closes fresh connections at once: no point going on.
-                        session.raise_if_dead_locked()
+                        transport.raise_if_dead_locked()
                         raise ConnectionClosed("the server keeps closing new connections")
                     continue
                 lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
@@ -783,154 +682,76 @@ class HTTP20Connection(ClosingContextManager):
                     self._cond.wait(remaining)
                     continue
                 if self._next_stream_id > MAX_STREAM_ID and reserved_id is None:
-                    # Out of stream ids: new streams go on a new session, ids from 1 again.
+                    # Out of stream ids: new streams go on a new transport, ids from 1 again.
                     self._set_aside_locked()
                     self._next_stream_id = 1
                     continue
-                if self._can_open_stream_locked(session):
-                    return self._send_headers_locked(
-                        session, headers, end_stream, reserved_id, stream
-                    )
+                if self._can_open_stream_locked(transport):
+                    return self._send_headers_locked(transport, headers, end_stream, reserved)
             # The server allows no more streams now: read until one ends (or it goes away).
-            session.read_until(self._room_or_gone(session))
+            transport.read_until(self._room_or_gone(transport))
 
-    def _room_or_gone(self, session: Session) -> Callable[[], bool]:
-        """A predicate: ``session`` can take another stream, or can take none at all."""
-        return lambda: not session.usable() or self._can_open_stream_locked(session)
+    def _room_or_gone(self, transport: Transport) -> Callable[[], bool]:
+        """A predicate: ``transport`` can take another stream, or can take none at all."""
+        return lambda: not transport.usable() or self._can_open_stream_locked(transport)
 
-    def _can_open_stream_locked(self, session: Session) -> bool:
+    def _can_open_stream_locked(self, transport: Transport) -> bool:
         """Whether the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves room for a stream."""
-        conn = session.h2
-        if conn is None:
-            return True  # the caller finds out why
-        if not session.settings_received:
+        engine = transport.engine
+        if not engine.peer_settings_received:
             # The server's limit is unknown until its SETTINGS arrive (they come with its
             # preface, right away): one stream at a time until then, so a burst of requests
             # on a fresh connection cannot overrun a small limit.
-            return not session.streams and not self._reserved
-        limit = conn.remote_settings.max_concurrent_streams
-        if len(session.streams) + len(self._reserved) < limit:
-            return True
-        # hyper's own count includes streams whose response is complete but unread; ask h2
-        # for the exact number (its cheap upper bound could be too high here).
-        return conn.exact_open_outbound_streams() + len(self._reserved) < limit
+            return not engine.open_count and not self._reserved
+        return engine.open_count + len(self._reserved) < engine.peer_max_concurrent_streams
 
     def _send_headers_locked(
         self,
-        session: Session,
+        transport: Transport,
         headers: HeaderList,
         end_stream: bool,
-        reserved_id: int | None,
-        stream: Stream | None,
-    ) -> Stream:
-        conn = session.h2
-        assert conn is not None
-        if reserved_id is None:
+        reserved: _Request | None,
+    ) -> _Request:
+        if reserved is None:
             stream_id = self._allocate_stream_id_locked()
-            stream = Stream(stream_id, self, self._new_stream_manager())
+            request = _Request(stream_id, headers)
             self._recent_stream_id = stream_id
         else:
-            assert stream is not None
-            stream_id = reserved_id
+            request = reserved
+            stream_id = reserved.handle
         try:
-            conn.send_headers(stream_id, headers, end_stream=end_stream)
-        except hpack.exceptions.HPACKError as exc:
-            raise HPACKEncodingError(f"cannot encode request headers: {exc}") from exc
-        except h2.exceptions.H2Error as exc:
-            raise HTTP20Error(f"cannot send request headers: {exc}") from exc
+            stream = transport.open_stream_locked(stream_id, headers, end_stream)
         finally:
             self._cond.notify_all()
         self._reserved.pop(stream_id, None)
-        self._awaiting[stream_id] = stream
-        stream.session = session
-        stream.headers_sent = True
-        stream.local_closed = end_stream
-        session.streams[stream_id] = stream
-        session.flush_locked()
-        return stream
+        request.transport, request.stream, request.sent = transport, stream, True
+        self._awaiting[request.handle] = request
+        return request
 
-    def _abandon_stream(self, stream: Stream) -> None:
+    def _abandon(self, request: _Request) -> None:
         """A request failed on its way out: release its id, reset it if it was sent."""
         with self._lock:
-            self._reserved.pop(stream.stream_id, None)
-            session = stream.session
-            if session is not None:
-                if stream.headers_sent and not stream.finished and session.alive():
-                    session.reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
-                session.streams.pop(stream.stream_id, None)
-            self._awaiting.pop(stream.stream_id, None)
+            self._reserved.pop(request.handle, None)
+            if request.transport is not None and request.stream is not None:
+                request.transport.reset_locked(request.stream, ErrorCodes.CANCEL)
+            self._awaiting.pop(request.handle, None)
             self._cond.notify_all()
 
     def _send_body(
-        self, stream: Stream, chunks: Iterator[bytes | memoryview], final: bool
+        self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
     ) -> None:
         """Send body pieces, marking the last one END_STREAM when ``final``."""
+        transport, stream = request.transport, request.stream
+        assert transport is not None and stream is not None
         previous: bytes | memoryview | None = None
         for chunk in chunks:
             if previous is not None:
-                self._send_data(stream, previous, end_stream=False)
+                transport.send_data(stream, previous, end_stream=False)
             previous = chunk
         if previous is not None:
-            self._send_data(stream, previous, end_stream=final)
+            transport.send_data(stream, previous, end_stream=final)
         elif final:
-            self._send_data(stream, b"", end_stream=True)
-
-    def _send_data(self, stream: Stream, data: bytes | memoryview, end_stream: bool) -> None:
-        """Send one piece of body data as flow control allows, in frames as large as allowed."""
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
-        total = len(view)
-        offset = 0
-        stream_id = stream.stream_id
-        session = stream.session
-        assert session is not None
-
-        def writable() -> bool:
-            return stream.finished or session.send_window(stream_id) > 0 or not session.alive()
-
-        while True:
-            with self._lock:
-                session.raise_if_dead_locked()
-                if stream.remote_closed or stream.reset_code == h2.errors.ErrorCodes.NO_ERROR:
-                    # The server answered without waiting for the rest of the body (RFC 9113
-                    # 8.1): stop sending, and end our side so the stream is closed for both.
-                    if not stream.local_closed:
-                        stream.local_closed = True
-                        session.reset_locked(stream, h2.errors.ErrorCodes.NO_ERROR)
-                    return
-                stream.raise_if_failed()
-                conn = session.h2
-                assert conn is not None
-                if stream.local_closed:
-                    raise InvalidRequest(f"the request on stream {stream_id} was already ended")
-                window = session.send_window(stream_id)
-                max_frame = conn.max_outbound_frame_size
-                try:
-                    while offset < total and window > 0:
-                        size = min(window, max_frame, total - offset)
-                        last = end_stream and offset + size == total
-                        piece = view[offset : offset + size]
-                        # Frames in the middle of a body skip h2's frame objects; the last
-                        # one (END_STREAM changes the stream's state) goes through h2.
-                        if last or not session.queue_body_locked(stream_id, piece):
-                            conn.send_data(stream_id, piece, end_stream=last)
-                        offset += size
-                        window -= size
-                    if offset == total and end_stream and total == 0:
-                        conn.end_stream(stream_id)
-                except h2.exceptions.H2Error as exc:
-                    session.flush_locked()  # what was queued before the refusal is valid
-                    raise HTTP20Error(f"cannot send data on stream {stream_id}: {exc}") from exc
-                if offset == total:
-                    stream.local_closed = end_stream
-                    session.flush_locked()
-                    return
-                session.flush_locked()
-            session.read_until(writable)
-
-    def _new_stream_manager(self, document_size: int | None = None) -> BaseFlowControlManager:
-        return self.window_manager_cls(DEFAULT_STREAM_WINDOW, document_size)
+            transport.send_data(stream, b"", end_stream=True)
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -939,10 +760,10 @@ class HTTP20Connection(ClosingContextManager):
         Wait for and return the response to a request, reading and buffering the frames of
         other streams that arrive meanwhile.
 
-        If a graceful GOAWAY says the server never processed the request, it is sent again
-        on a new connection when its body was in memory (bytes, str or none), and the same
-        ``stream_id`` keeps working; otherwise :class:`~hyper.http20.exceptions.ConnectionError`
-        says it is safe to retry.
+        If the server says it never processed the request (a GOAWAY below it, or
+        REFUSED_STREAM), it is sent again on a new connection when its body was in memory
+        (bytes, str or none), and the same ``stream_id`` keeps working; otherwise
+        :class:`~hyper.http20.exceptions.ConnectionError` says it is safe to retry.
 
         :param stream_id: the stream id :meth:`request` returned. ``None`` takes the oldest
             request whose response has not been fetched yet.
@@ -962,65 +783,65 @@ class HTTP20Connection(ClosingContextManager):
                 if not self._awaiting:
                     raise InvalidRequest("there is no request waiting for a response")
                 stream_id = next(iter(self._awaiting))
-            stream = self._awaiting.get(stream_id)
-            if stream is None:
+            request = self._awaiting.get(stream_id)
+            if request is None:
                 raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
-            if not stream.headers_sent:
+            if not request.sent:
                 raise InvalidRequest(f"the request on stream {stream_id} was not sent yet")
         attempts = 0
         while True:
-            if not stream.has_headers():
-                assert stream.session is not None
-                stream.session.read_until(stream.has_headers)
-            if not self._should_resend(stream, attempts):
+            transport, stream = request.transport, request.stream
+            assert transport is not None and stream is not None
+            transport.wait_for_headers(stream)
+            if not self._should_resend(request, attempts):
                 break
             attempts += 1
-            stream = self._resend(stream_id, stream)
+            self._resend(request)
         with self._lock:
             self._awaiting.pop(stream_id, None)
         if stream.response_headers is None:
             stream.raise_if_failed()
             raise ConnectionClosed(f"stream {stream_id} ended without a response")
-        return HTTP20Response(stream.response_headers, stream)
+        return HTTP20Response(stream.response_headers, transport.handle(stream))
 
     @staticmethod
-    def _should_resend(stream: Stream, attempts: int) -> bool:
+    def _should_resend(request: _Request, attempts: int) -> bool:
         """
         Whether a request that got no response should go out again by itself: only with its
         body in memory, and only when that is safe: the server said it never processed it
         (GOAWAY above it, or REFUSED_STREAM), or, once, a safe method (GET, HEAD, OPTIONS)
         whose connection died before any answer, as browsers retry.
         """
-        if stream.replay is None or stream.response_headers is not None or attempts >= 3:
+        stream = request.stream
+        if stream is None or request.replay is None or stream.response_headers is not None:
             return False
-        if isinstance(stream.error, ClosedByCaller):
+        if attempts >= 3 or isinstance(stream.error, ClosedByCaller):
             return False  # close() ends what is pending; it is not a failure to work around
         if stream.unprocessed:
             return True
         if attempts == 0 and isinstance(stream.error, ConnectionClosed):
-            method = next((v for n, v in stream.replay[0] if n == b":method"), b"")
+            method = next((v for n, v in request.replay[0] if n == b":method"), b"")
             return method in SAFE_METHODS
         return False
 
-    def _resend(self, handle: int, stream: Stream) -> Stream:
+    def _resend(self, request: _Request) -> None:
         """
-        Send an unprocessed request again (on whatever session is current) and file the new
-        stream under the caller's original id.
+        Send an unprocessed request again (on whatever transport is current); the caller's
+        stream id keeps naming it.
         """
-        assert stream.replay is not None
-        headers, data = stream.replay
-        new = self._open_stream(headers, end_stream=not data, reserved_id=None)
-        new.replay = stream.replay
+        assert request.replay is not None
+        headers, data = request.replay
+        new = self._open_stream(headers, not data, None)
         with self._lock:
-            self._awaiting.pop(new.stream_id, None)
-            self._awaiting[handle] = new
+            self._awaiting.pop(new.handle, None)
+            request.transport, request.stream = new.transport, new.stream
+            self._awaiting[request.handle] = request
         if data:
             try:
-                self._send_body(new, iter((data,)), final=True)
+                self._send_body(request, iter((data,)), final=True)
             except BaseException:
-                self._abandon_stream(new)
+                self._abandon(new)
                 raise
-        return new
 
     def get_pushes(
         self, stream_id: int | None = None, capture_all: bool = False
@@ -1041,149 +862,60 @@ class HTTP20Connection(ClosingContextManager):
             stream_id = self._recent_stream_id
         if stream_id is None:
             return iter(())
-        parent = self._awaiting.get(stream_id)
-        if parent is None:
-            for session in (self._session, *self._draining):
-                if session is not None and stream_id in session.streams:
-                    parent = session.streams[stream_id]
-                    break
-        # A request sent again after a GOAWAY keeps the caller's id but has a new stream id:
-        # its pushes are filed under the latter.
+        transport: Transport | None
+        parent: Stream | None
+        with self._lock:
+            request = self._awaiting.get(stream_id)
+            if request is not None and request.transport is not None:
+                transport, parent = request.transport, request.stream
+            else:
+                transport, parent = self._find_stream_locked(stream_id)
+        if transport is None:
+            return iter(())
+        # A request sent again keeps the caller's id but has a new stream id: its pushes are
+        # filed under the latter.
         key = parent.stream_id if parent is not None else stream_id
-        return self._iter_pushes(key, parent, capture_all)
+        return self._iter_pushes(transport, key, parent, capture_all)
+
+    def _find_stream_locked(self, stream_id: int) -> tuple[Transport | None, Stream | None]:
+        """The transport holding stream ``stream_id`` (open, or with pushes to collect)."""
+        for transport in (self._transport, *self._draining):
+            if transport is None:
+                continue
+            stream = transport.engine.streams.get(stream_id)
+            if stream is not None or stream_id in transport.promises:
+                return transport, stream
+        return None, None
 
     def _iter_pushes(
-        self, stream_id: int, parent: Stream | None, capture_all: bool
+        self, transport: Transport, key: int, parent: Stream | None, capture_all: bool
     ) -> Iterator[HTTP20Push]:
         while True:
             with self._lock:
-                queue = self._promises.get(stream_id)
-                pushed = queue.popleft() if queue else None
-                if queue is not None and not queue:
-                    del self._promises[stream_id]
+                pushed = transport.take_promise_locked(key)
             if pushed is not None:
-                yield HTTP20Push(pushed.request_headers, pushed)
+                yield HTTP20Push(pushed.request_headers, transport.handle(pushed))
                 continue
-            if not capture_all or parent is None or parent.finished or parent.session is None:
+            if not capture_all or parent is None or parent.finished:
                 return
-            parent.session.read_until(
-                lambda: bool(self._promises.get(stream_id)) or parent.finished
-            )
+            transport.read_until(lambda: bool(transport.promises.get(key)) or parent.finished)
 
-    # -- what responses call (stream I/O) ---------------------------------------------------------
-
-    def _read_body(self, stream: Stream, amt: int | None) -> bytes:
-        """Return up to ``amt`` raw body bytes of ``stream`` (all of them when ``None``)."""
-        session = stream.session
-        assert session is not None
-        if amt is None and stream.finished:
-            # The whole body is already here (a small response, usually): take it at once.
-            with self._lock:
-                data = stream.take(None) if stream.buffered else b""
-            stream.raise_if_failed()
-            self._forget_if_done(stream)
-            return data
-        parts: list[bytes] = []
-        needed = amt
-        # Wait for all that is wanted at once rather than taking each socket read's few
-        # frames: a large read is then one join, not one per socket read. But take what is
-        # buffered once it fills half the stream's open window, so that the window manager
-        # can reopen it before the server has to stop.
-        manager = stream.window_manager
-
-        def enough() -> bool:
-            buffered = stream.buffered
-            return (
-                (needed is not None and buffered >= needed)
-                or buffered >= max(manager.window_size // 2, 1)
-                or stream.finished
-            )
-
-        while needed is None or needed > 0:
-            if not enough():
-                session.read_until(enough)
-            with self._lock:
-                if stream.buffered:
-                    data = stream.take(needed)
-                    session.consumed_locked(stream, len(data))
-                    parts.append(data)
-                    if needed is not None:
-                        needed -= len(data)
-                elif stream.finished:
-                    break
-        if amt is None or not parts:
-            stream.raise_if_failed()
-        self._forget_if_done(stream)
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
-
-    def _read_frame(self, stream: Stream) -> bytes | None:
-        """Return the next DATA frame's payload of ``stream``, or None at the end."""
-        session = stream.session
-        assert session is not None
-        while True:
-            if not stream.has_chunk():
-                session.read_until(stream.has_chunk)
-            with self._lock:
-                if stream.chunks:
-                    data = stream.take_chunk()
-                    session.consumed_locked(stream, len(data))
-                    return data
-            stream.raise_if_failed()
-            self._forget_if_done(stream)
-            return None
-
-    def _close_stream(self, stream: Stream) -> None:
-        """The caller is done with ``stream``: reset it if unfinished and free its data."""
-        with self._lock:
-            session = stream.session
-            if session is not None and not stream.finished and session.alive():
-                session.reset_locked(stream, h2.errors.ErrorCodes.CANCEL)
-                stream.reset_code = h2.errors.ErrorCodes.CANCEL
-            # Pushes promised on it and never collected are not wanted either.
-            for pushed in self._promises.pop(stream.stream_id, ()):
-                pushed_session = pushed.session
-                if pushed_session is not None:
-                    if not pushed.finished and pushed_session.alive():
-                        pushed_session.reset_locked(pushed, h2.errors.ErrorCodes.CANCEL)
-                    pushed_session.streams.pop(pushed.stream_id, None)
-                pushed.discard()
-                if pushed_session is not None:
-                    pushed_session.release_views_locked(pushed)
-            stream.discard()
-            self._awaiting.pop(stream.stream_id, None)
-            if session is not None:
-                session.streams.pop(stream.stream_id, None)
-                session.release_views_locked(stream)
-                if session.reader_active and session.sock is not None:
-                    # The reader may be waiting for this stream's data: let it look again.
-                    session.sock.wake()
-                session.drained_locked()
-            self._cond.notify_all()
-
-    def _forget_if_done(self, stream: Stream) -> None:
-        session = stream.session
-        if session is not None and stream.finished and not stream.buffered:
-            with self._lock:
-                session.streams.pop(stream.stream_id, None)
-                session.release_views_locked(stream)
-                session.drained_locked()
-
-    def _push_refusal_locked(
-        self, session: Session, parent_id: int, headers: list[tuple[bytes, bytes]]
+    def _push_policy(
+        self, transport: Transport, parent_id: int, headers: HeaderList
     ) -> str | None:
         """Why a promised push is refused, or None to accept it (lock held)."""
         if not self.enable_push:
             return "push is disabled"
-        if sum(len(queue) for queue in self._promises.values()) >= MAX_BUFFERED_PUSHES:
+        transports = [self._transport, *self._draining]
+        waiting = sum(t.promised_count() for t in transports if t is not None)
+        if waiting >= MAX_BUFFERED_PUSHES:
             return "too many pushes nobody collected"
         pseudo = {name: value for name, value in headers if name[:1] == b":"}
         scheme = pseudo.get(b":scheme", b"")
         method = pseudo.get(b":method", b"")
         authority = pseudo.get(b":authority", b"")
         path = pseudo.get(b":path", b"")
-        if not self.push_allowed(scheme, method, authority, path, _peer_names(session)):
+        if not self.push_allowed(scheme, method, authority, path, transport.certificate_names()):
             return f"push of {method!r} {scheme!r}://{authority!r}{path!r} not allowed"
         return None
 
@@ -1231,13 +963,6 @@ class HTTP20Connection(ClosingContextManager):
             return True
         return certificate_names is not None and tls.certificate_covers(certificate_names, host)
 
-    def _fileno(self, stream: Stream | None = None) -> int:
-        session = stream.session if stream is not None else self._session
-        sock = session.sock if session is not None else None
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
-        return sock.fileno()
-
     def ping(self, opaque_data: bytes) -> None:
         """
         Send a PING frame. The server's acknowledgement is processed whenever the connection
@@ -1251,13 +976,7 @@ class HTTP20Connection(ClosingContextManager):
             raise InvalidRequest("the PING payload must be exactly 8 bytes")
         self.connect()
         with self._lock:
-            session = self._session
-            if session is None:
+            transport = self._transport
+            if transport is None:
                 raise ConnectionClosed("the connection is closed")
-            session.raise_if_dead_locked()
-            assert session.h2 is not None
-            session.h2.ping(data)
-            session.flush_locked()
-
-
-__all__ = ["HTTP20Connection", "StreamResetError"]
+            transport.ping_locked(data)

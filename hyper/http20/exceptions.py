@@ -7,7 +7,7 @@ so ``except HyperError`` catches every failure whatever the protocol.
 
 from __future__ import annotations
 
-from ..common.exceptions import HyperError
+from ..common.exceptions import ConnectionClosed, HyperError
 
 
 class HTTP20Error(HyperError):
@@ -27,8 +27,9 @@ class ConnectionError(HTTP20Error):
     processed and that hyper could not send again by itself (its body was streamed): it is
     safe to retry.
 
-    :ivar error_code: the HTTP/2 error code (an :class:`h2.errors.ErrorCodes` member or a plain
-        int for codes hyper does not know), or ``None`` when there was none.
+    :ivar error_code: the HTTP/2 error code (an :class:`~hyper.http20.errors.ErrorCodes`
+        member, or a plain int for a code HTTP/2 does not define), or ``None`` when there was
+        none.
     """
 
     def __init__(self, message: str, error_code: int | None = None) -> None:
@@ -64,3 +65,11 @@ class StreamResetError(HTTP20Error):
         super().__init__(message)
         self.stream_id = stream_id
         self.error_code = error_code
+
+
+class ClosedByCaller(ConnectionClosed):
+    """
+    The caller closed the connection (:meth:`HTTP20Connection.close
+    <hyper.HTTP20Connection.close>`) while this request was unanswered. Unlike other closed
+    connections, hyper never sends such a request again by itself.
+    """

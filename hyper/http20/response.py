@@ -1,22 +1,22 @@
 """
 :class:`HTTP20Response`, the answer to one request, and :class:`HTTP20Push`, a request the
 server made on the client's behalf.
+
+Both read their stream through the :class:`~hyper.http20.transport.StreamHandle` the
+connection gives them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-from h2.errors import ErrorCodes
 
 from ..common.exceptions import InvalidResponse
 from ..common.headers import HTTPHeaderMap
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
+from .transport import StreamHandle
 
-if TYPE_CHECKING:
-    from .legacy_stream import Stream
+__all__ = ["HTTP20Push", "HTTP20Response"]
 
 
 def _split_pseudo(
@@ -47,7 +47,7 @@ class HTTP20Response(BaseResponse):
     is a context manager: leaving the ``with`` block closes it.
 
     :param headers: the response header block, ``:status`` included.
-    :param stream: the stream the response arrives on.
+    :param stream: the handle the response reads its stream through.
     :raises InvalidResponse: if ``:status`` is not a three-digit status code.
     """
 
@@ -55,12 +55,12 @@ class HTTP20Response(BaseResponse):
     version = HTTPVersion.http20
 
     def __init__(
-        self, headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]], stream: Stream
+        self, headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]], stream: StreamHandle
     ) -> None:
         pseudo, plain = _split_pseudo(headers)
         status = pseudo.get(b":status", b"")
         if len(status) != 3 or not status.isdigit():
-            stream._conn._close_stream(stream)
+            stream.close()
             raise InvalidResponse(
                 f"stream {stream.stream_id}: invalid :status {status[:20]!r} in response"
             )
@@ -69,7 +69,7 @@ class HTTP20Response(BaseResponse):
         #: HTTP/2 has no reason phrase: always ``""``.
         self.reason = ""
         #: The response headers (pseudo-headers left out), set once and never changed.
-        self.headers = HTTPHeaderMap._from_trusted(plain)
+        self.headers = HTTPHeaderMap.from_trusted(plain)
         self._stream = stream
         #: Raw body bytes read ahead (to reach the trailers) and not yet returned.
         self._cache: bytes | None = None
@@ -91,17 +91,17 @@ class HTTP20Response(BaseResponse):
                 self._cache = None
                 if amt is not None or self._stream.finished:
                     return cache
-                return cache + self._stream._conn._read_body(self._stream, None)
+                return cache + self._stream.read(None)
             self._cache = cache[amt:]
             return cache[:amt]
-        return self._stream._conn._read_body(self._stream, amt)
+        return self._stream.read(amt)
 
     def _raw_chunk(self) -> bytes | None:
         cache = self._cache
         if cache is not None:
             self._cache = None
             return cache
-        return self._stream._conn._read_frame(self._stream)
+        return self._stream.read_chunk()
 
     @property
     def trailers(self) -> HTTPHeaderMap | None:
@@ -113,11 +113,11 @@ class HTTP20Response(BaseResponse):
         """
         stream = self._stream
         if not stream.finished:
-            self._cache = (self._cache or b"") + stream._conn._read_body(stream, None)
-        stream.raise_if_failed()
-        if stream.trailers is None:
+            self._cache = (self._cache or b"") + stream.read(None)
+        trailers = stream.trailers()
+        if trailers is None:
             return None
-        return HTTPHeaderMap._from_trusted(list(stream.trailers))
+        return HTTPHeaderMap.from_trusted(list(trailers))
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -127,14 +127,14 @@ class HTTP20Response(BaseResponse):
         (``CANCEL``) so the server stops sending it; data not read is dropped.
         """
         self._cache = None
-        self._stream._conn._close_stream(self._stream)
+        self._stream.close()
 
     def fileno(self) -> int:
         """
         The file descriptor of the socket this response arrives on (shared by every stream
         on it), for ``select``-style readiness checks.
         """
-        return self._stream._conn._fileno(self._stream)
+        return self._stream.fileno()
 
 
 class HTTP20Push:
@@ -145,11 +145,13 @@ class HTTP20Push:
     Pushes come from :meth:`HTTP20Connection.get_pushes <hyper.HTTP20Connection.get_pushes>`.
 
     :param request_headers: the header block of the PUSH_PROMISE, pseudo-headers included.
-    :param stream: the pushed stream.
+    :param stream: the handle of the pushed stream.
     """
 
     def __init__(
-        self, request_headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]], stream: Stream
+        self,
+        request_headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]],
+        stream: StreamHandle,
     ) -> None:
         pseudo, plain = _split_pseudo(request_headers)
         #: The scheme of the promised request (``b"https"``).
@@ -161,7 +163,7 @@ class HTTP20Push:
         #: The path of the promised request.
         self.path = pseudo.get(b":path", b"")
         #: The ordinary headers of the promised request.
-        self.request_headers = HTTPHeaderMap._from_trusted(plain)
+        self.request_headers = HTTPHeaderMap.from_trusted(plain)
         self._stream = stream
 
     def __repr__(self) -> str:
@@ -178,18 +180,14 @@ class HTTP20Push:
 
         :raises StreamResetError: if the push was reset (or cancelled) before its headers.
         """
-        stream = self._stream
-        if not stream.has_headers():
-            assert stream.session is not None
-            # The push lives on its own session, which may be draining after a GOAWAY.
-            stream.session.read_until(stream.has_headers)
-        if stream.response_headers is None:
-            stream.raise_if_failed()
-            raise InvalidResponse(f"pushed stream {stream.stream_id} ended without a response")
-        return HTTP20Response(stream.response_headers, stream)
+        handle = self._stream
+        handle.wait_for_headers()
+        headers = handle.stream.response_headers
+        if headers is None:
+            handle.stream.raise_if_failed()
+            raise InvalidResponse(f"pushed stream {handle.stream_id} ended without a response")
+        return HTTP20Response(headers, handle)
 
     def cancel(self) -> None:
         """Refuse the pushed response: the stream is reset with ``CANCEL``."""
-        stream = self._stream
-        stream._conn._close_stream(stream)
-        stream.reset_code = ErrorCodes.CANCEL
+        self._stream.close()

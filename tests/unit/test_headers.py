@@ -112,7 +112,7 @@ def test_contains_is_case_insensitive() -> None:
 
 def test_lowercase_lookup_on_lowercase_storage() -> None:
     # The HTTP/2 case: names arrive lower-case and are looked up lower-case.
-    headers = HTTPHeaderMap._from_trusted([(b":status", b"200"), (b"server", b"x")])
+    headers = HTTPHeaderMap.from_trusted([(b":status", b"200"), (b"server", b"x")])
     assert headers[b":status"] == [b"200"]
     assert headers["server"] == [b"x"]
 
@@ -341,13 +341,13 @@ def test_copy_is_independent() -> None:
 
 def test_from_trusted_stores_the_list_unchecked() -> None:
     pairs = [(b"Content-Length", b"3")]
-    headers = HTTPHeaderMap._from_trusted(pairs)
+    headers = HTTPHeaderMap.from_trusted(pairs)
     assert headers["content-length"] == [b"3"]
     # Not copied: the map uses the list it was given.
     pairs.append((b"X-Late", b"1"))
     assert headers["x-late"] == [b"1"]
     # Not validated: received data is the protocol layer's business.
-    odd = HTTPHeaderMap._from_trusted([(b"bad name", b"v")])
+    odd = HTTPHeaderMap.from_trusted([(b"bad name", b"v")])
     assert odd[b"bad name"] == [b"v"]
 
 
