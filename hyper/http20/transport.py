@@ -174,9 +174,7 @@ class Transport:
                     with lock:
                         if self.sock is not sock:
                             break
-                        # Several streams waiting: their responses may all be here.
-                        gather = streaming or len(self.engine.streams) > 1
-                        data = sock.recv_nowait(gather=gather)
+                        data = sock.recv_nowait()
                         streaming = self.streaming = (
                             data is not None and len(data) >= _STREAMING_READ
                         )
@@ -311,15 +309,17 @@ class Transport:
 
         while True:
             with self.lock:
-                self.raise_if_dead_locked()
                 if stream.remote_closed or stream.reset_code == ErrorCodes.NO_ERROR:
                     # The server answered without waiting for the rest of the body: stop,
                     # and end our side too so the stream is closed for both.
-                    if not stream.local_closed:
+                    if not stream.local_closed and self.alive():
                         engine.reset_stream(stream, ErrorCodes.NO_ERROR)
                         self.flush_locked()
                     return
+                # The stream's own failure first: it says more (a GOAWAY below it, say)
+                # than the transport's, which may have closed for that very reason.
                 stream.raise_if_failed()
+                self.raise_if_dead_locked()
                 if stream.local_closed:
                     raise InvalidRequest(
                         f"the request on stream {stream.stream_id} was already ended"
