@@ -1,9 +1,16 @@
 """
-TLS set-up: the :class:`ssl.SSLContext` hyper uses, and the handshake that picks a protocol.
+TLS: the :class:`ssl.SSLContext` hyper uses, the handshake that picks a protocol, and the
+:class:`TLSChannel` a connection reads and writes through.
 
 :func:`init_context` builds a context suitable for HTTP/2 (RFC 9113 section 9.2): TLS 1.2 or
 newer, ALPN offering ``h2`` then ``http/1.1``, certificate and host name verification on, and
 certifi's CA bundle unless told otherwise.
+
+:func:`start_tls` runs the handshake over a connected socket through memory buffers
+(:class:`ssl.MemoryBIO`): the socket is read in large pieces, every TLS record that has
+arrived at once, and OpenSSL decrypts them from memory. Reading through
+:class:`ssl.SSLSocket` instead costs two system calls per record (its header, then its body):
+a hundred megabytes are some thirteen thousand of them.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
+from typing import Any
 
-from .common import readahead
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
 
 log = logging.getLogger(__name__)
@@ -43,13 +52,6 @@ def init_context(
 
     If the environment variable ``SSLKEYLOGFILE`` names a file, TLS secrets are appended to it
     in the NSS key log format, so captures can be decrypted with Wireshark.
-
-    Where the interpreter allows it (CPython 3.10 to 3.14), OpenSSL's read-ahead is turned on
-    (see :mod:`hyper.common.readahead`): a socket read takes every record that has arrived
-    rather than one record in two system calls. hyper's connections account for the records
-    OpenSSL then holds. Other code using the context with its own sockets must read until
-    :class:`ssl.SSLWantReadError` before waiting on the socket, as the standard library's
-    blocking reads and :mod:`asyncio` do.
 
     :param cert_path: a file of PEM CA certificates to trust instead of certifi's bundle, or a
         directory of them (prepared with ``c_rehash``).
@@ -105,8 +107,6 @@ def init_context(
         except OSError as exc:
             # A debugging aid must not break connections: say so and carry on without it.
             log.warning("cannot write TLS secrets to SSLKEYLOGFILE=%r: %s", keylog, exc)
-    # Whole reads instead of two system calls per TLS record (see hyper.common.readahead).
-    readahead.enable(context)
     return context
 
 
@@ -226,3 +226,327 @@ def wrap_socket(
         raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
     proto = force_proto or tls_sock.selected_alpn_protocol()
     return tls_sock, proto
+
+
+#: How much ciphertext one read of the socket takes at most: every record that has arrived,
+#: up to this much.
+CIPHERTEXT_READ_SIZE = 256 * 1024
+#: How much ciphertext is handed to OpenSSL at a time. Its memory buffer moves what remains
+#: to the front before each write, so it is fed about two records at a time, not all that
+#: one socket read brought.
+_FEED_SIZE = 32 * 1024 + 512
+#: The largest TLS record, with its header and expansion: a read is worth trying with this
+#: much room, and the memory buffer is topped up when it holds less.
+_RECORD_SIZE = 16 * 1024 + 256
+#: How much plaintext is encrypted at once before it is sent, so that a large write does not
+#: hold its whole ciphertext in memory.
+PLAINTEXT_WRITE_SIZE = 256 * 1024
+
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_IN = getattr(select, "POLLIN", 1)
+_OUT = getattr(select, "POLLOUT", 4)
+
+
+class TLSChannel:
+    """
+    TLS over a connected, non-blocking socket, through memory buffers.
+
+    Reading takes every record that has arrived in one system call and decrypts them from
+    memory; writing encrypts into memory and sends what the socket takes. Neither ever waits:
+    when the socket has nothing (or takes nothing) the call raises :class:`BlockingIOError`
+    and the caller waits for the socket (:meth:`fileno`) itself. One thread at a time may use
+    a channel (hyper's connections hold their lock).
+
+    Channels come from :func:`start_tls`.
+
+    :param sock: the connected TCP socket, non-blocking.
+    :param sslobj: the TLS state, over ``incoming`` and ``outgoing``.
+    :param incoming: the memory buffer ciphertext from the socket goes into.
+    :param outgoing: the memory buffer OpenSSL writes ciphertext to.
+    """
+
+    __slots__ = (
+        "_cipher",
+        "_ended",
+        "_failure",
+        "_more",
+        "_fed",
+        "_incoming",
+        "_outgoing",
+        "_received",
+        "_sslobj",
+        "_starved",
+        "_unsent",
+        "sock",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        sslobj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        #: The TCP socket underneath.
+        self.sock = sock
+        self._sslobj = sslobj
+        self._incoming = incoming
+        self._outgoing = outgoing
+        #: Ciphertext read from the socket: ``_cipher[_fed:_received]`` is not yet OpenSSL's.
+        self._cipher = memoryview(bytearray(CIPHERTEXT_READ_SIZE))
+        self._fed = self._received = 0
+        #: Ciphertext taken from ``outgoing`` that the socket has not taken yet.
+        self._unsent: memoryview | None = None
+        #: The last read found only part of a record in memory: what is there cannot be
+        #: decrypted until more arrives.
+        self._starved = False
+        #: A failure met after some records were read: raised by the next read.
+        self._failure: OSError | None = None
+        #: The peer's close_notify was read: every later read returns 0.
+        self._ended = False
+        #: The last read stopped because the buffer was full, not for want of data.
+        self._more = False
+
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        return self.sock.fileno()
+
+    def ready(self) -> bool:
+        """Whether a read may return data, the end, or a failure without the socket:
+        plaintext or ciphertext not yet taken is in memory, or the end of the stream or a
+        failure was met behind the data the last read returned."""
+        return (
+            self._sslobj.pending() > 0
+            or self._ended
+            or self._more
+            or self._failure is not None
+            or ((self._incoming.pending > 0 or self._fed < self._received) and not self._starved)
+        )
+
+    def read_into(self, buffer: memoryview) -> int:
+        """
+        Decrypt what has arrived into ``buffer``: every record in memory, while the buffer has
+        room for another; when there is none, one read of the socket first.
+
+        :returns: how many bytes were written; 0 at the end of the stream.
+        :raises BlockingIOError: nothing can be read now (wait for the socket).
+        :raises ssl.SSLEOFError: the peer closed the connection without a close_notify.
+        :raises ssl.SSLError: a TLS failure.
+        :raises OSError: a socket failure.
+        """
+        failure = self._failure
+        if failure is not None:
+            self._failure = None
+            raise failure
+        sslobj = self._sslobj
+        incoming = self._incoming
+        room = len(buffer)
+        total = 0
+        while True:
+            if self._fed < self._received and incoming.pending < _RECORD_SIZE:
+                self._feed()
+            try:
+                count = sslobj.read(room - total, buffer[total:])
+            except ssl.SSLWantReadError:
+                if self._fed < self._received:
+                    self._feed()
+                    continue
+                self._more = False
+                if total:
+                    return total
+                if self._unsent is None and self._outgoing.pending:
+                    self.flush()  # an answer OpenSSL owes (a key update), sent in order
+                self._starved = True
+                received = self.sock.recv_into(self._cipher)  # BlockingIOError: wait
+                self._starved = False
+                if not received:
+                    incoming.write_eof()
+                    continue
+                self._fed, self._received = 0, received
+                continue
+            except ssl.SSLZeroReturnError:
+                self._ended = True
+                return total  # close_notify: the end of the stream (0 once all is taken)
+            except OSError as exc:
+                if not total:
+                    raise
+                # The records before it are good: return them, and the failure next time.
+                self._failure = exc
+                return total
+            if not count:
+                self._ended = True  # close_notify (read as 0 once OpenSSL has seen it)
+                return total
+            total += int(count)
+            if room - total < _RECORD_SIZE:
+                # Full: more may wait in TLS's own buffers, where nothing else can see it.
+                self._more = True
+                return total
+
+    def _feed(self) -> None:
+        """Hand OpenSSL the next piece of the ciphertext read from the socket."""
+        fed = self._fed
+        following = min(fed + _FEED_SIZE, self._received)
+        self._incoming.write(self._cipher[fed:following])
+        self._fed = following
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """
+        Encrypt ``data`` for sending. Call :meth:`flush` until it returns True after.
+
+        :raises ssl.SSLWantReadError: TLS must first read the rest of a message the peer sent
+            after the handshake (a session ticket in several records): wait for the socket,
+            :meth:`pull`, and write again.
+        """
+        while True:
+            try:
+                self._sslobj.write(data)
+                return
+            except ssl.SSLWantReadError:
+                if self._fed < self._received:
+                    self._feed()  # the rest may be read already
+                    continue
+                raise
+
+    def pull(self) -> bool:
+        """
+        Read what the socket has into memory, without decrypting it (for a :meth:`write` that
+        must first read). Everything read before has been handed to TLS already.
+
+        :returns: whether anything (or the end of the stream) was read.
+        :raises OSError: a socket failure.
+        """
+        if self._fed < self._received:
+            self._feed()
+            return True
+        try:
+            received = self.sock.recv_into(self._cipher)
+        except _WOULD_BLOCK:
+            return False
+        if not received:
+            self._incoming.write_eof()
+            return True
+        self._starved = False
+        self._fed, self._received = 0, received
+        self._feed()
+        return True
+
+    def flush(self) -> bool:
+        """
+        Send the ciphertext waiting to go out, as much as the socket takes now.
+
+        :returns: whether everything went out.
+        :raises OSError: a socket failure (:class:`BlockingIOError` is not raised: False).
+        """
+        while True:
+            unsent = self._unsent
+            if unsent is None:
+                if not self._outgoing.pending:
+                    return True
+                unsent = self._unsent = memoryview(self._outgoing.read())
+            try:
+                sent = self.sock.send(unsent)
+            except _WOULD_BLOCK:
+                return False
+            self._unsent = unsent[sent:] if sent < len(unsent) else None
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The server's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it."""
+        return self._sslobj.getpeercert()
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The protocol ALPN settled on, if any."""
+        return self._sslobj.selected_alpn_protocol()
+
+    def version(self) -> str | None:
+        """The TLS version in use (``"TLSv1.3"``...)."""
+        return self._sslobj.version()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """The cipher suite in use: (name, protocol version, secret bits)."""
+        return self._sslobj.cipher()
+
+
+def start_tls(
+    sock: socket.socket,
+    server_hostname: str,
+    ssl_context: ssl.SSLContext | None = None,
+    force_proto: str | None = None,
+) -> tuple[TLSChannel, str | None]:
+    """
+    Run the TLS handshake on a connected socket, through memory buffers.
+
+    :param sock: the TCP socket; its timeout bounds the handshake, and it is non-blocking
+        afterwards (its timeout is kept for the caller to apply).
+    :param server_hostname: the name to send in SNI and to check the certificate against.
+    :param ssl_context: the context to use; :func:`default_context` when ``None``.
+    :param force_proto: report this protocol whatever ALPN chose.
+    :returns: the channel, and the negotiated protocol (``"h2"``, ``"http/1.1"`` or ``None``).
+    :raises CertificateError: if the certificate is not trusted or does not match the host.
+    :raises TLSError: if the handshake fails for any other reason.
+    :raises ConnectTimeout: if the handshake does not finish within the socket's timeout.
+    """
+    context = ssl_context if ssl_context is not None else default_context()
+    timeout = sock.gettimeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    try:
+        sslobj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+    except (ssl.SSLError, ValueError) as exc:
+        sock.close()
+        raise TLSError(f"cannot start TLS with {server_hostname}: {exc}") from exc
+    channel = TLSChannel(sock, sslobj, incoming, outgoing)
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                sslobj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                _send_all(channel, deadline, server_hostname)
+                _wait(sock, _IN, deadline, server_hostname)
+                received = sock.recv(CIPHERTEXT_READ_SIZE)
+                if not received:
+                    raise TLSError(
+                        f"TLS handshake with {server_hostname} failed: the server closed the "
+                        "connection"
+                    ) from None
+                incoming.write(received)
+        _send_all(channel, deadline, server_hostname)  # the client's Finished
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise CertificateError(
+            f"certificate verification failed for {server_hostname}: {exc.verify_message}"
+        ) from exc
+    except ssl.SSLError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+    except (TLSError, ConnectTimeout):
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+    sock.settimeout(timeout)
+    proto = force_proto or sslobj.selected_alpn_protocol()
+    return channel, proto
+
+
+def _send_all(channel: TLSChannel, deadline: float | None, host: str) -> None:
+    """Send the handshake's ciphertext, waiting for the socket as needed."""
+    while not channel.flush():
+        _wait(channel.sock, _OUT, deadline, host)
+
+
+def _wait(sock: socket.socket, events: int, deadline: float | None, host: str) -> None:
+    """Wait for ``sock`` during the handshake; time out at ``deadline``."""
+    timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), events)
+        ready = bool(poller.poll(None if timeout is None else int(timeout * 1000) + 1))
+    else:  # Windows
+        reading = events == _IN
+        found = select.select([sock] if reading else [], [] if reading else [sock], [], timeout)
+        ready = bool(found[0] or found[1])
+    if not ready:
+        raise ConnectTimeout(f"TLS handshake with {host} timed out")

@@ -130,9 +130,8 @@ def test_get_files_tls_http11_alpn(nginx_h11_tls: NginxServer, name: str) -> Non
     with _connect(nginx_h11_tls) as conn:
         path = "/" if name == "index.html" else f"/{name}"
         response, body = _get(conn, path)
-        assert conn._sock is not None
-        ssl_sock = conn._sock.socket
-        assert ssl_sock.selected_alpn_protocol() == "http/1.1"  # type: ignore[attr-defined]
+        assert conn._sock is not None and conn._sock.tls is not None
+        assert conn._sock.tls.selected_alpn_protocol() == "http/1.1"
     assert (response.status, response.reason) == (200, "OK")
     assert _sha(body) == nginx_h11_tls.files[name]
 
@@ -160,8 +159,8 @@ def test_http11_connection_to_h2_server_with_default_context(
     monkeypatch.setattr(http11_connection, "_http11_only_context", None)
     with HTTP11Connection(nginx_h2_tls.host, nginx_h2_tls.port, secure=True, timeout=TIMEOUT) as c:
         response, body = _get(c, "/1k.bin")
-        assert c._sock is not None
-        assert c._sock.socket.selected_alpn_protocol() == "http/1.1"  # type: ignore[attr-defined]
+        assert c._sock is not None and c._sock.tls is not None
+        assert c._sock.tls.selected_alpn_protocol() == "http/1.1"
     assert response.status == 200
     assert _sha(body) == nginx_h2_tls.files["1k.bin"]
 

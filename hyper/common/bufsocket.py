@@ -7,10 +7,11 @@ exact lengths (:meth:`BufferedSocket.readline`, :meth:`BufferedSocket.read_exact
 TLS failures are translated into hyper exceptions here, once, so the protocol layers never see
 a bare ``OSError`` or ``ssl.SSLError``.
 
-The wrapped socket is kept non-blocking and the timeout is applied here, with ``poll()``. That
-way a read can also be attempted without waiting at all, which the HTTP/2 connection needs: it
-reads a TLS socket while holding its lock (OpenSSL must not read and write one connection at
-the same time) and must never wait there for the rest of a record.
+The socket is kept non-blocking and the timeout is applied here, with ``poll()``. That way a
+read can also be attempted without waiting at all, which the HTTP/2 transport needs: it reads
+while holding its lock (TLS must not read and write one connection at the same time) and must
+never wait there for the rest of a record. TLS goes through a
+:class:`~hyper.tls.TLSChannel`, which reads every record that has arrived in one system call.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from . import readahead
+from ..tls import PLAINTEXT_WRITE_SIZE, TLSChannel
 from .exceptions import (
     ConnectionClosed,
     LineTooLongError,
@@ -35,22 +35,10 @@ from .exceptions import (
 
 #: The default size of a connection's receive buffer (64 KiB).
 DEFAULT_BUFFER_SIZE = 64 * 1024
-#: The default for HTTP/2, whose bulk transfers gain from gathering more TLS records per read.
+#: The default for HTTP/2, whose bulk transfers gain from taking more data per read.
 HTTP2_BUFFER_SIZE = 256 * 1024
 
-#: Free space worth another TLS read: a whole record and its overhead.
-_TLS_RECORD_ROOM = 16 * 1024 + 256
-#: A TLS read this large returned a full record, so more may be waiting behind it.
-_TLS_FULL_RECORD = 16 * 1024
-#: After a full record, keep reading while records are at least this large: a sender's
-#: bulk writes come as records of all sizes (a 16 KiB frame plus its 9-byte header is more
-#: than one record), while a small one usually ends a burst.
-_TLS_BULK_RECORD = 4 * 1024
-
-_WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
-#: What a non-blocking read may raise when it simply has to be tried again later.
-_WOULD_BLOCK = (*_WOULD_BLOCK_READ, ssl.SSLWantWriteError)
-_WOULD_BLOCK_WRITE = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _HAS_POLL = hasattr(select, "poll")
 _Socket = socket.socket  # the class has a property named `socket`
 _IN = getattr(select, "POLLIN", 1)
@@ -63,14 +51,15 @@ class _WouldBlock(Exception):
 
 class BufferedSocket:
     """
-    Wrap a connected socket (plain or TLS) with a fixed receive buffer.
+    Wrap a connected socket (plain, or TLS through a :class:`~hyper.tls.TLSChannel`) with a
+    fixed receive buffer.
 
     Memoryviews returned by the read methods point into the buffer and stay valid only until
-    the next read call; callers that keep data copy it (``bytes(view)``), or say so with
-    :meth:`keep_views` and copy it when asked.
+    the next read call; callers that keep data copy it (``bytes(view)``).
 
-    :param sock: a connected socket. Its current timeout becomes the timeout of every read
-        and write (see :meth:`settimeout`); the socket itself is switched to non-blocking.
+    :param sock: a connected socket, or a TLS channel over one. The socket's current timeout
+        becomes the timeout of every read and write (see :meth:`settimeout`); the socket
+        itself is switched to non-blocking.
     :param buffer_size: the size of the receive buffer in bytes.
     :param initial: bytes already received from the peer (e.g. behind a proxy's answer),
         returned by the first reads.
@@ -83,19 +72,13 @@ class BufferedSocket:
         "_deferred_error",
         "_end",
         "_eof",
-        "_keep_room",
         "_poller",
         "_pollers",
-        "_reclaim",
-        "_short",
         "_sock",
         "_start",
         "_state_lock",
-        "_taken_from",
         "_timeout",
         "_tls",
-        "_tls_held",
-        "_tls_read_ahead",
         "_view",
         "_wake_pending",
         "_wake_poller",
@@ -103,41 +86,37 @@ class BufferedSocket:
     )
 
     def __init__(
-        self, sock: socket.socket, buffer_size: int = DEFAULT_BUFFER_SIZE, initial: bytes = b""
+        self,
+        sock: socket.socket | TLSChannel,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        initial: bytes = b"",
     ) -> None:
         if buffer_size < 1024 or len(initial) > buffer_size:
             raise ValueError("buffer_size must be at least 1024 bytes and hold `initial`")
-        self._sock = sock
-        self._timeout: float | None = sock.gettimeout()
-        sock.settimeout(0)
+        self._tls: TLSChannel | None
+        if isinstance(sock, TLSChannel):
+            self._tls = sock
+            self._sock: socket.socket = sock.sock
+        else:
+            self._tls = None
+            self._sock = sock
+        self._timeout: float | None = self._sock.gettimeout()
+        self._sock.settimeout(0)
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
         # Unread data is self._buffer[self._start:self._end].
         self._start = 0
         self._end = len(initial)
         self._buffer[: self._end] = initial
-        #: The buffered bytes were given back by :meth:`unread` as an incomplete unit: a read
-        #: must bring more before returning them again.
-        self._short = False
         #: Data was sent since the last blocking read: the next one polls first.
         self._awaiting_reply = False
-        #: Where the view the latest read returned starts (what unread() may give back).
-        self._taken_from = 0
         #: wake() was called while no waker socket existed yet: the next wait returns at once.
         self._wake_pending = False
-        self._tls = isinstance(sock, ssl.SSLSocket)
-        #: OpenSSL reads ahead on this socket (see hyper.common.readahead): records it holds
-        #: do not make the socket readable.
-        self._tls_read_ahead = self._tls and readahead.is_enabled(getattr(sock, "context", None))
-        #: OpenSSL may hold whole records: true after a TLS read returned data (or the
-        #: handshake, which may have read past its end), false once a read needed more. Only
-        #: with read-ahead: without it, OpenSSL never reads beyond the record it returns.
-        self._tls_held = self._tls_read_ahead
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
-        #: A failure met while reading ahead (see _fill_ready), raised by the next read once
-        #: the data received before it has been taken.
+        #: A failure to raise on the next read (a read after a TLS or socket failure must
+        #: not see a clean end of stream).
         self._deferred_error: SocketError | TLSError | None = None
         #: A socket pair that lets another thread interrupt a wait (made on first use).
         self._waker: tuple[_Socket, _Socket] | None = None
@@ -148,16 +127,10 @@ class BufferedSocket:
         self._pollers = 0
         self._state_lock = threading.Lock()
         self._wake_poller: select.poll | None = None
-        #: Set by keep_views(): the caller holds views into taken data; called before the
-        #: space they point into is reused.
-        self._reclaim: Callable[[], None] | None = None
-        #: While views are kept, the free space at the end worth reading into rather than
-        #: reclaiming them and starting again at the front.
-        self._keep_room = max(_TLS_RECORD_ROOM, buffer_size // 4)
 
     @property
     def socket(self) -> socket.socket:
-        """The wrapped socket."""
+        """The TCP socket underneath (for TLS, the ciphertext's)."""
         return self._sock
 
     @property
@@ -171,20 +144,29 @@ class BufferedSocket:
         return self._end - self._start
 
     @property
-    def is_tls(self) -> bool:
-        """Whether the socket is a TLS socket (which must not read and write concurrently)."""
+    def tls(self) -> TLSChannel | None:
+        """The TLS channel (``None`` without TLS): its certificate, version, ALPN protocol."""
         return self._tls
 
+    @property
+    def is_tls(self) -> bool:
+        """Whether the connection is TLS (which must not read and write concurrently)."""
+        return self._tls is not None
+
     def fileno(self) -> int:
-        """The file descriptor of the wrapped socket."""
+        """The file descriptor of the socket."""
         return self._sock.fileno()
 
     def peer_certificate(self) -> dict[str, Any] | None:
         """The peer's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it (``None``
         without TLS, or when it was not verified)."""
-        if not self._tls:
-            return None
-        return self._sock.getpeercert()  # type: ignore[attr-defined, no-any-return]
+        tls = self._tls
+        return None if tls is None else tls.peer_certificate()
+
+    def tls_version(self) -> str | None:
+        """The TLS version in use (``"TLSv1.3"``...), or ``None`` without TLS."""
+        tls = self._tls
+        return None if tls is None else tls.version()
 
     def settimeout(self, timeout: float | None) -> None:
         """Set the timeout of every later read and write, in seconds (``None``: no limit)."""
@@ -194,7 +176,7 @@ class BufferedSocket:
         """The timeout of reads and writes, in seconds (``None``: no limit)."""
         return self._timeout
 
-    # -- waiting ----------------------------------------------------------------------------------
+    # -- waiting ----------------------------------------------------------------------------
 
     def _wait(self, events: int, deadline: float | None, wakeable: bool = False) -> bool:
         """
@@ -205,8 +187,7 @@ class BufferedSocket:
             if self._closed:
                 raise ConnectionClosed("the connection was closed")
             if wakeable:
-                if self._wake_pending or self._tls_held:
-                    # _tls_held: a write read ahead since the caller looked (see sendall).
+                if self._wake_pending:
                     self._wake_pending = False
                     return True
                 self._wake_pair()
@@ -301,10 +282,15 @@ class BufferedSocket:
     def _deadline(self) -> float | None:
         return None if self._timeout is None else time.monotonic() + self._timeout
 
-    def _tls_readable(self) -> bool:
-        """Whether the TLS layer has data for a read without the socket: decrypted bytes
-        (``pending()``), or records read ahead."""
-        return self._tls and (self._tls_held or self._sock.pending())  # type: ignore[attr-defined]
+    def _readable_in_memory(self) -> bool:
+        """Whether a read may make progress without the socket: data buffered here, the end
+        of the stream or a failure to report, or TLS data in memory."""
+        return (
+            self._start != self._end
+            or self._eof
+            or self._deferred_error is not None
+            or (self._tls is not None and self._tls.ready())
+        )
 
     def wait_readable(self, timeout: float | None) -> None:
         """
@@ -314,25 +300,16 @@ class BufferedSocket:
         :param timeout: the longest wait in seconds; ``None`` waits forever.
         :raises ReadTimeout: if nothing arrives within ``timeout``.
         """
-        if (
-            (self._start != self._end and not self._short)
-            or self._eof
-            or self._deferred_error is not None
-            or self._tls_readable()
-        ):
+        if self._readable_in_memory():
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._wait(_IN, deadline, wakeable=True):
             raise ReadTimeout("timed out waiting for data from the server")
 
-    # -- reading ----------------------------------------------------------------------------------
+    # -- reading ----------------------------------------------------------------------------
 
     def _make_room(self) -> bool:
         """Make free space at the end of the buffer; False if it is full of unread data."""
-        if self._reclaim is not None:
-            if len(self._buffer) - self._end >= self._keep_room:
-                return True  # new data goes after the kept views, which stay valid
-            self._reclaim_views()
         if self._start == self._end:
             self._start = self._end = 0
         elif self._end == len(self._buffer):
@@ -347,30 +324,26 @@ class BufferedSocket:
         """One non-blocking read into the buffer: the byte count, 0 at EOF; _WouldBlock."""
         if self._deferred_error is not None:
             # Raised on every read from now on: after a TLS or socket failure the stream
-            # cannot go on (OpenSSL would report a clean end of stream instead).
+            # cannot go on (TLS would report a clean end of stream instead).
             raise self._deferred_error
         if self._eof:
             return 0
         view = self._view[self._end :]
-        if self._tls:
-            # The TLS object's own read: SSLSocket.recv_into only adds two layers of Python
-            # calls and checks on top of it, paid once per record.
-            sslobj = self._sock._sslobj  # type: ignore[attr-defined]
-            if sslobj is None:
-                raise ConnectionClosed("the connection was closed")
-            read = sslobj.read
+        tls = self._tls
         try:
-            count = int(read(len(view), view)) if self._tls else self._sock.recv_into(view)
+            count = tls.read_into(view) if tls is not None else self._sock.recv_into(view)
         except _WOULD_BLOCK:
-            self._tls_held = False
             raise _WouldBlock from None
         except OSError as exc:
-            return self._read_failed(exc)
+            try:
+                return self._read_failed(exc)
+            except (SocketError, TLSError) as error:
+                self._deferred_error = error  # every later read raises it too
+                raise
         if not count:
             self._eof = True  # remembered: a later read must see it even after gathering
         self._end += count
-        self._tls_held = self._tls_read_ahead
-        return count
+        return int(count)
 
     def _read_failed(self, exc: OSError) -> int:
         """Translate a failed read: 0 for the end of the stream, else raise a hyper error."""
@@ -394,10 +367,9 @@ class BufferedSocket:
         deadline = self._deadline()
         if self._awaiting_reply:
             # Right after a request the answer is rarely here yet: wait first, rather than
-            # pay for a read that finds nothing (as CPython does for sockets with a timeout),
-            # unless OpenSSL may hold records already (read-ahead: see sendall()).
+            # pay for a read that finds nothing (as CPython does for sockets with a timeout).
             self._awaiting_reply = False
-            if not self._tls_readable() and not self._wait(_IN, deadline):
+            if not self._readable_in_memory() and not self._wait(_IN, deadline):
                 raise ReadTimeout("timed out waiting for data from the server")
         while True:
             try:
@@ -406,47 +378,7 @@ class BufferedSocket:
                 if not self._wait(_IN, deadline):
                     raise ReadTimeout("timed out waiting for data from the server") from None
                 continue
-            if self._tls and count >= _TLS_FULL_RECORD:
-                self._fill_ready()
             return count
-
-    def _fill_ready(self, gather: bool = False) -> None:
-        """
-        After a TLS read, keep reading the records that have already arrived, while they fit
-        (with ``gather``, small ones too).
-
-        One TLS read returns at most one record (16 KiB), so a bulk download would otherwise
-        cost a full trip through the protocol layer per record.
-        """
-        sslobj = self._sock._sslobj  # type: ignore[attr-defined]
-        if sslobj is None or self._eof or self._deferred_error is not None:
-            return
-        # _recv_once's work, with the lookups made once per burst.
-        view = self._view
-        size = len(view)
-        end = self._end
-        try:
-            while size - end >= _TLS_RECORD_ROOM:
-                try:
-                    count = sslobj.read(size - end, view[end:])
-                except _WOULD_BLOCK:
-                    self._tls_held = False
-                    return
-                except OSError as exc:
-                    self._read_failed(exc)  # the end of the stream, or raises
-                    return
-                if not count:
-                    self._eof = True
-                    return
-                end += count
-                if count < _TLS_BULK_RECORD and not gather:
-                    return  # a small record: the end of a burst, most likely
-        except (SocketError, TLSError) as exc:
-            # The records before it are good: return them first, and keep the error for the
-            # next read (which would otherwise see only a clean end of stream).
-            self._deferred_error = exc
-        finally:
-            self._end = end
 
     def recv(self, amt: int | None = None) -> memoryview:
         """
@@ -457,58 +389,29 @@ class BufferedSocket:
         :param amt: the most to return; the whole buffer size when ``None``.
         :raises ReadTimeout: if nothing arrives within the timeout.
         """
-        if self._start == self._end or self._short:
+        if self._start == self._end:
             self._fill()
         return self._take(amt)
 
-    def recv_nowait(self, gather: bool = False) -> memoryview | None:
+    def recv_nowait(self) -> memoryview | None:
         """
         Like :meth:`recv` without waiting: the buffered bytes, or what the socket has right
         now; ``None`` if that is nothing (for TLS: not even one whole record).
-
-        :param gather: for TLS, where one read returns one record: after a record, go on
-            reading the records that have already arrived, while they fit, even small ones.
-            Worth it when many small messages are expected at once (responses to many
-            requests); otherwise the last attempt, which finds nothing, is wasted.
         """
-        if self._start == self._end or self._short:
+        if self._start == self._end:
             if not self._make_room():
                 return self._take(None)  # full of an incomplete unit: the caller copes
             try:
-                count = self._recv_once()
+                self._recv_once()
             except _WouldBlock:
                 return None
-            if self._tls and (gather or count >= _TLS_FULL_RECORD):
-                self._fill_ready(gather)
         return self._take(None)
 
     def _take(self, amt: int | None) -> memoryview:
         stop = self._end if amt is None else min(self._end, self._start + amt)
         view = self._view[self._start : stop]
-        self._taken_from = self._start
         self._start = stop
-        self._short = False
         return view
-
-    def keep_views(self, reclaim: Callable[[], None]) -> None:
-        """
-        Say that the caller keeps views into data it has already taken beyond the next
-        read (HTTP/2 keeps DATA payloads that way until the application reads them, rather
-        than copy each one out).
-
-        Until then, new data goes after the kept views while the buffer has room there.
-        When it has not, ``reclaim()`` is called, once, before the space is reused: it must
-        copy out (or drop) every view it keeps. Call this again to keep views after that.
-
-        :param reclaim: called (from within a read, by the reading thread) when the kept
-            views are about to become invalid.
-        """
-        self._reclaim = reclaim
-
-    def _reclaim_views(self) -> None:
-        reclaim, self._reclaim = self._reclaim, None
-        if reclaim is not None:
-            reclaim()
 
     def grow(self, buffer_size: int) -> None:
         """
@@ -518,30 +421,14 @@ class BufferedSocket:
         """
         if buffer_size <= len(self._buffer):
             return
-        self._reclaim_views()  # so that views kept from now on are all into the new buffer
         unread = self._view[self._start : self._end]
         buffer = bytearray(buffer_size)
         buffer[: len(unread)] = unread
         unread.release()
         self._buffer = buffer
         self._view = memoryview(buffer)
-        self._keep_room = max(_TLS_RECORD_ROOM, buffer_size // 4)
         self._end -= self._start
-        self._start = self._taken_from = 0
-
-    def unread(self, amt: int) -> None:
-        """
-        Give back the last ``amt`` bytes of the view the latest read returned, as an
-        incomplete unit (the start of a frame whose rest has not arrived). They stay buffered,
-        and the next :meth:`recv_nowait` or :meth:`recv` returns them together with newly
-        received data; :meth:`wait_readable` and :meth:`can_read` wait for that new data.
-        This spares the protocol layer from keeping partial frames of its own.
-        """
-        if amt < 0 or amt > self._start - self._taken_from:
-            raise ValueError("cannot unread more than the latest read returned")
-        if amt:
-            self._start -= amt
-            self._short = True
+        self._start = 0
 
     @property
     def at_eof(self) -> bool:
@@ -622,7 +509,8 @@ class BufferedSocket:
         """
         if self._start != self._end or self._eof or self._deferred_error is not None:
             return True
-        if not self._tls_readable() and not self._wait(_IN, time.monotonic()):
+        tls_ready = self._tls is not None and self._tls.ready()
+        if not tls_ready and not self._wait(_IN, time.monotonic()):
             return False
         self._make_room()
         try:
@@ -638,23 +526,14 @@ class BufferedSocket:
         Tell, without blocking, whether a read would return at once: data is buffered, or the
         socket is readable (data, or the peer closed it).
         """
-        if (
-            (self._start != self._end and not self._short)
-            or self._eof
-            or self._deferred_error is not None
-        ):
-            return True
-        if self._tls_held:
-            return True
-        pending = getattr(self._sock, "pending", None)  # also on wrappers of a TLS socket
-        if pending is not None and pending():
+        if self._readable_in_memory():
             return True
         try:
             return self._wait(_IN, time.monotonic())
         except (OSError, ValueError, SocketError):
             return True
 
-    # -- writing ----------------------------------------------------------------------------------
+    # -- writing ----------------------------------------------------------------------------
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """
@@ -664,6 +543,13 @@ class BufferedSocket:
         :raises SocketError: (or a subclass) if the connection fails.
         """
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        if self._tls is not None:
+            self._send_tls(view)
+        else:
+            self._send_plain(view)
+        self._awaiting_reply = True
+
+    def _send_plain(self, view: memoryview) -> None:
         offset, total = 0, len(view)
         deadline = self._deadline()
         sock = self._sock
@@ -672,35 +558,53 @@ class BufferedSocket:
                 offset += sock.send(view[offset:])
                 deadline = self._deadline()  # progress: the timeout starts again
                 continue
-            except _WOULD_BLOCK_WRITE:
-                events = _OUT
-            except ssl.SSLWantReadError:
-                events = _IN
-            except ssl.SSLError as exc:
-                raise TLSError(f"TLS error while sending: {exc}") from exc
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                raise ConnectionClosed(f"connection closed by the server: {exc}") from exc
+            except _WOULD_BLOCK:
+                pass
             except OSError as exc:
-                raise SocketError(f"error while sending: {exc}") from exc
-            if not self._wait(events, deadline):
+                self._write_failed(exc)
+            if not self._wait(_OUT, deadline):
                 raise SocketTimeout("timed out sending data to the server")
-        self._awaiting_reply = True
-        if self._tls_read_ahead:
-            # A TLS write reads too when it must first finish a post-handshake message that
-            # arrived in pieces (a session ticket), and with read-ahead it then keeps the
-            # records behind it: readers must look before they poll, and one polling
-            # already must look again (see _wait()).
-            self._tls_held = True
-            with self._state_lock:
-                waiting = self._pollers
-            if waiting:
-                self.wake()
+
+    def _send_tls(self, view: memoryview) -> None:
+        tls = self._tls
+        assert tls is not None
+        total = len(view)
+        try:
+            for start in range(0, total or 1, PLAINTEXT_WRITE_SIZE):
+                deadline = self._deadline()
+                while total:
+                    try:
+                        tls.write(view[start : start + PLAINTEXT_WRITE_SIZE])
+                        break
+                    except ssl.SSLWantReadError:
+                        # TLS must read the rest of a post-handshake message first.
+                        while not tls.flush():
+                            if not self._wait(_OUT, deadline):
+                                raise SocketTimeout("timed out sending data to the server")
+                        if not tls.pull() and not self._wait(_IN, deadline):
+                            raise SocketTimeout("timed out sending data to the server")
+                while not tls.flush():
+                    if not self._wait(_OUT, deadline):
+                        raise SocketTimeout("timed out sending data to the server")
+        except ssl.SSLError as exc:
+            raise TLSError(f"TLS error while sending: {exc}") from exc
+        except OSError as exc:
+            self._write_failed(exc)
+
+    @staticmethod
+    def _write_failed(exc: OSError) -> None:
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            raise ConnectionClosed(f"connection closed by the server: {exc}") from exc
+        raise SocketError(f"error while sending: {exc}") from exc
 
     def release(self) -> _Socket:
         """
         Give the socket back for use without this wrapper (unread buffered bytes are the
         caller's business: see :meth:`peek`), with its timeout as a normal socket timeout.
+        Only for plain sockets.
         """
+        if self._tls is not None:
+            raise ValueError("a TLS connection cannot be released from its channel")
         self._sock.settimeout(self._timeout)
         return self._sock
 

@@ -9,6 +9,7 @@ import socket
 import ssl
 from collections.abc import Mapping
 
+from .. import tls
 from .bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
 from .exceptions import (
     ConnectTimeout,
@@ -176,10 +177,8 @@ def open_connection(
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
-        :func:`open_tunnel` and :func:`hyper.tls.wrap_socket`.
+        :func:`open_tunnel` and :func:`hyper.tls.start_tls`.
     """
-    from .. import tls  # the tls module imports this package's exceptions
-
     early = b""
     if proxy_host is not None:
         if proxy_port is None:
@@ -196,6 +195,8 @@ def open_connection(
         raw = open_tcp(host, port, connect_timeout)
     proto = force_proto
     if secure:
-        raw, proto = tls.wrap_socket(raw, host, ssl_context, force_proto)
+        channel, proto = tls.start_tls(raw, host, ssl_context, force_proto)
+        raw.settimeout(read_timeout)
+        return BufferedSocket(channel, buffer_size), proto
     raw.settimeout(read_timeout)
     return BufferedSocket(raw, buffer_size, initial=early), proto

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -22,6 +23,7 @@ from hyper.common.exceptions import (
     SocketTimeout,
     TLSError,
 )
+from hyper.tls import TLSChannel, start_tls
 
 #: Upper bound on any blocking socket operation in this module, so a bug cannot hang the run.
 SAFETY_TIMEOUT = 5.0
@@ -554,8 +556,9 @@ def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 def tls_pair(
     contexts: tuple[ssl.SSLContext, ssl.SSLContext],
     serve: Callable[[ssl.SSLSocket], None],
-) -> tuple[ssl.SSLSocket, threading.Thread, list[BaseException]]:
-    """Handshake over a socket pair; ``serve`` runs with the server side in a thread."""
+) -> tuple[TLSChannel, threading.Thread, list[BaseException]]:
+    """Handshake over a socket pair (the client through hyper's TLS channel); ``serve``
+    runs with the server side in a thread."""
     server_ctx, client_ctx = contexts
     ours, peer = socket.socketpair()
     ours.settimeout(SAFETY_TIMEOUT)
@@ -567,7 +570,7 @@ def tls_pair(
 
     thread, errors = start_thread(server)
     try:
-        client = client_ctx.wrap_socket(ours, server_hostname="localhost")
+        client, _ = start_tls(ours, "localhost", client_ctx)
     except BaseException:
         ours.close()
         join_thread(thread, errors)
@@ -581,7 +584,10 @@ def test_tls_readline_and_close_notify(
     def serve(tls: ssl.SSLSocket) -> None:
         tls.sendall(b"HTTP/1.1 200 OK\r\n")
         tls.sendall(b"Content-Length: 5\r\n\r\nhello")
-        tls.unwrap()  # close_notify, then wait for the client's
+        # close_notify, then wait for the client's, which never comes: the client closes
+        # the socket, as HTTP clients do.
+        with contextlib.suppress(ssl.SSLEOFError):
+            tls.unwrap()
 
     client, thread, errors = tls_pair(tls_contexts, serve)
     buffered = BufferedSocket(client, buffer_size=1024)
@@ -591,7 +597,6 @@ def test_tls_readline_and_close_notify(
         assert bytes(buffered.readline()) == b"\r\n"
         assert buffered.read_exact(5) == b"hello"
         assert len(buffered.recv()) == 0  # close_notify reads as the end of the stream
-        client.unwrap()
     finally:
         buffered.close()
         join_thread(thread, errors)
@@ -649,22 +654,299 @@ def test_tls_garbage_record_is_a_tls_error(
 def test_tls_can_read_sees_data_pending_in_the_tls_layer(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
+    record = bytes(range(256)) * 12  # 3,072 bytes: one TLS record
+
     def serve(tls: ssl.SSLSocket) -> None:
-        tls.sendall(b"0123456789")  # one TLS record
+        tls.sendall(record)
         tls.recv(1)  # hold the connection open until the client is done
 
     client, thread, errors = tls_pair(tls_contexts, serve)
-    choppy = ChoppySocket(client, chunk=4)
-    buffered = BufferedSocket(choppy)  # type: ignore[arg-type]
+    buffered = BufferedSocket(client, buffer_size=1024)
     try:
-        assert buffered.read_exact(4) == b"0123"
-        # The whole record has left the kernel; six decrypted bytes wait inside the TLS layer.
+        assert buffered.read_exact(1024) == record[:1024]
+        # The record has left the kernel; the rest of it waits, decrypted, inside TLS.
         assert buffered.buffered == 0
-        assert client.pending() == 6
+        assert client.ready()
         assert buffered.can_read() is True
-        assert buffered.read_exact(6) == b"456789"
+        assert buffered.read_exact(2048) == record[1024:]
+        # Full reads cannot tell whether TLS holds more; one more read finds nothing.
+        assert buffered.recv_nowait() is None
         assert buffered.can_read() is False
         buffered.sendall(b"!")
+    finally:
+        buffered.close()
+        join_thread(thread, errors)
+
+
+# -- peek, advance and fill (the HTTP/1.1 parser's reads) ---------------------------------------
+
+
+def take_nowait(buffered: BufferedSocket) -> bytes:
+    """What recv_nowait() returns (which must be something, possibly empty)."""
+    view = buffered.recv_nowait()
+    assert view is not None, "recv_nowait() found nothing"
+    return bytes(view)
+
+
+def test_peek_advance_and_fill(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    peer.sendall(b"head|body")
+    assert buffered.fill() == 9
+    assert bytes(buffered.peek()) == b"head|body"
+    assert bytes(buffered.peek()) == b"head|body"  # peeking consumes nothing
+    buffered.advance(5)
+    assert buffered.buffered == 4
+    assert bytes(buffered.peek()) == b"body"
+    with pytest.raises(ValueError):
+        buffered.advance(5)  # past the buffered data
+    assert bytes(buffered.peek()) == b"body"
+    peer.sendall(b"-more")
+    assert buffered.fill() == 5  # keeps what is buffered
+    assert bytes(buffered.peek()) == b"body-more"
+    buffered.advance(9)
+    assert buffered.buffered == 0
+    assert bytes(buffered.peek()) == b""
+
+
+def test_fill_moves_the_unconsumed_tail_to_the_front(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A buffer full of unconsumed data: fill() says so (-1) without reading; once part of
+    it is consumed, fill() moves the rest to the front and reads behind it."""
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=1024)
+    data = bytes(range(256)) * 4
+    peer.sendall(data + b"T" * 2000)
+    while buffered.buffered < 1024:
+        assert buffered.fill() > 0
+    assert bytes(buffered.peek()) == data
+    assert buffered.fill() == -1
+    assert bytes(buffered.peek()) == data
+    buffered.advance(1014)
+    assert buffered.fill() > 0
+    got = bytes(buffered.peek())
+    assert got.startswith(data[-10:] + b"T")
+    buffered.advance(len(got))
+    while len(got) < 2010:
+        view = buffered.recv()
+        assert view
+        got += bytes(view)
+    assert got == data[-10:] + b"T" * 2000
+
+
+def test_the_end_of_the_stream_behind_buffered_data(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The peer closes while data is still buffered: fill() reports the end (0) and keeps the
+    data, which the next reads return before the empty views of the end."""
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"abcdef")
+    peer.shutdown(socket.SHUT_WR)
+    assert buffered.fill() == 6
+    buffered.advance(3)
+    assert not buffered.at_eof
+    assert buffered.fill() == 0
+    assert buffered.at_eof
+    assert bytes(buffered.peek()) == b"def"
+    assert buffered.can_read()
+    buffered.wait_readable(SAFETY_TIMEOUT)  # returns at once
+    assert bytes(buffered.recv()) == b"def"
+    for _ in range(2):
+        assert bytes(buffered.recv()) == b""
+    assert take_nowait(buffered) == b""
+
+
+def test_at_eof_is_set_only_when_the_end_is_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    peer.sendall(b"data")
+    assert not buffered.at_eof
+    assert buffered.read_exact(4) == b"data"
+    assert not buffered.at_eof
+    peer.shutdown(socket.SHUT_WR)
+    assert not buffered.at_eof  # not read yet
+    assert bytes(buffered.recv()) == b""
+    assert buffered.at_eof
+
+
+def test_grow_keeps_the_buffered_bytes(pair: tuple[socket.socket, socket.socket]) -> None:
+    """grow() (a socket handed from HTTP/1.1 negotiation to HTTP/2) keeps unread data."""
+    ours, peer = pair
+    buffered = BufferedSocket(ours, buffer_size=4096)
+    peer.sendall(b"0123456789")
+    assert bytes(buffered.recv(4)) == b"0123"
+    buffered.grow(1024 * 1024)
+    assert buffered.buffer_size == 1024 * 1024
+    assert bytes(buffered.recv()) == b"456789"
+    buffered.grow(1024)  # never shrinks
+    assert buffered.buffer_size == 1024 * 1024
+    thread, errors = start_thread(lambda: peer.sendall(b"x" * 100_000))
+    try:
+        received = 0
+        while received < 100_000:
+            view = buffered.recv()
+            assert view
+            received += len(view)
+    finally:
+        join_thread(thread, errors)
+    assert received == 100_000
+
+
+# -- close() and wake() from another thread -----------------------------------------------------
+
+
+def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run ``target`` in a thread; return it and a list that receives its result or
+    exception."""
+    started = threading.Event()
+    outcome: list[object] = []
+
+    def body() -> None:
+        started.set()
+        try:
+            outcome.append(target())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    assert started.wait(SAFETY_TIMEOUT)
+    return thread, outcome
+
+
+def wait_until_polling(buffered: BufferedSocket, count: int = 1) -> None:
+    """Wait (bounded) until ``count`` threads are inside the socket's poll."""
+    tick = threading.Event()
+    deadline = time.monotonic() + SAFETY_TIMEOUT
+    while buffered._pollers < count:
+        assert time.monotonic() < deadline, "the reader never started waiting"
+        tick.wait(0.001)
+
+
+def test_close_wakes_a_thread_in_wait_readable(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    ours.settimeout(None)
+    buffered = BufferedSocket(ours)
+    thread, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    wait_until_polling(buffered)
+    assert ours.fileno() >= 0  # open while the waiter is inside poll()
+    started = time.monotonic()
+    buffered.close()
+    thread.join(SAFETY_TIMEOUT)
+    assert not thread.is_alive(), "close() did not wake the waiting thread"
+    assert time.monotonic() - started < 2.0
+    # It returned, or said the connection was closed; it did not wait for its time-out.
+    assert outcome == [None] or isinstance(outcome[0], ConnectionClosed), outcome
+    # The last thread out of the wait closed the descriptors.
+    assert ours.fileno() == -1
+    assert buffered._waker is None
+    with pytest.raises(ConnectionClosed):
+        buffered.wait_readable(SAFETY_TIMEOUT)
+    buffered.close()  # again: harmless
+    assert peer.recv(10) == b""  # the peer sees the end too
+
+
+def test_close_wakes_a_thread_in_recv(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(30)
+    thread, outcome = run_in_thread(lambda: bytes(buffered.recv()))
+    wait_until_polling(buffered)
+    buffered.close()
+    thread.join(SAFETY_TIMEOUT)
+    assert not thread.is_alive()
+    assert outcome == [b""] or isinstance(outcome[0], HyperError), outcome
+    assert not isinstance(outcome[0], ReadTimeout)
+    assert ours.fileno() == -1
+
+
+def test_close_with_two_waiters_closes_after_both_leave(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(30)
+    first, first_outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    second, second_outcome = run_in_thread(lambda: bytes(buffered.recv()))
+    wait_until_polling(buffered, 2)
+    buffered.close()
+    for thread in (first, second):
+        thread.join(SAFETY_TIMEOUT)
+        assert not thread.is_alive()
+    assert not isinstance(first_outcome[0], ReadTimeout), first_outcome
+    assert not isinstance(second_outcome[0], ReadTimeout), second_outcome
+    assert ours.fileno() == -1
+
+
+def test_close_without_waiters_closes_at_once(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    buffered.wake()  # nobody waits: costs nothing
+    buffered.close()
+    assert ours.fileno() == -1
+    with pytest.raises(ConnectionClosed):
+        buffered.wait_readable(SAFETY_TIMEOUT)
+    assert peer.recv(10) == b""
+
+
+def test_wake_ends_a_wait_without_data(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    ours.settimeout(None)
+    buffered = BufferedSocket(ours)
+    thread, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    wait_until_polling(buffered)
+    assert buffered._waker is not None  # made by the waiting thread before it polls
+    buffered.wake()
+    thread.join(SAFETY_TIMEOUT)
+    assert not thread.is_alive()
+    assert outcome == [None]
+    assert ours.fileno() >= 0  # only woken, not closed
+    assert buffered.recv_nowait() is None
+
+
+def test_wake_before_the_first_wait_is_not_lost(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A wake() that lands before any thread has waited (no waker socket exists yet), as
+    when another thread closes a stream just as the reader is about to wait, ends the next
+    wait at once instead of being dropped."""
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    assert buffered._waker is None
+    buffered.wake()
+    buffered.wait_readable(0.1)  # woken: must not time out
+    # The wake-up is used up: the next wait without data times out again.
+    with pytest.raises(ReadTimeout):
+        buffered.wait_readable(0.1)
+
+
+def test_tls_close_wakes_a_waiting_thread(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"x")
+        tls.recv(1)  # hold the connection open until the client closes it
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client)
+    try:
+        # TLS 1.3 session tickets come first: read up to the data, so the socket is quiet.
+        buffered.wait_readable(SAFETY_TIMEOUT)
+        view = buffered.recv_nowait()
+        while view is None:
+            buffered.wait_readable(SAFETY_TIMEOUT)
+            view = buffered.recv_nowait()
+        assert bytes(view) == b"x"
+        assert not buffered.can_read()
+        waiter, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+        wait_until_polling(buffered)
+        buffered.close()
+        waiter.join(SAFETY_TIMEOUT)
+        assert not waiter.is_alive()
+        assert outcome == [None] or isinstance(outcome[0], ConnectionClosed), outcome
+        assert buffered.socket.fileno() == -1
     finally:
         buffered.close()
         join_thread(thread, errors)

@@ -1,11 +1,12 @@
 """
-OpenSSL's read-ahead end to end: hyper's clients (contexts from ``init_context``, so
-read-ahead is on) against a TLS server over memory BIOs that writes exact records and sends
-several of them in one TCP write, so that OpenSSL takes records the socket then no longer
-shows. HTTP/1.1: head, body and close_notify in one segment; chunked bodies in tiny records
-after interim responses; session tickets and a response right after the handshake. HTTP/2:
-SETTINGS, response, GOAWAY and close_notify in one segment; many streams from several
-threads; ALPN through ``HTTPConnection``. A record missed by a wait shows as a ReadTimeout.
+TLS record boundaries end to end: hyper's clients (contexts from ``init_context``) against a
+TLS server over memory BIOs that writes exact records and sends several of them in one TCP
+write, so that one read of the socket brings many records, and data, control records and the
+end of the stream share a segment. HTTP/1.1: head, body and close_notify in one segment;
+chunked bodies in 5-byte records after interim responses; TLS 1.3 session tickets and a
+response right after the handshake. HTTP/2: SETTINGS, response, GOAWAY and close_notify in
+one segment; many streams from several threads; ALPN through ``HTTPConnection``. A record
+left unseen in memory by a reader that waits on the socket shows as a ReadTimeout.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import pytest
 import trustme
 
 from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection
-from hyper.common import readahead
 from hyper.common.util import HTTPVersion
 from hyper.tls import init_context
 from tests.support.helpers import BioTLSServer
@@ -52,7 +52,6 @@ def client_context(ca_path: str, alpn: list[str] | None = None) -> ssl.SSLContex
     ctx = init_context(cert_path=ca_path)
     if alpn:
         ctx.set_alpn_protocols(alpn)
-    assert readahead.is_enabled(ctx), "read-ahead is not on: the test would prove nothing"
     return ctx
 
 
@@ -144,7 +143,7 @@ def served(
     buffer_size: int | None = None,
 ) -> Iterator[tuple[Any, Server]]:
     """A :class:`Server` running ``handler`` and a hyper connection of ``connection_class``
-    to it (read-ahead on); both closed at the end, and the server's failures reported."""
+    to it; both closed at the end, and the server's failures reported."""
     ca, ca_path = pki
     server = Server(server_context(ca, alpn, tickets=tickets), handler)
     conn = connection_class(
