@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .common.connection import HTTPConnection
 from .common.exceptions import HyperError
 from .common.headers import HTTPHeaderMap
 from .common.util import lazy_attributes
+from .connection import HTTPConnection
 from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
 
@@ -41,8 +41,8 @@ __all__ = [
 # A library never configures logging; it only makes sure nothing is printed unasked.
 logging.getLogger("hyper").addHandler(logging.NullHandler())
 
-#: The HTTP/2 classes load h2 on first use (like any HTTP/2 connection does): importing hyper
-#: stays cheap for code that never speaks HTTP/2.
+#: The HTTP/2 classes (with hpack and hyperframe) load on first use: importing hyper stays
+#: cheap for code that never speaks HTTP/2.
 __getattr__ = lazy_attributes(
     __name__,
     {

@@ -28,11 +28,12 @@ from typing import Any, BinaryIO, Literal, TextIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import __version__
-from .common.connection import HTTPConnection
 from .common.decoder import SUPPORTED_ENCODINGS
 from .common.exceptions import HyperError
+from .common.grammar import TOKEN_CHARACTERS
 from .common.response import BaseResponse
 from .common.util import authority_for
+from .connection import HTTPConnection
 from .http20.connection import HTTP20Connection
 from .tls import init_context
 
@@ -48,7 +49,7 @@ PROGRESS_INTERVAL = 0.1
 #: A request method: an upper-case HTTP token.
 _METHOD_RE = re.compile(r"[A-Z][A-Z0-9_-]*")
 #: A header name: an HTTP token (RFC 9110 section 5.6.2).
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RE = re.compile("[" + TOKEN_CHARACTERS + "]+")
 #: Item separators, longest first: at one position ``:=`` wins over ``:``, ``==`` over ``=``.
 _SEPARATORS = (":=", "==", ":", "=")
 #: The characters a backslash escapes in an item's name.

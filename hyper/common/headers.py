@@ -8,11 +8,11 @@ order they were added, compares names without regard to case, and always hands b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeAlias
 
 from .exceptions import InvalidRequest
+from .grammar import FORBIDDEN_IN_VALUE, TOKEN
 from .util import to_bytestring
 
 __all__ = ["UNSPLIT_HEADERS", "HTTPHeaderMap"]
@@ -60,10 +60,6 @@ HeaderSource: TypeAlias = (
     "HTTPHeaderMap | Mapping[Any, Any] | Iterable[tuple[HeaderText, HeaderText]]"
 )
 
-# RFC 9110 section 5.6.2: token = 1*tchar.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Characters that would let a value break out of its field (or truncate it in C code).
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 _OWS = b" \t"
 
 
@@ -86,14 +82,14 @@ def _lookup_key(name: object) -> bytes:
 
 def _valid_name(name: HeaderText) -> bytes:
     raw = to_bytestring(name)
-    if _TOKEN.fullmatch(raw) is None:
+    if TOKEN.fullmatch(raw) is None:
         raise InvalidRequest(f"invalid header name {raw!r}")
     return raw
 
 
 def _valid_value(value: HeaderText, name: bytes) -> bytes:
     raw = to_bytestring(value)
-    if _FORBIDDEN_IN_VALUE.search(raw) is not None:
+    if FORBIDDEN_IN_VALUE.search(raw) is not None:
         raise InvalidRequest(f"header {name!r} has CR, LF or NUL in its value {raw!r}")
     return raw
 

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequest
-
-#: RFC 9110 token characters: what a method or header name may contain.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Bytes that would end a header line or the request line early.
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
-#: A request target may not contain whitespace or control characters.
-_FORBIDDEN_IN_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+from .grammar import FORBIDDEN_IN_TARGET, FORBIDDEN_IN_VALUE, TOKEN
 
 #: Methods given as str and already checked, with their bytes: a program uses a handful.
 #: (Only str: a str and a bytes key of the same text would compare, which ``python -b``
@@ -81,7 +74,7 @@ def check_method(method: str | bytes) -> bytes:
         if known is not None:
             return known
     method_b = to_header_bytes(method, "method")
-    if not _TOKEN.fullmatch(method_b):
+    if not TOKEN.fullmatch(method_b):
         raise InvalidRequest(f"invalid request method {method_b!r}")
     if type(method) is str and len(_CHECKED_METHODS) < _MAX_CHECKED_METHODS:
         _CHECKED_METHODS[method] = method_b
@@ -105,7 +98,7 @@ def check_target(target: str | bytes) -> bytes:
         # The usual target: printable ASCII has no control characters, and no space.
         return target.encode("ascii")
     target_b = to_header_bytes(target, "target")
-    if not target_b or _FORBIDDEN_IN_TARGET.search(target_b):
+    if not target_b or FORBIDDEN_IN_TARGET.search(target_b):
         raise InvalidRequest(f"invalid request target {target_b[:200]!r}")
     return target_b
 
@@ -168,12 +161,12 @@ def iter_header_pairs(headers: HeadersArg | None) -> Iterator[tuple[bytes, bytes
         except (TypeError, ValueError):
             raise InvalidRequest(f"headers must be (name, value) pairs, got {item!r}") from None
         name_b = to_header_bytes(name, "name")
-        if not _TOKEN.fullmatch(name_b):
+        if not TOKEN.fullmatch(name_b):
             raise InvalidRequest(f"invalid header name {name_b[:100]!r}")
         values = value if isinstance(value, (list, tuple)) else (value,)
         for one in values:
             value_b = to_header_bytes(one, "value")
-            if _FORBIDDEN_IN_VALUE.search(value_b):
+            if FORBIDDEN_IN_VALUE.search(value_b):
                 raise InvalidRequest(
                     f"invalid value for header {name_b!r}: it contains CR, LF or NUL"
                 )

@@ -11,6 +11,7 @@ sends requests through hyper, over HTTP/2 when the server speaks it and HTTP/1.1
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ssl
 import threading
@@ -20,7 +21,6 @@ from urllib.parse import urlsplit
 
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
-from requests.auth import _basic_auth_str
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import (
     ConnectionError as RequestsConnectionError,
@@ -43,7 +43,6 @@ from requests.utils import get_auth_from_url, get_encoding_from_headers, select_
 from urllib3.util import SKIP_HEADER
 
 from .. import tls
-from ..common.connection import HTTPConnection
 from ..common.exceptions import (
     ConnectionClosed,
     ConnectTimeout,
@@ -56,7 +55,7 @@ from ..common.exceptions import (
 )
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
-from ..http11.connection import HTTP11Connection
+from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
 
 #: Pool key: scheme, host, port, TLS settings, proxy.
@@ -135,7 +134,7 @@ class HTTP20Adapter(HTTPAdapter):
         with self._pool_lock:
             pool = self.connections.setdefault(key, [])
             for conn in pool:
-                if not _busy(conn):
+                if not conn.busy:
                     return conn
             proxy_host, proxy_headers = self._proxy_settings(proxy)
             conn = HTTPConnection(
@@ -195,7 +194,7 @@ class HTTP20Adapter(HTTPAdapter):
         username, password = get_auth_from_url(proxy)
         headers = None
         if username:
-            headers = {"Proxy-Authorization": _basic_auth_str(username, password)}
+            headers = {"Proxy-Authorization": basic_credentials(username, password)}
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
@@ -297,10 +296,17 @@ def _sendable(headers: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     ]
 
 
-def _busy(conn: HTTPConnection) -> bool:
-    """Whether a pooled HTTP/1.1 connection is in the middle of another exchange."""
-    inner = conn._conn
-    return isinstance(inner, HTTP11Connection) and inner._owner is not None
+def basic_credentials(username: str, password: str) -> str:
+    """
+    A ``Basic`` credentials value (RFC 7617) for ``username`` and ``password``, encoded as
+    requests encodes them: Latin-1 when the text fits it, UTF-8 otherwise.
+    """
+    text = f"{username}:{password}"
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def _timeout_key(timeout: Any) -> Any:

@@ -44,8 +44,8 @@ from ..common.util import (
     resolve_proxy,
     split_timeout,
 )
-from .parser import Parser
-from .response import HTTP11Response
+from .parser import DEFAULT_MAX_LINE, Parser
+from .response import ConnectionLease, HTTP11Response
 
 #: Bodies up to this size are sent in the same write as the request head.
 SMALL_BODY = 64 * 1024
@@ -132,9 +132,8 @@ class HTTP11Connection(ClosingContextManager):
         self._switched = False
         #: The request sent and awaiting get_response(): its method, or None.
         self._pending_method: bytes | None = None
-        #: The response whose body is still being read.
-        self._response: HTTP11Response | None = None
-        self._last_minor_version = 1
+        #: The lease of the response whose body is still being read.
+        self._lease: ConnectionLease | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._sock is not None else "closed"
@@ -181,17 +180,34 @@ class HTTP11Connection(ClosingContextManager):
             )
         return sock
 
-    def _adopt_socket(self, sock: BufferedSocket) -> None:
-        """Use an already connected (and negotiated) socket; for hyper.HTTPConnection."""
+    @property
+    def busy(self) -> bool:
+        """Whether an exchange is under way: a request was sent and its response's body has
+        not been read to its end (or closed) yet. A new request waits until it is over."""
+        return self._owner is not None
+
+    def adopt_socket(self, sock: BufferedSocket) -> None:
+        """
+        Speak HTTP/1.1 on a socket that is already connected (and, over TLS, negotiated), as
+        :class:`hyper.HTTPConnection` does after its own handshake.
+
+        :param sock: the socket; the connection owns it from now on.
+        """
         sock.settimeout(self._read_timeout)
         with self._lock:
             self._sock = sock
 
-    def _detach_socket(self) -> BufferedSocket:
-        """Give up the socket (with whatever it has buffered), e.g. after a 101 response."""
+    def detach_socket(self) -> BufferedSocket:
+        """
+        Give up the socket, with whatever it has buffered: after ``101 Switching Protocols``
+        it belongs to the protocol switched to. The next request opens a new connection.
+
+        :returns: the socket.
+        :raises ConnectionClosed: if the connection has no socket.
+        """
         with self._lock:
             sock, self._sock = self._sock, None
-            self._response = None
+            self._lease = None
             self._pending_method = None
             self._owner = None
             self._switched = False
@@ -212,13 +228,12 @@ class HTTP11Connection(ClosingContextManager):
 
     def _close_socket_locked(self) -> None:
         sock, self._sock = self._sock, None
-        response, self._response = self._response, None
+        lease, self._lease = self._lease, None
         self._pending_method = None
         self._owner = None
         self._switched = False
-        if response is not None:
-            response._connection = None
-            response._sock = None
+        if lease is not None:
+            lease.revoke()
         if sock is not None:
             sock.close()
         self._idle.notify_all()
@@ -414,11 +429,19 @@ class HTTP11Connection(ClosingContextManager):
                     head = self._read_head_locked(sock)
                     if head.status == 101 or not 100 <= head.status < 200:
                         break
-                self._last_minor_version = head.minor_version
+                # The exchange is this thread's until the body is done (the lease returned).
+                lease = self._lease = ConnectionLease(
+                    sock,
+                    minor_version=head.minor_version,
+                    max_line_length=getattr(self.parser, "max_line_length", DEFAULT_MAX_LINE),
+                    on_release=self._lease_returned,
+                    on_close=self.close,
+                )
+                self._owner = threading.get_ident()
                 # Refused framing (an ambiguous body) must close the socket too: reading on
                 # from it is exactly what a smuggled response counts on.
                 response = HTTP11Response(
-                    head.status, head.reason, head.headers, sock, self, request_method=method
+                    head.status, head.reason, head.headers, sock, lease, request_method=method
                 )
             except BaseException:
                 self._close_socket_locked()
@@ -426,18 +449,11 @@ class HTTP11Connection(ClosingContextManager):
             self._pending_method = None
             if head.status == 101:
                 # The socket now belongs to whichever protocol was switched to.
-                response._connection = None
-                response._sock = None
+                lease.revoke()
+                self._lease = None
                 self._switched = True
                 self._owner = None
                 self._idle.notify_all()
-            elif response._done:
-                # No body (HEAD, 204, 304, Content-Length: 0): the exchange is over already.
-                self._owner = None
-                self._idle.notify_all()
-            else:
-                self._response = response
-                self._owner = threading.get_ident()
             return response
 
     def _read_head_locked(self, sock: BufferedSocket) -> Any:
@@ -465,16 +481,14 @@ class HTTP11Connection(ClosingContextManager):
                     f"response head larger than the {sock.buffer_size} byte buffer"
                 )
 
-    def _response_finished(
-        self, response: HTTP11Response, sock: BufferedSocket | None, reusable: bool
-    ) -> None:
-        """A response body was read to its end (or abandoned) on ``sock``."""
+    def _lease_returned(self, lease: ConnectionLease, reusable: bool) -> None:
+        """A response's body is done (read to its end, or abandoned)."""
         with self._lock:
-            if self._response is response:
-                self._response = None
+            if self._lease is lease:
+                self._lease = None
                 self._owner = None
-            if not reusable and sock is not None and sock is self._sock:
-                self._close_socket_locked()
+                if not reusable:
+                    self._close_socket_locked()
             self._idle.notify_all()
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..common.exceptions import InvalidResponse, LineTooLongError
+from ..common.grammar import TOKEN, TOKEN_CHARACTERS
 
 #: The longest status or header line accepted, in bytes.
 DEFAULT_MAX_LINE = 65536
@@ -20,12 +21,13 @@ DEFAULT_MAX_LINE = 65536
 DEFAULT_MAX_HEADERS = 100
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r]")
 #: The field lines of an ordinary head, each ``name:value`` ending in CRLF, then the blank
 #: line: one match checks them all (names are tokens; values hold no NUL, CR or LF). Anything
 #: else (obs-fold, bare LF, an invalid line) takes the line-by-line path.
-_PLAIN_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\x00]*\r\n)*\r\n")
+_PLAIN_FIELDS = re.compile(
+    rb"(?:[" + TOKEN_CHARACTERS.encode("ascii") + rb"]+:[^\r\n\x00]*\r\n)*\r\n"
+)
 
 
 @dataclass(slots=True)
@@ -128,7 +130,7 @@ class Parser:
                 fields[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" \t"))
                 continue
             name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
+            if not colon or not TOKEN.fullmatch(name):
                 # Whitespace before the colon included: RFC 9112 5.1 says reject it.
                 raise InvalidResponse(f"invalid header line in response: {line[:100]!r}")
             value = value.strip(b" \t")

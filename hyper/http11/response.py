@@ -11,8 +11,7 @@ and request smuggling are made of.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import (
@@ -27,9 +26,6 @@ from ..common.headers import HTTPHeaderMap
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
 from .parser import DEFAULT_MAX_LINE
-
-if TYPE_CHECKING:
-    from .connection import HTTP11Connection
 
 #: The longest chunk-size line (with extensions) accepted.
 MAX_CHUNK_LINE = 4096
@@ -51,6 +47,65 @@ def _tokens(values: list[bytes]) -> list[bytes]:
     return [token.strip().lower() for value in values for token in value.split(b",")]
 
 
+class ConnectionLease:
+    """
+    A response's hold on its connection while the body is read: the socket to read from,
+    what the connection knows about the exchange, and how to give the connection back.
+
+    :class:`~hyper.HTTP11Connection` makes one for each response it hands out; the response
+    :meth:`releases <release>` it once the body is complete (or abandoned). If the connection
+    is closed first, it :meth:`revokes <revoke>` the lease: the response can read no more.
+
+    :param sock: the socket the body arrives on.
+    :param minor_version: the HTTP/1.x minor version of the response (1.0 closes by default).
+    :param max_line_length: the longest trailer line accepted (the connection's parser limit).
+    :param on_release: called once, with the lease and whether the connection can carry
+        another request, when the body is done.
+    :param on_close: closes the connection (for :meth:`HTTP11Response.close`'s
+        ``socket_close``).
+    """
+
+    __slots__ = ("_on_close", "_on_release", "max_line_length", "minor_version", "sock")
+
+    def __init__(
+        self,
+        sock: BufferedSocket | None,
+        minor_version: int = 1,
+        max_line_length: int = DEFAULT_MAX_LINE,
+        on_release: Callable[[ConnectionLease, bool], None] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        #: The socket to read the body from; ``None`` once released or revoked.
+        self.sock = sock
+        #: The response's HTTP/1.x minor version.
+        self.minor_version = minor_version
+        #: The longest trailer line accepted.
+        self.max_line_length = max_line_length
+        self._on_release = on_release
+        self._on_close = on_close
+
+    def release(self, reusable: bool) -> None:
+        """The body is done: give the connection back (``reusable``: it can carry another
+        request; else it is closed). Only the first call counts."""
+        sock, self.sock = self.sock, None
+        on_release, self._on_release = self._on_release, None
+        if on_release is not None:
+            on_release(self, reusable)
+        elif sock is not None and not reusable:
+            sock.close()
+
+    def revoke(self) -> None:
+        """The connection was closed (or switched protocols): the socket is no longer the
+        response's."""
+        self.sock = None
+        self._on_release = None
+
+    def close_connection(self) -> None:
+        """Close the connection the response came on (also after the lease was released)."""
+        if self._on_close is not None:
+            self._on_close()
+
+
 class HTTP11Response(BaseResponse):
     """
     The response to an HTTP/1.1 request: status, reason, headers, body and trailers.
@@ -62,8 +117,10 @@ class HTTP11Response(BaseResponse):
     :param code: the status code.
     :param reason: the reason phrase.
     :param headers: the response headers.
-    :param sock: the buffered socket the body is read from.
-    :param connection: the connection the response belongs to, told when the body is done.
+    :param sock: the buffered socket the body is read from (used when ``connection`` is
+        ``None``; the lease's socket otherwise).
+    :param connection: the :class:`ConnectionLease` the connection gave the response: where
+        the body comes from, and how the connection is handed back when it is done.
     :param request_method: the method of the request (a HEAD response has no body).
     :raises InvalidResponse: if the headers do not say unambiguously where the body ends.
     """
@@ -76,7 +133,7 @@ class HTTP11Response(BaseResponse):
         reason: str,
         headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]],
         sock: BufferedSocket | None,
-        connection: HTTP11Connection | None = None,
+        connection: ConnectionLease | None = None,
         request_method: bytes | str | None = None,
     ) -> None:
         self.status = code
@@ -90,10 +147,7 @@ class HTTP11Response(BaseResponse):
         #: Trailers sent after a chunked body; ``None`` until the body is read to its end
         #: (and when the server sent none).
         self.trailers: HTTPHeaderMap | None = None
-        self._sock = sock
-        self._connection = connection
-        #: The connection, kept for close(socket_close=True) after the body is done.
-        self._owner = connection
+        self._lease = connection if connection is not None else ConnectionLease(sock)
         method = request_method.encode() if isinstance(request_method, str) else request_method
         self._fields = self._framing_fields()
         self._framing, self._remaining = self._body_framing(method)
@@ -157,23 +211,22 @@ class HTTP11Response(BaseResponse):
         connection = _tokens(fields) if fields else []
         if b"close" in connection:
             return False
-        minor = self._connection._last_minor_version if self._connection is not None else 1
-        return minor >= 1 or b"keep-alive" in connection
+        return self._lease.minor_version >= 1 or b"keep-alive" in connection
 
     def _finish(self) -> None:
         """The body is complete: hand the connection back, or close it."""
         if self._done:
             return
         self._done = True
-        connection, self._connection = self._connection, None
-        sock, self._sock = self._sock, None
-        if connection is not None:
-            connection._response_finished(self, sock, reusable=self._keep_alive)
-        elif sock is not None and not self._keep_alive:
-            sock.close()
+        self._lease.release(self._keep_alive)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the body has been read to its end (or the response closed)."""
+        return self._done
 
     def _socket(self) -> BufferedSocket:
-        sock = self._sock
+        sock = self._lease.sock
         if sock is None:
             raise ConnectionClosed("the connection of this response was closed")
         return sock
@@ -293,9 +346,7 @@ class HTTP11Response(BaseResponse):
             raise ChunkedDecodeError(f"chunk data not followed by CRLF: {line!r}")
 
     def _read_trailers(self, sock: BufferedSocket) -> None:
-        parser = self._connection.parser if self._connection is not None else None
-        # A replacement parser need not have this limit; the default one's applies then.
-        limit = getattr(parser, "max_line_length", DEFAULT_MAX_LINE)
+        limit = self._lease.max_line_length
         fields: list[tuple[bytes, bytes]] = []
         while True:
             try:
@@ -337,8 +388,8 @@ class HTTP11Response(BaseResponse):
         if not self._done:
             self._keep_alive = False
             self._finish()
-        elif socket_close and self._owner is not None:
-            self._owner.close()
+        elif socket_close:
+            self._lease.close_connection()
 
     def fileno(self) -> int:
         """The file descriptor of the connection's socket."""

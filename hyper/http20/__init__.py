@@ -1,7 +1,8 @@
-"""HTTP/2: the connection, its streams, responses, pushes, flow control and errors.
+"""HTTP/2: the connection, its transport and engine, responses, pushes, flow control and
+errors.
 
-The names below load their modules (and h2) on first use, so that importing a module of this
-package that does not need h2, such as :mod:`hyper.http20.window`, stays cheap.
+The names below load their modules (and hpack and hyperframe) on first use, so that importing
+a module of this package that needs neither, such as :mod:`hyper.http20.window`, stays cheap.
 """
 
 from __future__ import annotations

@@ -16,29 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import h2.errors
-import h2.exceptions
 import hpack
 from hpack.table import HeaderTable
 
-__all__ = ["CachingDecoder", "CachingEncoder", "HeaderBlockError", "RememberedBlock"]
+__all__ = ["CachingDecoder", "CachingEncoder", "RememberedBlock"]
 
 #: Blocks longer than this are not remembered (a client's and a server's usual blocks are a
 #: few dozen bytes once indexed).
 _MAX_BLOCK = 2048
 #: At most this many blocks are remembered per table version.
 _MAX_ENTRIES = 64
-
-
-class HeaderBlockError(h2.exceptions.ProtocolError):
-    """
-    A received header block could not be decoded, or was refused for its size. Either way the
-    HPACK state the two sides share is lost, which RFC 9113 section 4.3 makes a connection
-    error of type COMPRESSION_ERROR; h2 would report PROTOCOL_ERROR. Raised inside h2's
-    receive path, this makes h2 send GOAWAY with the right code.
-    """
-
-    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
 class _VersionedTable(HeaderTable):
@@ -87,21 +74,6 @@ class CachingDecoder(hpack.Decoder):
         self._cache: dict[bytes, RememberedBlock] = {}
         self._cache_state: tuple[int, int, int] = (-1, 0, 0)
 
-    def cached(self, data: bytes | memoryview) -> RememberedBlock | None:
-        """
-        What is remembered of ``data`` for the table as it is now, else ``None``. A pure
-        lookup: neither the table nor the memory changes, so a caller that gets ``None`` can
-        still hand the block to :meth:`decode` (or to h2, which calls it).
-        """
-        if len(data) > _MAX_BLOCK:
-            return None
-        table = self._table
-        if (table.version, self.max_allowed_table_size, self.max_header_list_size) != (
-            self._cache_state
-        ):
-            return None
-        return self._cache.get(bytes(data))
-
     def decode_block(self, data: bytes | memoryview) -> RememberedBlock:
         """
         Decode the header block ``data`` (names and values as bytes), from memory when the
@@ -130,26 +102,11 @@ class CachingDecoder(hpack.Decoder):
         return block
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.HeaderTuple]:
-        """Decode ``data`` as :meth:`hpack.Decoder.decode` does, from memory when possible."""
-        table = self._table
-        state = (table.version, self.max_allowed_table_size, self.max_header_list_size)
-        key = bytes(data) if raw and len(data) <= _MAX_BLOCK else None
-        if key is not None and state == self._cache_state:
-            known = self._cache.get(key)
-            if known is not None:
-                return list(known.headers)
-        try:
-            headers = super().decode(data, raw)
-        except hpack.HPACKError as exc:
-            raise HeaderBlockError(f"undecodable header block: {exc}") from exc
-        if key is not None and table.version == state[0]:
-            if state != self._cache_state or len(self._cache) >= _MAX_ENTRIES:
-                self._cache.clear()
-                self._cache_state = state
-            headers = list(headers)
-            self._cache[key] = RememberedBlock(headers)
-            return list(headers)
-        return headers
+        """Decode ``data`` as :meth:`hpack.Decoder.decode` does; with ``raw``, from memory
+        when possible (see :meth:`decode_block`), in a fresh list."""
+        if raw:
+            return list(self.decode_block(data).headers)
+        return super().decode(data, raw)
 
 
 class CachingEncoder(hpack.Encoder):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
+
 __all__ = [
     "MalformedHeaders",
     "check_informational",
@@ -30,10 +32,6 @@ Header = tuple[bytes, bytes]
 _NAME = re.compile(rb"[\x21-\x39\x3b-\x40\x5b-\x7e]+")
 #: A field value may not contain NUL, CR or LF, nor start or end with space or tab.
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
-#: Hop-by-hop fields, which HTTP/2 forbids (section 8.2.2).
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade"}
-)
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
 #: How many distinct valid names and values are remembered before the memory is reset.
 _MEMORY_LIMIT = 2048
@@ -58,7 +56,7 @@ def _check_field(name: bytes, value: bytes) -> None:
             if name.lower() != name:
                 raise MalformedHeaders(f"an uppercase field name {name!r}")
             raise MalformedHeaders(f"an invalid character in the field name {name!r}")
-        if name in _CONNECTION_SPECIFIC:
+        if name in CONNECTION_SPECIFIC_FIELDS:
             raise MalformedHeaders(f"the connection-specific field {name!r}")
         if len(name) <= _MEMORY_ITEM_LIMIT:
             if len(_valid_names) >= _MEMORY_LIMIT:

@@ -21,23 +21,35 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..http11.connection import HTTP11Connection
-from ..http11.response import HTTP11Response
-from ..http20.window import BaseFlowControlManager
-from . import sockets
-from .exceptions import HTTP2PriorKnowledgeOnly, InvalidRequest, InvalidResponse, ReadTimeout
-from .request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
-from .response import BaseResponse
-from .util import ClosingContextManager, HTTPVersion, TimeoutArg, resolve_host_port, split_timeout
+from .common import sockets
+from .common.exceptions import (
+    HTTP2PriorKnowledgeOnly,
+    InvalidRequest,
+    InvalidResponse,
+    ReadTimeout,
+)
+from .common.request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
+from .common.response import BaseResponse
+from .common.util import (
+    ClosingContextManager,
+    HTTPVersion,
+    TimeoutArg,
+    resolve_host_port,
+    split_timeout,
+)
+from .http11.connection import HTTP11Connection
+from .http11.response import HTTP11Response
+from .http20.window import BaseFlowControlManager
 
 if TYPE_CHECKING:
-    from ..http20.connection import HTTP20Connection
-    from ..http20.response import HTTP20Push, HTTP20Response
+    from .http20.connection import HTTP20Connection
+    from .http20.response import HTTP20Push, HTTP20Response
 
 
 def _http2() -> type[HTTP20Connection]:
-    """The HTTP/2 connection class, imported (with h2) when first needed."""
-    from ..http20.connection import HTTP20Connection
+    """The HTTP/2 connection class, imported when first needed (importing hyper stays
+    cheap for code that never speaks HTTP/2)."""
+    from .http20.connection import HTTP20Connection
 
     return HTTP20Connection
 
@@ -144,6 +156,14 @@ class HTTPConnection(ClosingContextManager):
         return f"<HTTPConnection {self.host}:{self.port} {self.version.value}>"
 
     @property
+    def busy(self) -> bool:
+        """Whether the connection is in the middle of an HTTP/1.1 exchange (a request sent,
+        its response body not read to its end): another request would wait for it. Over
+        HTTP/2 a connection is never busy: requests share it."""
+        conn = self._conn
+        return isinstance(conn, HTTP11Connection) and conn.busy
+
+    @property
     def version(self) -> HTTPVersion:
         """The protocol in use: HTTP/1.1 until the connection has switched to HTTP/2."""
         return self._conn.version
@@ -210,7 +230,7 @@ class HTTPConnection(ClosingContextManager):
             self._conn = http2
         else:
             assert isinstance(self._conn, HTTP11Connection)
-            self._conn._adopt_socket(sock)
+            self._conn.adopt_socket(sock)
         self._settled = True
 
     def _upgrade_headers(
@@ -301,7 +321,7 @@ class HTTPConnection(ClosingContextManager):
             pairs = list(iter_header_pairs(headers))
             # Not while another thread's HTTP/1.1 exchange is under way: the upgrade request
             # would wait for it while holding the negotiation (and its get_response too).
-            busy = self._conn._owner is not None
+            busy = self._conn.busy
             upgrade = None if busy else self._upgrade_headers(request_body, pairs)
             replayable = (method, url, request_body.data, pairs)
             if upgrade is None:
@@ -395,7 +415,7 @@ class HTTPConnection(ClosingContextManager):
                 "not to h2c, which hyper asked for"
             )
         head = method in (b"HEAD", "HEAD")
-        http2.complete_upgrade(conn._detach_socket(), head_request=head)
+        http2.complete_upgrade(conn.detach_socket(), head_request=head)
         self._conn = http2
         return http2
 
