@@ -119,6 +119,22 @@ MAX_HEADER_BLOCK = 4 * DEFAULT_MAX_HEADER_LIST_SIZE
 #: frames on them ignored.
 CLOSED_STREAMS_REMEMBERED = 2**16
 
+#: The names of the frame types, for messages.
+_FRAME_NAMES = {
+    DATA: "DATA",
+    HEADERS: "HEADERS",
+    PRIORITY: "PRIORITY",
+    RST_STREAM: "RST_STREAM",
+    SETTINGS: "SETTINGS",
+    PUSH_PROMISE: "PUSH_PROMISE",
+    PING: "PING",
+    GOAWAY: "GOAWAY",
+    CONTINUATION: "CONTINUATION",
+}
+#: The frame types that belong to the connection (stream 0); the others (but WINDOW_UPDATE,
+#: which may be on either) belong to a stream.
+_CONNECTION_FRAMES = frozenset({SETTINGS, PING, GOAWAY})
+
 #: How a remembered stream was closed.
 _ENDED = 0  # both sides sent END_STREAM
 _RESET_SENT = 1  # hyper reset it: late frames are expected, and ignored (section 5.1)
@@ -563,6 +579,9 @@ class Engine:
             self._check_preface(self._partial)
 
     def _check_frame_header(self, header: bytes | bytearray | memoryview) -> None:
+        """Judge a frame by its header while its payload is on its way: a frame over the size
+        limit, or on a stream its type cannot be on, is refused at once rather than waited
+        for (its handler would refuse it the same way once whole)."""
         self._check_preface(header)
         length = int.from_bytes(header[:3], "big")
         if length > self.max_frame_size:
@@ -570,6 +589,16 @@ class Engine:
                 ErrorCodes.FRAME_SIZE_ERROR,
                 f"the server sent a frame of {length} bytes, over the {self.max_frame_size} "
                 "byte limit hyper set",
+            )
+        kind = header[3]
+        stream_id = int.from_bytes(header[5:9], "big") & STREAM_ID_MASK
+        name = _FRAME_NAMES.get(kind)
+        if name is None:
+            return
+        if (kind in _CONNECTION_FRAMES) != (stream_id == 0):
+            where = f"stream {stream_id}" if stream_id else "stream 0"
+            self._connection_error(
+                ErrorCodes.PROTOCOL_ERROR, f"the server sent {name} on {where}"
             )
 
     def _check_preface(self, data: bytes | bytearray | memoryview) -> None:
@@ -1065,19 +1094,29 @@ class Engine:
                 ErrorCodes.FRAME_SIZE_ERROR,
                 "the server sent a PRIORITY frame whose length is not 5",
             )
-        # Priorities are advisory, and a client has nothing to schedule: ignored.
+        if int.from_bytes(view[body : body + 4], "big") & STREAM_ID_MASK == stream_id:
+            # A stream cannot depend on itself (section 5.3.1): a stream error, and a
+            # connection error when the stream is not open (it cannot be reset).
+            stream = self.streams.get(stream_id)
+            if stream is not None:
+                self._stream_error(stream, ErrorCodes.PROTOCOL_ERROR)
+                return
+            self._connection_error(
+                ErrorCodes.PROTOCOL_ERROR, f"the server made stream {stream_id} depend on itself"
+            )
+        # Otherwise priorities are advisory, and a client has nothing to schedule: ignored.
 
     def _on_rst_stream(
         self, view: memoryview, body: int, following: int, flags: int, stream_id: int
     ) -> None:
+        if stream_id == 0:
+            self._connection_error(
+                ErrorCodes.PROTOCOL_ERROR, "the server sent RST_STREAM on stream 0"
+            )
         if following - body != 4:
             self._connection_error(
                 ErrorCodes.FRAME_SIZE_ERROR,
                 "the server sent an RST_STREAM frame whose length is not 4",
-            )
-        if stream_id == 0:
-            self._connection_error(
-                ErrorCodes.PROTOCOL_ERROR, "the server sent RST_STREAM on stream 0"
             )
         if not self._check_known_stream(stream_id, "RST_STREAM"):
             return
@@ -1149,6 +1188,13 @@ class Engine:
                             f"SETTINGS_INITIAL_WINDOW_SIZE = {value} overflows the window of "
                             f"stream {stream.stream_id}",
                         )
+        elif identifier == SettingCodes.ENABLE_CONNECT_PROTOCOL:
+            if value not in (0, 1):
+                self._connection_error(
+                    ErrorCodes.PROTOCOL_ERROR,
+                    f"the server sent SETTINGS_ENABLE_CONNECT_PROTOCOL = {value} (RFC 8441: 0 "
+                    "or 1)",
+                )
         elif identifier == SettingCodes.MAX_FRAME_SIZE:
             if not _MIN_FRAME_SIZE <= value <= _MAX_FRAME_SIZE:
                 self._connection_error(
@@ -1161,13 +1207,13 @@ class Engine:
     def _on_ping(
         self, view: memoryview, body: int, following: int, flags: int, stream_id: int
     ) -> None:
-        if following - body != 8:
-            self._connection_error(
-                ErrorCodes.FRAME_SIZE_ERROR, "the server sent a PING frame whose length is not 8"
-            )
         if stream_id != 0:
             self._connection_error(
                 ErrorCodes.PROTOCOL_ERROR, f"the server sent PING on stream {stream_id}"
+            )
+        if following - body != 8:
+            self._connection_error(
+                ErrorCodes.FRAME_SIZE_ERROR, "the server sent a PING frame whose length is not 8"
             )
         data = view[body:following].tobytes()
         if flags & 0x1:  # ACK
