@@ -31,6 +31,7 @@ from hyper.tls import init_context
 from tests.support.http2bin import Http2binServer
 from tests.support.nghttpd import NghttpdServer
 from tests.support.scripted import ScriptedServer, ServerConnection
+from tests.support.versions import LOWEST_VERSIONS
 
 #: Files of the generated document root small enough to fetch by the hundred.
 SMALL_FILES = ("1k.bin", "64k.bin", "index.html", "empty.bin")
@@ -938,7 +939,8 @@ def test_httpbin_status_with_body(bin_conn: HTTP20Connection) -> None:
 # http.response.start when the WSGI body is empty, so every empty-bodied response (HEAD,
 # 204, httpbin's bare /status/NNN) turns into a 500 with an empty body. Not a hyper bug.
 _HYPERCORN_EMPTY_BODY = pytest.mark.xfail(
-    strict=True,
+    # On the lowest h2 the tests allow (CI's second run), hypercorn answers these correctly.
+    strict=not LOWEST_VERSIONS,
     reason="SERVER BUG: hypercorn 0.18 WSGI adapter answers 500 to empty-body WSGI responses",
 )
 

@@ -21,7 +21,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ..tls import PLAINTEXT_WRITE_SIZE, TLSChannel
 from .exceptions import (
@@ -37,6 +38,9 @@ from .exceptions import (
 DEFAULT_BUFFER_SIZE = 64 * 1024
 #: The default for HTTP/2, whose bulk transfers gain from taking more data per read.
 HTTP2_BUFFER_SIZE = 256 * 1024
+
+#: Unread data dropped before closing: at most this many reads of this size.
+_DISCARD_READS, _DISCARD_SIZE = 16, 64 * 1024
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _HAS_POLL = hasattr(select, "poll")
@@ -569,30 +573,42 @@ class BufferedSocket:
         tls = self._tls
         assert tls is not None
         total = len(view)
+        for start in range(0, total or 1, PLAINTEXT_WRITE_SIZE):
+            deadline = self._deadline()
+            if total:
+                self._encrypt(tls, view[start : start + PLAINTEXT_WRITE_SIZE], deadline)
+            self._flush_tls(tls, deadline)
+
+    def _encrypt(self, tls: TLSChannel, piece: memoryview, deadline: float | None) -> None:
+        while True:
+            try:
+                tls.write(piece)
+                return
+            except ssl.SSLWantReadError:
+                # TLS must first read the rest of a message the peer sent after the
+                # handshake: send what it owes, then take what has arrived (or wait for it).
+                self._flush_tls(tls, deadline)
+                if not self._tls_call(tls.pull) and not self._wait(_IN, deadline):
+                    raise SocketTimeout("timed out sending data to the server") from None
+            except ssl.SSLError as exc:
+                raise TLSError(f"TLS error while sending: {exc}") from exc
+
+    def _flush_tls(self, tls: TLSChannel, deadline: float | None) -> None:
+        while not self._tls_call(tls.flush):
+            if not self._wait(_OUT, deadline):
+                raise SocketTimeout("timed out sending data to the server")
+
+    def _tls_call(self, call: Callable[[], bool]) -> bool:
+        """One non-blocking step of the channel, its failures translated."""
         try:
-            for start in range(0, total or 1, PLAINTEXT_WRITE_SIZE):
-                deadline = self._deadline()
-                while total:
-                    try:
-                        tls.write(view[start : start + PLAINTEXT_WRITE_SIZE])
-                        break
-                    except ssl.SSLWantReadError:
-                        # TLS must read the rest of a post-handshake message first.
-                        while not tls.flush():
-                            if not self._wait(_OUT, deadline):
-                                raise SocketTimeout("timed out sending data to the server")
-                        if not tls.pull() and not self._wait(_IN, deadline):
-                            raise SocketTimeout("timed out sending data to the server")
-                while not tls.flush():
-                    if not self._wait(_OUT, deadline):
-                        raise SocketTimeout("timed out sending data to the server")
+            return call()
         except ssl.SSLError as exc:
             raise TLSError(f"TLS error while sending: {exc}") from exc
         except OSError as exc:
             self._write_failed(exc)
 
     @staticmethod
-    def _write_failed(exc: OSError) -> None:
+    def _write_failed(exc: OSError) -> NoReturn:
         if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
             raise ConnectionClosed(f"connection closed by the server: {exc}") from exc
         raise SocketError(f"error while sending: {exc}") from exc
@@ -618,6 +634,7 @@ class BufferedSocket:
                 return
             self._closed = True
             waiting = self._pollers
+        self._discard_unread()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -626,6 +643,20 @@ class BufferedSocket:
             self.wake()
         else:
             self._close_descriptors()
+
+    def _discard_unread(self) -> None:
+        """
+        Read and drop what the peer sent that nobody will read (a bounded amount, without
+        waiting). A socket closed with unread data is reset rather than closed, and a reset
+        can make the peer lose what was sent last (a GOAWAY saying why).
+        """
+        sock = self._sock
+        try:
+            for _ in range(_DISCARD_READS):
+                if not sock.recv(_DISCARD_SIZE):
+                    return
+        except OSError:  # nothing more now (BlockingIOError), or the peer is gone
+            return
 
     def _close_descriptors(self) -> None:
         waker, self._waker = self._waker, None

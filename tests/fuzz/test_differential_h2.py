@@ -44,6 +44,7 @@ from hyper.http20.errors import ErrorCodes, SettingCodes
 from hyper.http20.events import PushPromised
 from hyper.http20.exceptions import ProtocolError
 from hyper.http20.stream import Stream
+from hyper.http20.validation import MalformedHeaders, check_response
 from hyper.http20.window import DEFAULT_CONNECTION_WINDOW, DEFAULT_STREAM_WINDOW
 from tests.fuzz.h2frames import frame_script
 from tests.fuzz.harness import fuzz
@@ -64,6 +65,11 @@ REASONS = {
         "RFC 9113 8.1.1: a response whose DATA payloads do not add up to its content-length is "
         "malformed, also when HEADERS or trailers end it; h2 checks the length on DATA frames "
         "only"
+    ),
+    "invalid-fields-are-malformed": (
+        "RFC 9113 8.2.1 and 8.1.1: a response with a field name or value HTTP/2 forbids "
+        "(control characters, uppercase, connection-specific fields) is malformed; older h2 "
+        "releases accept some of them"
     ),
     "status-must-be-three-digits": (
         "RFC 9113 8.3.2 and RFC 9110 15: a response whose :status is not a three-digit code is "
@@ -434,6 +440,9 @@ def explain(frame: bytes, kind: int, hyper: View, reference: View, history: byte
     if mine is not None and mine.state == "malformed" and reference.failed is not None:
         return "malformed-is-a-stream-error"
     if mine is not None and theirs is not None and mine.state == "malformed":
+        for block in (theirs.headers, theirs.informational):
+            if block is not None and _invalid(block):
+                return "invalid-fields-are-malformed"
         status = _header_value(theirs.headers or theirs.informational, b":status")
         if status is not None and not (len(status) == 3 and status.isdigit()):
             return "status-must-be-three-digits"
@@ -480,6 +489,15 @@ def explain(frame: bytes, kind: int, hyper: View, reference: View, history: byte
     ):
         return "frames-on-a-peer-reset-stream"
     return None
+
+
+def _invalid(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether hyper's checks find a response header block malformed."""
+    try:
+        check_response(headers)
+    except MalformedHeaders:
+        return True
+    return False
 
 
 def _length_differs(view: StreamView) -> bool:
