@@ -269,9 +269,9 @@ class TLSChannel:
         "_cipher",
         "_ended",
         "_failure",
-        "_more",
         "_fed",
         "_incoming",
+        "_more",
         "_outgoing",
         "_received",
         "_sslobj",
@@ -304,7 +304,10 @@ class TLSChannel:
         self._failure: OSError | None = None
         #: The peer's close_notify was read: every later read returns 0.
         self._ended = False
-        #: The last read stopped because the buffer was full, not for want of data.
+        #: The last read stopped because the buffer was full, not for want of data. Only
+        #: then can TLS hold decrypted data not yet taken (every other read goes on until
+        #: nothing is left in memory), so this stands for ``sslobj.pending()``, which costs
+        #: a call into the ssl module.
         self._more = False
 
     def fileno(self) -> int:
@@ -316,9 +319,8 @@ class TLSChannel:
         plaintext or ciphertext not yet taken is in memory, or the end of the stream or a
         failure was met behind the data the last read returned."""
         return (
-            self._sslobj.pending() > 0
+            self._more
             or self._ended
-            or self._more
             or self._failure is not None
             or ((self._incoming.pending > 0 or self._fed < self._received) and not self._starved)
         )
@@ -345,9 +347,25 @@ class TLSChannel:
         while True:
             if self._fed < self._received and incoming.pending < _RECORD_SIZE:
                 self._feed()
-            try:
-                count = sslobj.read(room - total, buffer[total:])
-            except ssl.SSLWantReadError:
+            count = -1  # -1: no whole record in memory
+            # With nothing in memory, asking TLS would only raise SSLWantReadError, which
+            # costs more than looking first.
+            if incoming.pending or incoming.eof or self._more or self._ended:
+                try:
+                    # typeshed says bytes; given a buffer, read() returns the count.
+                    count = int(sslobj.read(room - total, buffer[total:]))
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
+                    self._ended = True
+                    return total  # close_notify: the end of the stream (0 once all is taken)
+                except OSError as exc:
+                    if not total:
+                        raise
+                    # The records before it are good: return them, and the failure next time.
+                    self._failure = exc
+                    return total
+            if count < 0:
                 if self._fed < self._received:
                     self._feed()
                     continue
@@ -364,19 +382,10 @@ class TLSChannel:
                     continue
                 self._fed, self._received = 0, received
                 continue
-            except ssl.SSLZeroReturnError:
-                self._ended = True
-                return total  # close_notify: the end of the stream (0 once all is taken)
-            except OSError as exc:
-                if not total:
-                    raise
-                # The records before it are good: return them, and the failure next time.
-                self._failure = exc
-                return total
             if not count:
                 self._ended = True  # close_notify (read as 0 once OpenSSL has seen it)
                 return total
-            total += int(count)
+            total += count
             if room - total < _RECORD_SIZE:
                 # Full: more may wait in TLS's own buffers, where nothing else can see it.
                 self._more = True

@@ -233,19 +233,43 @@ class BufferedSocket:
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
 
+    def _readable_now(self) -> bool:
+        """Whether the socket is readable at this moment (data, the end, or an error).
+
+        Unlike :meth:`_wait`, this keeps no count of waiting threads: the count is there so
+        that a descriptor is not closed and reused under a poll that waits, and this one
+        does not wait.
+        """
+        if self._closed:
+            raise ConnectionClosed("the connection was closed")
+        fd = self._sock.fileno()
+        if fd < 0:
+            raise ConnectionClosed("the connection was closed")
+        if not _HAS_POLL:
+            return bool(select.select([self._sock], [], [], 0)[0])
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+        try:
+            poller.register(fd, _IN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError) as exc:
+            raise SocketError(f"error waiting on the socket: {exc}") from exc
+
     def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float | None) -> bool:
         poller = self._wake_poller
         milliseconds = None if timeout is None else int(timeout * 1000)
         try:
             if poller is None:
+                # Both descriptors stay registered: the socket's never changes while open.
                 poller = self._wake_poller = select.poll()
                 poller.register(waker.fileno(), _IN)
-            poller.register(fd, _IN)
+                poller.register(fd, _IN)
             ready = poller.poll(milliseconds)
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
-        if any(ready_fd == waker.fileno() for ready_fd, _ in ready):
-            self._drain_waker()
+        if len(ready) > 1 or (ready and ready[0][0] != fd):
+            self._drain_waker()  # the waker is readable (it is the other descriptor)
         return bool(ready)
 
     def _drain_waker(self) -> None:
@@ -514,7 +538,7 @@ class BufferedSocket:
         if self._start != self._end or self._eof or self._deferred_error is not None:
             return True
         tls_ready = self._tls is not None and self._tls.ready()
-        if not tls_ready and not self._wait(_IN, time.monotonic()):
+        if not tls_ready and not self._readable_now():
             return False
         self._make_room()
         try:
@@ -533,7 +557,7 @@ class BufferedSocket:
         if self._readable_in_memory():
             return True
         try:
-            return self._wait(_IN, time.monotonic())
+            return self._readable_now()
         except (OSError, ValueError, SocketError):
             return True
 

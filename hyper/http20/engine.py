@@ -597,9 +597,7 @@ class Engine:
             return
         if (kind in _CONNECTION_FRAMES) != (stream_id == 0):
             where = f"stream {stream_id}" if stream_id else "stream 0"
-            self._connection_error(
-                ErrorCodes.PROTOCOL_ERROR, f"the server sent {name} on {where}"
-            )
+            self._connection_error(ErrorCodes.PROTOCOL_ERROR, f"the server sent {name} on {where}")
 
     def _check_preface(self, data: bytes | bytearray | memoryview) -> None:
         """The server's first frame must be a SETTINGS frame (section 3.4); anything else
