@@ -190,14 +190,15 @@ class BufferedSocket:
         with self._state_lock:
             if self._closed:
                 raise ConnectionClosed("the connection was closed")
+            waker = None
             if wakeable:
                 if self._wake_pending:
                     self._wake_pending = False
                     return True
-                self._wake_pair()
+                waker = self._wake_pair()[0]
             self._pollers += 1
         try:
-            return self._wait_open(events, deadline, wakeable)
+            return self._wait_open(events, deadline, waker)
         finally:
             with self._state_lock:
                 self._pollers -= 1
@@ -205,12 +206,11 @@ class BufferedSocket:
             if last_out:
                 self._close_descriptors()
 
-    def _wait_open(self, events: int, deadline: float | None, wakeable: bool) -> bool:
+    def _wait_open(self, events: int, deadline: float | None, waker: _Socket | None) -> bool:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
             raise ConnectionClosed("the connection was closed")
-        waker = self._wake_pair()[0] if wakeable else None
         if not _HAS_POLL:  # Windows: select() has no descriptor limit there
             readers: list[Any] = [self._sock] if events & _IN else []
             writers = [self._sock] if events & _OUT else []

@@ -9,6 +9,7 @@ order they were added, compares names without regard to case, and always hands b
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from operator import itemgetter
 from typing import Any, TypeAlias
 
 from .exceptions import InvalidRequest
@@ -210,6 +211,10 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
 
     def _values(self, key: bytes) -> list[bytes]:
         """The values of the fields named ``key`` (lowercase), split; empty if none."""
+        if key not in map(bytes.lower, map(itemgetter(0), self._items)):
+            # Most lookups (hyper's own, of Content-Encoding say) are of absent fields:
+            # this pass runs in C, where the loop below would run in Python.
+            return []
         size = len(key)
         split = key not in UNSPLIT_HEADERS
         values: list[bytes] = []

@@ -46,7 +46,8 @@ class HTTP20Response(BaseResponse):
     Iterating over a response yields its body in pieces (decoded, empty pieces skipped). It
     is a context manager: leaving the ``with`` block closes it.
 
-    :param headers: the response header block, ``:status`` included.
+    :param headers: the response's header fields as the engine checked them: ``:status``
+        first, then regular fields only (RFC 9113 section 8.3).
     :param stream: the handle the response reads its stream through.
     :raises InvalidResponse: if ``:status`` is not a three-digit status code.
     """
@@ -54,11 +55,8 @@ class HTTP20Response(BaseResponse):
     #: The protocol of the response.
     version = HTTPVersion.http20
 
-    def __init__(
-        self, headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]], stream: StreamHandle
-    ) -> None:
-        pseudo, plain = _split_pseudo(headers)
-        status = pseudo.get(b":status", b"")
+    def __init__(self, headers: list[tuple[bytes, bytes]], stream: StreamHandle) -> None:
+        status = headers[0][1] if headers and headers[0][0] == b":status" else b""
         if len(status) != 3 or not status.isdigit():
             stream.close()
             raise InvalidResponse(
@@ -69,7 +67,7 @@ class HTTP20Response(BaseResponse):
         #: HTTP/2 has no reason phrase: always ``""``.
         self.reason = ""
         #: The response headers (pseudo-headers left out), set once and never changed.
-        self.headers = HTTPHeaderMap.from_trusted(plain)
+        self.headers = HTTPHeaderMap.from_trusted(headers[1:])
         self._stream = stream
         #: Raw body bytes read ahead (to reach the trailers) and not yet returned.
         self._cache: bytes | None = None
