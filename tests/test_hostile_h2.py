@@ -106,10 +106,9 @@ SMALL = 2 * MiB
 #: parsing, so a few frames' worth of memory is expected, and nothing proportional to the
 #: size the server claims. 16 MiB leaves room for that and for tracing overhead.
 LARGE = 16 * MiB
-#: Frames in each flood. h2 spends about 40 microseconds on each frame, six times that under
-#: tracemalloc, so 100,000 frames would take 20 s per flood here; 10,000 show the same thing
-#: in about two seconds. A flood's memory bound is :data:`SMALL`: anything kept per frame,
-#: even 200 bytes, would exceed it.
+#: Frames in each flood: enough that anything kept per frame, even 200 bytes, would exceed a
+#: flood's memory bound (:data:`SMALL`), and few enough to run in well under a second while
+#: tracemalloc traces every allocation.
 FLOOD = 10_000
 #: Time bound of a flood: about 2 s traced on a quiet machine, with slack for a loaded one.
 FLOOD_SECONDS = 10.0
@@ -1117,12 +1116,12 @@ def test_frame_on_a_closed_stream_is_explained(scripted_raw_server: ServerFactor
     assert "closed" in message, message
 
 
-# -- memory growth that hyper does not bound yet --------------------------------------------------
+# -- memory that a header block in pieces could take ----------------------------------------------
 
 
 def test_large_continuation_frames_stay_bounded(scripted_raw_server: ServerFactory) -> None:
-    """Endless CONTINUATION frames of 1 MiB each: the advertised 64 KiB header list limit
-    should bound what hyper buffers, long before h2's 64-frame backlog limit."""
+    """Endless CONTINUATION frames of 1 MiB each: the block's size limit bounds what hyper
+    buffers to about one frame."""
     peers: list[RawH2Peer] = []
     case_ = Case(
         _big_continuation_flood, expect=ProtocolError, level="connection", bystander=False

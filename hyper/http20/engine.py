@@ -871,7 +871,10 @@ class Engine:
         assert block is not None
         block.size += following - body
         self._check_block_size(block.size)
-        block.fragments.append(view[body:following].tobytes())
+        if following > body:
+            # Empty fragments are dropped: a flood of them would otherwise grow the list
+            # without the size limit above ever seeing it.
+            block.fragments.append(view[body:following].tobytes())
         if not flags & END_HEADERS:
             return
         self._block = None

@@ -109,6 +109,11 @@ REASONS = {
         "RFC 9113 6.6: only after the server acknowledged SETTINGS_ENABLE_PUSH = 0 is a "
         "PUSH_PROMISE a connection error; before, hyper refuses the stream"
     ),
+    "every-setting-value-is-checked": (
+        "RFC 9113 6.5.3: the values of a SETTINGS frame are processed in the order they "
+        "appear, so an invalid one is a connection error even when a later value of the same "
+        "setting replaces it; h2 checks only the last value of each setting"
+    ),
     "preface-judged-from-its-header": (
         "RFC 9113 3.4: the server's first frame must be SETTINGS (not an acknowledgement); hyper "
         "judges it by its frame header, h2 does not check it, or only once the whole frame has "
@@ -398,7 +403,7 @@ def explain(frame: bytes, kind: int, hyper: View, reference: View, history: byte
     ):
         return "padding-may-fill-the-frame"
     if (
-        frame_type in (0x0, 0x1, 0x9)
+        frame_type in (0x0, 0x1, 0x3, 0x8, 0x9)
         and hyper.failed is None
         and reference.failed is not None
         and mine is not None
@@ -427,6 +432,14 @@ def explain(frame: bytes, kind: int, hyper: View, reference: View, history: byte
         for pos in range(9, len(frame) - 5, 6):
             if frame[pos : pos + 2] == b"\x00\x02" and frame[pos + 2 : pos + 6] != b"\0\0\0\0":
                 return "server-may-not-enable-push"
+    if (
+        frame_type == 0x4
+        and not flags & 0x1
+        and hyper.failed in (ErrorCodes.PROTOCOL_ERROR, ErrorCodes.FLOW_CONTROL_ERROR)
+        and reference.failed is None
+        and _replaced_setting_was_invalid(frame)
+    ):
+        return "every-setting-value-is-checked"
     if frame_type == 0x5 and hyper.failed is None and reference.failed is None:
         promised = int.from_bytes(frame[9:13], "big") & 0x7FFFFFFF if len(frame) >= 13 else 0
         if promised not in hyper.streams and promised in reference.streams:
@@ -540,6 +553,36 @@ def _depends_on_itself(history: bytes, stream_id: int) -> bool:
         if len(dependency) == 4 and int.from_bytes(dependency, "big") & 0x7FFFFFFF == stream_id:
             return True
     return False
+
+
+def _replaced_setting_was_invalid(frame: bytes) -> bool:
+    """Whether a SETTINGS frame holds an invalid value that a later value of the same setting
+    replaces (the only value h2 then checks)."""
+    entries = [
+        (
+            int.from_bytes(frame[pos : pos + 2], "big"),
+            int.from_bytes(frame[pos + 2 : pos + 6], "big"),
+        )
+        for pos in range(9, len(frame) - 5, 6)
+    ]
+    for index, (setting, value) in enumerate(entries):
+        replaced = any(later == setting for later, _ in entries[index + 1 :])
+        if replaced and not _valid_setting(setting, value):
+            return True
+    return False
+
+
+def _valid_setting(setting: int, value: int) -> bool:
+    """Whether a client accepts ``value`` for ``setting`` from a server (RFC 9113 6.5.2)."""
+    if setting == SettingCodes.ENABLE_PUSH:
+        return value == 0
+    if setting == SettingCodes.INITIAL_WINDOW_SIZE:
+        return value <= 2**31 - 1
+    if setting == SettingCodes.MAX_FRAME_SIZE:
+        return 2**14 <= value <= 2**24 - 1
+    if setting == SettingCodes.ENABLE_CONNECT_PROTOCOL:
+        return value in (0, 1)
+    return True
 
 
 def _padding_fills_the_frame(frame: bytes) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import tracemalloc
 from collections.abc import Iterator
 
 import hpack
@@ -626,6 +627,25 @@ def test_a_header_block_in_continuations_is_decoded_whole() -> None:
         + raw_frame(CONTINUATION, END_HEADERS, 1, block[50:])
     )
     assert stream.response_headers == [(b":status", b"200"), (b"x-long", b"v" * 100)]
+    assert stream.finished
+
+
+def test_empty_continuations_cost_no_memory() -> None:
+    engine, server, stream = requested()
+    block = server.block([(b":status", b"200")])
+    engine.receive_data(raw_frame(HEADERS, END_STREAM, 1, block))
+    empty = raw_frame(CONTINUATION, 0, 1, b"") * 10_000
+    tracemalloc.start()
+    try:
+        for _ in range(20):
+            engine.receive_data(empty)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 200,000 frames: one kept list entry each would be 1.6 MB.
+    assert peak < 200_000, peak
+    engine.receive_data(raw_frame(CONTINUATION, END_HEADERS, 1, b""))
+    assert stream.response_headers == [(b":status", b"200")]
     assert stream.finished
 
 
