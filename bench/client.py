@@ -67,7 +67,8 @@ def warm_up(driver: Driver) -> None:
 
 
 def time_serial(driver: Driver, workload: Workload, count: int) -> Timed:
-    """``count`` GETs, each one finished before the next starts."""
+    """``count`` GETs, each one finished before the next starts, each body read whole into
+    one ``bytes`` (``whole`` is this with a large body: the way most programs read one)."""
     warm_up(driver)
     sizes = []
     start = time.perf_counter()
@@ -177,6 +178,7 @@ WORK: dict[str, Callable[[Driver, Workload, int], Timed]] = {
     "serial": time_serial,
     "concurrent": time_concurrent,
     "download": time_download,
+    "whole": time_serial,
     "h11serial": time_serial,
     "h11serial-tls": time_serial,
     "upload": time_upload,

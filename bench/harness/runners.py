@@ -268,6 +268,11 @@ def run_import(job: Job, module: str, peer: bool) -> Sample:
     repeats = job.workload.count(quick=job.quick)
     cmd = [interpreter(peer), "-c", _IMPORT_CODE.format(module=module)]
     env = _child_env(peer)
+    # The caches must be written even where the environment says not to (some sandboxes
+    # and CI images set PYTHONDONTWRITEBYTECODE): otherwise a library imported from a work
+    # tree is compiled from source every time, while installed ones had theirs written by
+    # pip, and the comparison would time the compiler.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     execute(cmd, job.timeout, env=env)
     times = []
     start = time.perf_counter()
@@ -531,8 +536,9 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-#: Workloads the native tools do not run: memory and import time are Python matters.
-_PYTHON_ONLY = frozenset({"memory", "import"})
+#: Workloads the native tools do not run: memory and import time are Python matters, and
+#: reading a body whole into one object is the same transfer as ``download`` for them.
+_PYTHON_ONLY = frozenset({"memory", "import", "whole"})
 
 #: Every client the benchmark knows, in report order.
 RUNNERS: dict[str, Runner] = {

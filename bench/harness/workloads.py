@@ -139,6 +139,16 @@ WORKLOADS: dict[str, Workload] = {
             quick_requests=1,
         ),
         Workload(
+            name="whole",
+            description="one 100 MiB GET, the body read whole: read(), .content, pycurl "
+            "into a BytesIO",
+            path="/100m.bin",
+            body_size=100 * 2**20,
+            unit="MB/s",
+            requests=1,
+            quick_requests=1,
+        ),
+        Workload(
             name="upload",
             description="one 100 MiB POST (16 MiB with --quick); nghttpd reads and "
             "discards the body, and answers with /1k.bin",

@@ -63,7 +63,7 @@ DRIVERS: dict[str, DriverSpec] = {
         frozenset({"h2"}),
         peer=True,
         requires="httpx",
-        exclude=frozenset({"serial", "download", "upload"}),
+        exclude=frozenset({"serial", "download", "whole", "upload"}),
     ),
     "niquests": DriverSpec(
         "harness.clients.niquests_client:NiquestsDriver", _BOTH, module="niquests", peer=True

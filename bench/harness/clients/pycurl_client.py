@@ -14,6 +14,7 @@ handles are created once per batch size and reused, the way a pycurl program wou
 
 from __future__ import annotations
 
+import io
 from types import ModuleType
 from typing import Any
 
@@ -66,10 +67,16 @@ class PycurlDriver:
         return easy
 
     def get(self, path: str) -> int:
-        """GET ``path`` and return the body length (the body is joined, as others read it)."""
-        self._parts.clear()
-        self._perform(path)
-        return len(b"".join(self._parts))
+        """GET ``path`` into a BytesIO and return the body length (the whole body as one
+        ``bytes``, as the other clients read it)."""
+        pycurl = self._pycurl
+        body = io.BytesIO()
+        self._easy.setopt(pycurl.WRITEFUNCTION, body.write)
+        try:
+            self._perform(path)
+        finally:
+            self._easy.setopt(pycurl.WRITEFUNCTION, self._parts.append)
+        return len(body.getvalue())
 
     def stream(self, path: str, chunk_size: int) -> int:
         """GET ``path`` with ``chunk_size`` as libcurl's buffer; count and drop each piece."""
