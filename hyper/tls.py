@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
+from .common.util import poll_step
 
 log = logging.getLogger(__name__)
 
@@ -548,14 +549,17 @@ def _send_all(channel: TLSChannel, deadline: float | None, host: str) -> None:
 
 def _wait(sock: socket.socket, events: int, deadline: float | None, host: str) -> None:
     """Wait for ``sock`` during the handshake; time out at ``deadline``."""
-    timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock.fileno(), events)
-        ready = bool(poller.poll(None if timeout is None else int(timeout * 1000) + 1))
-    else:  # Windows
-        reading = events == _IN
-        found = select.select([sock] if reading else [], [] if reading else [sock], [], timeout)
-        ready = bool(found[0] or found[1])
-    if not ready:
-        raise ConnectTimeout(f"TLS handshake with {host} timed out")
+    while True:
+        step, last = poll_step(deadline)
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock.fileno(), events)
+            ready = bool(poller.poll(int(step * 1000) + 1))
+        else:  # Windows
+            reading = events == _IN
+            found = select.select([sock] if reading else [], [] if reading else [sock], [], step)
+            ready = bool(found[0] or found[1])
+        if ready:
+            return
+        if last:
+            raise ConnectTimeout(f"TLS handshake with {host} timed out")

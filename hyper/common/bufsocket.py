@@ -33,6 +33,7 @@ from .exceptions import (
     SocketTimeout,
     TLSError,
 )
+from .util import poll_step
 
 #: The default size of a connection's receive buffer (64 KiB).
 DEFAULT_BUFFER_SIZE = 64 * 1024
@@ -207,10 +208,17 @@ class BufferedSocket:
                 self._close_descriptors()
 
     def _wait_open(self, events: int, deadline: float | None, waker: _Socket | None) -> bool:
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
             raise ConnectionClosed("the connection was closed")
+        while True:
+            step, last = poll_step(deadline)
+            if self._poll_once(fd, events, step, waker):
+                return True
+            if last:
+                return False
+
+    def _poll_once(self, fd: int, events: int, timeout: float, waker: _Socket | None) -> bool:
         if not _HAS_POLL:  # Windows: select() has no descriptor limit there
             readers: list[Any] = [self._sock] if events & _IN else []
             writers = [self._sock] if events & _OUT else []

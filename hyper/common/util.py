@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import sys
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -12,6 +13,26 @@ from typing import Any, TypeVar
 from .exceptions import InvalidRequest
 
 _Closeable = TypeVar("_Closeable", bound="ClosingContextManager")
+
+#: The longest hyper waits in one ``poll()``, in seconds; a longer wait is several polls. A
+#: signal such as Ctrl-C that arrives just before a poll starts does not interrupt it, and
+#: Python runs the signal's handler (raising ``KeyboardInterrupt``) only once the poll
+#: returns: the slices bound that delay, however long the caller's timeout.
+POLL_SLICE = 1.0
+
+
+def poll_step(deadline: float | None) -> tuple[float, bool]:
+    """
+    How long the next ``poll()`` of a wait until ``deadline`` may last.
+
+    :param deadline: the :func:`time.monotonic` time the wait ends, ``None`` for never.
+    :returns: the poll's timeout in seconds (at most :data:`POLL_SLICE`), and whether the
+        deadline falls within it (a poll that then finds nothing ready means a time-out).
+    """
+    timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    if timeout is None or timeout > POLL_SLICE:
+        return POLL_SLICE, False
+    return timeout, True
 
 
 class ClosingContextManager:
