@@ -38,7 +38,18 @@ from typing import Any
 
 from .exceptions import ContentDecodingError, InvalidRequest
 
-__all__ = ["SUPPORTED_ENCODINGS", "ZSTD_MAX_WINDOW_SIZE", "Decoder", "get_decoder"]
+__all__ = [
+    "MAX_CODINGS",
+    "SUPPORTED_ENCODINGS",
+    "ZSTD_MAX_WINDOW_SIZE",
+    "Decoder",
+    "get_decoder",
+]
+
+#: The most content codings hyper undoes for one body. Real servers apply one, rarely two;
+#: a longer list is refused (:class:`~hyper.common.exceptions.ContentDecodingError`) before
+#: any byte is decoded, so a header cannot make hyper build an arbitrarily deep chain.
+MAX_CODINGS = 5
 
 #: The largest zstd window hyper accepts, in bytes. RFC 9659 limits the window of the ``zstd``
 #: content coding to 8 MiB; a frame asking for more is refused, which also bounds the memory a
@@ -765,8 +776,8 @@ class Decoder:
     the order they were applied, as the header lists them.
 
     :param codings: the content codings, e.g. ``["gzip"]`` or ``[b"gzip", b"br"]``.
-    :raises InvalidRequest: if a coding is not supported (see :data:`SUPPORTED_ENCODINGS`) or
-        none is given.
+    :raises InvalidRequest: if a coding is not supported (see :data:`SUPPORTED_ENCODINGS`),
+        none is given, or more than :data:`MAX_CODINGS` are.
     """
 
     __slots__ = ("_codings", "_stages")
@@ -775,6 +786,10 @@ class Decoder:
         names = _parse_codings(codings)
         if not names:
             raise InvalidRequest("no content coding to decode")
+        if len(names) > MAX_CODINGS:
+            raise InvalidRequest(
+                f"{len(names)} content codings given; hyper decodes at most {MAX_CODINGS}"
+            )
         stages: list[_Stage] = []
         # Codings are listed in the order they were applied, so they are undone in reverse.
         for name in reversed(names):
@@ -813,25 +828,43 @@ class Decoder:
         stages[0].feed(data)
         if max_length == 0:
             return b""
-        return self._pull(len(stages) - 1, max_length)
+        return self._pull(max_length)
 
-    def _pull(self, index: int, limit: int) -> bytes:
-        """Return up to ``limit`` bytes from stage ``index``, feeding it from the ones before."""
-        stage = self._stages[index]
-        out = stage.read(limit)
-        if index == 0 or len(out) == limit or stage.finished:
-            return out
-        parts = [out]
-        got = len(out)
-        while got < limit and stage.needs_input and not stage.finished:
-            upstream = self._pull(index - 1, _CHAIN_CHUNK)
-            if not upstream:
+    def _pull(self, limit: int) -> bytes:
+        """Return up to ``limit`` bytes from the last stage, feeding each stage from the one
+        before it as it runs dry. A loop, not a recursion: a chain's depth costs no stack."""
+        stages = self._stages
+        last = stages[-1]
+        parts: list[bytes] = []
+        got = 0
+        while got < limit:
+            out = last.read(limit - got)
+            if out:
+                parts.append(out)
+                got += len(out)
+                continue
+            if last.finished or not last.needs_input or not self._refill(len(stages) - 1):
                 break
-            stage.feed(upstream)
-            out = stage.read(limit - got)
-            parts.append(out)
-            got += len(out)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _refill(self, index: int) -> bool:
+        """Give stage ``index`` more input from the stages before it; ``False`` when they
+        have nothing more until the caller feeds the chain."""
+        stages = self._stages
+        current = index - 1
+        while current >= 0:
+            out = stages[current].read(_CHAIN_CHUNK)
+            if out:
+                stages[current + 1].feed(out)
+                if current + 1 == index:
+                    return True
+                current += 1  # the next stage down has input now: try it again
+                continue
+            stage = stages[current]
+            if current == 0 or stage.finished or not stage.needs_input:
+                return False
+            current -= 1
+        return False
 
     def flush(self, max_length: int = -1) -> bytes:
         """
@@ -893,10 +926,16 @@ def get_decoder(content_encoding: list[bytes] | bytes | str | None) -> Decoder |
     :returns: a decoder, or ``None`` when there is nothing to decode, or when *any* listed
         coding is not supported: the body is then passed on as it arrived, still encoded,
         rather than decoded in part.
+    :raises ContentDecodingError: if the header lists more than :data:`MAX_CODINGS` codings.
     """
     if content_encoding is None:
         return None
     codings = _parse_codings(content_encoding)
+    if len(codings) > MAX_CODINGS:
+        raise ContentDecodingError(
+            f"the response lists {len(codings)} content codings; hyper decodes at most "
+            f"{MAX_CODINGS}"
+        )
     if not codings or any(coding not in _FACTORIES for coding in codings):
         return None
     return Decoder(codings)

@@ -10,6 +10,7 @@ A protocol's response class supplies two primitives, :meth:`BaseResponse._raw_re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from io import BytesIO
 
 from .decoder import Decoder, get_decoder
 from .exceptions import InvalidRequest
@@ -69,13 +70,18 @@ class BaseResponse(ClosingContextManager):
 
         :param amt: the most bytes to return; ``None`` reads to the end of the body. With
             ``amt``, the call returns exactly ``amt`` bytes unless the body ends first (an
-            empty result means the body is over).
+            empty result means the body is over). Without it, the body is gathered in one
+            growing buffer that becomes the result: memory peaks at about the size of the
+            (decoded) body, not twice it.
         :param decode_content: decode a body sent with a ``Content-Encoding`` hyper knows
             (gzip, deflate, br, zstd). With ``amt``, at most ``amt`` *decoded* bytes are
             returned, so a small compressed body cannot expand without limit in one call.
             Use the same setting for every read of one response.
         :returns: the data.
-        :raises ContentDecodingError: if the body does not decode.
+        :raises ContentDecodingError: if the body does not decode, or its
+            ``Content-Encoding`` lists more than
+            :data:`~hyper.common.decoder.MAX_CODINGS` codings (raised before any byte is
+            decoded).
         :raises HyperError: (a subclass) if the body cannot be read to its end: the stream
             was reset, the connection failed, or the body was shorter than announced.
         """
@@ -85,7 +91,7 @@ class BaseResponse(ClosingContextManager):
         if decoder is None:
             return self._raw_read(amt) if amt is None or amt > 0 else b""
         if amt is None:
-            return decoder.decompress(self._raw_read(None)) + decoder.flush()
+            return self._decode_whole(decoder)
         if amt <= 0:
             return b""
         while True:
@@ -99,6 +105,23 @@ class BaseResponse(ClosingContextManager):
             out = decoder.decompress(raw, amt)
             if out:
                 return out
+
+    def _decode_whole(self, decoder: Decoder) -> bytes:
+        """The rest of the body, decoded. The encoded body is taken piece by piece and
+        decoded in bounded steps into one growing buffer, so the peak is about the decoded
+        body, never the encoded and decoded bodies together or a second copy of either."""
+        sink = BytesIO()
+        while True:
+            raw = self._raw_chunk()
+            if raw is None:
+                break
+            sink.write(decoder.decompress(raw, DECODE_STEP))
+            while not decoder.needs_input:
+                sink.write(decoder.decompress(b"", DECODE_STEP))
+        while out := decoder.flush(DECODE_STEP):
+            sink.write(out)
+        # CPython's BytesIO hands over its buffer without copying it when no view is open.
+        return sink.getvalue()
 
     def read_chunked(self, decode_content: bool = True) -> Iterator[bytes]:
         """

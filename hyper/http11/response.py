@@ -12,6 +12,8 @@ and request smuggling are made of.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from io import BytesIO
+from typing import TypeVar
 
 from ..common.bufsocket import BufferedSocket
 from ..common.exceptions import (
@@ -26,6 +28,9 @@ from ..common.headers import HTTPHeaderMap
 from ..common.response import BaseResponse
 from ..common.util import HTTPVersion
 from .parser import DEFAULT_MAX_LINE
+
+# What a body piece is turned into: bytes, or the count a sink's write() returns.
+_T = TypeVar("_T")
 
 #: The longest chunk-size line (with extensions) accepted.
 MAX_CHUNK_LINE = 4096
@@ -245,16 +250,32 @@ class HTTP11Response(BaseResponse):
             raise
 
     def _raw_read_open(self, amt: int | None) -> bytes:
+        if amt is None:
+            return self._raw_read_whole()
         parts: list[bytes] = []
         wanted = amt
         while (wanted is None or wanted > 0) and not self._done:
-            piece = self._next_piece(wanted)
+            piece = self._next_piece(wanted, bytes)
             if piece is None:
                 break
             parts.append(piece)
             if wanted is not None:
                 wanted -= len(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _raw_read_whole(self) -> bytes:
+        """The rest of the body: each piece goes from the socket buffer straight into one
+        growing buffer, which is handed over without a final copy."""
+        first = self._next_piece(None, bytes)
+        if first is None or self._done:
+            return first or b""  # the usual small body: one socket read, no buffer
+        sink = BytesIO()
+        sink.write(first)
+        while not self._done:
+            if self._next_piece(None, sink.write) is None:
+                break
+        # CPython's BytesIO hands over its buffer without copying it when no view is open.
+        return sink.getvalue()
 
     def _raw_chunk(self) -> bytes | None:
         if self._done:
@@ -271,47 +292,50 @@ class HTTP11Response(BaseResponse):
             # socket read brings comes in several pieces (memory stays bounded).
             if self._chunk_left == 0 and not self._start_chunk():
                 return None
-            return self._next_piece(self._chunk_left)
-        return self._next_piece(None)
+            return self._next_piece(self._chunk_left, bytes)
+        return self._next_piece(None, bytes)
 
-    def _next_piece(self, wanted: int | None) -> bytes | None:
-        """One piece of the body, at most ``wanted`` bytes; None at its end."""
+    def _next_piece(self, wanted: int | None, store: Callable[[memoryview], _T]) -> _T | None:
+        """One piece of the body, at most ``wanted`` bytes, given to ``store`` while it is
+        still a view of the socket buffer (``bytes`` copies it out, a sink's ``write``
+        appends it); what ``store`` returns, or None at the end of the body."""
         framing = self._framing
         if framing == _LENGTH:
             size = self._remaining if wanted is None else min(wanted, self._remaining)
-            data = self._recv(size)
-            if not data:
+            view = self._socket().recv(size)
+            if not view:
                 self._abort()
                 raise IncompleteRead(self._received, self._received + self._remaining)
-            self._remaining -= len(data)
-            self._received += len(data)
+            got = len(view)
+            stored = store(view)
+            self._remaining -= got
+            self._received += got
             if not self._remaining:
                 self._finish()
-            return data
+            return stored
         if framing == _CHUNKED:
             if self._chunk_left == 0 and not self._start_chunk():
                 return None
             size = self._chunk_left if wanted is None else min(wanted, self._chunk_left)
-            data = self._recv(size)
-            if not data:
+            view = self._socket().recv(size)
+            if not view:
                 self._abort()
                 raise ChunkedDecodeError("the connection closed in the middle of a chunk")
-            self._chunk_left -= len(data)
-            self._received += len(data)
+            got = len(view)
+            stored = store(view)  # before reading the chunk's end moves the buffer
+            self._chunk_left -= got
+            self._received += got
             if self._chunk_left == 0:
                 self._end_chunk()
-            return data
+            return stored
         if framing == _UNTIL_CLOSE:
-            data = self._recv(READ_SIZE if wanted is None else min(wanted, READ_SIZE))
-            if not data:
+            view = self._socket().recv(READ_SIZE if wanted is None else min(wanted, READ_SIZE))
+            if not view:
                 self._finish()
                 return None
-            self._received += len(data)
-            return data
+            self._received += len(view)
+            return store(view)
         return None
-
-    def _recv(self, size: int) -> bytes:
-        return bytes(self._socket().recv(size))
 
     def _start_chunk(self) -> bool:
         """Read a chunk-size line; return False (after the trailers) at the last chunk."""

@@ -271,6 +271,28 @@ def test_three_codings() -> None:
     assert decode_all("deflate, br, zstd", body, chunk_size=5000, max_length=1500) == DATA
 
 
+def test_five_codings_are_decoded_in_bounded_steps() -> None:
+    body = DATA
+    for compress in (zlib.compress, gzip.compress, brotli.compress, zstd_compress, gzip.compress):
+        body = compress(body)
+    codings = "deflate, gzip, br, zstd, gzip"
+    assert decode_all(codings, body) == DATA
+    assert decode_all(codings, body, chunk_size=100, max_length=333) == DATA
+
+
+@pytest.mark.parametrize("count", [6, 1200])
+def test_more_than_five_codings_are_refused_before_decoding(count: int) -> None:
+    header = ", ".join(["gzip"] * count)
+    with pytest.raises(ContentDecodingError, match=f"{count} content codings; .* at most 5"):
+        get_decoder(header)
+    with pytest.raises(ContentDecodingError, match="at most 5"):
+        get_decoder([b"gzip"] * count)  # as separate header fields, the same
+    with pytest.raises(InvalidRequest, match="at most 5"):
+        Decoder(header)
+    # identity is not a coding to undo, so it does not count.
+    assert get_decoder(", ".join(["identity"] * count + ["gzip"])) is not None
+
+
 def test_identity_in_a_chain_is_ignored() -> None:
     assert decode_all("identity, gzip, identity", gzip.compress(DATA)) == DATA
 
