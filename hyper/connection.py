@@ -34,6 +34,7 @@ from .common.util import (
     ClosingContextManager,
     HTTPVersion,
     TimeoutArg,
+    check_ssl_context,
     resolve_host_port,
     split_timeout,
 )
@@ -131,6 +132,7 @@ class HTTPConnection(ClosingContextManager):
             "window_manager": window_manager,
             "enable_push": enable_push,
         }
+        check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
         self._ssl_context = ssl_context
         self._conn: HTTP11Connection | HTTP20Connection = HTTP11Connection(**shared, **http11_only)

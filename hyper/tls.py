@@ -70,6 +70,9 @@ def init_context(
     # so that this function documents the defaults it promises.
     context.verify_mode = ssl.CERT_REQUIRED
     context.check_hostname = True
+    # RFC 9110 4.3.4 and RFC 6125: the host name is matched against subjectAltName only,
+    # never the subject's common name (OpenSSL falls back to it by default).
+    context.hostname_checks_common_name = False
     # RFC 9113 9.2.2 forbids TLS 1.2 compression and renegotiation for HTTP/2.
     context.options |= ssl.OP_NO_COMPRESSION
     if hasattr(ssl, "OP_NO_RENEGOTIATION"):
@@ -538,7 +541,32 @@ def start_tls(
         raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
     sock.settimeout(timeout)
     proto = force_proto or sslobj.selected_alpn_protocol()
+    if proto == "h2" and sslobj.version() == "TLSv1.2":
+        cipher = sslobj.cipher()
+        if cipher is not None and not h2_cipher_allowed(cipher[0]):
+            sock.close()
+            raise TLSError(
+                f"{server_hostname} chose HTTP/2 over TLS 1.2 with the cipher suite "
+                f"{cipher[0]}, which RFC 9113 section 9.2.2 prohibits for HTTP/2 "
+                "(INADEQUATE_SECURITY)"
+            )
     return channel, proto
+
+
+def h2_cipher_allowed(name: str) -> bool:
+    """
+    Whether HTTP/2 may run over the TLS 1.2 cipher suite ``name`` (an OpenSSL name).
+
+    RFC 9113 (section 9.2.2 and appendix A) prohibits every TLS 1.2 suite without an
+    ephemeral key exchange or without an AEAD cipher; hyper offers them all the same, as the
+    RFC allows, so that a server that picks one can answer over HTTP/1.1.
+
+    :param name: e.g. ``"ECDHE-RSA-AES128-GCM-SHA256"``.
+    :returns: whether the suite has an ephemeral (EC)DHE key exchange and an AEAD cipher.
+    """
+    ephemeral = name.startswith(("ECDHE-", "DHE-"))
+    aead = "GCM" in name or "CHACHA20" in name or "CCM" in name
+    return ephemeral and aead
 
 
 def _send_all(channel: TLSChannel, deadline: float | None, host: str) -> None:

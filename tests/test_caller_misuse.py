@@ -192,6 +192,29 @@ def test_invalid_options_are_refused_by_the_constructor(
         cls("127.0.0.1", 8080, **kwargs)
 
 
+@pytest.mark.parametrize("cls", [HTTPConnection, HTTP11Connection, HTTP20Connection])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": "foo"}, r"timeout must be an int, float or None, or a \(connect, read\)"),
+        ({"timeout": (3, 4, 5)}, r"\(connect, read\) pair of them, not a tuple of 3"),
+        ({"timeout": (1, "x")}, r"timeout must be an int, float or None.*not str 'x'"),
+        ({"timeout": True}, r"timeout must be an int, float or None.*not bool"),
+        ({"timeout": float("nan")}, r"timeout must be a number of seconds >= 0"),
+        ({"timeout": (1, -2)}, r"timeout must be a number of seconds >= 0"),
+        ({"ssl_context": "ctx"}, r"ssl_context must be an ssl.SSLContext or None, not str"),
+        ({"ssl_context": object()}, r"ssl_context must be an ssl.SSLContext or None"),
+    ],
+)
+def test_invalid_arguments_are_named_with_what_is_accepted(
+    cls: ConnectionClass, kwargs: dict[str, Any], message: str
+) -> None:
+    """The error names the argument and says what it accepts, as requests' tests expect."""
+    with pytest.raises(InvalidRequest, match=message) as info:
+        cls("127.0.0.1", 8080, **kwargs)
+    assert isinstance(info.value, ValueError)
+
+
 def test_surrounding_whitespace_in_a_host_is_stripped_not_sent() -> None:
     """Leading and trailing whitespace (CR/LF included) is dropped: it can inject nothing,
     since only the stripped name is ever used."""

@@ -798,9 +798,11 @@ def _own_authority(peer: RawH2Peer) -> bytes:
     return b"127.0.0.1:%d" % peer.sock.getsockname()[1]
 
 
-def _push_refused(outcome: Measured[Any], peer: RawH2Peer) -> None:
+def _push_reset_as_unlawful(outcome: Measured[Any], peer: RawH2Peer) -> None:
+    # RFC 9113 8.4: a push the server is not authoritative for is a stream error of type
+    # PROTOCOL_ERROR.
     assert peer.wait_state(lambda: 2 in peer.rst_codes, timeout=FAST)
-    assert peer.rst_codes[2] == Codes.REFUSED_STREAM
+    assert peer.rst_codes[2] == Codes.PROTOCOL_ERROR
 
 
 @case(
@@ -821,7 +823,7 @@ def _(peer: RawH2Peer) -> None:
     expect=None,
     level="ignored",
     conn_kwargs={"enable_push": True},
-    check=_push_refused,
+    check=_push_reset_as_unlawful,
 )
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)

@@ -63,6 +63,7 @@ ServerFactory = Callable[..., Any]
 
 OK = [(b"content-type", b"text/plain")]
 REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
+PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 CANCEL = h2.errors.ErrorCodes.CANCEL
 #: Bound for every wait on the network in this module.
 WAIT = 5.0
@@ -603,9 +604,11 @@ def refused_push_handler(
     return handler
 
 
-def assert_refused_then_usable(conn: Any, outcome: dict[str, Any], path: str = "/") -> None:
-    """The parent reads fine, no push is yielded, the server saw REFUSED_STREAM on the
-    promised stream, and the connection keeps serving requests."""
+def assert_refused_then_usable(
+    conn: Any, outcome: dict[str, Any], path: str = "/", code: int = REFUSED
+) -> None:
+    """The parent reads fine, no push is yielded, the server saw RST_STREAM with ``code`` on
+    the promised stream, and the connection keeps serving requests."""
     stream_id = conn.request("GET", path)
     with quickly():
         assert conn.get_response(stream_id).read() == b"main"
@@ -616,7 +619,7 @@ def assert_refused_then_usable(conn: Any, outcome: dict[str, Any], path: str = "
     reset = outcome.get("reset")
     assert reset is not None, "the server saw no RST_STREAM for the push"
     assert reset.stream_id == outcome["pushed"]
-    assert reset.error_code == REFUSED
+    assert reset.error_code == code
     assert outcome["pushed"] not in introspect.open_ids(conn)
     assert introspect.uncollected_pushes(conn) == {}
     assert list(conn.get_pushes(stream_id, capture_all=True)) == []
@@ -715,13 +718,15 @@ def test_refused_push_whose_response_completed_in_the_same_read(
         ),
     ],
 )
-def test_push_for_another_origin_method_or_scheme_is_refused(
+def test_push_for_another_origin_method_or_scheme_is_a_stream_error(
     scripted_server: ServerFactory, headers_for: Callable[[int], list[tuple[bytes, bytes]]]
 ) -> None:
+    """RFC 9113 8.4 and 8.4.1: a push the server is not authoritative for, or for a method
+    that is not safe and cacheable, is reset with PROTOCOL_ERROR; the connection goes on."""
     outcome: dict[str, Any] = {}
     handler = refused_push_handler(headers_for, outcome)
     with serve(scripted_server, handler, enable_push=True) as (_, conn):
-        assert_refused_then_usable(conn, outcome)
+        assert_refused_then_usable(conn, outcome, code=PROTOCOL_ERROR)
 
 
 @pytest.mark.parametrize(
@@ -847,7 +852,7 @@ def test_tls_push_for_a_name_the_certificate_covers_is_accepted(
             after = conn.request("GET", "/after")
             assert conn.get_response(after).read() == b"served /after"
         assert introspect.uncollected_pushes(conn) == {}
-    assert outcome["resets"] == [(sid, REFUSED) for sid in outcome["pushed"][3:]]
+    assert outcome["resets"] == [(sid, PROTOCOL_ERROR) for sid in outcome["pushed"][3:]]
 
 
 def test_tls_push_for_an_ipv6_address_the_certificate_covers_is_accepted(
@@ -865,7 +870,7 @@ def test_tls_push_for_an_ipv6_address_the_certificate_covers_is_accepted(
         assert pushes[0].get_response().read() == b"pushed /v6"
 
 
-def test_tls_push_with_http_scheme_is_refused(
+def test_tls_push_with_http_scheme_is_a_stream_error(
     scripted_server: ServerFactory, ca_cert_path: Any
 ) -> None:
     outcome: dict[str, Any] = {}
@@ -877,7 +882,7 @@ def test_tls_push_with_http_scheme_is_refused(
     with serve(
         scripted_server, handler, tls_server=True, ca_cert_path=ca_cert_path, enable_push=True
     ) as (_, conn):
-        assert_refused_then_usable(conn, outcome)
+        assert_refused_then_usable(conn, outcome, code=PROTOCOL_ERROR)
 
 
 # -- scripted: the policy can be overridden ------------------------------------------------------
@@ -977,7 +982,7 @@ def test_push_allowed_is_not_asked_when_push_is_disabled(scripted_server: Server
 
 
 def test_frames_in_flight_on_a_refused_push_are_ignored(scripted_server: ServerFactory) -> None:
-    """The pushed response a server had already sent when the client's REFUSED_STREAM
+    """The pushed response a server had already sent when the client's RST_STREAM
     arrived is ignored: no further RST_STREAM answers it."""
     seen: dict[str, Any] = {}
 
@@ -1004,7 +1009,7 @@ def test_frames_in_flight_on_a_refused_push_are_ignored(scripted_server: ServerF
         assert conn.get_response(stream_id).read() == b"main"
         assert conn.get_response(conn.request("GET", "/a")).read() == b"served /a"
         assert conn.get_response(conn.request("GET", "/b")).read() == b"served /b"
-    assert seen["resets"] == [(seen["pushed"], REFUSED)]
+    assert seen["resets"] == [(seen["pushed"], PROTOCOL_ERROR)]  # not authoritative
 
 
 # -- scripted: too many uncollected pushes -------------------------------------------------------

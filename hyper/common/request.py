@@ -42,6 +42,12 @@ HeadersArg = (
 BodyArg = bytes | bytearray | memoryview | str | Readable | Iterable[bytes] | None
 
 
+#: Methods whose request carries a body by definition: an empty one is sent with a
+#: Content-Length of 0 (as http.client does, and RFC 9110 8.6 asks), so the server does not
+#: wait for one.
+METHODS_EXPECTING_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
+
+
 def _encode_text(text: str, what: str) -> bytes:
     """``text`` as UTF-8; text that has no UTF-8 form (lone surrogates) is refused."""
     try:
@@ -126,6 +132,21 @@ def split_absolute_url(url: str | bytes) -> tuple[bytes | None, bytes | None, by
     if not netloc:
         raise InvalidRequest(f"no host in URL {text[:200]!r}")
     return parts.scheme.encode(), netloc.encode(), path.encode()
+
+
+def check_scheme_is_secured(scheme: bytes | None, secure: bool) -> None:
+    """
+    Refuse to send a request for an ``https`` URL over a connection without TLS (RFC 9110
+    section 4.2.2: such a request must be secured before it is sent).
+
+    :param scheme: the scheme of the request's absolute URL, ``None`` for a path.
+    :param secure: whether the connection uses TLS.
+    :raises InvalidRequest: for an ``https`` URL on a plaintext connection.
+    """
+    if scheme == b"https" and not secure:
+        raise InvalidRequest(
+            "an https URL cannot be requested over a plaintext connection (use secure=True)"
+        )
 
 
 def iter_header_pairs(headers: HeadersArg | None) -> Iterator[tuple[bytes, bytes]]:

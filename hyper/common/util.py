@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -147,7 +148,7 @@ def parse_port(port: str | int, context: str = "") -> int:
         valid = False
     if not valid:
         where = f" in {context!r}" if context else ""
-        raise InvalidRequest(f"invalid port {port!r}{where}")
+        raise InvalidRequest(f"invalid port {port!r}{where}: a port is a number from 1 to 65535")
     return value
 
 
@@ -202,16 +203,36 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
     """
     if isinstance(timeout, tuple):
         if len(timeout) != 2:
-            raise InvalidRequest("timeout must be a number or a (connect, read) pair")
+            raise InvalidRequest(
+                f"timeout must be an int, float or None, or a (connect, read) pair of them, "
+                f"not a tuple of {len(timeout)}"
+            )
         connect, read = timeout
     else:
         connect = read = timeout
     for value in (connect, read):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-        ):
-            raise InvalidRequest(f"invalid timeout {timeout!r}")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRequest(
+                "timeout must be an int, float or None, or a (connect, read) pair of them, "
+                f"not {type(value).__name__} {value!r}"
+            )
+        if not value >= 0:  # also refuses NaN
+            raise InvalidRequest(f"timeout must be a number of seconds >= 0, not {timeout!r}")
     return connect, read
+
+
+def check_ssl_context(ssl_context: object) -> None:
+    """
+    Refuse an ``ssl_context`` argument that is not an :class:`ssl.SSLContext` (or ``None``).
+
+    :raises InvalidRequest: naming the type given.
+    """
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise InvalidRequest(
+            f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}"
+        )
 
 
 def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], Any]:

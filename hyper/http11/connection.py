@@ -27,10 +27,12 @@ from ..common.exceptions import (
     TLSError,
 )
 from ..common.request import (
+    METHODS_EXPECTING_BODY,
     BodyArg,
     HeadersArg,
     RequestBody,
     check_method,
+    check_scheme_is_secured,
     iter_header_pairs,
     split_absolute_url,
 )
@@ -40,6 +42,7 @@ from ..common.util import (
     HTTPVersion,
     TimeoutArg,
     authority_for,
+    check_ssl_context,
     resolve_host_port,
     resolve_proxy,
     split_timeout,
@@ -49,10 +52,6 @@ from .response import ConnectionLease, HTTP11Response
 
 #: Bodies up to this size are sent in the same write as the request head.
 SMALL_BODY = 64 * 1024
-
-#: Methods whose request carries a body by definition: an empty one is sent as
-#: ``Content-Length: 0`` (as http.client does) so the server does not wait for one.
-METHODS_EXPECTING_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
 
 _ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
 
@@ -113,6 +112,7 @@ class HTTP11Connection(ClosingContextManager):
             name + b": " + value for name, value in iter_header_pairs(proxy_headers)
         ]
         self.timeout = timeout
+        check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
         #: The object that parses response heads; see :class:`hyper.http11.parser.Parser`.
         self.parser = Parser()
@@ -132,6 +132,10 @@ class HTTP11Connection(ClosingContextManager):
         self._switched = False
         #: The request sent and awaiting get_response(): its method, or None.
         self._pending_method: bytes | None = None
+        # Whether the request in progress said Connection: close.
+        self._last_request = False
+        # The socket an HTTP/1.0 response came on, if it is kept alive.
+        self._http10_socket: BufferedSocket | None = None
         #: The lease of the response whose body is still being read.
         self._lease: ConnectionLease | None = None
 
@@ -266,11 +270,19 @@ class HTTP11Connection(ClosingContextManager):
         """
         method_b = check_method(method)
         request_body = RequestBody(body)
-        head, chunked, declared = self._build_head(method_b, url, headers, request_body)
+        head, chunked, declared, closes = self._build_head(method_b, url, headers, request_body)
         with self._lock:
             self._wait_idle_locked()
             sock = self._ensure_socket_locked()
+            if chunked and sock is self._http10_socket:
+                # RFC 9112 6.1: chunked only to a server known to speak HTTP/1.1.
+                raise InvalidRequest(
+                    "the server answered in HTTP/1.0 on this connection, which cannot read a "
+                    "chunked body: give the body's length (a Content-Length, or bytes)"
+                )
             self._pending_method = method_b
+            # A request that says Connection: close is the connection's last (RFC 9112 9.6).
+            self._last_request = closes
             self._owner = threading.get_ident()
             try:
                 self._send_locked(sock, head, request_body, chunked, declared)
@@ -284,9 +296,11 @@ class HTTP11Connection(ClosingContextManager):
         url: str | bytes,
         headers: HeadersArg | None,
         body: RequestBody,
-    ) -> tuple[bytes, bool, int | None]:
-        """Return the request head, whether to chunk the body, and a caller-set length."""
-        _, authority, path = split_absolute_url(url)
+    ) -> tuple[bytes, bool, int | None, bool]:
+        """Return the request head, whether to chunk the body, a caller-set length, and
+        whether the caller's Connection field asks to close after this exchange."""
+        scheme, authority, path = split_absolute_url(url)
+        check_scheme_is_secured(scheme, self.secure)
         host = authority or self._host_header
         if self._absolute_form:
             target = b"http://" + host + path if path != b"*" else path
@@ -296,6 +310,8 @@ class HTTP11Connection(ClosingContextManager):
         seen: set[bytes] = set()
         declared: int | None = None
         transfer: list[bytes] = []
+        caller_host: bytes | None = None
+        closes = False
         for name, value in iter_header_pairs(headers):
             lowered = name.lower()
             seen.add(lowered)
@@ -305,9 +321,16 @@ class HTTP11Connection(ClosingContextManager):
                 declared = int(value)
             elif lowered == b"transfer-encoding":
                 transfer.extend(t.strip().lower() for t in value.split(b","))
+            elif lowered == b"connection":
+                closes = closes or b"close" in (t.strip().lower() for t in value.split(b","))
+            elif lowered == b"host":
+                if caller_host is not None:
+                    raise InvalidRequest("a request has one Host header, not several")
+                caller_host = name + b": " + value
+                continue
             lines.append(name + b": " + value)
-        if b"host" not in seen:
-            lines.insert(1, b"Host: " + host)
+        # Host goes first among the fields (RFC 9110 7.2), the caller's or hyper's.
+        lines.insert(1, caller_host if caller_host is not None else b"Host: " + host)
         if b"accept-encoding" not in seen:
             lines.append(b"Accept-Encoding: " + _ACCEPT_ENCODING)
         if self._absolute_form:
@@ -332,7 +355,7 @@ class HTTP11Connection(ClosingContextManager):
         elif body.length or method in METHODS_EXPECTING_BODY:
             lines.append(b"Content-Length: " + str(body.length).encode())
         lines.append(b"\r\n")
-        return b"\r\n".join(lines), chunked, declared
+        return b"\r\n".join(lines), chunked, declared, closes
 
     def _wait_idle_locked(self) -> None:
         """
@@ -438,6 +461,8 @@ class HTTP11Connection(ClosingContextManager):
                     on_close=self.close,
                 )
                 self._owner = threading.get_ident()
+                if head.minor_version == 0:
+                    self._http10_socket = sock
                 # Refused framing (an ambiguous body) must close the socket too: reading on
                 # from it is exactly what a smuggled response counts on.
                 response = HTTP11Response(
@@ -487,7 +512,7 @@ class HTTP11Connection(ClosingContextManager):
             if self._lease is lease:
                 self._lease = None
                 self._owner = None
-                if not reusable:
+                if not reusable or self._last_request:
                     self._close_socket_locked()
             self._idle.notify_all()
 

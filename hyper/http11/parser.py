@@ -19,7 +19,7 @@ DEFAULT_MAX_LINE = 65536
 #: The most header fields accepted in one response head.
 DEFAULT_MAX_HEADERS = 100
 
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([0-9]{3})(?: ([^\r\n]*))?")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r]")
 #: The field lines of an ordinary head, each ``name:value`` ending in CRLF, then the blank
 #: line: one match checks them all (names are tokens; values hold no NUL, CR or LF). Anything
@@ -183,4 +183,5 @@ def _parse_status_line(line: bytes) -> ResponseHead:
     reason_b = reason or b""
     if b"\x00" in reason_b or b"\r" in reason_b:
         raise InvalidResponse(f"invalid status line: {line[:100]!r}")
-    return ResponseHead(int(minor), code, reason_b.decode("latin-1"))
+    # RFC 9112 2.3: a later HTTP/1 minor version is read as the highest one hyper speaks.
+    return ResponseHead(min(int(minor), 1), code, reason_b.decode("latin-1"))

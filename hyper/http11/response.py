@@ -46,6 +46,10 @@ _FRAMING_FIELDS = frozenset({b"transfer-encoding", b"content-length", b"connecti
 
 # Body framing kinds.
 _NONE, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+# Transfer codings that define no parameters (RFC 9112 section 7).
+_CODINGS_WITHOUT_PARAMETERS = frozenset(
+    {b"chunked", b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"}
+)
 
 
 def _tokens(values: list[bytes]) -> list[bytes]:
@@ -191,6 +195,11 @@ class HTTP11Response(BaseResponse):
                     "that could be read two ways"
                 )
             codings = _tokens(transfer)
+            for coding in codings:
+                name, _, parameters = coding.partition(b";")
+                if parameters and name.strip() in _CODINGS_WITHOUT_PARAMETERS:
+                    # RFC 9112 7.1 and 7.2: these codings define no parameters.
+                    raise InvalidResponse(f"transfer coding with parameters: {coding[:60]!r}")
             if codings[-1] == b"chunked":
                 if codings.count(b"chunked") > 1:
                     raise InvalidResponse("response applies chunked more than once")
@@ -216,7 +225,10 @@ class HTTP11Response(BaseResponse):
         connection = _tokens(fields) if fields else []
         if b"close" in connection:
             return False
-        return self._lease.minor_version >= 1 or b"keep-alive" in connection
+        if self._lease.minor_version >= 1:
+            return True
+        # HTTP/1.0 with Transfer-Encoding: faulty framing, never reused (RFC 9112 6.1).
+        return b"keep-alive" in connection and b"transfer-encoding" not in self._fields
 
     def _finish(self) -> None:
         """The body is complete: hand the connection back, or close it."""

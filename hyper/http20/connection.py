@@ -27,10 +27,12 @@ from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
 from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
 from ..common.request import (
+    METHODS_EXPECTING_BODY,
     BodyArg,
     HeadersArg,
     RequestBody,
     check_method,
+    check_scheme_is_secured,
     iter_header_pairs,
     split_absolute_url,
     to_header_bytes,
@@ -41,6 +43,7 @@ from ..common.util import (  # TimeoutArg and split_timeout are re-exported from
     HTTPVersion,
     TimeoutArg,
     authority_for,
+    check_ssl_context,
     resolve_host_port,
     resolve_proxy,
     split_timeout,
@@ -84,7 +87,7 @@ class _Request:
     the request goes out again on another stream.
     """
 
-    __slots__ = ("handle", "headers", "replay", "sent", "stream", "transport")
+    __slots__ = ("body_sent", "handle", "headers", "replay", "sent", "stream", "transport")
 
     def __init__(self, handle: int, headers: HeaderList) -> None:
         self.handle = handle
@@ -96,6 +99,24 @@ class _Request:
         self.stream: Stream | None = None
         #: The headers and in-memory body, to send again if the server never processed it.
         self.replay: tuple[HeaderList, bytes | memoryview] | None = None
+        #: How many body bytes the caller has handed over so far.
+        self.body_sent = 0
+
+
+def _declared_length(headers: HeaderList) -> int | None:
+    """The Content-Length a request's headers announce, or None.
+
+    :raises InvalidRequest: if a value is not a number, or two values differ.
+    """
+    declared: int | None = None
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit() or not value.isascii():
+                raise InvalidRequest(f"invalid Content-Length {value[:30]!r}")
+            if declared is not None and int(value) != declared:
+                raise InvalidRequest("two different Content-Length values")
+            declared = int(value)
+    return declared
 
 
 class HTTP20Connection(ClosingContextManager):
@@ -175,6 +196,7 @@ class HTTP20Connection(ClosingContextManager):
         self.proxy_host, self.proxy_port = resolve_proxy(proxy_host, proxy_port)
         self.proxy_headers = proxy_headers
         self.timeout = timeout
+        check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
 
         self._scheme = b"https" if self.secure else b"http"
@@ -579,6 +601,7 @@ class HTTP20Connection(ClosingContextManager):
         body_length: int | None,
     ) -> HeaderList:
         scheme, authority, path = split_absolute_url(url)
+        check_scheme_is_secured(scheme, self.secure)
         pseudo = [
             (b":method", check_method(method)),
             (b":scheme", scheme or self._scheme),
@@ -587,7 +610,7 @@ class HTTP20Connection(ClosingContextManager):
         ]
         if headers is None:
             pseudo.append(ACCEPT_ENCODING)
-            if body_length:
+            if body_length or (body_length == 0 and pseudo[0][1] in METHODS_EXPECTING_BODY):
                 pseudo.append((b"content-length", str(body_length).encode()))
             return pseudo
         pseudo.extend((name.lower(), value) for name, value in iter_header_pairs(headers))
@@ -619,8 +642,17 @@ class HTTP20Connection(ClosingContextManager):
             result.append((name, value))
         if host is not None:
             result = [(b":authority", host) if n == b":authority" else (n, v) for n, v in result]
-        if body_length and not has_length:
+        method = result[0][1] if result and result[0][0] == b":method" else b""
+        expected = body_length or (body_length == 0 and method in METHODS_EXPECTING_BODY)
+        if expected and not has_length:
             result.append((b"content-length", str(body_length).encode()))
+        elif has_length:
+            # RFC 9113 8.1.1: the length announced must be the length sent.
+            declared = _declared_length(result)
+            if body_length is not None and declared != body_length:
+                raise InvalidRequest(
+                    f"Content-Length says {declared} but the body has {body_length} bytes"
+                )
         return result
 
     def _allocate_stream_id_locked(self) -> int:
@@ -740,14 +772,28 @@ class HTTP20Connection(ClosingContextManager):
     def _send_body(
         self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
     ) -> None:
-        """Send body pieces, marking the last one END_STREAM when ``final``."""
+        """Send body pieces, marking the last one END_STREAM when ``final``. A body that
+        turns out longer or shorter than its Content-Length is not sent past that point: the
+        stream is reset and :class:`InvalidRequest` raised (RFC 9113 8.1.1)."""
         transport, stream = request.transport, request.stream
         assert transport is not None and stream is not None
+        declared = _declared_length(request.headers)
+        sent = request.body_sent
         previous: bytes | memoryview | None = None
         for chunk in chunks:
+            sent += len(chunk)
+            if declared is not None and sent > declared:
+                self._abandon(request)
+                raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
             if previous is not None:
                 transport.send_data(stream, previous, end_stream=False)
             previous = chunk
+        request.body_sent = sent
+        if final and declared is not None and sent != declared:
+            self._abandon(request)
+            raise InvalidRequest(
+                f"the body had {sent} bytes, not the {declared} its Content-Length announced"
+            )
         if previous is not None:
             transport.send_data(stream, previous, end_stream=final)
         elif final:
@@ -835,6 +881,7 @@ class HTTP20Connection(ClosingContextManager):
         with self._lock:
             self._awaiting.pop(new.handle, None)
             request.transport, request.stream = new.transport, new.stream
+            request.body_sent = 0  # the body goes out again from its start
             self._awaiting[request.handle] = request
         if data:
             try:
@@ -902,22 +949,32 @@ class HTTP20Connection(ClosingContextManager):
 
     def _push_policy(
         self, transport: Transport, parent_id: int, headers: HeaderList
-    ) -> str | None:
-        """Why a promised push is refused, or None to accept it (lock held)."""
+    ) -> tuple[int, str] | None:
+        """Why a promised push is refused and the error code to reset it with, or None to
+        accept it (lock held)."""
         if not self.enable_push:
-            return "push is disabled"
+            return ErrorCodes.REFUSED_STREAM, "push is disabled"
         transports = [self._transport, *self._draining]
         waiting = sum(t.promised_count() for t in transports if t is not None)
         if waiting >= MAX_BUFFERED_PUSHES:
-            return "too many pushes nobody collected"
+            return ErrorCodes.REFUSED_STREAM, "too many pushes nobody collected"
         pseudo = {name: value for name, value in headers if name[:1] == b":"}
         scheme = pseudo.get(b":scheme", b"")
         method = pseudo.get(b":method", b"")
         authority = pseudo.get(b":authority", b"")
         path = pseudo.get(b":path", b"")
-        if not self.push_allowed(scheme, method, authority, path, transport.certificate_names()):
-            return f"push of {method!r} {scheme!r}://{authority!r}{path!r} not allowed"
-        return None
+        if any(name == b"content-length" and value != b"0" for name, value in headers):
+            # RFC 9113 8.4.1: a promised request carries no content.
+            return ErrorCodes.PROTOCOL_ERROR, "a promised request with content"
+        names = transport.certificate_names()
+        if self.push_allowed(scheme, method, authority, path, names):
+            return None
+        # A push the RFC lets a client take, declined by policy, is refused; one it does not
+        # (RFC 9113 8.4: a server not authoritative for it, a method not safe and cacheable)
+        # is a stream error of type PROTOCOL_ERROR.
+        lawful = self._push_is_lawful(scheme, method, authority, names)
+        code = ErrorCodes.REFUSED_STREAM if lawful else ErrorCodes.PROTOCOL_ERROR
+        return code, f"push of {method!r} {scheme!r}://{authority!r}{path!r} not allowed"
 
     def push_allowed(
         self,
@@ -928,8 +985,8 @@ class HTTP20Connection(ClosingContextManager):
         certificate_names: frozenset[str] | None,
     ) -> bool:
         """
-        Decide whether to accept a pushed response. Refused pushes are reset with
-        ``REFUSED_STREAM``; the connection is unaffected. Override to change the policy.
+        Decide whether to accept a pushed response. Override to change the policy; the
+        connection is unaffected by a refusal.
 
         It is called in whichever thread is reading the connection, with the connection's
         lock held: it must decide from its arguments alone, without calling the connection
@@ -938,7 +995,9 @@ class HTTP20Connection(ClosingContextManager):
         The default accepts only what a client may treat as the server's own answer
         (RFC 9113 8.4): a safe method (``GET`` or ``HEAD``), the connection's scheme, and an
         authority this server is authoritative for: the connection's own host and port,
-        or, over TLS, another name the server's certificate covers, on the same port.
+        or, over TLS, another name the server's certificate covers, on the same port. A push
+        it refuses is reset with ``PROTOCOL_ERROR``, as the RFC requires; a push that meets
+        those rules but that an override refuses is reset with ``REFUSED_STREAM``.
 
         :param scheme: the promised request's ``:scheme``.
         :param method: its ``:method``.
@@ -948,7 +1007,15 @@ class HTTP20Connection(ClosingContextManager):
             (``None`` without TLS).
         :returns: whether to accept the push.
         """
-        if method not in (b"GET", b"HEAD") or not path:
+        # The engine has checked that the promised request is complete (a non-empty :path).
+        return self._push_is_lawful(scheme, method, authority, certificate_names)
+
+    def _push_is_lawful(
+        self, scheme: bytes, method: bytes, authority: bytes, names: frozenset[str] | None
+    ) -> bool:
+        """Whether RFC 9113 8.4 lets a client accept this push (see :meth:`push_allowed`);
+        ``names`` are those the server's certificate covers."""
+        if method not in (b"GET", b"HEAD"):
             return False
         if scheme.lower() != self._scheme:
             return False
@@ -961,7 +1028,7 @@ class HTTP20Connection(ClosingContextManager):
         host = host.lower()
         if host == self.host.lower():
             return True
-        return certificate_names is not None and tls.certificate_covers(certificate_names, host)
+        return names is not None and tls.certificate_covers(names, host)
 
     def ping(self, opaque_data: bytes) -> None:
         """

@@ -892,6 +892,15 @@ class Engine:
                 HPACKDecodingError,
             )
 
+    def _push_limit_reached(self) -> bool:
+        """Whether as many pushed streams are open (past their headers, not closed) as
+        hyper's SETTINGS_MAX_CONCURRENT_STREAMS allows, once the server has that setting."""
+        limit = self.local_settings.get(SettingCodes.MAX_CONCURRENT_STREAMS)
+        if limit is None or not self.settings_acknowledged:
+            return False
+        opened = sum(1 for s in self.streams.values() if s.pushed and not s.reserved)
+        return opened >= limit
+
     def _decode(self, block: bytes | memoryview) -> RememberedBlock:
         """Decode a header block. Every block is decoded, even one for a stream hyper
         ignores: the server's HPACK state changed with it."""
@@ -918,6 +927,10 @@ class Engine:
             return
         if stream.remote_closed:
             self._stream_error(stream, ErrorCodes.STREAM_CLOSED)
+            return
+        if stream.reserved and self._push_limit_reached():
+            # Section 5.1.2: a pushed stream opening beyond the limit hyper advertised.
+            self._stream_error(stream, ErrorCodes.REFUSED_STREAM)
             return
         if stream.response_headers is not None:
             self._trailers(stream, remembered.headers, end_stream)
@@ -1285,6 +1298,13 @@ class Engine:
         if not self._check_known_stream(stream_id, "WINDOW_UPDATE"):
             return
         stream = self.streams[stream_id]
+        if stream.reserved:
+            # Section 5.1: on a stream reserved (remote), only HEADERS, RST_STREAM and
+            # PRIORITY may come; the server, not hyper, will send on it.
+            self._connection_error(
+                ErrorCodes.PROTOCOL_ERROR,
+                f"the server sent WINDOW_UPDATE on pushed stream {stream_id} before its headers",
+            )
         if not increment:
             self._stream_error(stream, ErrorCodes.PROTOCOL_ERROR)
             return

@@ -45,8 +45,9 @@ __all__ = ["PushPolicy", "StreamHandle", "Transport"]
 log = logging.getLogger("hyper.http20")
 
 #: Decides whether to accept a push: called with the transport, the parent stream's id and
-#: the promised request's headers (lock held); returns why the push is refused, or ``None``.
-PushPolicy = Callable[["Transport", int, HeaderList], "str | None"]
+#: the promised request's headers (lock held); returns the error code to reset the push with
+#: and why, or ``None`` to accept it.
+PushPolicy = Callable[["Transport", int, HeaderList], "tuple[int, str] | None"]
 
 #: A read this large suggests a bulk transfer: the next read is tried before polling.
 _STREAMING_READ = 16 * 1024
@@ -239,14 +240,15 @@ class Transport:
         stream = event.stream
         policy = self.push_policy
         refusal = (
-            "push is disabled"
+            (ErrorCodes.REFUSED_STREAM, "push is disabled")
             if policy is None
             else policy(self, event.parent_stream_id, stream.request_headers)
         )
         if refusal is not None:
+            code, reason = refusal
             if self._debug:
-                log.debug("refused push %d: %s", stream.stream_id, refusal)
-            self.engine.reset_stream(stream, ErrorCodes.REFUSED_STREAM)
+                log.debug("refused push %d: %s", stream.stream_id, reason)
+            self.engine.reset_stream(stream, code)
             return
         self.promises.setdefault(event.parent_stream_id, deque()).append(stream)
 

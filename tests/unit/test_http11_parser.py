@@ -110,6 +110,12 @@ def test_http10() -> None:
     assert (head.minor_version, head.status, head.headers) == (0, 200, [(b"Server", b"old")])
 
 
+@pytest.mark.parametrize("minor", [b"2", b"9"])
+def test_a_later_http1_minor_version_is_read_as_http11(minor: bytes) -> None:
+    head = _parse(b"HTTP/1." + minor + b" 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert (head.minor_version, head.status, head.reason) == (1, 200, "OK")
+
+
 def test_obs_fold_is_unfolded() -> None:
     data = b"HTTP/1.1 200 OK\r\nX-Folded: first  \r\n   second\r\n\tthird\r\nX-Next: n\r\n\r\n"
     head = _parse(data)
@@ -162,7 +168,7 @@ def test_name_case_kept() -> None:
         b"HTTP/1.1 -20 OK",
         b"HTTP/2 200",
         b"HTTP/2.0 200 OK",
-        b"HTTP/1.2 200 OK",
+        b"HTTP/1.10 200 OK",
         b"HTTP/1 200 OK",
         b"http/1.1 200 OK",
         b"HTTP/1.1  200 OK",
