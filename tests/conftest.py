@@ -23,6 +23,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.support.certs import CertPaths, TLSMaterial, make_tls_material  # noqa: E402
+from tests.support.conformance import keywords_by_test  # noqa: E402
 from tests.support.http2bin import Http2binServer, run_http2bin  # noqa: E402
 from tests.support.nghttpd import Docroot, NghttpdServer, make_docroot, run_nghttpd  # noqa: E402
 from tests.support.scripted import ScriptedRawServer, ScriptedServer, ThreadedServer  # noqa: E402
@@ -43,13 +44,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "http2bin: needs hypercorn + httpbin (auto-applied)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-k`` selects by keyword
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the external servers they use."""
+    """Mark tests by the external servers they use, and give the tests the conformance
+    table names the keyword of their RFC section (``pytest -k rfc9113_6_6``)."""
+    sections = keywords_by_test()
     for item in items:
         for name in getattr(item, "fixturenames", ()):
             marker = _SERVER_MARKERS.get(name)
             if marker is not None:
                 item.add_marker(marker)
+        node = item.nodeid
+        keywords = sections.get(node) or sections.get(node.split("[", 1)[0])
+        if keywords:
+            item.extra_keyword_matches.update(keywords)
 
 
 # -- TLS ---------------------------------------------------------------------------------------

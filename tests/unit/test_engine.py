@@ -11,11 +11,9 @@ from __future__ import annotations
 import base64
 import struct
 import tracemalloc
-from collections.abc import Iterator
 
 import hpack
 import pytest
-from hyperframe.frame import Frame
 
 from hyper.http20.engine import MAX_HEADER_BLOCK, Engine
 from hyper.http20.errors import ErrorCodes, SettingCodes
@@ -27,7 +25,6 @@ from hyper.http20.exceptions import (
     ProtocolError,
     StreamResetError,
 )
-from hyper.http20.stream import Stream
 from hyper.http20.window import BaseFlowControlManager
 from tests.fuzz.h2frames import (
     CONTINUATION,
@@ -45,92 +42,19 @@ from tests.fuzz.h2frames import (
     WINDOW_UPDATE,
     raw_frame,
 )
-
-REQUEST = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"x"), (b":path", b"/")]
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-class Server:
-    """The server's half: its HPACK encoder, and frame builders."""
-
-    def __init__(self) -> None:
-        self.encoder = hpack.Encoder()
-
-    def block(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        return bytes(self.encoder.encode(headers))
-
-    def headers(
-        self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False
-    ) -> bytes:
-        flags = END_HEADERS | (END_STREAM if end_stream else 0)
-        return raw_frame(HEADERS, flags, stream_id, self.block(headers))
-
-    @staticmethod
-    def settings(**values: int) -> bytes:
-        payload = b"".join(
-            struct.pack(">HL", SettingCodes[name.upper()], value) for name, value in values.items()
-        )
-        return raw_frame(SETTINGS, 0, 0, payload)
-
-
-def data(stream_id: int, payload: bytes, end: bool = False) -> bytes:
-    return raw_frame(DATA, END_STREAM if end else 0, stream_id, payload)
-
-
-def sent_frames(data: bytes) -> Iterator[Frame]:
-    """The frames in what the engine sent (after the client preface, if present)."""
-    view = memoryview(data)
-    if bytes(view[:24]) == PREFACE:
-        view = view[24:]
-    while view:
-        frame, length = Frame.parse_frame_header(view[:9])
-        frame.parse_body(view[9 : 9 + length])
-        yield frame
-        view = view[9 + length :]
-
-
-def frame_types(data: bytes) -> list[str]:
-    return [type(frame).__name__ for frame in sent_frames(data)]
-
-
-def started(**kwargs: object) -> tuple[Engine, Server]:
-    """An engine that sent its preface and received the server's SETTINGS."""
-    engine = Engine(**kwargs)  # type: ignore[arg-type]
-    engine.start()
-    engine.data_to_send()
-    engine.receive_data(raw_frame(SETTINGS, 0, 0, b""))
-    engine.data_to_send()
-    return engine, Server()
-
-
-def requested(end_stream: bool = True, **kwargs: object) -> tuple[Engine, Server, Stream]:
-    engine, server = started(**kwargs)
-    stream = engine.send_headers(1, REQUEST, end_stream=end_stream)
-    engine.data_to_send()
-    return engine, server, stream
-
-
-def goaway_code(sent: bytes) -> int | None:
-    codes = [f.error_code for f in sent_frames(sent) if type(f).__name__ == "GoAwayFrame"]
-    return codes[-1] if codes else None
-
-
-def rst_codes(sent: bytes) -> list[tuple[int, int]]:
-    return [
-        (f.stream_id, f.error_code)
-        for f in sent_frames(sent)
-        if type(f).__name__ == "RstStreamFrame"
-    ]
-
-
-def fails_connection(engine: Engine, payload: bytes, code: int) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
-        engine.receive_data(payload)
-    assert info.value.error_code == code
-    assert goaway_code(engine.data_to_send()) == code
-    assert engine.error is info.value
-    return info.value
-
+from tests.support.engine_peer import (
+    PREFACE,
+    REQUEST,
+    Server,
+    data,
+    fails_connection,
+    frame_types,
+    goaway_code,
+    requested,
+    rst_codes,
+    sent_frames,
+    started,
+)
 
 # -- the connection preface and SETTINGS (sections 3.4, 6.5) ------------------------------------
 
