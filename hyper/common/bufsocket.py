@@ -213,33 +213,36 @@ class BufferedSocket:
             raise ConnectionClosed("the connection was closed")
         while True:
             step, last = poll_step(deadline)
-            if self._poll_once(fd, events, step, waker):
+            if not _HAS_POLL:
+                ready = self._select_once(events, step, waker)
+            elif waker is not None:
+                ready = self._poll_wakeable(fd, waker, step)
+            else:
+                poller = self._poller
+                if poller is None:
+                    # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
+                    poller = self._poller = select.poll()
+                try:
+                    poller.register(fd, events)
+                    ready = bool(poller.poll(int(step * 1000)))
+                except (OSError, ValueError) as exc:
+                    raise SocketError(f"error waiting on the socket: {exc}") from exc
+            if ready:
                 return True
             if last:
                 return False
 
-    def _poll_once(self, fd: int, events: int, timeout: float, waker: _Socket | None) -> bool:
-        if not _HAS_POLL:  # Windows: select() has no descriptor limit there
-            readers: list[Any] = [self._sock] if events & _IN else []
-            writers = [self._sock] if events & _OUT else []
-            if waker is not None:
-                readers.append(waker)
-            ready = select.select(readers, writers, [], timeout)
-            if waker is not None and waker in ready[0]:
-                self._drain_waker()
-            return bool(ready[0] or ready[1])
+    def _select_once(self, events: int, timeout: float, waker: _Socket | None) -> bool:
+        """One wait with select(), where poll() does not exist (Windows, which has no
+        descriptor limit for select())."""
+        readers: list[Any] = [self._sock] if events & _IN else []
+        writers = [self._sock] if events & _OUT else []
         if waker is not None:
-            return self._poll_wakeable(fd, waker, timeout)
-        poller = self._poller
-        if poller is None:
-            # poll(), unlike select(), works with descriptors above FD_SETSIZE (1024).
-            poller = self._poller = select.poll()
-        milliseconds = None if timeout is None else int(timeout * 1000)
-        try:
-            poller.register(fd, events)
-            return bool(poller.poll(milliseconds))
-        except (OSError, ValueError) as exc:
-            raise SocketError(f"error waiting on the socket: {exc}") from exc
+            readers.append(waker)
+        ready = select.select(readers, writers, [], timeout)
+        if waker is not None and waker in ready[0]:
+            self._drain_waker()
+        return bool(ready[0] or ready[1])
 
     def _readable_now(self) -> bool:
         """Whether the socket is readable at this moment (data, the end, or an error).
@@ -264,9 +267,9 @@ class BufferedSocket:
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
 
-    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float | None) -> bool:
+    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float) -> bool:
         poller = self._wake_poller
-        milliseconds = None if timeout is None else int(timeout * 1000)
+        milliseconds = int(timeout * 1000)
         try:
             if poller is None:
                 # Both descriptors stay registered: the socket's never changes while open.

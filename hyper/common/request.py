@@ -134,12 +134,12 @@ def split_absolute_url(url: str | bytes) -> tuple[bytes | None, bytes | None, by
     return parts.scheme.encode(), netloc.encode(), path.encode()
 
 
-def check_scheme_is_secured(scheme: bytes | None, secure: bool) -> None:
+def check_scheme_is_secured(scheme: bytes, secure: bool) -> None:
     """
     Refuse to send a request for an ``https`` URL over a connection without TLS (RFC 9110
     section 4.2.2: such a request must be secured before it is sent).
 
-    :param scheme: the scheme of the request's absolute URL, ``None`` for a path.
+    :param scheme: the scheme of the request's absolute URL.
     :param secure: whether the connection uses TLS.
     :raises InvalidRequest: for an ``https`` URL on a plaintext connection.
     """

@@ -300,7 +300,8 @@ class HTTP11Connection(ClosingContextManager):
         """Return the request head, whether to chunk the body, a caller-set length, and
         whether the caller's Connection field asks to close after this exchange."""
         scheme, authority, path = split_absolute_url(url)
-        check_scheme_is_secured(scheme, self.secure)
+        if scheme is not None:
+            check_scheme_is_secured(scheme, self.secure)
         host = authority or self._host_header
         if self._absolute_form:
             target = b"http://" + host + path if path != b"*" else path

@@ -601,7 +601,8 @@ class HTTP20Connection(ClosingContextManager):
         body_length: int | None,
     ) -> HeaderList:
         scheme, authority, path = split_absolute_url(url)
-        check_scheme_is_secured(scheme, self.secure)
+        if scheme is not None:
+            check_scheme_is_secured(scheme, self.secure)
         pseudo = [
             (b":method", check_method(method)),
             (b":scheme", scheme or self._scheme),
