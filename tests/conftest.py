@@ -348,6 +348,7 @@ _SERVER_MARKERS.update(
         "hypercorn_short_keepalive": "hypercorn",
         "hypercorn_limited": "hypercorn",
         "hypercorn_max_requests": "hypercorn",
+        "hypercorn_request_limit": "hypercorn",
     }
 )
 _pytest_configure_before_push = pytest_configure
@@ -460,6 +461,23 @@ def hypercorn_max_requests(
         "hypercorn-max-requests",
         max_requests=2,
         keep_alive_timeout=2.0,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hypercorn_request_limit(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HypercornAppServer]:
+    """The hypercorn app with its default limit of 1,000 requests per connection, which it
+    enforces without waiting for the streams in flight (some are never answered); a 1 s
+    keep-alive timeout closes such a connection soon after."""
+    with _hypercorn_app(
+        tmp_path_factory,
+        tls_material,
+        "hypercorn-request-limit",
+        max_requests=1000,
+        keep_alive_timeout=1.0,
     ) as server:
         yield server
 

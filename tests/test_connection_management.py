@@ -32,7 +32,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import SettingsFrame
 
 import hyper.common.sockets as hyper_sockets
-from hyper import HTTP20Connection
+from hyper import HTTP11Connection, HTTP20Connection
 from hyper.common.exceptions import ConnectionClosed, HyperError
 from hyper.http20.connection import MAX_STREAM_ID
 from hyper.http20.exceptions import ConnectionError, StreamResetError
@@ -41,6 +41,7 @@ from tests.support import introspect
 from tests.support.helpers import BioTLSServer, goaway_bytes, quickly, serve
 from tests.support.hypercorn_apps import deterministic_bytes
 from tests.support.nghttpd import NghttpdServer
+from tests.support.nginx import NginxServer
 from tests.support.push_app import HypercornAppServer
 from tests.support.scripted import PeerClosed, ServerConnection, StreamClosedByPeer
 
@@ -81,7 +82,9 @@ def tcp(monkeypatch: pytest.MonkeyPatch) -> TCPCounter:
     return counter
 
 
-def tls_connection(server: NghttpdServer | HypercornAppServer, **kwargs: Any) -> HTTP20Connection:
+def tls_connection(
+    server: NghttpdServer | HypercornAppServer | NginxServer, **kwargs: Any
+) -> HTTP20Connection:
     """An HTTP/2 connection over TLS to a real test server, trusting the test CA."""
     assert server.ca_cert_path is not None
     context = init_context(cert_path=str(server.ca_cert_path))
@@ -429,15 +432,16 @@ def test_max_requests_request_sent_after_the_goaway_is_resent_with_its_body(
             echoed = response.read()
         assert response.status == 200
         assert echoed == (body.encode() if isinstance(body, str) else body)
-        # The 3rd request is covered by the GOAWAY, so it is not re-sent; hypercorn never
-        # answers it (and closes the connection on the stream that came after its GOAWAY).
-        with quickly(), pytest.raises(HyperError):
-            conn.get_response(third)
-        # The new connection goes on serving.
+        # The 3rd request is covered by the GOAWAY, but hypercorn never answers it and closes
+        # the connection on the stream that came after its GOAWAY: a GET whose connection
+        # died before any of its response arrived is sent again, once, and answered.
+        with quickly():
+            assert conn.get_response(third).read() == deterministic_bytes(12)
+        # The new connection goes on serving (a third one: hypercorn allows 2 requests each).
         assert conn.get_response(conn.request("GET", "/bytes/99")).read() == (
             deterministic_bytes(99)
         )
-    assert tcp.count == 2
+    assert tcp.count == 3
 
 
 def test_max_requests_streamed_body_after_the_goaway_is_safe_to_retry_error(
@@ -451,8 +455,9 @@ def test_max_requests_streamed_body_after_the_goaway_is_safe_to_retry_error(
         assert "did not process" in str(caught.value)
         assert "safe to send it again" in str(caught.value)
         assert caught.value.error_code == ErrorCodes.NO_ERROR
-        with quickly(), pytest.raises(HyperError):
-            conn.get_response(third)
+        assert caught.value.safe_to_retry
+        with quickly():  # the GET the GOAWAY covered: sent again once its connection died
+            assert conn.get_response(third).read() == deterministic_bytes(12)
         # The caller can send it again: it goes on a new connection.
         again = conn.request("POST", "/echo", body=(c for c in [b"now ", b"sent"]))
         assert conn.get_response(again).read() == b"now sent"
@@ -740,9 +745,13 @@ def test_goaway_between_in_flight_requests_resends_only_the_unprocessed(
 @pytest.mark.parametrize(
     "code", [ErrorCodes.INTERNAL_ERROR, ErrorCodes.ENHANCE_YOUR_CALM, 0xABCD], ids=str
 )
-def test_error_goaway_fails_every_request_in_flight(
+def test_error_goaway_fails_the_requests_it_covers_and_resends_the_others(
     scripted_server: ServerFactory, tcp: TCPCounter, code: int
 ) -> None:
+    """RFC 9113 6.8: whatever its error code, a GOAWAY says the streams above its last
+    stream id were not processed. Those requests go out again on a new connection; the
+    ones it covers fail with its error, and a POST among them is not safe to retry."""
+
     def goaway_with_error(ctx: ServerConnection) -> None:
         ctx.handshake()
         for stream_id in (1, 3, 5, 7):
@@ -754,12 +763,16 @@ def test_error_goaway_fails_every_request_in_flight(
     with serve(scripted_server, per_connection(goaway_with_error, fresh)) as (server, conn):
         ids = [conn.request("POST", f"/{i}", body=b"x" * 100) for i in range(4)]
         assert ids == [1, 3, 5, 7]
-        for stream_id in ids:
+        for stream_id in ids[:2]:
             with quickly(), pytest.raises(ConnectionError) as caught:
                 conn.get_response(stream_id)
             assert caught.value.error_code == code
             assert str(int(code)) in str(caught.value)
-        assert fresh.requests == []  # nothing was re-sent
+            assert not caught.value.safe_to_retry  # a POST the server may have processed
+        for stream_id, path in zip(ids[2:], (b"/2", b"/3"), strict=True):
+            with quickly():
+                assert conn.get_response(stream_id).read() == b"new:" + path + b"|" + b"x" * 100
+        assert [path for _, path, _ in fresh.requests] == [b"/2", b"/3"]
         assert conn.get_response(conn.request("GET", "/after")).read() == b"new:/after|"
         assert server.connection_count == 2
     assert tcp.count == 2
@@ -940,3 +953,202 @@ def test_server_closing_with_requests_in_flight(
             assert conn.get_response(conn.request("GET", "/again")).read() == b"new:/again|"
         assert server.connection_count == 2
     assert tcp.count == 2
+
+
+# -- retries: the connection ends under requests in flight --------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["reset", "close"])
+def test_idempotent_requests_without_an_answer_go_out_again_the_others_say_so(
+    scripted_server: ServerFactory, tcp: TCPCounter, ending: str
+) -> None:
+    """The server takes four requests and drops the connection (TCP reset, or a plain close)
+    without answering: the GET, PUT and DELETE (idempotent) go out again on a new connection
+    and are answered; the POST fails, its error saying it is not safe to send again."""
+
+    def drop(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        for stream_id in (1, 3, 5, 7):
+            ctx.read_request(stream_id)
+        if ending == "reset":
+            ctx.abort()
+        else:
+            ctx.close()
+            ctx.wait_closed(3.0)
+
+    fresh = EchoServer(b"new:")
+    with serve(scripted_server, per_connection(drop, fresh)) as (server, conn):
+        get = conn.request("GET", "/g")
+        post = conn.request("POST", "/p", body=b"pay once")
+        put = conn.request("PUT", "/u", body=b"same twice")
+        delete = conn.request("DELETE", "/d")
+        with quickly():
+            with pytest.raises(ConnectionClosed) as caught:
+                conn.get_response(post)
+            assert not caught.value.safe_to_retry
+            assert conn.get_response(get).read() == b"new:/g|"
+            assert conn.get_response(put).read() == b"new:/u|same twice"
+            assert conn.get_response(delete).read() == b"new:/d|"
+        assert sorted(path for _, path, _ in fresh.requests) == [b"/d", b"/g", b"/u"]
+        assert server.connection_count == 2
+    assert tcp.count == 2
+
+
+def test_a_request_is_sent_again_only_once(
+    scripted_server: ServerFactory, tcp: TCPCounter
+) -> None:
+    """Every connection is dropped under the GET: it goes out a second time, not a third,
+    and the error then says it is safe to send again (the caller may, later)."""
+    seen: list[int] = []
+
+    def drop(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        seen.append(ctx.wait_for_request().stream_id)
+        ctx.abort()
+
+    with serve(scripted_server, drop) as (server, conn):
+        stream_id = conn.request("GET", "/g")
+        with quickly(), pytest.raises(ConnectionClosed) as caught:
+            conn.get_response(stream_id)
+        assert caught.value.safe_to_retry
+        assert len(seen) == 2 and server.connection_count == 2
+    assert tcp.count == 2
+
+
+def test_a_get_whose_response_began_is_not_sent_again(
+    scripted_server: ServerFactory, tcp: TCPCounter
+) -> None:
+    """Once the response headers arrived, the server processed the request: a connection
+    that dies during the body fails the read, and nothing is sent again."""
+
+    def half(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        stream_id = ctx.wait_for_request().stream_id
+        ctx.respond(stream_id, 200, [(b"content-length", b"100")], b"x" * 10, end=False)
+        ctx.abort()
+
+    with serve(scripted_server, half) as (server, conn):
+        response = conn.get_response(conn.request("GET", "/g"))
+        with quickly(), pytest.raises(ConnectionClosed):
+            response.read()
+        assert server.connection_count == 1
+    assert tcp.count == 1
+
+
+def test_a_goaway_read_after_a_failed_upload_still_counts(
+    scripted_server: ServerFactory, tcp: TCPCounter
+) -> None:
+    """The server sends GOAWAY(last_stream_id=0) while a POST's body is going out, and
+    drops the connection: hyper's next write fails, but the GOAWAY that came before says
+    the POST was never processed, so it goes out again, whole, on a new connection."""
+    body = bytes(range(256)) * 4096  # 1 MiB: more than the windows let out at once
+
+    def goaway_then_drop(ctx: ServerConnection) -> None:
+        ctx.handshake()
+        ctx.wait_for_request()
+        ctx.send_raw(goaway_bytes(0))
+        ctx.abort()
+
+    fresh = EchoServer(b"new:")
+    with serve(scripted_server, per_connection(goaway_then_drop, fresh)) as (_, conn):
+        with quickly(5.0):
+            stream_id = conn.request("POST", "/p", body=body)
+            assert conn.get_response(stream_id).read() == b"new:/p|" + body
+        assert [path for _, path, _ in fresh.requests] == [b"/p"]
+    assert tcp.count == 2
+
+
+# -- hypercorn_request_limit: 1,000 requests a connection, streams in flight dropped ------------
+
+
+def test_multiplexed_gets_across_the_request_limit_are_all_answered(
+    hypercorn_request_limit: HypercornAppServer, tcp: TCPCounter
+) -> None:
+    """30 rounds of 100 GETs in flight on one HTTPConnection: hypercorn ends each connection
+    at its 1,000th request, dropping the streams it had just accepted. Every GET is answered
+    (those never processed, or idempotent and unanswered, go out again), every body right."""
+    with tls_connection(hypercorn_request_limit, timeout=10) as conn:
+        for round_ in range(30):
+            sizes = [1 + (round_ * 100 + i) % 200 for i in range(100)]
+            ids = [conn.request("GET", f"/bytes/{size}") for size in sizes]
+            for stream_id, size in zip(ids, sizes, strict=True):
+                assert conn.get_response(stream_id).read() == deterministic_bytes(size)
+    assert 3 <= tcp.count <= 6  # a new connection at least every 1,000 requests
+
+
+def test_posts_from_32_threads_across_the_request_limit(
+    hypercorn_request_limit: HypercornAppServer, tcp: TCPCounter
+) -> None:
+    """32 threads x 100 POSTs on one connection, across hypercorn's request limit: a POST
+    the server never processed goes out again and is answered; the only failures are POSTs
+    whose fate hyper cannot know (a stream hypercorn had accepted when it dropped the
+    connection), each with an error that says it is not safe to send again."""
+    answered: list[int] = []
+    unknown: list[HyperError] = []
+    other: list[BaseException] = []
+    lock = threading.Lock()
+    with tls_connection(hypercorn_request_limit, timeout=10) as conn:
+
+        def worker(n: int) -> None:
+            for i in range(100):
+                body = f"thread {n} post {i} ".encode() * 20
+                try:
+                    echoed = conn.get_response(conn.request("POST", "/echo", body=body)).read()
+                except HyperError as exc:
+                    with lock:
+                        (other if exc.safe_to_retry else unknown).append(exc)
+                    continue
+                except BaseException as exc:
+                    with lock:
+                        other.append(exc)
+                    continue
+                with lock:
+                    if echoed == body:
+                        answered.append(1)
+                    else:
+                        other.append(AssertionError(f"wrong echo for thread {n} post {i}"))
+
+        threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(32)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 120
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        assert not [t for t in threads if t.is_alive()], "POSTs still running after 120 s"
+    assert other == []
+    assert len(answered) + len(unknown) == 3200
+    # At most the streams in flight when each connection reached its limit: one a thread.
+    assert len(unknown) <= 32 * (tcp.count - 1), (len(unknown), tcp.count)
+
+
+def test_nginx_graceful_request_limit_loses_nothing(
+    nginx_h2_tls: NginxServer, tcp: TCPCounter
+) -> None:
+    """nginx ends a connection at its keepalive_requests (10,000) with a graceful GOAWAY
+    and answers what it accepted: 10,100 GETs, 100 in flight, all answered on two
+    connections."""
+    expected = (nginx_h2_tls.docroot / "1k.bin").read_bytes()
+    with tls_connection(nginx_h2_tls) as conn:
+        for _ in range(101):
+            ids = [conn.request("GET", "/1k.bin") for _ in range(100)]
+            for stream_id in ids:
+                assert conn.get_response(stream_id).read() == expected
+    assert tcp.count == 2
+
+
+@pytest.mark.parametrize("cls", [HTTP20Connection, HTTP11Connection])
+def test_a_request_that_never_left_hyper_is_safe_to_retry(
+    cls: type[HTTP20Connection] | type[HTTP11Connection],
+) -> None:
+    """Nothing listens on the port: the POST never went out, so its error says it may be
+    sent again, whatever its method."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed when the block ends: nothing listens there
+    conn = cls("127.0.0.1", port, secure=False, timeout=5)
+    try:
+        with quickly(), pytest.raises(HyperError) as caught:
+            conn.request("POST", "/p", body=b"pay once")
+        assert caught.value.safe_to_retry
+    finally:
+        conn.close()

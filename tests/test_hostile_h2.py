@@ -201,6 +201,8 @@ class Case:
     :ivar client: replaces the default client action (``get_response(hostile).read()``).
     :ivar after_error: called on the connection before the after-state is checked.
     :ivar bystander_fetched: ``client`` already called ``get_response()`` for the bystander.
+    :ivar bystander_resent: the connection error leaves the bystander unprocessed (above a
+        GOAWAY's last stream id), so hyper sends it again on a new connection.
     :ivar xfail: a hyper bug this case shows (the test is a strict xfail).
     """
 
@@ -221,6 +223,7 @@ class Case:
     after_error: Callable[[HTTP20Connection], None] | None = None
     check: Callable[[Measured[Any], RawH2Peer], None] | None = None
     bystander_fetched: bool = False
+    bystander_resent: bool = False
     xfail: str | None = None
 
 
@@ -861,18 +864,35 @@ def _calm_down(outcome: Measured[Any], peer: RawH2Peer) -> None:
     assert isinstance(error, ConnectionError)
     assert error.error_code == Codes.ENHANCE_YOUR_CALM
     assert "slow down" in str(error)
+    assert not error.safe_to_retry  # a POST the server may have processed
 
 
-@case("goaway-with-error", expect=ConnectionError, level="connection", check=_calm_down)
+@case(
+    "goaway-with-error",
+    expect=ConnectionError,
+    level="connection",
+    method="POST",  # a GET is idempotent: hyper would send it again on a new connection
+    check=_calm_down,
+    bystander_resent=True,
+)
 def _(peer: RawH2Peer) -> None:
-    start(peer)
-    peer.goaway(Codes.ENHANCE_YOUR_CALM, debug=b"slow down")
+    # The GOAWAY covers the request (it may have been processed): it fails; the bystander
+    # above last_stream_id was not processed, whatever the error code (RFC 9113 6.8), and
+    # goes out again on a new connection.
+    stream_id = start(peer)
+    peer.goaway(Codes.ENHANCE_YOUR_CALM, stream_id, debug=b"slow down")
 
 
-@case("goaway-with-error-then-more-frames", expect=ConnectionError, level="connection")
+@case(
+    "goaway-with-error-then-more-frames",
+    expect=ConnectionError,
+    level="connection",
+    method="POST",
+    bystander_resent=True,
+)
 def _(peer: RawH2Peer) -> None:
     stream_id = start(peer)
-    peer.goaway(Codes.INTERNAL_ERROR)
+    peer.goaway(Codes.INTERNAL_ERROR, stream_id)
     peer.send(peer.headers_frame(stream_id, OK_HEADERS), data(stream_id, b"late", end=True))
     peer.send(frame_bytes(PING, 0, 0, b"12345678"), frame_bytes(0xFA, 0, 0, b"?"))
 
@@ -1075,7 +1095,9 @@ def _assert_after_state(
     with quickly(FAST):
         if case_.level == "connection":
             assert outcome.error is not None
-            if "bystander" in handles and not case_.bystander_fetched:
+            if "bystander" in handles and case_.bystander_resent:
+                assert conn.get_response(handles["bystander"]).read() == b"bystander"
+            elif "bystander" in handles and not case_.bystander_fetched:
                 # The session's error reaches every unfinished stream on it.
                 with pytest.raises(HyperError) as bystander:
                     conn.get_response(handles["bystander"])

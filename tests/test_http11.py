@@ -27,6 +27,7 @@ import pytest
 import hyper.http11.connection as http11_connection
 from hyper import HTTP11Connection, HTTP11Response, HTTPHeaderMap
 from hyper.common.exceptions import (
+    ConnectionClosed,
     HTTP2PriorKnowledgeOnly,
     InvalidRequest,
     ReadTimeout,
@@ -35,6 +36,7 @@ from hyper.common.exceptions import (
 from hyper.tls import init_context
 from tests.support.http2bin import Http2binServer
 from tests.support.http11 import (
+    PeerClosed,
     RawReply,
     Reply,
     Request,
@@ -1006,3 +1008,95 @@ def test_http10_without_keep_alive_is_not_reused(scripted_raw_server: ServerFact
             assert _get(conn, "/old")[1] == b"hello"
             assert conn._sock is None
     assert [r.connection_id for r in responder.requests] == [0, 1]
+
+
+# -- retries: a kept connection the server closed as the request arrived -------------------------
+
+
+def _closes_under_the_second_request(
+    seen: list[tuple[int, str, str, bytes]],
+) -> Callable[[socket.socket], None]:
+    """A handler: on the first connection, answer one request, then read the next and close
+    without answering (an idle timeout that fired as it arrived); on later connections,
+    answer every request with ``again <target>``."""
+    lock = threading.Lock()
+    connections: list[int] = []
+
+    def handler(sock: socket.socket) -> None:
+        with lock:
+            number = len(connections)
+            connections.append(number)
+        first = read_request(sock)
+        seen.append((number, first.method, first.target, first.body))
+        if number == 0:
+            send_raw(sock, build_response(200, body=b"first"))
+            second = read_request(sock)
+            seen.append((number, second.method, second.target, second.body))
+            return  # closed unanswered
+        while True:
+            send_raw(sock, build_response(200, body=b"again " + first.target.encode()))
+            try:
+                first = read_request(sock)
+            except PeerClosed:
+                return
+            seen.append((number, first.method, first.target, first.body))
+
+    return handler
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_idempotent_request_on_a_kept_connection_that_closed_goes_out_again(
+    scripted_raw_server: ServerFactory, method: str
+) -> None:
+    seen: list[tuple[int, str, str, bytes]] = []
+    body = b"same twice" if method == "PUT" else None
+    with (
+        scripted_raw_server(_closes_under_the_second_request(seen)) as srv,
+        HTTP11Connection(*srv.address, timeout=TIMEOUT) as conn,
+    ):
+        assert _get(conn, "/one")[1] == b"first"
+        conn.request(method, "/two", body=body)
+        response = conn.get_response()
+        assert (response.status, response.read()) == (200, b"again /two")
+    sent = body or b""
+    assert seen == [(0, "GET", "/one", b""), (0, method, "/two", sent), (1, method, "/two", sent)]
+
+
+def test_post_on_a_kept_connection_that_closed_fails_not_safe_to_retry(
+    scripted_raw_server: ServerFactory,
+) -> None:
+    seen: list[tuple[int, str, str, bytes]] = []
+    with (
+        scripted_raw_server(_closes_under_the_second_request(seen)) as srv,
+        HTTP11Connection(*srv.address, timeout=TIMEOUT) as conn,
+    ):
+        assert _get(conn, "/one")[1] == b"first"
+        conn.request("POST", "/two", body=b"pay once")
+        with pytest.raises(ConnectionClosed) as caught:
+            conn.get_response()
+        assert not caught.value.safe_to_retry
+        # The caller decides; the connection itself goes on.
+        assert _get(conn, "/three")[1] == b"again /three"
+    assert [(number, target) for number, _, target, _ in seen] == [
+        (0, "/one"),
+        (0, "/two"),
+        (1, "/three"),
+    ]
+
+
+def test_get_on_a_fresh_connection_that_closed_is_not_sent_again(
+    scripted_raw_server: ServerFactory,
+) -> None:
+    """Only a kept connection may have been closed by an idle timeout: a new one that closes
+    under its first request is the server's answer, and it is not asked twice."""
+    seen: list[str] = []
+
+    def closes(sock: socket.socket) -> None:
+        seen.append(read_request(sock).target)
+
+    with scripted_raw_server(closes) as srv, HTTP11Connection(*srv.address) as conn:
+        conn.request("GET", "/once")
+        with pytest.raises(ConnectionClosed) as caught:
+            conn.get_response()
+        assert caught.value.safe_to_retry  # a GET: the caller may send it again
+    assert seen == ["/once"]

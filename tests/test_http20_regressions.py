@@ -635,7 +635,8 @@ def test_frames_after_an_error_goaway_never_raise_assertion_error(
             ctx.wait_closed()
 
     with serve(scripted_server, handler, enable_push=True) as (server, conn):
-        stream_id = conn.request("GET", "/")
+        # A POST: a GET would go out again on a new connection, and be answered there.
+        stream_id = conn.request("POST", "/", body=b"once")
         with quickly(), pytest.raises(ConnectionError) as caught:
             conn.get_response(stream_id)
         assert caught.value.error_code == h2.errors.ErrorCodes.INTERNAL_ERROR

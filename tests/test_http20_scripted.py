@@ -228,13 +228,15 @@ def test_goaway_with_error_fails_every_stream(scripted_server: ServerFactory) ->
         ctx.flush()
         ctx.wait_closed()
 
+    # POSTs: a GET the server may not have answered would go out again on a new connection.
     with serve(scripted_server, handler) as (_, conn):
-        first = conn.request("GET", "/a")
-        second = conn.request("GET", "/b")
+        first = conn.request("POST", "/a", body=b"a")
+        second = conn.request("POST", "/b", body=b"b")
         with quickly(), pytest.raises(ConnectionError) as caught:
             conn.get_response(first)
         assert caught.value.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
         assert "slow down" in str(caught.value)
+        assert not caught.value.safe_to_retry
         with pytest.raises(ConnectionError):
             conn.get_response(second)
 

@@ -15,7 +15,44 @@ import builtins
 
 
 class HyperError(Exception):
-    """The base class of every exception hyper raises."""
+    """
+    The base class of every exception hyper raises.
+
+    :ivar safe_to_retry: whether the request this error ended may be sent again without
+        the risk of it taking effect twice. ``True`` when the server cannot have processed
+        it (HTTP/2: its stream was above a GOAWAY's last stream id, or refused with
+        ``REFUSED_STREAM``; either protocol: it never left hyper) or when its method is
+        idempotent (``GET``, ``HEAD``, ``OPTIONS``, ``TRACE``, ``PUT``, ``DELETE``);
+        ``False`` when its fate is unknown, and for errors that are not about a request's
+        delivery. Set on the errors ``request()`` and ``get_response()`` raise; hyper has
+        then already sent such a request again once by itself where it could (see
+        :ref:`which requests hyper sends again <retries>`).
+    """
+
+    safe_to_retry: bool = False
+
+    def __copy__(self) -> HyperError:
+        clone = type(self).__new__(type(self), *self.args)
+        clone.__dict__.update(self.__dict__)
+        clone.__cause__ = self.__cause__
+        clone.__context__ = self.__context__
+        clone.__suppress_context__ = self.__suppress_context__
+        return clone
+
+    def for_request(self, safe_to_retry: bool) -> HyperError:
+        """
+        This error as the failure of one request: a copy with :attr:`safe_to_retry` set (the
+        same error may end several requests, each with its own verdict). The copy keeps
+        every attribute, and ``__cause__``: the original library error stays reachable.
+
+        :param safe_to_retry: whether that request may be sent again.
+        :returns: the copy, or this error itself when it already says the same.
+        """
+        if self.safe_to_retry == safe_to_retry:
+            return self
+        clone = self.__copy__()
+        clone.safe_to_retry = safe_to_retry
+        return clone
 
 
 class InvalidRequest(HyperError, ValueError):

@@ -47,6 +47,10 @@ BodyArg = bytes | bytearray | memoryview | str | Readable | Iterable[bytes] | No
 #: wait for one.
 METHODS_EXPECTING_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
 
+#: The idempotent methods (RFC 9110 9.2.2): sending one twice has the effect of sending it
+#: once, so a request whose fate is unknown may go out again.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
 
 def _encode_text(text: str, what: str) -> bytes:
     """``text`` as UTF-8; text that has no UTF-8 form (lone surrogates) is refused."""

@@ -21,12 +21,15 @@ from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import (
     ConnectionClosed,
     HTTP2PriorKnowledgeOnly,
+    HyperError,
     InvalidRequest,
     LineTooLongError,
     ReadTimeout,
+    SocketError,
     TLSError,
 )
 from ..common.request import (
+    IDEMPOTENT_METHODS,
     METHODS_EXPECTING_BODY,
     BodyArg,
     HeadersArg,
@@ -134,6 +137,12 @@ class HTTP11Connection(ClosingContextManager):
         self._pending_method: bytes | None = None
         # Whether the request in progress said Connection: close.
         self._last_request = False
+        # The socket kept after a complete exchange, while it waits for the next request:
+        # the server may close it any moment, which a request sent on it may meet.
+        self._reused_socket: BufferedSocket | None = None
+        # The request in progress (head, body, framing), kept while sending it again on a
+        # new connection is allowed: idempotent, in memory, on a reused connection.
+        self._replay: tuple[bytes, RequestBody, bool, int | None] | None = None
         # The socket an HTTP/1.0 response came on, if it is kept alive.
         self._http10_socket: BufferedSocket | None = None
         #: The lease of the response whose body is still being read.
@@ -273,7 +282,10 @@ class HTTP11Connection(ClosingContextManager):
         head, chunked, declared, closes = self._build_head(method_b, url, headers, request_body)
         with self._lock:
             self._wait_idle_locked()
-            sock = self._ensure_socket_locked()
+            try:
+                sock = self._ensure_socket_locked()
+            except HyperError as failure:
+                raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
             if chunked and sock is self._http10_socket:
                 # RFC 9112 6.1: chunked only to a server known to speak HTTP/1.1.
                 raise InvalidRequest(
@@ -284,11 +296,45 @@ class HTTP11Connection(ClosingContextManager):
             # A request that says Connection: close is the connection's last (RFC 9112 9.6).
             self._last_request = closes
             self._owner = threading.get_ident()
+            # On a reused connection the server may have closed it a moment ago: an idempotent
+            # request with its body in memory is then sent again on a new one (see retries).
+            replayable = request_body.data is not None and method_b in IDEMPOTENT_METHODS
+            reused = sock is self._reused_socket
+            self._replay = (
+                (head, request_body, chunked, declared) if replayable and reused else None
+            )
             try:
                 self._send_locked(sock, head, request_body, chunked, declared)
+            except InvalidRequest:
+                self._close_socket_locked()
+                raise
+            except HyperError as failure:
+                self._close_socket_locked()
+                error = failure
+                if self._replay is not None:
+                    try:
+                        self._resend_locked(method_b)
+                        return
+                    except HyperError as again:
+                        error = again
+                raise error.for_request(method_b in IDEMPOTENT_METHODS) from error.__cause__
             except BaseException:
                 self._close_socket_locked()
                 raise
+
+    def _resend_locked(self, method: bytes) -> None:
+        """Send the request kept in ``_replay`` again, once, on a new socket (lock held)."""
+        replay, self._replay = self._replay, None
+        assert replay is not None
+        head, body, chunked, declared = replay
+        sock = self._ensure_socket_locked()
+        self._pending_method = method
+        self._owner = threading.get_ident()
+        try:
+            self._send_locked(sock, head, body, chunked, declared)
+        except BaseException:
+            self._close_socket_locked()
+            raise
 
     def _build_head(
         self,
@@ -449,10 +495,23 @@ class HTTP11Connection(ClosingContextManager):
             if method is None or sock is None:
                 raise InvalidRequest("there is no request waiting for a response")
             try:
-                while True:
-                    head = self._read_head_locked(sock)
-                    if head.status == 101 or not 100 <= head.status < 200:
-                        break
+                head = self._read_final_head_locked(sock)
+            except HyperError as failure:
+                # Nothing of a response came before the reused connection failed: the request
+                # kept for that goes out again on a new one, once.
+                self._close_socket_locked()
+                if self._replay is None or not _connection_died(failure):
+                    raise failure.for_request(method in IDEMPOTENT_METHODS) from failure.__cause__
+                try:
+                    self._resend_locked(method)
+                    sock = self._sock
+                    assert sock is not None
+                    head = self._read_final_head_locked(sock)
+                except HyperError as again:
+                    self._close_socket_locked()
+                    raise again.for_request(True) from again.__cause__
+            self._replay = None
+            try:
                 # The exchange is this thread's until the body is done (the lease returned).
                 lease = self._lease = ConnectionLease(
                     sock,
@@ -481,6 +540,15 @@ class HTTP11Connection(ClosingContextManager):
                 self._owner = None
                 self._idle.notify_all()
             return response
+
+    def _read_final_head_locked(self, sock: BufferedSocket) -> Any:
+        """The head of the final response, interim (1xx) ones skipped; ``_replay`` is
+        dropped as soon as any head arrived (the server answered)."""
+        while True:
+            head = self._read_head_locked(sock)
+            self._replay = None
+            if head.status == 101 or not 100 <= head.status < 200:
+                return head
 
     def _read_head_locked(self, sock: BufferedSocket) -> Any:
         parser = self.parser
@@ -515,7 +583,15 @@ class HTTP11Connection(ClosingContextManager):
                 self._owner = None
                 if not reusable or self._last_request:
                     self._close_socket_locked()
+                else:
+                    self._reused_socket = self._sock
             self._idle.notify_all()
+
+
+def _connection_died(error: HyperError) -> bool:
+    """Whether ``error`` is the connection ending under a request (closed, reset, a TLS
+    failure) before any of the response arrived, rather than a time-out or a bad answer."""
+    return isinstance(error, SocketError) and not isinstance(error, ReadTimeout)
 
 
 def _looks_like_http2_settings(header: bytes) -> bool:

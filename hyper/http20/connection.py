@@ -24,9 +24,16 @@ from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
 from ..common.condition import Condition
 from ..common.decoder import SUPPORTED_ENCODINGS
-from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
+from ..common.exceptions import (
+    ConnectionClosed,
+    HyperError,
+    InvalidRequest,
+    ReadTimeout,
+    SocketError,
+)
 from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
 from ..common.request import (
+    IDEMPOTENT_METHODS,
     METHODS_EXPECTING_BODY,
     BodyArg,
     HeadersArg,
@@ -51,7 +58,8 @@ from ..common.util import (  # TimeoutArg and split_timeout are re-exported from
 )
 from .engine import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_LIST_SIZE, Engine
 from .errors import ErrorCodes
-from .exceptions import ClosedByCaller, HTTP20Error, StreamResetError
+from .exceptions import ClosedByCaller, HTTP20Error, ProtocolError, StreamResetError
+from .exceptions import ConnectionError as HTTP2ConnectionError
 from .response import HTTP20Push, HTTP20Response
 from .stream import HeaderList, Stream
 from .transport import Transport
@@ -70,9 +78,6 @@ ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("as
 #: The most pushed responses one connection keeps waiting to be collected with
 #: :meth:`HTTP20Connection.get_pushes`; further pushes are refused (``REFUSED_STREAM``).
 MAX_BUFFERED_PUSHES = 100
-
-#: Methods whose requests are sent again by themselves after a connection died unanswered.
-SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 #: The highest stream identifier HTTP/2 allows.
 MAX_STREAM_ID = 2**31 - 1
@@ -447,40 +452,37 @@ class HTTP20Connection(ClosingContextManager):
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
         end_stream = request_body.is_empty
-        request = self._open_stream(header_list, end_stream, None)
+        try:
+            request = self._open_stream(header_list, end_stream, None)
+        except InvalidRequest:
+            raise
+        except HyperError as failure:
+            raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
         if request_body.data is not None:
             # In memory: it can be sent again if the server says it never processed it.
             request.replay = (header_list, request_body.data)
         if not end_stream:
             try:
                 self._send_body(request, request_body.chunks(), final=True)
-            except HyperError:
-                if not self._resend_unprocessed_upload(request):
-                    self._abandon(request)
-                    raise
+            except InvalidRequest:
+                self._abandon(request)  # a caller's mistake: nothing to send again
+                raise
+            except HyperError as failure:
+                error = failure
+                resend, safe = self._retry_verdict(request)
+                if resend:
+                    try:
+                        self._resend(request)
+                        return request.handle
+                    except HyperError as again:
+                        error, safe = again, self._retry_verdict(request)[1]
+                self._abandon(request)
+                raise error.for_request(safe) from error.__cause__
             except BaseException:
                 # The caller never gets this stream's id: do not leave it behind.
                 self._abandon(request)
                 raise
         return request.handle
-
-    def _resend_unprocessed_upload(self, request: _Request) -> bool:
-        """
-        The server refused the request while its body was going out (a GOAWAY below it, or
-        REFUSED_STREAM), so it never processed it: send it again, as :meth:`get_response`
-        does for a refusal that comes later, if the body is in memory. Return whether it went
-        out again.
-        """
-        for _ in range(3):
-            stream = request.stream
-            if stream is None or not stream.unprocessed or request.replay is None:
-                return False
-            try:
-                self._resend(request)
-            except HyperError:
-                continue  # refused again, or no new connection: look at the latest attempt
-            return True
-        return False
 
     def putrequest(self, method: str | bytes, selector: str | bytes, **kwargs: Any) -> int:
         """
@@ -835,41 +837,62 @@ class HTTP20Connection(ClosingContextManager):
                 raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
             if not request.sent:
                 raise InvalidRequest(f"the request on stream {stream_id} was not sent yet")
-        attempts = 0
+        resent = False
         while True:
             transport, stream = request.transport, request.stream
             assert transport is not None and stream is not None
-            transport.wait_for_headers(stream)
-            if not self._should_resend(request, attempts):
-                break
-            attempts += 1
-            self._resend(request)
+            try:
+                transport.wait_for_headers(stream)
+                if stream.response_headers is not None:
+                    break
+                stream.raise_if_failed()
+                raise ConnectionClosed(f"stream {stream_id} ended without a response")
+            except HyperError as failure:
+                error = failure
+                resend, safe = self._retry_verdict(request)
+                if resend and not resent:
+                    resent = True
+                    try:
+                        self._resend(request)
+                        continue
+                    except HyperError as again:
+                        error, safe = again, self._retry_verdict(request)[1]
+                with self._lock:
+                    self._awaiting.pop(stream_id, None)
+                raise error.for_request(safe) from error.__cause__
         with self._lock:
             self._awaiting.pop(stream_id, None)
-        if stream.response_headers is None:
-            stream.raise_if_failed()
-            raise ConnectionClosed(f"stream {stream_id} ended without a response")
         return HTTP20Response(stream.response_headers, transport.handle(stream))
 
     @staticmethod
-    def _should_resend(request: _Request, attempts: int) -> bool:
+    def _retry_verdict(request: _Request) -> tuple[bool, bool]:
         """
-        Whether a request that got no response should go out again by itself: only with its
-        body in memory, and only when that is safe: the server said it never processed it
-        (GOAWAY above it, or REFUSED_STREAM), or, once, a safe method (GET, HEAD, OPTIONS)
-        whose connection died before any answer, as browsers retry.
+        For a request that failed before its response came: whether hyper sends it again by
+        itself, and whether it is safe to send again at all (docs/advanced.rst, retries).
+
+        It is safe when the server cannot have processed it (a GOAWAY above its stream, or
+        REFUSED_STREAM) or when its method is idempotent. hyper sends it again itself, once,
+        when its body is in memory and either the server did not process it or its method
+        is idempotent and the connection ended (closed, reset, a TLS failure, a GOAWAY with
+        an error) before its response headers arrived. A request the caller's close() ended
+        is never sent again.
         """
         stream = request.stream
-        if stream is None or request.replay is None or stream.response_headers is not None:
-            return False
-        if attempts >= 3 or isinstance(stream.error, ClosedByCaller):
-            return False  # close() ends what is pending; it is not a failure to work around
-        if stream.unprocessed:
-            return True
-        if attempts == 0 and isinstance(stream.error, ConnectionClosed):
-            method = next((v for n, v in request.replay[0] if n == b":method"), b"")
-            return method in SAFE_METHODS
-        return False
+        method = request.headers[0][1] if request.headers else b""
+        unprocessed = stream is not None and stream.unprocessed
+        safe = unprocessed or method in IDEMPOTENT_METHODS
+        if request.replay is None or stream is None or stream.response_headers is not None:
+            return False, safe
+        error = stream.error
+        if isinstance(error, ClosedByCaller):
+            return False, safe
+        # The connection ended under it: closed, reset or a TLS failure, or ended by the
+        # server with a GOAWAY error. Not a reset of this stream, a time-out, or a server
+        # breaking the protocol (whose next answer would be no better).
+        died = (isinstance(error, SocketError) and not isinstance(error, ReadTimeout)) or (
+            isinstance(error, HTTP2ConnectionError) and not isinstance(error, ProtocolError)
+        )
+        return unprocessed or (safe and died), safe
 
     def _resend(self, request: _Request) -> None:
         """

@@ -1253,25 +1253,26 @@ class Engine:
         event = GoAwayReceived(code, last, debug_data)
         self.goaway = event
         self._events.append(event)
-        if code != ErrorCodes.NO_ERROR:
-            # The server ended the connection: every stream fails with its reason.
-            message = f"the server closed the connection with error {code_name(code)}"
-            if debug_data:
-                message += f": {debug_data[:200]!r}"
-            self._fail(ConnectionError(message, code), None)
-            return
         unprocessed = ConnectionError(
-            "the server is shutting the connection down (GOAWAY) and did not process this "
-            "request; it is safe to send it again",
+            "the server is ending the connection (GOAWAY) and did not process this request; "
+            "it is safe to send it again",
             code,
         )
+        unprocessed.safe_to_retry = True
         for stream in [s for s in self.streams.values() if s.stream_id % 2 and s.stream_id > last]:
-            # Never processed (section 6.8): it may go out again on a new connection.
+            # Never processed, whatever the error code (section 6.8): it may go out again on
+            # a new connection.
             if not stream.finished:
                 stream.error = unprocessed
                 stream.unprocessed = True
             stream.local_closed = True
             self._forget(stream, _RESET_SENT)
+        if code != ErrorCodes.NO_ERROR:
+            # The server ended the connection: every other stream fails with its reason.
+            message = f"the server closed the connection with error {code_name(code)}"
+            if debug_data:
+                message += f": {debug_data[:200]!r}"
+            self._fail(ConnectionError(message, code), None)
 
     def _on_window_update(
         self, view: memoryview, body: int, following: int, flags: int, stream_id: int

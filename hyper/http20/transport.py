@@ -268,8 +268,23 @@ class Transport:
         try:
             sock.sendall(data)
         except HyperError as exc:
+            # What the server sent before it went away (a GOAWAY saying which requests it
+            # never processed) still counts: read it before the streams fail.
+            self._receive_remains_locked(sock)
             self.fail_locked(exc)
             raise
+
+    def _receive_remains_locked(self, sock: BufferedSocket) -> None:
+        """Process what has already arrived on a socket that failed to send (lock held)."""
+        engine = self.engine
+        try:
+            while engine.error is None:
+                data = sock.recv_nowait()
+                if not data:
+                    return
+                engine.receive_data(data)
+        except HyperError:
+            return  # the rest is unreadable: what was processed stands
 
     def _send_final_locked(self) -> None:
         """Send what the engine queued before failing (its GOAWAY), then close."""
@@ -284,7 +299,12 @@ class Transport:
         """Send a request's headers on a new stream (lock held); return the stream."""
         self.raise_if_dead_locked()
         stream = self.engine.send_headers(stream_id, headers, end_stream)
-        self.flush_locked()
+        try:
+            self.flush_locked()
+        except HyperError:
+            # The transport failed, and the stream with it: the request's owner decides
+            # whether it goes out again when it looks at the stream.
+            pass
         return stream
 
     def send_data(self, stream: Stream, data: bytes | memoryview, end_stream: bool) -> None:

@@ -9,6 +9,7 @@ servers. Every wait on the network is bounded by the connection timeout or ``qui
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import struct
 import subprocess
@@ -552,10 +553,13 @@ def test_rfc9113_8_4_1_the_client_never_sends_push_promise() -> None:
 
 
 def tls_server(
-    scripted_server: ServerFactory, adjust: Callable[[ssl.SSLContext], None]
+    scripted_server: ServerFactory,
+    adjust: Callable[[ssl.SSLContext], None],
+    refused: bool = False,
 ) -> tuple[Any, list[tuple[str | None, str]]]:
     """A TLS h2 scripted server answering ``/``, its context adjusted by ``adjust``; the
-    list gets (TLS version, cipher suite) of every connection."""
+    list gets (TLS version, cipher suite) of every connection. With ``refused``, the client
+    is expected to hang up right after the TLS handshake: the server only waits for that."""
     responder = simple_responder({"/": b"over tls"})
     negotiated: list[tuple[str | None, str]] = []
 
@@ -563,6 +567,12 @@ def tls_server(
         assert isinstance(ctx.sock, ssl.SSLSocket)
         cipher = ctx.sock.cipher()
         negotiated.append((ctx.sock.version(), cipher[0] if cipher else ""))
+        if refused:
+            ctx.sock.settimeout(WAIT)
+            with contextlib.suppress(OSError):
+                while ctx.sock.recv(65536):
+                    pass
+            return
         responder(ctx)
 
     server = scripted_server(handler, tls=True)
@@ -692,7 +702,7 @@ def test_rfc9113_9_2_2_no_prohibited_tls_1_2_cipher_suite_is_used_for_h2(
         # CBC suites, for either kind of server key.
         context.set_ciphers("ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA256")
 
-    server, _ = tls_server(scripted_server, adjust)
+    server, negotiated = tls_server(scripted_server, adjust, refused=True)
     with server:
         conn = tls_connection(server, ca_cert_path)
         try:
@@ -700,3 +710,4 @@ def test_rfc9113_9_2_2_no_prohibited_tls_1_2_cipher_suite_is_used_for_h2(
                 conn.get_response(conn.request("GET", "/")).read()
         finally:
             conn.close()
+    assert [version for version, _ in negotiated] == ["TLSv1.2"]  # one attempt, not retried
