@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install hyper with its demo server, start a local HTTP/2 server over TLS, run the quickstart.
+# Install hyper with its demo server into .venv, start a local HTTP/2 server over TLS, run
+# the quickstart against it.
 set -euo pipefail
-export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[demo]'
-exec python3 demo/quickstart.py
+source scripts/venv.sh
+"$PYTHON" -m pip install --quiet -e '.[demo]'
+exec "$PYTHON" demo/quickstart.py

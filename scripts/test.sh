@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Install everything the tests need (Debian servers and Python packages), then run the suite.
-# Extra arguments go to pytest.
+# Install everything the tests need (Debian servers; Python packages into .venv), then run
+# the suite. Extra arguments go to pytest.
 set -euo pipefail
-export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
 
 debian_packages=(nghttp2-server nghttp2-client nginx tinyproxy curl h2o apache2)
 missing=()
@@ -17,5 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-exec python3 -m pytest "$@"
+"$PYTHON" -m pip install --quiet -e '.[test]'
+exec "$PYTHON" -m pytest "$@"
