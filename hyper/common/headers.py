@@ -143,8 +143,8 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
 
     Names and values may be given as ``str`` (encoded as UTF-8) or ``bytes``; everything that
     comes out is ``bytes``. Names are matched without regard to case. The constructor accepts
-    whatever :meth:`dict.update` accepts: another map, a mapping (whose values may also be lists
-    of values), an iterable of ``(name, value)`` pairs, and keyword arguments.
+    any number of sources, merged in turn: other maps, mappings (whose values may also be
+    lists of values), iterables of ``(name, value)`` pairs; then keyword arguments.
 
     Unlike a dictionary, ``headers[name] = value`` *adds* a field and keeps any fields already
     there; use :meth:`replace` to set a single value. Reading ``headers[name]`` returns the list
@@ -171,11 +171,9 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
     _items: list[tuple[bytes, bytes]]
 
     def __init__(self, *args: HeaderSource, **kwargs: HeaderText) -> None:
-        if len(args) > 1:
-            raise TypeError(f"expected at most 1 positional argument, got {len(args)}")
         self._items = []
-        if args:
-            self.merge(args[0])
+        for source in args:  # several sources are merged in turn, as in hyper 0.7
+            self.merge(source)
         if kwargs:
             self.merge(kwargs)
 
@@ -344,7 +342,9 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
 
     def replace(self, name: HeaderText, value: HeaderText) -> None:
         """
-        Remove every field called ``name`` (case-insensitive), then add ``name: value``.
+        Make ``name: value`` the only field called ``name`` (case-insensitive). It takes the
+        place of the first such field, and the others are removed; with none, it is added at
+        the end.
 
         :param name: the field name, ``str`` or ``bytes``.
         :param value: the single value the field will have.
@@ -352,8 +352,14 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
         """
         raw_name = _valid_name(name)
         raw_value = _valid_value(value, raw_name)
-        self._remove(raw_name.lower())
-        self._items.append((raw_name, raw_value))
+        key = raw_name.lower()
+        items = self._items
+        first = next((i for i, pair in enumerate(items) if pair[0].lower() == key), None)
+        if first is None:
+            items.append((raw_name, raw_value))
+            return
+        tail = [pair for pair in items[first + 1 :] if pair[0].lower() != key]
+        items[first:] = [(raw_name, raw_value), *tail]
 
     def __delitem__(self, name: HeaderText) -> None:
         """
@@ -449,6 +455,8 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
             names to a value or a list of values, or an iterable of ``(name, value)`` pairs.
         :raises InvalidRequest: if a field is not allowed; fields before it are kept.
         """
+        if other is self:
+            return  # its fields are already here
         if isinstance(other, HTTPHeaderMap):
             self._items.extend(other._items)
             return
@@ -473,18 +481,21 @@ class HTTPHeaderMap(MutableMapping[Any, Any]):
     # -- Comparing and showing --------------------------------------------------------------------
 
     def _grouped(self) -> dict[bytes, list[bytes]]:
+        """The fields as stored, their values grouped by lower-case name, in order."""
         groups: dict[bytes, list[bytes]] = {}
-        for name, value in self:
-            groups.setdefault(name, []).append(value)
+        for name, value in self._items:
+            groups.setdefault(name.lower(), []).append(value)
         return groups
 
     def __eq__(self, other: object) -> bool:
         """
         Compare with another map, a ``dict`` or a list of pairs.
 
-        They are equal when each name (case-insensitive) has the same canonical values in the
-        same order; the order between different names does not matter. ``dict`` keys and
-        values may be ``str`` or ``bytes``, and a ``dict`` value may be a list of values.
+        They are equal when each name (case-insensitive) has the same fields, as stored, in
+        the same order: ``a: 1, 2`` is one field and differs from ``a: 1`` and ``a: 2``, as
+        in hyper 0.7. The order between different names does not matter. ``dict`` keys and
+        values may be ``str`` or ``bytes``, and a ``dict`` value may be a list of values (one
+        field each).
 
         :param other: what to compare with.
         :returns: whether they are equal; ``NotImplemented`` for other types.

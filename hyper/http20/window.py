@@ -80,11 +80,14 @@ class BaseFlowControlManager:
         """
         Called when the window has been used up entirely: the peer cannot send on this stream
         (or connection) until it is reopened. HTTP/2 has no frame for a peer to say it is
-        blocked, so hyper calls this itself when the window reaches zero.
+        blocked, so hyper calls this itself when the window reaches zero. Part of the
+        interface to implement, like :meth:`increase_window_size`; a policy that does not
+        implement it leaves the window as :meth:`increase_window_size` made it.
 
         :returns: the number of bytes to add to the window; 0 leaves it closed.
+        :raises NotImplementedError: here, in the base class.
         """
-        return 0
+        raise NotImplementedError
 
     def account(self, frame_size: int) -> int:
         """
@@ -101,7 +104,10 @@ class BaseFlowControlManager:
         increase = self._checked(self.increase_window_size(frame_size))
         self.window_size += increase - frame_size
         if self.window_size <= 0:
-            extra = self._checked(self.blocked())
+            try:
+                extra = self._checked(self.blocked())
+            except NotImplementedError:
+                extra = 0  # the policy has nothing to say about a closed window
             self.window_size += extra
             increase += extra
         if self.window_size > MAX_WINDOW:

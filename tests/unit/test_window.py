@@ -54,7 +54,22 @@ def test_base_policy_is_abstract() -> None:
         manager.increase_window_size(10)
     with pytest.raises(NotImplementedError):
         manager.account(10)
-    assert manager.blocked() == 0
+    with pytest.raises(NotImplementedError):  # as hyper 0.7 documents the interface
+        manager.blocked()
+
+
+class _OnlyIncrease(BaseFlowControlManager):
+    """A policy implementing only increase_window_size(), like hyper 0.7's documented
+    example: a window used up stays closed rather than failing."""
+
+    def increase_window_size(self, frame_size: int) -> int:
+        return 0
+
+
+def test_a_policy_without_blocked_leaves_a_used_up_window_closed() -> None:
+    manager = _OnlyIncrease(100)
+    assert manager.account(100) == 0
+    assert manager.window_size == 0
 
 
 def test_account_reduces_the_window_without_update() -> None:
