@@ -22,7 +22,8 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
@@ -211,9 +212,21 @@ def wrap_socket(
     :raises ConnectTimeout: if the handshake does not finish within the socket's timeout.
     """
     context = ssl_context if ssl_context is not None else default_context()
-    sni: str | None = server_hostname
+    with _handshake_failures(sock, server_hostname):
+        try:
+            tls_sock = context.wrap_socket(sock, server_hostname=server_hostname)
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"TLS handshake with {server_hostname} timed out") from exc
+    proto = force_proto or tls_sock.selected_alpn_protocol()
+    _check_protocol(tls_sock, proto, server_hostname)
+    return tls_sock, proto
+
+
+@contextmanager
+def _handshake_failures(sock: socket.socket, server_hostname: str) -> Iterator[None]:
+    """Close ``sock`` and translate what a failed handshake raises into hyper's errors."""
     try:
-        tls_sock = context.wrap_socket(sock, server_hostname=sni)
+        yield
     except ssl.SSLCertVerificationError as exc:
         sock.close()
         raise CertificateError(
@@ -222,14 +235,29 @@ def wrap_socket(
     except ssl.SSLError as exc:
         sock.close()
         raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
-    except TimeoutError as exc:
+    except (TLSError, ConnectTimeout):
         sock.close()
-        raise ConnectTimeout(f"TLS handshake with {server_hostname} timed out") from exc
+        raise
     except OSError as exc:
         sock.close()
         raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
-    proto = force_proto or tls_sock.selected_alpn_protocol()
-    return tls_sock, proto
+
+
+def _check_protocol(
+    tls: ssl.SSLSocket | ssl.SSLObject, proto: str | None, server_hostname: str
+) -> None:
+    """Refuse HTTP/2 over a TLS 1.2 cipher suite RFC 9113 prohibits (closing the socket)."""
+    if proto != "h2" or tls.version() != "TLSv1.2":
+        return
+    cipher = tls.cipher()
+    if cipher is not None and not h2_cipher_allowed(cipher[0]):
+        if isinstance(tls, ssl.SSLSocket):
+            tls.close()
+        raise TLSError(
+            f"{server_hostname} chose HTTP/2 over TLS 1.2 with the cipher suite "
+            f"{cipher[0]}, which RFC 9113 section 9.2.2 prohibits for HTTP/2 "
+            "(INADEQUATE_SECURITY)"
+        )
 
 
 #: How much ciphertext one read of the socket takes at most: every record that has arrived,
@@ -509,7 +537,7 @@ def start_tls(
         raise TLSError(f"cannot start TLS with {server_hostname}: {exc}") from exc
     channel = TLSChannel(sock, sslobj, incoming, outgoing)
     sock.setblocking(False)
-    try:
+    with _handshake_failures(sock, server_hostname):
         while True:
             try:
                 sslobj.do_handshake()
@@ -525,31 +553,13 @@ def start_tls(
                     ) from None
                 incoming.write(received)
         _send_all(channel, deadline, server_hostname)  # the client's Finished
-    except ssl.SSLCertVerificationError as exc:
-        sock.close()
-        raise CertificateError(
-            f"certificate verification failed for {server_hostname}: {exc.verify_message}"
-        ) from exc
-    except ssl.SSLError as exc:
-        sock.close()
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
-    except (TLSError, ConnectTimeout):
-        sock.close()
-        raise
-    except OSError as exc:
-        sock.close()
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
     sock.settimeout(timeout)
     proto = force_proto or sslobj.selected_alpn_protocol()
-    if proto == "h2" and sslobj.version() == "TLSv1.2":
-        cipher = sslobj.cipher()
-        if cipher is not None and not h2_cipher_allowed(cipher[0]):
-            sock.close()
-            raise TLSError(
-                f"{server_hostname} chose HTTP/2 over TLS 1.2 with the cipher suite "
-                f"{cipher[0]}, which RFC 9113 section 9.2.2 prohibits for HTTP/2 "
-                "(INADEQUATE_SECURITY)"
-            )
+    try:
+        _check_protocol(sslobj, proto, server_hostname)
+    except TLSError:
+        sock.close()
+        raise
     return channel, proto
 
 

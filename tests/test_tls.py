@@ -124,6 +124,22 @@ def test_default_context_does_not_trust_the_test_ca(nghttpd_tls: NghttpdServer) 
     conn.close()
 
 
+def test_wrap_socket_negotiates_and_verifies(nghttpd_tls: NghttpdServer) -> None:
+    """hyper.tls.wrap_socket, the blocking handshake: ALPN h2 with the test CA; the same
+    server refused with CertificateError under certifi, its socket closed."""
+    context = init_context(cert_path=str(nghttpd_tls.ca_cert_path))
+    raw = socket.create_connection((nghttpd_tls.host, nghttpd_tls.port), timeout=10)
+    tls_sock, proto = tls.wrap_socket(raw, "localhost", context)
+    with tls_sock:
+        assert isinstance(tls_sock, ssl.SSLSocket)
+        assert proto == "h2"
+    raw = socket.create_connection((nghttpd_tls.host, nghttpd_tls.port), timeout=10)
+    with pytest.raises(CertificateError, match="unable to get local issuer") as info:
+        tls.wrap_socket(raw, "localhost")
+    assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+    assert raw.fileno() == -1  # closed
+
+
 def test_missing_ca_file_raises_tls_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-ca.pem"
     with pytest.raises(TLSError) as info:
