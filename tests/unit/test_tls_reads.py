@@ -115,6 +115,26 @@ class Server:
         self.sock.close()
 
 
+def socket_pair(
+    opened: list[socket.socket], unix: bool = False
+) -> tuple[socket.socket, socket.socket]:
+    """A connected (client, server) pair: TCP on 127.0.0.1, or a Unix socket pair; both
+    with the safety timeout, both added to ``opened`` for the test to close."""
+    if unix:
+        client_raw, server_sock = socket.socketpair()
+        opened.append(client_raw)
+    else:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(SAFETY)
+            client_raw = socket.create_connection(listener.getsockname(), timeout=SAFETY)
+            opened.append(client_raw)
+            server_sock, _ = listener.accept()
+    client_raw.settimeout(SAFETY)
+    opened.append(server_sock)
+    server_sock.settimeout(SAFETY)
+    return client_raw, server_sock
+
+
 def connect(
     server_ctx: ssl.SSLContext,
     client_ctx: ssl.SSLContext,
@@ -124,18 +144,7 @@ def connect(
     """A TCP connection on 127.0.0.1 (or a Unix socket pair) and the TLS handshake over it
     (the client through :func:`start_tls`, the server over memory BIOs in a thread). The
     server has written nothing after the handshake."""
-    if unix:
-        client_raw, server_sock = socket.socketpair()
-        client_raw.settimeout(SAFETY)
-        opened.append(client_raw)
-    else:
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            listener.settimeout(SAFETY)
-            client_raw = socket.create_connection(listener.getsockname(), timeout=SAFETY)
-            opened.append(client_raw)
-            server_sock, _ = listener.accept()
-    opened.append(server_sock)
-    server_sock.settimeout(SAFETY)
+    client_raw, server_sock = socket_pair(opened, unix)
     bio = BioTLSServer(server_sock, server_ctx)
     failures: list[BaseException] = []
 
@@ -679,13 +688,7 @@ def test_a_write_while_a_session_ticket_is_half_read() -> None:
 
     opened: list[socket.socket] = []
     try:
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            listener.settimeout(SAFETY)
-            client_raw = socket.create_connection(listener.getsockname(), timeout=SAFETY)
-            opened.append(client_raw)
-            server_sock, _ = listener.accept()
-        opened.append(server_sock)
-        server_sock.settimeout(SAFETY)
+        client_raw, server_sock = socket_pair(opened)
         bio = BioTLSServer(server_sock, server_ctx)
         failures: list[BaseException] = []
 
