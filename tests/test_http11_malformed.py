@@ -24,7 +24,9 @@ from hyper.common.exceptions import (
     HTTP2PriorKnowledgeOnly,
     HyperError,
     IncompleteRead,
+    IncompleteResponseHead,
     InvalidResponse,
+    InvalidResponseHeader,
     LineTooLongError,
 )
 from tests.support.http11 import HTTP11Responder, RawReply, http11_responder
@@ -113,6 +115,10 @@ MALFORMED_HEADS = {
     "lowercase-http": b"http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     "nul-in-reason": b"HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n",
     "too-many-headers": _head(*(b"X-H%d: v" % i for i in range(101))),
+}
+
+#: Heads whose status line is fine and one header field is not.
+MALFORMED_FIELDS = {
     "header-without-colon": _head(b"NoColonHere"),
     "space-before-colon": _head(b"X-A : b"),
     "tab-before-colon": _head(b"X-A\t: b"),
@@ -127,6 +133,12 @@ MALFORMED_HEADS = {
 def test_malformed_head(scripted_raw_server: ServerFactory, raw: bytes) -> None:
     # close=False: the server would carry on; hyper must not.
     _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponse)
+
+
+@pytest.mark.parametrize("raw", MALFORMED_FIELDS.values(), ids=MALFORMED_FIELDS.keys())
+def test_malformed_header_field(scripted_raw_server: ServerFactory, raw: bytes) -> None:
+    """InvalidResponseHeader (an InvalidResponse) names the field problem."""
+    _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponseHeader)
 
 
 @pytest.mark.parametrize(
@@ -171,16 +183,19 @@ def test_http2_settings_frame(scripted_raw_server: ServerFactory) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "error"),
     [
-        RawReply(b"", close=True),
-        RawReply(b"HTTP/1.1 200 OK\r\nContent-Le", close=True),
-        RawReply(b"", abort=True),
+        (RawReply(b"", close=True), ConnectionClosed),
+        (RawReply(b"HTTP/1.1 200 OK\r\nContent-Le", close=True), IncompleteResponseHead),
+        (RawReply(b"", abort=True), ConnectionClosed),
     ],
     ids=["close-without-response", "close-mid-head", "reset-without-response"],
 )
-def test_server_closes_without_response(scripted_raw_server: ServerFactory, bad: RawReply) -> None:
-    _assert_refused(scripted_raw_server, bad, ConnectionClosed)
+def test_server_closes_without_response(
+    scripted_raw_server: ServerFactory, bad: RawReply, error: type[ConnectionClosed]
+) -> None:
+    """A head cut short is IncompleteResponseHead, a ConnectionClosed."""
+    _assert_refused(scripted_raw_server, bad, error)
 
 
 # -- tolerated deviations ---------------------------------------------------------------------
@@ -301,7 +316,7 @@ def test_bad_framing_headers(scripted_raw_server: ServerFactory, framing: bytes)
     # The body is withheld and the server keeps the connection: where this response ends
     # cannot be known, so the connection must not carry another request.
     raw = OK + framing + b"\r\n\r\n"
-    _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponse)
+    _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponseHeader)
 
 
 @pytest.mark.parametrize(
@@ -314,7 +329,7 @@ def test_bad_framing_headers(scripted_raw_server: ServerFactory, framing: bytes)
 )
 def test_bad_framing_headers_with_body(scripted_raw_server: ServerFactory, framing: bytes) -> None:
     raw = OK + framing + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-    _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponse)
+    _assert_refused(scripted_raw_server, RawReply(raw, close=False), InvalidResponseHeader)
 
 
 # -- decompression bomb -----------------------------------------------------------------------

@@ -79,6 +79,10 @@ class ConnectionClosed(SocketError):
     """
 
 
+class IncompleteResponseHead(ConnectionClosed):
+    """The connection closed after part of an HTTP/1.1 response head had arrived."""
+
+
 class SocketTimeout(SocketError, builtins.TimeoutError):
     """An operation on the network did not finish within the configured timeout."""
 
@@ -123,6 +127,13 @@ class HTTP2PriorKnowledgeOnly(InvalidResponse):
     plaintext with prior knowledge only. :class:`hyper.HTTPConnection` handles this by
     reconnecting with HTTP/2 and sending the request again (the server never read it as a
     request); an :class:`hyper.HTTP11Connection` cannot talk to such a server.
+    """
+
+
+class InvalidResponseHeader(InvalidResponse):
+    """
+    A header field of an HTTP/1.1 response is malformed, or contradicts another one (two
+    different ``Content-Length`` values, say), so the message cannot be delimited safely.
     """
 
 

@@ -13,34 +13,42 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+import time
+import warnings
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import (
-    ConnectionError as RequestsConnectionError,
+    ChunkedEncodingError,
+    InvalidHeader,
+    InvalidProxyURL,
+    InvalidURL,
+    RetryError,
 )
-from requests.exceptions import (
-    ConnectTimeout as RequestsConnectTimeout,
-)
-from requests.exceptions import (
-    ProxyError as RequestsProxyError,
-)
-from requests.exceptions import (
-    ReadTimeout as RequestsReadTimeout,
-)
-from requests.exceptions import (
-    SSLError as RequestsSSLError,
-)
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout as RequestsConnectTimeout
+from requests.exceptions import ProxyError as RequestsProxyError
+from requests.exceptions import ReadTimeout as RequestsReadTimeout
+from requests.exceptions import SSLError as RequestsSSLError
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_auth_from_url, get_encoding_from_headers, select_proxy
-from urllib3.util import SKIP_HEADER
+from requests.utils import (
+    get_auth_from_url,
+    get_encoding_from_headers,
+    prepend_scheme_if_needed,
+    select_proxy,
+)
+from urllib3.exceptions import InsecureRequestWarning, MaxRetryError
+from urllib3.util import SKIP_HEADER, Retry, Timeout, Url, parse_url
 
 from .. import tls
 from ..common.exceptions import (
@@ -48,6 +56,8 @@ from ..common.exceptions import (
     ConnectTimeout,
     ContentDecodingError,
     HyperError,
+    IncompleteResponseHead,
+    InvalidResponseHeader,
     ProxyError,
     ReadTimeout,
     SocketError,
@@ -58,51 +68,91 @@ from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
 
-#: Pool key: scheme, host, port, TLS settings, proxy.
+#: Pool key: scheme, host, port, TLS settings, timeout, proxy.
 PoolKey = tuple[str, str, int, Any, Any, str | None]
+
+#: Seconds an idle pooled connection is kept before it is closed instead of reused.
+DEFAULT_IDLE_TIMEOUT = 60.0
 
 
 class HTTP20Adapter(HTTPAdapter):
     """
     A requests transport adapter that sends requests with hyper.
 
-    Connections are pooled per scheme, host, port, TLS settings and proxy, and reused by
-    every request that matches; HTTP/2 carries many requests on one of them at once.
-    Servers without HTTP/2 are spoken to over HTTP/1.1 (see :class:`hyper.HTTPConnection`).
+    Connections are pooled per scheme, host, port, TLS settings, timeout and proxy, and
+    reused by every request that matches. Over HTTP/2 one connection carries every request
+    for its key at once; over HTTP/1.1 a connection carries one exchange at a time, and up
+    to ``pool_maxsize`` are kept per key. Servers without HTTP/2 are spoken to over
+    HTTP/1.1 (see :class:`hyper.HTTPConnection`).
 
     :param window_manager: the HTTP/2 flow-control policy class for new connections.
-    :param args: passed on to :class:`requests.adapters.HTTPAdapter`.
-    :param kwargs: passed on to :class:`requests.adapters.HTTPAdapter`.
+    :param pool_connections: how many keys (origins with their settings) keep pooled
+        connections; the least recently used key's idle connections are closed beyond it.
+    :param pool_maxsize: how many HTTP/1.1 connections are kept per key.
+    :param max_retries: as for :class:`requests.adapters.HTTPAdapter`: an ``int`` (connect
+        retries) or a :class:`urllib3.util.Retry`, whose connect, read and status rules,
+        backoff and ``Retry-After`` handling apply to requests sent through hyper.
+    :param pool_block: when every HTTP/1.1 connection of a full pool is busy, wait (up to
+        the connect timeout) for one instead of opening one more that is closed after use.
+    :param idle_timeout: seconds an idle connection stays pooled; ``None`` keeps it.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "window_manager"]
+    __attrs__ = [
+        *HTTPAdapter.__attrs__,
+        "window_manager",
+        "pool_connections",
+        "pool_maxsize",
+        "pool_block",
+        "idle_timeout",
+    ]
 
     def __init__(
         self,
         window_manager: type[BaseFlowControlManager] | None = None,
-        *args: Any,
-        **kwargs: Any,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
+        max_retries: int | Retry = DEFAULT_RETRIES,
+        pool_block: bool = DEFAULT_POOLBLOCK,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.window_manager = window_manager
-        #: The pooled connections, by (scheme, host, port, TLS settings, proxy, timeout). An
-        #: HTTP/2 connection carries every request for its key; HTTP/1.1 ones are added as
-        #: needed, one per request in progress.
-        self.connections: dict[PoolKey, list[HTTPConnection]] = {}
-        self._pool_lock = threading.Lock()
+        self.pool_connections = pool_connections
+        self.pool_maxsize = pool_maxsize
+        self.pool_block = pool_block
+        self.idle_timeout = idle_timeout
+        self._init_pool()
+        super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+
+    def _init_pool(self) -> None:
+        #: The pooled connections by key, least recently used first. An HTTP/2 connection
+        #: carries every request for its key; HTTP/1.1 ones are added as needed.
+        self.connections: OrderedDict[PoolKey, list[HTTPConnection]] = OrderedDict()
+        self._pool_lock = threading.Condition()
+        #: Responses handed out and not finished yet, per connection.
+        self._outstanding: dict[HTTPConnection, int] = {}
+        #: When each idle connection became idle.
+        self._idle_since: dict[HTTPConnection, float] = {}
+        #: Connections to close when their last response is done (the adapter was closed,
+        #: their key was evicted, or they were opened beyond a full pool).
+        self._retiring: set[HTTPConnection] = set()
         self._contexts: dict[Any, ssl.SSLContext] = {}
-        super().__init__(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for transient in ("connections", "_pool_lock", "_contexts"):
+        for transient in (
+            "connections",
+            "_pool_lock",
+            "_outstanding",
+            "_idle_since",
+            "_retiring",
+            "_contexts",
+        ):
             state.pop(transient, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.connections = {}
-        self._pool_lock = threading.Lock()
-        self._contexts = {}
+        self._init_pool()
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -117,7 +167,11 @@ class HTTP20Adapter(HTTPAdapter):
         timeout: Any = None,
     ) -> HTTPConnection:
         """
-        Return the pooled connection for these parameters, creating it if needed.
+        Return a pooled connection for these parameters, creating it if needed: the HTTP/2
+        connection of the key, or an HTTP/1.1 one that is not busy. When the key's pool is
+        full of busy HTTP/1.1 connections, wait for one if ``pool_block`` (failing with
+        :class:`requests.exceptions.ConnectionError` after the connect timeout), otherwise
+        open one more, closed when its response is done.
 
         :param host: the server's host name or address.
         :param port: its port.
@@ -131,12 +185,26 @@ class HTTP20Adapter(HTTPAdapter):
         secure = scheme == "https"
         tls_key = (self._verify_key(verify), _cert_key(cert)) if secure else None
         key: PoolKey = (scheme, host.lower(), port, tls_key, _timeout_key(timeout), proxy)
+        proxy_host, proxy_headers = self._proxy_settings(proxy)
+        wait = timeout[0] if isinstance(timeout, tuple) else timeout
+        deadline = None if wait is None else time.monotonic() + wait
         with self._pool_lock:
-            pool = self.connections.setdefault(key, [])
-            for conn in pool:
-                if not conn.busy:
-                    return conn
-            proxy_host, proxy_headers = self._proxy_settings(proxy)
+            pool = self._pool_for(key)
+            while True:
+                self._evict_idle(pool)
+                for conn in pool:
+                    if not conn.busy:
+                        self._idle_since.pop(conn, None)
+                        return conn
+                if len(pool) < self.pool_maxsize or not self.pool_block:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise RequestsConnectionError(
+                        f"every connection to {host}:{port} is busy (pool_maxsize="
+                        f"{self.pool_maxsize}) and none was released in time"
+                    )
+                self._pool_lock.wait(remaining)
             conn = HTTPConnection(
                 host,
                 port,
@@ -147,8 +215,67 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_headers=proxy_headers,
                 timeout=timeout,
             )
-            pool.append(conn)
+            if len(pool) < self.pool_maxsize:
+                pool.append(conn)
+            else:
+                self._retiring.add(conn)
             return conn
+
+    def _pool_for(self, key: PoolKey) -> list[HTTPConnection]:
+        """The key's pool, now the most recently used; the least recently used keys beyond
+        ``pool_connections`` give up their connections (lock held)."""
+        pool = self.connections.get(key)
+        if pool is not None:
+            self.connections.move_to_end(key)
+            return pool
+        pool = self.connections[key] = []
+        while len(self.connections) > max(self.pool_connections, 1):
+            _, evicted = self.connections.popitem(last=False)
+            for conn in evicted:
+                self._retire(conn)
+        return pool
+
+    def _evict_idle(self, pool: list[HTTPConnection]) -> None:
+        """Close the pool's connections idle for longer than ``idle_timeout`` (lock held)."""
+        if self.idle_timeout is None:
+            return
+        now = time.monotonic()
+        for conn in list(pool):
+            since = self._idle_since.get(conn)
+            if since is not None and now - since > self.idle_timeout:
+                pool.remove(conn)
+                self._idle_since.pop(conn, None)
+                conn.close()
+
+    def _retire(self, conn: HTTPConnection) -> None:
+        """Close ``conn`` now if no response of it is unfinished, else when the last one is
+        done (lock held)."""
+        self._idle_since.pop(conn, None)
+        if self._outstanding.get(conn):
+            self._retiring.add(conn)
+        else:
+            self._retiring.discard(conn)
+            conn.close()
+
+    def _response_started(self, conn: HTTPConnection) -> Callable[[], None]:
+        """Count a response handed out on ``conn``; return what to call when it is done."""
+        with self._pool_lock:
+            self._outstanding[conn] = self._outstanding.get(conn, 0) + 1
+
+        def done() -> None:
+            with self._pool_lock:
+                left = self._outstanding.get(conn, 1) - 1
+                if left > 0:
+                    self._outstanding[conn] = left
+                else:
+                    self._outstanding.pop(conn, None)
+                    if conn in self._retiring:
+                        self._retire(conn)
+                    else:
+                        self._idle_since[conn] = time.monotonic()
+                self._pool_lock.notify_all()
+
+        return done
 
     @staticmethod
     def _verify_key(verify: Any) -> Any:
@@ -182,31 +309,32 @@ class HTTP20Adapter(HTTPAdapter):
 
     @staticmethod
     def _proxy_settings(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:
-        """The proxy's host:port and its headers (credentials in its URL become
-        Proxy-Authorization)."""
+        """The proxy's host:port (80 when its URL names no port, as in urllib3) and headers
+        (credentials in its URL become Proxy-Authorization)."""
         if not proxy:
             return None, None
-        if "://" not in proxy:
-            proxy = "http://" + proxy
-        parts = urlsplit(proxy)
-        if parts.scheme not in ("http", ""):
-            raise RequestsProxyError(f"hyper can only use HTTP proxies, not {proxy!r}")
-        username, password = get_auth_from_url(proxy)
+        parts = _proxy_url(proxy)
+        if parts.scheme != "http":
+            raise RequestsProxyError(f"hyper can only use HTTP proxies (http://), not {proxy!r}")
+        username, password = get_auth_from_url(parts.url)
         headers = None
         if username:
             headers = {"Proxy-Authorization": basic_credentials(username, password)}
-        host = parts.hostname or ""
-        if ":" in host:
+        host = parts.host or ""
+        if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"{host}:{parts.port or 8080}", headers
+        return f"{host}:{parts.port or 80}", headers
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; those with a response still being read (a
+        ``stream=True`` body, say) are closed once it is done."""
         with self._pool_lock:
-            pools, self.connections = list(self.connections.values()), {}
-        for pool in pools:
-            for conn in pool:
-                conn.close()
+            pools, self.connections = list(self.connections.values()), OrderedDict()
+            for pool in pools:
+                for conn in pool:
+                    self._retire(conn)
+            for conn in list(self._retiring):
+                self._retire(conn)
         super().close()
 
     # -- sending ----------------------------------------------------------------------------------
@@ -222,17 +350,20 @@ class HTTP20Adapter(HTTPAdapter):
         **kwargs: Any,
     ) -> Response:
         """
-        Send a prepared request and return a :class:`requests.Response`.
+        Send a prepared request and return a :class:`requests.Response`, retrying as
+        :attr:`max_retries` says.
 
         :param request: the request, as the Session prepared it.
         :param stream: leave the body unread until the caller iterates over it.
-        :param timeout: seconds, or a ``(connect, read)`` pair.
+        :param timeout: seconds, a ``(connect, read)`` pair, or a :class:`urllib3.Timeout`.
         :param verify: verify the server's certificate (``True``/``False``), or the path of a
             CA bundle or directory to verify it with.
         :param cert: a client certificate path, or a (certificate, key) pair.
         :param proxies: requests' proxy mapping (``{"https": "http://proxy:3128"}``).
         :returns: the response.
         :raises requests.exceptions.RequestException: a subclass matching hyper's error.
+        :raises ValueError: for a ``timeout`` requests would not accept either.
+        :raises OSError: for a ``verify`` or ``cert`` path that does not exist.
         """
         url = request.url or ""
         parts = urlsplit(url)
@@ -240,21 +371,83 @@ class HTTP20Adapter(HTTPAdapter):
         if scheme not in ("http", "https"):
             raise RequestsConnectionError(f"hyper cannot send {scheme!r} URLs", request=request)
         host = parts.hostname or ""
+        if not host:
+            raise InvalidURL(f"Invalid URL {url!r}: No host supplied", request=request)
         port = parts.port or (443 if scheme == "https" else 80)
         proxy = select_proxy(url, dict(proxies or {}))
+        if proxy is not None:
+            _proxy_url(proxy)
         timeout = _timeout(timeout)
-        try:
-            conn = self.get_connection(host, port, scheme, cert, verify, proxy, timeout)
-            self.add_headers(request, stream=stream, timeout=timeout, verify=verify, cert=cert)
-            path = request.path_url
-            body: Any = request.body  # bytes, str, a file or an iterable: hyper takes them all
-            stream_id = conn.request(
-                request.method or "GET", path, body=body, headers=_sendable(request.headers)
+        _check_tls_paths(scheme, verify, cert)
+        if scheme == "https" and verify is False:
+            warnings.warn(
+                f"Unverified HTTPS request is being made to host {host!r}. Adding certificate "
+                "verification is strongly advised.",
+                InsecureRequestWarning,
+                stacklevel=2,
             )
-            response = conn.get_response(stream_id)
-        except HyperError as exc:
-            raise _requests_error(exc, request, proxy) from exc
-        return self.build_response(request, response)
+        self.add_headers(request, stream=stream, timeout=timeout, verify=verify, cert=cert)
+        method = request.method or "GET"
+        body: Any = request.body  # bytes, str, a file or an iterable: hyper takes them all
+        rewind = _rewinder(body)
+        retries = self.max_retries
+        while True:
+            conn = self.get_connection(host, port, scheme, cert, verify, proxy, timeout)
+            try:
+                conn.connect()
+            except HyperError as exc:
+                retries = self._next_try(retries, request, exc, _connect_error(exc), proxy)
+                continue
+            try:
+                stream_id = conn.request(
+                    method, request.path_url, body=body, headers=_sendable(request.headers)
+                )
+                hyper_response = conn.get_response(stream_id)
+            except HyperError as exc:
+                if rewind is None:
+                    # A body that was streamed out cannot be sent again.
+                    raise _requests_error(exc, request, proxy) from exc
+                retries = self._next_try(retries, request, exc, _read_error(exc, url), proxy)
+                rewind()
+                continue
+            response = self.build_response(request, hyper_response)
+            response.raw.on_done(self._response_started(conn))
+            if not retries.is_retry(
+                method, response.status_code, "Retry-After" in response.headers
+            ):
+                return response
+            try:
+                retries = retries.increment(method, url, response=response.raw)
+            except MaxRetryError as exc:
+                if retries.raise_on_status:
+                    response.close()
+                    raise RetryError(exc, request=request) from exc
+                return response
+            response.close()
+            retries.sleep(response.raw)
+            if rewind is None:
+                raise RetryError(
+                    f"the body of {method} {url} cannot be sent again", request=request
+                )
+            rewind()
+
+    def _next_try(
+        self,
+        retries: Retry,
+        request: PreparedRequest,
+        error: HyperError,
+        as_urllib3: Exception,
+        proxy: str | None,
+    ) -> Retry:
+        """The retry state after ``error`` (urllib3's rules, with ``as_urllib3`` as the error
+        they classify), having waited its backoff; raises the requests error for ``error``
+        when no retry is left or allowed."""
+        try:
+            retries = retries.increment(request.method, request.url, error=as_urllib3)
+        except (MaxRetryError, urllib3.exceptions.HTTPError) as exc:
+            raise _requests_error(error, request, proxy) from exc
+        retries.sleep()
+        return retries
 
     def build_response(self, req: PreparedRequest, resp: Any) -> Response:
         """
@@ -278,6 +471,65 @@ class HTTP20Adapter(HTTPAdapter):
         response.connection = self
         extract_cookies_to_jar(response.cookies, req, response.raw)
         return response
+
+
+def _rewinder(body: Any) -> Callable[[], None] | None:
+    """How to make ``body`` ready to be sent again: nothing to do for bytes, text or no body,
+    a seek back for a seekable file; ``None`` when it cannot be (an iterator, a pipe)."""
+    if body is None or isinstance(body, (bytes, bytearray, memoryview, str)):
+        return lambda: None
+    seek, tell = getattr(body, "seek", None), getattr(body, "tell", None)
+    if seek is None or tell is None:
+        return None
+    try:
+        start = tell()
+    except OSError:
+        return None  # a pipe or socket: not seekable
+    return lambda: seek(start)
+
+
+def _proxy_url(proxy: str) -> Url:
+    """``proxy`` parsed as requests parses it (``http://`` when it names no scheme).
+
+    :raises InvalidProxyURL: if it names no host.
+    """
+    parts = parse_url(prepend_scheme_if_needed(proxy, "http"))
+    if not parts.host:
+        raise InvalidProxyURL(
+            f"Please check proxy URL {proxy!r}. It is malformed and could be missing the host."
+        )
+    return parts
+
+
+def _check_tls_paths(scheme: str, verify: Any, cert: Any) -> None:
+    """requests' checks of the CA and client certificate paths, with its messages."""
+    if scheme == "https" and isinstance(verify, str) and not os.path.exists(verify):
+        raise OSError(
+            f"Could not find a suitable TLS CA certificate bundle, invalid path: {verify}"
+        )
+    if not cert:
+        return
+    cert_file, key_file = (cert, None) if isinstance(cert, str) else (cert[0], cert[1])
+    if cert_file and not os.path.exists(cert_file):
+        raise OSError(f"Could not find the TLS certificate file, invalid path: {cert_file}")
+    if key_file and not os.path.exists(key_file):
+        raise OSError(f"Could not find the TLS key file, invalid path: {key_file}")
+
+
+def _connect_error(exc: HyperError) -> Exception:
+    """The urllib3 error urllib3's Retry counts for a failure to connect."""
+    if isinstance(exc, ConnectTimeout):
+        return urllib3.exceptions.ConnectTimeoutError(str(exc))
+    if isinstance(exc, TLSError):
+        return urllib3.exceptions.SSLError(str(exc))
+    return urllib3.exceptions.NewConnectionError(None, str(exc))  # type: ignore[arg-type]
+
+
+def _read_error(exc: HyperError, url: str) -> Exception:
+    """The urllib3 error urllib3's Retry counts for a failure once the request was sent."""
+    if isinstance(exc, ReadTimeout):
+        return urllib3.exceptions.ReadTimeoutError(None, url, str(exc))  # type: ignore[arg-type]
+    return urllib3.exceptions.ProtocolError(str(exc), exc)
 
 
 def _sendable(headers: Mapping[str, Any]) -> list[tuple[Any, Any]]:
@@ -318,15 +570,26 @@ def _cert_key(cert: Any) -> Any:
 
 
 def _timeout(timeout: Any) -> Any:
-    """requests' timeout (a number, a pair, or a urllib3 Timeout) as hyper takes it."""
-    if timeout is None or isinstance(timeout, (int, float)):
-        return timeout
+    """requests' timeout (a number, a pair, or a urllib3 Timeout) as hyper takes it, checked
+    as requests checks it (same errors, same messages)."""
     if isinstance(timeout, tuple):
-        connect, read = timeout
-        return (connect, read)
-    connect = getattr(timeout, "connect_timeout", None)
-    read = getattr(timeout, "read_timeout", None)
-    return (connect, read)
+        try:
+            connect, read = timeout
+        except ValueError:
+            raise ValueError(
+                f"Invalid timeout {timeout}. Pass a (connect, read) timeout tuple, or a single "
+                "float to set both timeouts to the same value."
+            ) from None
+        checked = Timeout(connect=connect, read=read)
+    elif isinstance(timeout, Timeout):
+        checked = timeout
+    else:
+        checked = Timeout(connect=timeout, read=timeout)
+    connect_s, read_s = (
+        None if value is Timeout.DEFAULT_TIMEOUT else value
+        for value in (checked.connect_timeout, checked.read_timeout)
+    )
+    return connect_s if connect_s == read_s else (connect_s, read_s)
 
 
 def _requests_error(exc: HyperError, request: PreparedRequest, proxy: str | None) -> Exception:
@@ -342,9 +605,15 @@ def _requests_error(exc: HyperError, request: PreparedRequest, proxy: str | None
     elif isinstance(exc, ConnectTimeout):
         error = RequestsConnectTimeout(exc, request=request)
     elif isinstance(exc, ReadTimeout):
-        error = RequestsReadTimeout(exc, request=request)
+        # requests' own message, which callers look for.
+        error = RequestsReadTimeout(ReadTimeout(f"Read timed out. ({exc})"), request=request)
     elif isinstance(exc, TLSError):
         error = RequestsSSLError(exc, request=request)
+    elif isinstance(exc, IncompleteResponseHead):
+        # requests' name for a response that broke off.
+        error = ChunkedEncodingError(exc, request=request)
+    elif isinstance(exc, InvalidResponseHeader):
+        error = InvalidHeader(exc, request=request)
     else:
         error = RequestsConnectionError(exc, request=request)
     return error
@@ -411,6 +680,19 @@ class HyperRawResponse:
         self.decode_content = True
         self._closed = False
         self._fp_bytes_read = 0
+        self._done: weakref.finalize[Any, Any] | None = None
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """
+        Call ``callback`` once when the response is done: its body read to the end, the
+        response closed or its connection released, or the response garbage collected.
+        The adapter uses it to know when the connection has no more unfinished responses.
+        """
+        self._done = weakref.finalize(self, callback)
+
+    def _finish(self) -> None:
+        if self._done is not None:
+            self._done()
 
     @property
     def closed(self) -> bool:
@@ -440,6 +722,7 @@ class HyperRawResponse:
         self._fp_bytes_read += len(data)
         if amt is None or not data:
             self._closed = True
+            self._finish()
         return data
 
     def stream(self, amt: int = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
@@ -459,13 +742,15 @@ class HyperRawResponse:
         return int(self._response.fileno())  # type: ignore[attr-defined]
 
     def release_conn(self) -> None:
-        """Give the connection back (hyper's connections need no such step)."""
+        """Give the connection back: this response no longer keeps it open."""
+        self._finish()
 
     def close(self) -> None:
         """Close the response (an unread HTTP/2 body is cancelled; see hyper's close())."""
         if not self._closed:
             self._closed = True
             self._response.close()
+        self._finish()
 
     def get_redirect_location(self) -> str | None:
         """The Location of a redirect response, or None."""

@@ -22,6 +22,7 @@ from ..common.exceptions import (
     ConnectionClosed,
     HTTP2PriorKnowledgeOnly,
     HyperError,
+    IncompleteResponseHead,
     InvalidRequest,
     LineTooLongError,
     ReadTimeout,
@@ -568,7 +569,9 @@ class HTTP11Connection(ClosingContextManager):
             count = sock.fill()
             if count == 0:
                 if sock.buffered:
-                    raise ConnectionClosed("the server closed the connection mid-response head")
+                    raise IncompleteResponseHead(
+                        "the server closed the connection mid-response head"
+                    )
                 raise ConnectionClosed("the server closed the connection without a response")
             if count < 0:
                 raise LineTooLongError(

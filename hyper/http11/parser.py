@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..common.exceptions import InvalidResponse, LineTooLongError
+from ..common.exceptions import InvalidResponse, InvalidResponseHeader, LineTooLongError
 from ..common.grammar import TOKEN, TOKEN_CHARACTERS
 
 #: The longest status or header line accepted, in bytes.
@@ -143,17 +143,17 @@ class Parser:
             if line[:1] in (b" ", b"\t"):
                 # obs-fold: RFC 9112 5.2 asks a user agent to replace it with a space.
                 if not fields:
-                    raise InvalidResponse("response head starts with a continuation line")
+                    raise InvalidResponseHeader("response head starts with a continuation line")
                 name, value = fields[-1]
                 fields[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" \t"))
                 continue
             name, colon, value = line.partition(b":")
             if not colon or not TOKEN.fullmatch(name):
                 # Whitespace before the colon included: RFC 9112 5.1 says reject it.
-                raise InvalidResponse(f"invalid header line in response: {line[:100]!r}")
+                raise InvalidResponseHeader(f"invalid header line in response: {line[:100]!r}")
             value = value.strip(b" \t")
             if _FORBIDDEN_IN_VALUE.search(value):
-                raise InvalidResponse(f"header {name!r} has a NUL or bare CR in its value")
+                raise InvalidResponseHeader(f"header {name!r} has a NUL or bare CR in its value")
             fields.append((name, value))
             if len(fields) > self.max_headers:
                 raise InvalidResponse(f"response has more than {self.max_headers} header fields")

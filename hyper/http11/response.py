@@ -21,7 +21,7 @@ from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
     IncompleteRead,
-    InvalidResponse,
+    InvalidResponseHeader,
     LineTooLongError,
 )
 from ..common.headers import HTTPHeaderMap
@@ -190,7 +190,7 @@ class HTTP11Response(BaseResponse):
         lengths = fields.get(b"content-length")
         if transfer:
             if lengths:
-                raise InvalidResponse(
+                raise InvalidResponseHeader(
                     "response has both Transfer-Encoding and Content-Length; refusing a body "
                     "that could be read two ways"
                 )
@@ -199,10 +199,12 @@ class HTTP11Response(BaseResponse):
                 name, _, parameters = coding.partition(b";")
                 if parameters and name.strip() in _CODINGS_WITHOUT_PARAMETERS:
                     # RFC 9112 7.1 and 7.2: these codings define no parameters.
-                    raise InvalidResponse(f"transfer coding with parameters: {coding[:60]!r}")
+                    raise InvalidResponseHeader(
+                        f"transfer coding with parameters: {coding[:60]!r}"
+                    )
             if codings[-1] == b"chunked":
                 if codings.count(b"chunked") > 1:
-                    raise InvalidResponse("response applies chunked more than once")
+                    raise InvalidResponseHeader("response applies chunked more than once")
                 return _CHUNKED, 0
             return _UNTIL_CLOSE, 0
         if lengths:
@@ -212,10 +214,10 @@ class HTTP11Response(BaseResponse):
                 return (_LENGTH, length) if length else (_NONE, 0)
             values = set(_tokens(lengths))
             if len(values) != 1:
-                raise InvalidResponse(f"conflicting Content-Length values: {sorted(values)}")
+                raise InvalidResponseHeader(f"conflicting Content-Length values: {sorted(values)}")
             value = values.pop()
             if not value.isdigit() or len(value) > 18:
-                raise InvalidResponse(f"invalid Content-Length {value[:30]!r}")
+                raise InvalidResponseHeader(f"invalid Content-Length {value[:30]!r}")
             length = int(value)
             return (_LENGTH, length) if length else (_NONE, 0)
         return _UNTIL_CLOSE, 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyper.common.exceptions import InvalidResponse, LineTooLongError
+from hyper.common.exceptions import InvalidResponse, InvalidResponseHeader, LineTooLongError
 from hyper.http11.parser import DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE, Parser, ResponseHead
 
 HEAD = (
@@ -210,11 +210,11 @@ def test_bad_status_line_detected_before_the_head_is_complete(prefix: bytes) -> 
 )
 def test_bad_header_line(field: bytes) -> None:
     error = _refused(b"HTTP/1.1 200 OK\r\nX-Before: 1\r\n" + field + b"\r\n\r\n")
-    assert type(error) is InvalidResponse
+    assert type(error) is InvalidResponseHeader
 
 
 def test_continuation_without_a_field_before() -> None:
-    assert type(_refused(b"HTTP/1.1 200 OK\r\n folded\r\n\r\n")) is InvalidResponse
+    assert type(_refused(b"HTTP/1.1 200 OK\r\n folded\r\n\r\n")) is InvalidResponseHeader
 
 
 # -- limits -----------------------------------------------------------------------------------
