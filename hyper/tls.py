@@ -348,8 +348,9 @@ class TLSChannel:
 
     def ready(self) -> bool:
         """Whether a read may return data, the end, or a failure without the socket:
-        plaintext or ciphertext not yet taken is in memory, or the end of the stream or a
-        failure was met behind the data the last read returned."""
+        plaintext not yet taken may be in OpenSSL's buffers, ciphertext not yet decrypted is
+        in memory (and the last read did not find it to be only part of a record), or the
+        end of the stream or a failure was met behind the data the last read returned."""
         return (
             self._more
             or self._ended

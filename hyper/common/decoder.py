@@ -7,9 +7,18 @@ and then produces at most that many bytes, whatever the compressed input expands
 "compression bomb" never makes hyper hold more than about ``max_length`` bytes at once.
 
 Supported codings: ``gzip`` (and its alias ``x-gzip``), ``deflate``, ``br`` (with the
-``brotli`` package, 1.2 or newer) and ``zstd`` (with the ``zstandard`` package, or
-:mod:`compression.zstd` on Python 3.14 and newer). :data:`SUPPORTED_ENCODINGS` lists the ones
-available in this environment.
+``brotli`` package, 1.2 or newer) and ``zstd`` (see below). :data:`SUPPORTED_ENCODINGS` lists
+the ones available in this environment.
+
+``zstd`` has two back-ends, listed in :data:`ZSTD_BACKENDS` in the order hyper prefers them:
+
+* ``"zstandard"``: the ``zstandard`` package, a dependency of hyper below Python 3.14;
+* ``"compression.zstd"``: the standard library's :mod:`compression.zstd` on Python 3.14 and
+  newer, or the same module from the ``backports.zstd`` package below 3.14.
+
+hyper uses the first one installed. Both decode the same streams to the same bytes and raise
+the same :class:`~hyper.common.exceptions.ContentDecodingError`; ``zstd_backend=`` on
+:class:`Decoder` and :func:`get_decoder` picks one explicitly (the tests run each).
 
 What happens to bytes that follow the end of a compressed stream:
 
@@ -41,6 +50,7 @@ from .exceptions import ContentDecodingError, InvalidRequest
 __all__ = [
     "MAX_CODINGS",
     "SUPPORTED_ENCODINGS",
+    "ZSTD_BACKENDS",
     "ZSTD_MAX_WINDOW_SIZE",
     "Decoder",
     "get_decoder",
@@ -94,8 +104,6 @@ def _bounded_brotli() -> ModuleType | None:
 
 
 _brotli = _bounded_brotli()
-_zstandard = _optional_module("zstandard")
-_stdlib_zstd = None if _zstandard is not None else _optional_module("compression.zstd")
 
 
 class _Input:
@@ -623,8 +631,8 @@ def _zstd_header_size(descriptor: int) -> int:
 
 class _StdlibZstdStage(_Stage):
     """
-    ``zstd`` with :mod:`compression.zstd` (Python 3.14+), whose decompressor takes a
-    ``max_length`` itself. It decodes one frame per decompressor.
+    ``zstd`` with :mod:`compression.zstd` (Python 3.14+, or ``backports.zstd`` below), whose
+    decompressor takes a ``max_length`` itself. It decodes one frame per decompressor.
     """
 
     __slots__ = ("_frames", "_module", "_obj", "_options")
@@ -707,14 +715,27 @@ class _StdlibZstdStage(_Stage):
             raise ContentDecodingError(f"the {self.name} stream is truncated")
 
 
-def _zstd_factory() -> Callable[[str], _Stage] | None:
-    if _zstandard is not None:
-        module = _zstandard
-        return lambda name: _ZstandardStage(name, module)
-    if _stdlib_zstd is not None:
-        stdlib = _stdlib_zstd
-        return lambda name: _StdlibZstdStage(name, stdlib)
-    return None
+def _zstd_stage_makers() -> dict[str, Callable[[str], _Stage]]:
+    """The installed zstd back-ends, by name, the preferred one first."""
+    makers: dict[str, Callable[[str], _Stage]] = {}
+    zstandard = _optional_module("zstandard")
+    if zstandard is not None:
+        makers["zstandard"] = lambda name: _ZstandardStage(name, zstandard)
+    # backports.zstd is compression.zstd for Python < 3.14, under another name.
+    stdlib = _optional_module("compression.zstd") or _optional_module("backports.zstd")
+    if stdlib is not None:
+        makers["compression.zstd"] = lambda name: _StdlibZstdStage(name, stdlib)
+    return makers
+
+
+# zstd back-end name -> function making a stage for it.
+_ZSTD_STAGES = _zstd_stage_makers()
+
+#: The ``zstd`` back-ends installed, the one hyper uses by default first: ``"zstandard"`` (the
+#: ``zstandard`` package) and ``"compression.zstd"`` (the standard library's module on Python
+#: 3.14+, or ``backports.zstd`` below). Empty when there is none, and then ``zstd`` is not in
+#: :data:`SUPPORTED_ENCODINGS`.
+ZSTD_BACKENDS: tuple[str, ...] = tuple(_ZSTD_STAGES)
 
 
 def _build_factories() -> dict[bytes, Callable[[str], _Stage]]:
@@ -726,19 +747,30 @@ def _build_factories() -> dict[bytes, Callable[[str], _Stage]]:
     if _brotli is not None:
         brotli = _brotli
         factories[b"br"] = lambda name: _BrotliStage(name, brotli)
-    zstd = _zstd_factory()
-    if zstd is not None:
-        factories[b"zstd"] = zstd
+    if ZSTD_BACKENDS:
+        factories[b"zstd"] = _ZSTD_STAGES[ZSTD_BACKENDS[0]]
     return factories
 
 
-# Coding name (lower case) -> function making a stage for it.
+# Coding name (lower case) -> function making a stage for it, zstd with the default back-end.
 _FACTORIES = _build_factories()
 
 #: The content codings this installation can decode, suitable for ``Accept-Encoding``.
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(
     name for name in ("gzip", "deflate", "br", "zstd") if name.encode() in _FACTORIES
 )
+
+
+def _factories_with(zstd_backend: str | None) -> dict[bytes, Callable[[str], _Stage]]:
+    """The stage makers to use when ``zstd_backend`` is asked for (``None``: the default)."""
+    if zstd_backend is None:
+        return _FACTORIES
+    maker = _ZSTD_STAGES.get(zstd_backend)
+    if maker is None:
+        raise InvalidRequest(
+            f"zstd back-end {zstd_backend!r} is not available; installed: {ZSTD_BACKENDS}"
+        )
+    return {**_FACTORIES, b"zstd": maker}
 
 
 def _parse_codings(content_encoding: Iterable[bytes | str] | bytes | str) -> list[bytes]:
@@ -776,13 +808,19 @@ class Decoder:
     the order they were applied, as the header lists them.
 
     :param codings: the content codings, e.g. ``["gzip"]`` or ``[b"gzip", b"br"]``.
+    :param zstd_backend: the back-end that decodes ``zstd``, one of :data:`ZSTD_BACKENDS`;
+        ``None`` (the default) means the first of them.
     :raises InvalidRequest: if a coding is not supported (see :data:`SUPPORTED_ENCODINGS`),
-        none is given, or more than :data:`MAX_CODINGS` are.
+        none is given, more than :data:`MAX_CODINGS` are, or ``zstd_backend`` names a back-end
+        that is not installed.
     """
 
     __slots__ = ("_codings", "_stages")
 
-    def __init__(self, codings: Iterable[bytes | str] | bytes | str) -> None:
+    def __init__(
+        self, codings: Iterable[bytes | str] | bytes | str, *, zstd_backend: str | None = None
+    ) -> None:
+        factories = _factories_with(zstd_backend)
         names = _parse_codings(codings)
         if not names:
             raise InvalidRequest("no content coding to decode")
@@ -793,7 +831,7 @@ class Decoder:
         stages: list[_Stage] = []
         # Codings are listed in the order they were applied, so they are undone in reverse.
         for name in reversed(names):
-            factory = _FACTORIES.get(name)
+            factory = factories.get(name)
             if factory is None:
                 raise InvalidRequest(f"unsupported content coding {name!r}")
             stages.append(factory(name.decode("ascii", "replace")))
@@ -914,7 +952,9 @@ class Decoder:
         return self._stages[-1].eof
 
 
-def get_decoder(content_encoding: list[bytes] | bytes | str | None) -> Decoder | None:
+def get_decoder(
+    content_encoding: list[bytes] | bytes | str | None, *, zstd_backend: str | None = None
+) -> Decoder | None:
     """
     Make a :class:`Decoder` for a ``Content-Encoding`` header.
 
@@ -923,11 +963,17 @@ def get_decoder(content_encoding: list[bytes] | bytes | str | None) -> Decoder |
     regard to case and ``identity`` is skipped.
 
     :param content_encoding: the header's value or values, or ``None`` when there is none.
+    :param zstd_backend: the back-end that decodes ``zstd``, one of :data:`ZSTD_BACKENDS`;
+        ``None`` (the default) means the first of them.
     :returns: a decoder, or ``None`` when there is nothing to decode, or when *any* listed
         coding is not supported: the body is then passed on as it arrived, still encoded,
         rather than decoded in part.
     :raises ContentDecodingError: if the header lists more than :data:`MAX_CODINGS` codings.
+    :raises InvalidRequest: if ``zstd_backend`` names a back-end that is not installed
+        (whatever the header says).
     """
+    # A back-end that is not installed is the caller's error, whatever the header says.
+    factories = _factories_with(zstd_backend)
     if content_encoding is None:
         return None
     codings = _parse_codings(content_encoding)
@@ -936,6 +982,6 @@ def get_decoder(content_encoding: list[bytes] | bytes | str | None) -> Decoder |
             f"the response lists {len(codings)} content codings; hyper decodes at most "
             f"{MAX_CODINGS}"
         )
-    if not codings or any(coding not in _FACTORIES for coding in codings):
+    if not codings or any(coding not in factories for coding in codings):
         return None
-    return Decoder(codings)
+    return Decoder(codings, zstd_backend=zstd_backend)

@@ -185,15 +185,16 @@ def test_rfc9113_6_7_a_ping_acknowledgement_is_never_answered() -> None:
 
 def test_rfc9113_6_7_a_ping_is_answered_ahead_of_the_window_updates_of_its_read() -> None:
     engine, server, _ = requested()
-    for stream_id in (3, 5):
+    for stream_id in (3, 5, 7, 9):
         engine.send_headers(stream_id, REQUEST, end_stream=True)
     engine.data_to_send()
     frames = b""
-    for stream_id in (1, 3, 5):
+    for stream_id in (1, 3, 5, 7, 9):
         frames += server.headers(stream_id, [(b":status", b"200")])
         frames += raw_frame(DATA, 0, stream_id, b"w" * (1024 * 1024)) * 3
     frames += raw_frame(PING, 0, 0, b"urgent!!")
-    # 9 MiB of data: enough to make the connection's window worth reopening in this read.
+    # 15 MiB of data: enough to make the connection's window worth reopening in this read
+    # (less than a quarter of its 16 MiB is left).
     engine.receive_data(frames)
     sent = list(sent_frames(engine.data_to_send()))
     assert [type(f).__name__ for f in sent] == ["PingFrame", "WindowUpdateFrame"]

@@ -14,9 +14,9 @@ from types import ModuleType
 import brotli
 import pytest
 
-from hyper.common import decoder as decoder_module
-from hyper.common.decoder import SUPPORTED_ENCODINGS, Decoder, get_decoder
+from hyper.common.decoder import SUPPORTED_ENCODINGS, ZSTD_BACKENDS, Decoder, get_decoder
 from hyper.common.exceptions import ContentDecodingError, InvalidRequest
+from tests.support.processes import missing_requirement
 
 
 def _stdlib_zstd() -> ModuleType | None:
@@ -28,22 +28,71 @@ def _stdlib_zstd() -> ModuleType | None:
     return None
 
 
-# zstandard is not installed on Python 3.14+, where compression.zstd is used instead.
+# The modules behind hyper's two zstd back-ends (see ZSTD_BACKENDS); the test extra installs
+# both on every Python version.
 zstandard: ModuleType | None
 try:
     zstandard = importlib.import_module("zstandard")
 except ImportError:
     zstandard = None
 STDLIB_ZSTD = _stdlib_zstd()
-_ZSTD = zstandard if zstandard is not None else STDLIB_ZSTD
-assert _ZSTD is not None, "zstd tests need zstandard or compression.zstd"
-ZSTD_ERROR: type[Exception] = _ZSTD.ZstdError
-needs_zstandard = pytest.mark.skipif(zstandard is None, reason="needs the zstandard package")
+ZSTD_MODULES = {
+    backend: module
+    for backend, module in (("zstandard", zstandard), ("compression.zstd", STDLIB_ZSTD))
+    if module is not None
+}
+assert ZSTD_MODULES, "zstd tests need zstandard, compression.zstd or backports.zstd"
+# The tests compress with either module: both write standard frames.
+_ZSTD = next(iter(ZSTD_MODULES.values()))
 
 
 def zstd_compress(data: bytes, level: int = 3) -> bytes:
+    """``data`` as one zstd frame whose header holds its size."""
     result: bytes = _ZSTD.compress(data, level)
     return result
+
+
+def zstd_stream(data: bytes, *, checksum: bool = False, window_log: int = 0) -> bytes:
+    """``data`` as one zstd frame written as a stream, so its header holds no content size."""
+    if STDLIB_ZSTD is not None:
+        parameter = STDLIB_ZSTD.CompressionParameter
+        options = {parameter.checksum_flag: int(checksum)}
+        if window_log:
+            options[parameter.window_log] = window_log
+        compressor = STDLIB_ZSTD.ZstdCompressor(options=options)
+        result: bytes = compressor.compress(data) + compressor.flush()
+        return result
+    assert zstandard is not None
+    params = zstandard.ZstdCompressionParameters.from_level(
+        3, window_log=window_log, write_checksum=checksum
+    )
+    compressobj = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    result = compressobj.compress(data) + compressobj.flush()
+    return result
+
+
+# Frames built by hand (RFC 8878 section 3.1.1), for exact control over headers and blocks.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+RAW_BLOCK, RLE_BLOCK, COMPRESSED_BLOCK, RESERVED_BLOCK = range(4)
+
+
+def zstd_header(content_size: int) -> bytes:
+    """A frame header with Single_Segment set and a one-byte Frame_Content_Size."""
+    assert content_size < 256
+    return ZSTD_MAGIC + bytes([0x20, content_size])
+
+
+def zstd_block(block_type: int, size: int, content: bytes, *, last: bool) -> bytes:
+    """A block header (size, type, Last_Block) followed by the block's content."""
+    return ((size << 3) | (block_type << 1) | int(last)).to_bytes(3, "little") + content
+
+
+def skippable_frame(payload: bytes) -> bytes:
+    return b"\x5a\x2a\x4d\x18" + len(payload).to_bytes(4, "little") + payload
+
+
+# A valid frame header followed by a compressed block of garbage.
+ZSTD_BAD_BLOCK = zstd_header(64) + zstd_block(COMPRESSED_BLOCK, 64, b"\xff" * 64, last=True)
 
 
 KIB = 1024
@@ -83,8 +132,8 @@ def coding_of(kind: str) -> str:
     return "deflate" if kind == "raw-deflate" else kind
 
 
-def new_decoder(coding: str | bytes) -> Decoder:
-    decoder = get_decoder(coding)
+def new_decoder(coding: str | bytes, zstd_backend: str | None = None) -> Decoder:
+    decoder = get_decoder(coding, zstd_backend=zstd_backend)
     assert decoder is not None
     return decoder
 
@@ -101,8 +150,15 @@ def decode_streaming(
         yield out
 
 
-def decode_all(coding: str, body: bytes, chunk_size: int = 1 << 30, max_length: int = -1) -> bytes:
-    pieces = list(decode_streaming(new_decoder(coding), body, chunk_size, max_length))
+def decode_all(
+    coding: str,
+    body: bytes,
+    chunk_size: int = 1 << 30,
+    max_length: int = -1,
+    zstd_backend: str | None = None,
+) -> bytes:
+    decoder = new_decoder(coding, zstd_backend)
+    pieces = list(decode_streaming(decoder, body, chunk_size, max_length))
     if max_length > 0:
         assert all(len(piece) <= max_length for piece in pieces)
     return b"".join(pieces)
@@ -354,36 +410,6 @@ def test_deflate_trailing_bytes_are_ignored(kind: str) -> None:
     assert decode_all("deflate", body, chunk_size=2, max_length=999) == SMALL
 
 
-def skippable_frame(payload: bytes) -> bytes:
-    return b"\x5a\x2a\x4d\x18" + len(payload).to_bytes(4, "little") + payload
-
-
-def test_zstd_frames_and_skippable_frames() -> None:
-    body = (
-        skippable_frame(b"meta")
-        + zstd_compress(SMALL)
-        + skippable_frame(b"")
-        + zstd_compress(b"tail")
-    )
-    assert decode_all("zstd", body) == SMALL + b"tail"
-    assert decode_all("zstd", body, chunk_size=1, max_length=3000) == SMALL + b"tail"
-
-
-@needs_zstandard
-def test_zstd_with_checksum_and_without_content_size() -> None:
-    assert zstandard is not None
-    compressor = zstandard.ZstdCompressor(write_checksum=True, write_content_size=False)
-    body = compressor.compress(DATA)
-    assert decode_all("zstd", body, chunk_size=100, max_length=5000) == DATA
-
-
-@pytest.mark.parametrize("garbage", [b"\x00" * 3, b"\x00" * 10, b"junk!"])
-def test_zstd_trailing_garbage_is_ignored(garbage: bytes) -> None:
-    body = encoded("zstd", SMALL) + garbage
-    assert decode_all("zstd", body) == SMALL
-    assert decode_all("zstd", body, chunk_size=2, max_length=5000) == SMALL
-
-
 def test_brotli_trailing_data_is_an_error_in_any_chunking() -> None:
     body = encoded("br") + b"x"
     with pytest.raises(ContentDecodingError):
@@ -430,17 +456,6 @@ def test_body_of_only_a_few_header_bytes_is_truncated(kind: str) -> None:
         decoder.flush()
 
 
-def _zstd_bad_block() -> bytes:
-    """A valid zstd frame header followed by a compressed block of garbage."""
-    frame = zstd_compress(b"hello")
-    header = frame[: decoder_module._zstd_header_size(frame[4])]
-    block_header = ((64 << 3) | (2 << 1) | 1).to_bytes(3, "little")  # last, compressed, 64 B
-    return header + block_header + b"\xff" * 64
-
-
-ZSTD_BAD_BLOCK = _zstd_bad_block()
-
-
 @pytest.mark.parametrize(
     ("coding", "body", "cause"),
     [
@@ -448,7 +463,7 @@ ZSTD_BAD_BLOCK = _zstd_bad_block()
         ("deflate", b"\x78\x9c" + b"\xff" * 30, zlib.error),
         ("deflate", b"\xff" * 30, zlib.error),
         ("br", b"\xff" * 30, brotli.error),
-        ("zstd", ZSTD_BAD_BLOCK, ZSTD_ERROR),
+        ("zstd", ZSTD_BAD_BLOCK, ZSTD_MODULES[ZSTD_BACKENDS[0]].ZstdError),
     ],
     ids=["gzip", "zlib", "raw-deflate", "br", "zstd"],
 )
@@ -463,31 +478,6 @@ def test_gzip_bad_crc_is_an_error() -> None:
     body[-8] ^= 0xFF  # the CRC32 in the trailer
     with pytest.raises(ContentDecodingError):
         decode_all("gzip", bytes(body))
-
-
-def test_zstd_not_a_frame_is_an_error() -> None:
-    with pytest.raises(ContentDecodingError):
-        decode_all("zstd", b"definitely not zstd")
-
-
-def test_zstd_reserved_block_type_is_an_error() -> None:
-    frame = zstd_compress(b"hello")
-    header_size = decoder_module._zstd_header_size(frame[4])
-    bad = bytearray(frame)
-    bad[header_size] |= 0b110  # block type 3: reserved
-    with pytest.raises(ContentDecodingError):
-        decode_all("zstd", bytes(bad))
-
-
-@needs_zstandard
-def test_zstd_window_larger_than_8_mib_is_refused() -> None:
-    assert zstandard is not None
-    params = zstandard.ZstdCompressionParameters(window_log=24)
-    compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
-    body = compressor.compress(DATA) + compressor.flush()
-    assert zstandard.get_frame_parameters(body).window_size == 1 << 24
-    with pytest.raises(ContentDecodingError):
-        decode_all("zstd", body, max_length=1000)
 
 
 def test_errors_are_content_decoding_errors_not_library_errors() -> None:
@@ -611,35 +601,162 @@ def test_large_body_fed_at_once_then_read_in_bounded_pieces(kind: str) -> None:
     assert decoder.eof
 
 
-# -- zstd through compression.zstd (Python 3.14+) or its backport -------------------------------
+# -- zstd, through each back-end ----------------------------------------------------------------
 
 
-@pytest.fixture
-def stdlib_zstd(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = STDLIB_ZSTD
-    if module is None:
-        pytest.skip("neither compression.zstd nor backports.zstd is available")
-    monkeypatch.setitem(
-        decoder_module._FACTORIES,
-        b"zstd",
-        lambda name: decoder_module._StdlibZstdStage(name, module),
+@pytest.fixture(params=["zstandard", "compression.zstd"])
+def zstd_backend(request: pytest.FixtureRequest) -> str:
+    """Each zstd back-end in turn, chosen through ``zstd_backend=``."""
+    backend: str = request.param
+    if backend not in ZSTD_BACKENDS:
+        missing_requirement(f"zstd back-end {backend!r} is not installed (the test extra has it)")
+    return backend
+
+
+def has_content_size(frame: bytes) -> bool:
+    """Whether a frame's header holds Frame_Content_Size (Single_Segment, or the size flag)."""
+    descriptor = frame[4]
+    return bool(descriptor & 0x20) or descriptor >> 6 != 0
+
+
+def test_zstd_backends_are_listed_default_first() -> None:
+    assert set(ZSTD_BACKENDS) == set(ZSTD_MODULES)
+    expected_default = "zstandard" if zstandard is not None else "compression.zstd"
+    assert ZSTD_BACKENDS[0] == expected_default
+    # The back-end that decodes by default is the first: its own exception is the cause.
+    with pytest.raises(ContentDecodingError) as info:
+        decode_all("zstd", ZSTD_BAD_BLOCK)
+    assert isinstance(info.value.__cause__, ZSTD_MODULES[expected_default].ZstdError)
+
+
+@pytest.mark.parametrize("content_encoding", [None, b"gzip", b"zstd"])
+def test_unknown_zstd_backend_is_refused(content_encoding: bytes | None) -> None:
+    with pytest.raises(InvalidRequest, match="zstd back-end 'lz4' is not available"):
+        get_decoder(content_encoding, zstd_backend="lz4")
+    with pytest.raises(InvalidRequest, match="zstd back-end 'lz4' is not available"):
+        Decoder(content_encoding or b"gzip", zstd_backend="lz4")
+
+
+def test_zstd_backend_is_the_one_asked_for(zstd_backend: str) -> None:
+    with pytest.raises(ContentDecodingError) as info:
+        decode_all("zstd", ZSTD_BAD_BLOCK, zstd_backend=zstd_backend)
+    # Each back-end's library has an exception class of its own.
+    assert isinstance(info.value.__cause__, ZSTD_MODULES[zstd_backend].ZstdError)
+
+
+def test_zstd_single_frame(zstd_backend: str) -> None:
+    body = encoded("zstd")
+    assert has_content_size(body)
+    decoder = new_decoder("zstd", zstd_backend)
+    assert decoder.decompress(body) + decoder.flush() == DATA
+    assert decoder.eof
+    assert decode_all("zstd", body, max_length=LIMIT, zstd_backend=zstd_backend) == DATA
+
+
+def test_zstd_hand_made_frame_with_raw_and_rle_blocks(zstd_backend: str) -> None:
+    body = (
+        zstd_header(8)
+        + zstd_block(RAW_BLOCK, 5, b"hello", last=False)
+        + zstd_block(RLE_BLOCK, 3, b"!", last=True)
     )
+    assert decode_all("zstd", body, zstd_backend=zstd_backend) == b"hello!!!"
+    assert decode_all("zstd", body, 1, 2, zstd_backend) == b"hello!!!"
 
 
-@pytest.mark.usefixtures("stdlib_zstd")
-def test_stdlib_zstd_round_trip_frames_and_garbage() -> None:
-    body = skippable_frame(b"m") + zstd_compress(DATA) + zstd_compress(b"!") + b"junk"
-    assert decode_all("zstd", body) == DATA + b"!"
-    assert decode_all("zstd", body, chunk_size=3, max_length=999) == DATA + b"!"
-    decoder = new_decoder("zstd")
-    decoder.decompress(zstd_compress(DATA)[:-3])
-    with pytest.raises(ContentDecodingError):
+def test_zstd_several_frames_and_skippable_frames(zstd_backend: str) -> None:
+    body = (
+        skippable_frame(b"meta")
+        + zstd_compress(SMALL)
+        + skippable_frame(b"")
+        + zstd_stream(b"tail", checksum=True)
+        + zstd_compress(b"")
+    )
+    expected = SMALL + b"tail"
+    assert decode_all("zstd", body, zstd_backend=zstd_backend) == expected
+    assert decode_all("zstd", body, 1, 3000, zstd_backend) == expected
+    decoder = new_decoder("zstd", zstd_backend)
+    assert decoder.decompress(body) == expected
+    assert decoder.eof  # another frame could still follow
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 3, b"\x00" * 10, b"junk!"])
+def test_zstd_trailing_garbage_is_ignored(zstd_backend: str, garbage: bytes) -> None:
+    body = zstd_compress(SMALL) + zstd_compress(b"!") + garbage
+    assert decode_all("zstd", body, zstd_backend=zstd_backend) == SMALL + b"!"
+    assert decode_all("zstd", body, 2, 5000, zstd_backend) == SMALL + b"!"
+
+
+def test_zstd_frame_of_unknown_content_size(zstd_backend: str) -> None:
+    body = zstd_stream(DATA, checksum=True)
+    assert not has_content_size(body)
+    assert decode_all("zstd", body, zstd_backend=zstd_backend) == DATA
+    assert decode_all("zstd", body, 100, 5000, zstd_backend) == DATA
+
+
+@pytest.mark.parametrize(("chunk_size", "max_length"), [(1, -1), (1, 3), (7, 100), (4096, LIMIT)])
+def test_zstd_streamed_in_small_pieces(
+    zstd_backend: str, chunk_size: int, max_length: int
+) -> None:
+    body = zstd_compress(SMALL) + zstd_stream(SMALL[::-1])
+    expected = SMALL + SMALL[::-1]
+    # decode_all checks that no piece is longer than max_length.
+    assert decode_all("zstd", body, chunk_size, max_length, zstd_backend) == expected
+
+
+def _flip_last_byte(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+
+ZSTD_CORRUPT = {
+    "bad-block": ZSTD_BAD_BLOCK,
+    "reserved-block-type": zstd_header(5) + zstd_block(RESERVED_BLOCK, 5, b"hello", last=True),
+    "not-a-frame": b"definitely not zstd",
+    "bad-checksum": _flip_last_byte(zstd_stream(SMALL, checksum=True)),
+    "bad-second-frame": zstd_compress(b"first") + ZSTD_BAD_BLOCK,
+}
+
+
+@pytest.mark.parametrize("kind", list(ZSTD_CORRUPT))
+@pytest.mark.parametrize(("chunk_size", "max_length"), [(1 << 30, -1), (1, 100)])
+def test_zstd_corrupt_stream_is_a_content_decoding_error(
+    zstd_backend: str, kind: str, chunk_size: int, max_length: int
+) -> None:
+    with pytest.raises(ContentDecodingError, match=r"^invalid zstd data: "):
+        decode_all("zstd", ZSTD_CORRUPT[kind], chunk_size, max_length, zstd_backend)
+
+
+@pytest.mark.parametrize("cut", [1, 4, 0.5])
+def test_zstd_truncated_stream_is_a_content_decoding_error(zstd_backend: str, cut: float) -> None:
+    body = zstd_compress(DATA)
+    keep = int(len(body) * cut) if isinstance(cut, float) else len(body) - cut
+    decoder = new_decoder("zstd", zstd_backend)
+    decoder.decompress(body[:keep])
+    with pytest.raises(ContentDecodingError, match="zstd stream is truncated"):
         decoder.flush()
 
 
-@pytest.mark.usefixtures("stdlib_zstd")
-def test_stdlib_zstd_bomb_is_bounded(bombs: dict[str, bytes]) -> None:
-    decoder = new_decoder("zstd")
-    assert len(decoder.decompress(bombs["zstd"], LIMIT)) == LIMIT
-    for _ in range(10):
-        assert len(decoder.decompress(b"", LIMIT)) == LIMIT
+@pytest.mark.parametrize(("window_log", "allowed"), [(23, True), (24, False)])
+def test_zstd_window_over_8_mib_is_refused(
+    zstd_backend: str, window_log: int, allowed: bool
+) -> None:
+    body = zstd_stream(DATA, window_log=window_log)
+    assert not body[4] & 0x20 and 10 + (body[5] >> 3) == window_log  # the Window_Descriptor
+    if allowed:
+        assert decode_all("zstd", body, max_length=1000, zstd_backend=zstd_backend) == DATA
+    else:
+        with pytest.raises(ContentDecodingError):
+            decode_all("zstd", body, max_length=1000, zstd_backend=zstd_backend)
+
+
+def test_zstd_bomb_is_bounded(zstd_backend: str, bombs: dict[str, bytes]) -> None:
+    decoder = new_decoder("zstd", zstd_backend)
+    tracemalloc.start()
+    try:
+        assert len(decoder.decompress(bombs["zstd"], LIMIT)) == LIMIT
+        for _ in range(10):
+            assert not decoder.needs_input
+            assert decoder.decompress(b"", LIMIT) == bytes(LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MIB

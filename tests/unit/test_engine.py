@@ -656,13 +656,14 @@ def test_data_beyond_a_stream_window_is_a_flow_control_error() -> None:
 def test_consumed_data_reopens_the_stream_window() -> None:
     engine, server, stream = requested()
     engine.receive_data(server.headers(1, [(b":status", b"200")]))
-    engine.receive_data(data(1, b"w" * (1024 * 1024)) * 3)
+    # 3 MiB and one byte of the 4 MiB window: less than a quarter is left once it is read.
+    engine.receive_data(data(1, b"w" * (1024 * 1024)) * 3 + data(1, b"w"))
     engine.data_to_send()
-    taken = stream.take(3 * 1024 * 1024)
+    taken = stream.take(3 * 1024 * 1024 + 1)
     engine.acknowledge(stream, len(taken))
     updates = [f for f in sent_frames(engine.data_to_send()) if f.stream_id == 1]
     assert [type(f).__name__ for f in updates] == ["WindowUpdateFrame"]
-    assert updates[0].window_increment == 3 * 1024 * 1024
+    assert updates[0].window_increment == 3 * 1024 * 1024 + 1
     engine.receive_data(data(1, b"w" * (1024 * 1024)) * 4)  # the window is whole again
     assert engine.error is None
 
@@ -672,7 +673,8 @@ def test_the_connection_window_is_reopened_as_data_arrives() -> None:
     engine.receive_data(server.headers(1, [(b":status", b"200")]))
     engine.receive_data(data(1, b"w" * (1024 * 1024)) * 3)
     assert engine.data_to_send() == b""  # 13 of 16 MiB left: nothing yet
-    for stream_id in (3, 5):
+    # 3 MiB on each of four more streams: 1 MiB left, less than a quarter of the window.
+    for stream_id in (3, 5, 7, 9):
         engine.send_headers(stream_id, REQUEST, end_stream=True)
         engine.receive_data(server.headers(stream_id, [(b":status", b"200")]))
         engine.receive_data(data(stream_id, b"w" * (1024 * 1024)) * 3)
@@ -680,6 +682,7 @@ def test_the_connection_window_is_reopened_as_data_arrives() -> None:
         f for f in sent_frames(engine.data_to_send()) if type(f).__name__ == "WindowUpdateFrame"
     ]
     assert [f.stream_id for f in updates] == [0]
+    assert updates[0].window_increment == 15 * 1024 * 1024
 
 
 def test_window_update_overflow_on_a_stream_resets_it() -> None:

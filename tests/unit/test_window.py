@@ -8,6 +8,7 @@ from hyper.http20.window import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_STREAM_WINDOW,
     MAX_WINDOW,
+    REFILL_FLOOR,
     BaseFlowControlManager,
     FlowControlManager,
 )
@@ -190,49 +191,67 @@ def test_defaults() -> None:
     assert issubclass(FlowControlManager, BaseFlowControlManager)
 
 
-def test_no_update_while_window_above_half() -> None:
+# hyper 0.7's documented rule: reopen to the initial size once the window would fall below a
+# quarter of it, or below 1 kB (REFILL_FLOOR). With 65536 (HTTP/2's default) a quarter is 16384.
+
+
+def test_no_update_while_window_stays_at_a_quarter_or_more() -> None:
+    manager = FlowControlManager(65536)
+    assert manager.account(40000) == 0
+    assert manager.account(9152) == 0  # 65536 - 49152 == 16384: exactly a quarter
+    assert manager.window_size == 16384
+
+
+def test_reopens_to_initial_when_window_falls_below_a_quarter() -> None:
+    manager = FlowControlManager(65536)
+    manager.account(49152)
+    assert manager.account(1) == 65536 - 16383
+    assert manager.window_size == 65536
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [50_000, 65_536, 70_000],
+    ids=["below-a-quarter", "used-up", "overrun-by-the-peer"],
+)
+def test_a_frame_leaving_less_than_a_quarter_is_returned_whole(frame: int) -> None:
+    manager = FlowControlManager(65536)
+    assert manager.account(frame) == frame
+    assert manager.window_size == 65536
+
+
+def test_refill_floor_is_1_kib() -> None:
+    assert REFILL_FLOOR == 1024
+
+
+def test_floor_reopens_a_small_window_above_a_quarter() -> None:
+    # 4000 // 4 == 1000 < 1024: here the floor decides, not the quarter.
+    manager = FlowControlManager(4000)
+    assert manager.account(2976) == 0  # 1024 left: not below the floor
+    assert manager.window_size == 1024
+    assert manager.account(1) == 4000 - 1023
+    assert manager.window_size == 4000
+
+
+def test_window_smaller_than_the_floor_is_reopened_after_every_frame() -> None:
     manager = FlowControlManager(100)
-    assert manager.account(49) == 0
-    assert manager.window_size == 51
-
-
-def test_reopens_to_initial_when_window_falls_to_half() -> None:
-    manager = FlowControlManager(100)
-    manager.account(49)
-    assert manager.account(1) == 50  # 51 - 1 == 50: exactly half
-    assert manager.window_size == 100
-
-
-def test_reopens_to_initial_when_window_falls_below_half() -> None:
-    manager = FlowControlManager(100)
-    assert manager.account(70) == 70
-    assert manager.window_size == 100
-
-
-def test_window_used_up_entirely() -> None:
-    manager = FlowControlManager(100)
-    assert manager.account(100) == 100
-    assert manager.window_size == 100
-
-
-def test_peer_overrunning_the_window_is_reopened_to_initial() -> None:
-    manager = FlowControlManager(100)
-    assert manager.account(150) == 150
-    assert manager.window_size == 100
+    for frame in (1, 30, 99):
+        assert manager.account(frame) == frame
+        assert manager.window_size == 100
 
 
 def test_zero_frame_sends_nothing() -> None:
-    manager = FlowControlManager(100)
+    manager = FlowControlManager(65536)
     assert manager.account(0) == 0
-    assert manager.window_size == 100
+    assert manager.window_size == 65536
 
 
-def test_odd_initial_size() -> None:
-    manager = FlowControlManager(101)  # half is 50
-    assert manager.account(50) == 0
-    assert manager.window_size == 51
-    assert manager.account(1) == 51
-    assert manager.window_size == 101
+def test_quarter_is_exact_for_an_initial_size_not_divisible_by_4() -> None:
+    manager = FlowControlManager(65537)  # a quarter is 16384.25
+    assert manager.account(49152) == 0  # 16385 left
+    assert manager.window_size == 16385
+    assert manager.account(1) == 65537 - 16384  # 16384 < 16384.25
+    assert manager.window_size == 65537
 
 
 def test_blocked_reopens_to_initial() -> None:
@@ -244,42 +263,42 @@ def test_blocked_reopens_to_initial() -> None:
 
 
 def test_document_size_does_not_change_the_policy() -> None:
-    with_size = FlowControlManager(100, document_size=10)
-    without = FlowControlManager(100)
-    for frame in (10, 30, 20, 45, 0, 100):
+    with_size = FlowControlManager(65536, document_size=10)
+    without = FlowControlManager(65536)
+    for frame in (10, 30000, 20000, 45000, 0, 65536):
         assert with_size.account(frame) == without.account(frame)
         assert with_size.window_size == without.window_size
 
 
-@pytest.mark.parametrize(
-    ("initial", "frame"), [(DEFAULT_STREAM_WINDOW, 16384), (DEFAULT_CONNECTION_WINDOW, 16384)]
-)
-def test_bulk_download_sends_few_large_updates(initial: int, frame: int) -> None:
+@pytest.mark.parametrize("initial", [DEFAULT_STREAM_WINDOW, DEFAULT_CONNECTION_WINDOW])
+def test_bulk_download_sends_few_large_updates(initial: int) -> None:
+    frame = 16384
     manager = FlowControlManager(initial)
-    total = initial * 2
     updates = []
     lowest = initial
-    for _ in range(total // frame):
+    for _ in range(initial * 2 // frame):
         increment = manager.account(frame)
         if increment:
             updates.append(increment)
         lowest = min(lowest, manager.window_size)
-    assert updates == [initial // 2] * 4
-    assert lowest > initial // 2
-    assert manager.window_size == initial
+    # The frame that takes the window below a quarter brings one update of three quarters
+    # of the window plus that frame: two in twice the window.
+    assert updates == [initial - initial // 4 + frame] * 2
+    assert lowest == initial // 4
 
 
 def test_window_stays_within_bounds_for_any_frame_sequence() -> None:
-    manager = FlowControlManager(1000)
-    sizes = [1, 999, 0, 500, 501, 250, 250, 1000, 7, 3, 16384, 499]
+    manager = FlowControlManager(100_000)
+    sizes = [1, 74_999, 1, 0, 50_000, 25_001, 24_999, 100_000, 7, 3, 16384, 80_000, 499]
     for size in sizes:
         increment = manager.account(size)
         assert increment >= 0
-        assert manager.initial_window_size // 2 < manager.window_size <= 1000
+        assert 25_000 <= manager.window_size <= 100_000
 
 
 def test_maximum_initial_window() -> None:
     manager = FlowControlManager(MAX_WINDOW)
     assert manager.account(16384) == 0
-    assert manager.account(MAX_WINDOW // 2) == MAX_WINDOW // 2 + 16384
+    three_quarters = 3 * (MAX_WINDOW // 4)
+    assert manager.account(three_quarters) == 16384 + three_quarters
     assert manager.window_size == MAX_WINDOW
