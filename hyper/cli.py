@@ -29,8 +29,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from . import __version__
 from .common.decoder import SUPPORTED_ENCODINGS
-from .common.exceptions import HyperError
+from .common.exceptions import HyperError, InvalidRequest
 from .common.grammar import TOKEN_CHARACTERS
+from .common.hosts import encode_host
 from .common.response import BaseResponse
 from .common.util import authority_for
 from .connection import HTTPConnection
@@ -245,7 +246,8 @@ def parse_url(url: str, params: Sequence[tuple[str, str]] = ()) -> Target:
     Parse ``https://host[:port]/path?query``, ``http://...`` or ``host[:port]/path`` (plain
     http), appending ``params`` to the query string.
 
-    :raises UsageError: for another scheme, credentials in the URL, no host or a bad port.
+    :raises UsageError: for another scheme, credentials in the URL, no or an invalid host, or
+        a bad port.
     """
     if "://" not in url:
         url = "http://" + url
@@ -261,6 +263,10 @@ def parse_url(url: str, params: Sequence[tuple[str, str]] = ()) -> Target:
         raise UsageError(f"invalid port in URL {url!r}") from None
     if not parts.hostname:
         raise UsageError(f"no host in URL {url!r}")
+    try:
+        host = encode_host(parts.hostname)  # the Host header below is built from it
+    except InvalidRequest as exc:
+        raise UsageError(str(exc)) from None
     secure = scheme == "https"
     path = quote(parts.path, safe=_PATH_SAFE) or "/"
     query = quote(parts.query, safe=_QUERY_SAFE)
@@ -268,7 +274,7 @@ def parse_url(url: str, params: Sequence[tuple[str, str]] = ()) -> Target:
         query = "&".join(filter(None, [query, urlencode(params, quote_via=quote)]))
     if query:
         path += "?" + query
-    return Target(secure, parts.hostname, port or (443 if secure else 80), path)
+    return Target(secure, host, port or (443 if secure else 80), path)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ class HTTPConnection(ClosingContextManager):
     that value back either way, and other attributes are those of the connection in use
     (see :attr:`version`).
 
-    :param host: the server's host name or IP address, optionally with a port.
+    :param host: the server's host name or IP address, optionally with a port. A non-ASCII
+        name is encoded as IDNA 2008 A-labels (:func:`~hyper.common.hosts.encode_host`).
     :param port: the port, when ``host`` names none. Defaults to 80, or 443 when ``secure``.
     :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
         otherwise.

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .common.exceptions import CertificateError, ConnectTimeout, TLSError
+from .common.hosts import encode_host
 from .common.util import poll_step
 
 log = logging.getLogger(__name__)
@@ -201,16 +202,20 @@ def wrap_socket(
     Run the TLS handshake on a connected socket.
 
     :param sock: the TCP socket (its timeout bounds the handshake).
-    :param server_hostname: the name to send in SNI and to check the certificate against.
+    :param server_hostname: the name to send in SNI and to check the certificate against; a
+        non-ASCII name in its IDNA 2008 form (:func:`~hyper.common.hosts.encode_host`).
     :param ssl_context: the context to use; :func:`default_context` when ``None``.
     :param force_proto: report this protocol whatever ALPN chose (for servers that speak a
         protocol without announcing it).
     :returns: the TLS socket and the negotiated protocol (``"h2"``, ``"http/1.1"`` or
         ``None`` when the server chose none).
+    :raises InvalidRequest: if ``server_hostname`` is not a valid host name.
     :raises CertificateError: if the certificate is not trusted or does not match the host.
     :raises TLSError: if the handshake fails for any other reason.
     :raises ConnectTimeout: if the handshake does not finish within the socket's timeout.
     """
+    # A str name would otherwise go through Python's IDNA 2003 codec inside ssl.
+    server_hostname = encode_host(server_hostname)
     context = ssl_context if ssl_context is not None else default_context()
     with _handshake_failures(sock, server_hostname):
         try:
@@ -519,14 +524,18 @@ def start_tls(
 
     :param sock: the TCP socket; its timeout bounds the handshake, and it is non-blocking
         afterwards (its timeout is kept for the caller to apply).
-    :param server_hostname: the name to send in SNI and to check the certificate against.
+    :param server_hostname: the name to send in SNI and to check the certificate against; a
+        non-ASCII name in its IDNA 2008 form (:func:`~hyper.common.hosts.encode_host`).
     :param ssl_context: the context to use; :func:`default_context` when ``None``.
     :param force_proto: report this protocol whatever ALPN chose.
     :returns: the channel, and the negotiated protocol (``"h2"``, ``"http/1.1"`` or ``None``).
+    :raises InvalidRequest: if ``server_hostname`` is not a valid host name.
     :raises CertificateError: if the certificate is not trusted or does not match the host.
     :raises TLSError: if the handshake fails for any other reason.
     :raises ConnectTimeout: if the handshake does not finish within the socket's timeout.
     """
+    # A str name would otherwise go through Python's IDNA 2003 codec inside ssl.
+    server_hostname = encode_host(server_hostname)
     context = ssl_context if ssl_context is not None else default_context()
     timeout = sock.gettimeout()
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -19,6 +19,7 @@ from .exceptions import (
     SocketError,
     SocketTimeout,
 )
+from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
 from .util import authority_for
 
@@ -29,19 +30,23 @@ _MAX_PROXY_HEADERS = 100
 
 def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
     """
-    Connect to ``host``:``port`` with TCP_NODELAY set.
+    Connect to ``host``:``port`` with TCP_NODELAY set. A non-ASCII ``host`` is resolved in
+    its IDNA 2008 form (:func:`~hyper.common.hosts.encode_host`).
 
     :param timeout: bound on the connection attempt, in seconds (``None``: the OS default).
+    :raises InvalidRequest: if ``host`` is not a valid host name.
     :raises ConnectTimeout: if the attempt takes longer than ``timeout``.
     :raises SocketError: if the name does not resolve or the connection is refused.
     """
+    # A str host would otherwise go through Python's IDNA 2003 codec inside socket.
+    host = encode_host(host)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError as exc:
         raise ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
     except socket.gaierror as exc:
         raise SocketError(f"cannot resolve host {host!r}: {exc}") from exc
-    except UnicodeError as exc:
+    except UnicodeError as exc:  # an "IPv6 address" that is none, with an over-long label
         raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
     except OSError as exc:
         raise SocketError(f"cannot connect to {host}:{port}: {exc}") from exc
@@ -71,11 +76,13 @@ def open_tunnel(
     timeout: float | None = None,
 ) -> socket.socket:
     """
-    Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``.
+    Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``
+    (``host`` in its IDNA 2008 form, :func:`~hyper.common.hosts.encode_host`).
 
     :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
     :param timeout: bound on connecting and on the proxy's answer, in seconds.
     :returns: the socket, now a byte pipe to the origin (TLS not yet started).
+    :raises InvalidRequest: if ``host`` or ``proxy_host`` is not a valid host name.
     :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense (the
         exception carries the proxy's status and reason), or if bytes arrive from the origin
         before the client spoke, which cannot happen before TLS.
@@ -103,10 +110,7 @@ def _open_tunnel(
     :func:`open_tunnel`, also returning what the origin already sent through the tunnel and
     the proxy's status and reason.
     """
-    try:
-        target = authority_for(host, port, default_port=-1).encode("idna")
-    except UnicodeError as exc:
-        raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
+    target = authority_for(encode_host(host), port, default_port=-1).encode("ascii")
     request = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
     request.extend(header_lines(proxy_headers))
     sock = open_tcp(proxy_host, proxy_port, timeout)

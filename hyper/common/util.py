@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .exceptions import InvalidRequest
+from .hosts import encode_host
 
 _Closeable = TypeVar("_Closeable", bound="ClosingContextManager")
 
@@ -92,13 +93,14 @@ def to_host_port_tuple(host_string: str, default_port: int) -> tuple[str, int]:
 
     Accepts ``"example.com"``, ``"example.com:8443"``, ``"127.0.0.1:80"``, ``"[::1]"`` and
     ``"[::1]:8443"``; a bare IPv6 address such as ``"::1"`` is taken whole. IPv6 brackets are
-    removed from the host returned.
+    removed from the host returned, and a non-ASCII name is encoded as IDNA 2008 A-labels
+    (see :func:`hyper.common.hosts.encode_host`).
 
     :param host_string: the host, optionally with a port.
     :param default_port: the port to use when the string names none.
-    :returns: the host (without brackets) and the port.
-    :raises InvalidRequest: if the string is empty, a bracket is unbalanced, or the port is not
-        a number from 1 to 65535.
+    :returns: the host (without brackets, in ASCII) and the port.
+    :raises InvalidRequest: if the string is empty, a bracket is unbalanced, the host is not a
+        valid host name, or the port is not a number from 1 to 65535.
     """
     if not isinstance(host_string, str):
         raise InvalidRequest(f"host must be a str, not {type(host_string).__name__}")
@@ -125,11 +127,7 @@ def to_host_port_tuple(host_string: str, default_port: int) -> tuple[str, int]:
         raise InvalidRequest(f"no host name in {host_string!r}")
     if any(ord(char) < 0x21 or char in "/@[]\x7f" for char in host):
         raise InvalidRequest(f"invalid character in host {host_string!r}")
-    if ":" not in host:
-        try:
-            host.encode("idna")
-        except UnicodeError as exc:
-            raise InvalidRequest(f"invalid host name {host_string!r}: {exc}") from None
+    host = encode_host(host)
     if port_text is None:
         return host, default_port
     return host, parse_port(port_text, host_string)

@@ -66,7 +66,8 @@ class HTTP11Connection(ClosingContextManager):
     through an HTTP proxy.
 
     :param host: the server's host name or IP address, optionally with a port:
-        ``"example.com"``, ``"example.com:8080"``, ``"[::1]:8443"``.
+        ``"example.com"``, ``"example.com:8080"``, ``"[::1]:8443"``. A non-ASCII name is
+        encoded as IDNA 2008 A-labels (:func:`~hyper.common.hosts.encode_host`).
     :param port: the port, when ``host`` names none. Defaults to 80, or 443 when ``secure``.
     :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
         otherwise.
@@ -122,7 +123,7 @@ class HTTP11Connection(ClosingContextManager):
         self.parser = Parser()
         self._scheme = "https" if self.secure else "http"
         self._authority = authority_for(self.host, self.port, 443 if self.secure else 80)
-        self._host_header = self._authority.encode("idna")
+        self._host_header = self._authority.encode("ascii")
         #: Plain http through a proxy: requests go to the proxy in absolute form.
         self._absolute_form = self.proxy_host is not None and not self.secure
 

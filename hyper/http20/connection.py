@@ -136,7 +136,8 @@ class HTTP20Connection(ClosingContextManager):
     Every method may be called from any thread; threads share the connection safely.
 
     :param host: the server's host name or IP address, optionally with a port:
-        ``"example.com"``, ``"example.com:8443"``, ``"127.0.0.1"``, ``"[::1]:8443"``.
+        ``"example.com"``, ``"example.com:8443"``, ``"127.0.0.1"``, ``"[::1]:8443"``. A
+        non-ASCII name is encoded as IDNA 2008 A-labels (:func:`~hyper.common.hosts.encode_host`).
     :param port: the port, when ``host`` names none. Defaults to 443.
     :param secure: whether to use TLS. Defaults to ``True`` for port 443 and ``False``
         otherwise (plaintext HTTP/2 with prior knowledge).
@@ -206,7 +207,7 @@ class HTTP20Connection(ClosingContextManager):
 
         self._scheme = b"https" if self.secure else b"http"
         self._authority = authority_for(self.host, self.port, 443 if self.secure else 80).encode(
-            "idna"
+            "ascii"
         )
 
         self._lock = threading.Lock()
