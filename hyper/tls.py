@@ -547,6 +547,7 @@ def start_tls(
         raise TLSError(f"cannot start TLS with {server_hostname}: {exc}") from exc
     channel = TLSChannel(sock, sslobj, incoming, outgoing)
     sock.setblocking(False)
+    first_reply = True
     with _handshake_failures(sock, server_hostname):
         while True:
             try:
@@ -561,6 +562,9 @@ def start_tls(
                         f"TLS handshake with {server_hostname} failed: the server closed the "
                         "connection"
                     ) from None
+                if first_reply:
+                    _check_tls_reply(received, server_hostname)
+                    first_reply = False
                 incoming.write(received)
         _send_all(channel, deadline, server_hostname)  # the client's Finished
     sock.settimeout(timeout)
@@ -571,6 +575,29 @@ def start_tls(
         sock.close()
         raise
     return channel, proto
+
+
+#: The first byte of a TLS record: its content type (change_cipher_spec 20, alert 21,
+#: handshake 22, application_data 23, heartbeat 24; RFC 8446 section 5.1).
+_RECORD_TYPES = range(20, 25)
+
+
+def _check_tls_reply(data: bytes, server_hostname: str) -> None:
+    """Refuse a first answer to the ClientHello that is not a TLS record: the server speaks
+    something else on this port (most often plain HTTP, answering "400 Bad Request"), which
+    OpenSSL would only report as a "wrong version number"."""
+    if data[0] in _RECORD_TYPES:
+        return
+    first_line = data.split(b"\n", 1)[0].rstrip(b"\r")[:80].decode("ascii", "replace")
+    answer = (
+        f"it answered in plain HTTP ({first_line.strip()!r})"
+        if first_line.startswith("HTTP/")
+        else f"its first bytes, {first_line[:16]!r}, are not a TLS record"
+    )
+    raise TLSError(
+        f"TLS handshake with {server_hostname} failed: the server does not speak TLS on this "
+        f"port: {answer}"
+    )
 
 
 def h2_cipher_allowed(name: str) -> bool:

@@ -1,106 +1,52 @@
-"""The ``hyper`` command-line tool: run as a subprocess against the local servers, plus unit
-tests of its pure functions (item parsing, method and URL detection, output helpers)."""
+"""The ``hyper`` command-line tool: requests against the local servers (in-process through
+:func:`hyper.cli.main`, or as a subprocess where a signal or terminal is needed), its errors
+and exit statuses, and unit tests of its pure functions (item parsing, method and URL
+detection, output helpers).
+
+Redirects, request bodies, proxies, progress and the debug output have files of their own
+(``tests/test_cli_*.py``).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import pty
 import signal
 import socket
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hyper
-from hyper import cli
+from hyper.cli import items, output, request
+from hyper.cli.command import exit_status
+from hyper.cli.errors import UsageError
+from hyper.common.exceptions import TLSError
+from tests.support.cli import (
+    TIMEOUT,
+    IdleListener,
+    assert_one_line_error,
+    err_text,
+    hyper_cmd,
+    process_env,
+    run_cli,
+    run_in_pty,
+    sha256,
+)
 from tests.support.http2bin import Http2binServer
 from tests.support.nghttpd import NghttpdServer
 from tests.support.nginx import NginxServer
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: No single run of the tool may take longer than this.
-TIMEOUT = 15.0
+from tests.support.scripted import ScriptedRawServer
 
 
-def _env() -> dict[str, str]:
-    """The environment of the subprocess: the working tree's hyper, no key logging."""
-    env = {k: v for k, v in os.environ.items() if k != "SSLKEYLOGFILE"}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
-
-
-def hyper_cmd(*args: object) -> list[str]:
-    """The command line running ``hyper`` with ``args``."""
-    return [sys.executable, "-m", "hyper", *map(str, args)]
-
-
-def run_cli(*args: object) -> subprocess.CompletedProcess[bytes]:
-    """Run ``hyper`` with ``args``, stdout and stderr captured (pipes, not terminals)."""
-    return subprocess.run(
-        hyper_cmd(*args), capture_output=True, env=_env(), timeout=TIMEOUT, check=False
-    )
-
-
-def err_text(result: subprocess.CompletedProcess[bytes]) -> str:
-    """The decoded stderr of a run."""
-    return result.stderr.decode("utf-8", "replace")
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[bytes], status: int) -> str:
-    """The run failed with ``status`` and one ``hyper: error:`` line, no traceback."""
-    stderr = err_text(result)
-    assert result.returncode == status, stderr
-    assert "Traceback" not in stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("hyper: error: ")
-    return lines[0]
-
-
-def sha256(data: bytes) -> str:
-    """The hex sha256 digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def run_in_pty(args: list[object], tty: str) -> tuple[int, bytes, bytes]:
-    """Run ``hyper`` with stdout or stderr (``tty``) on a pseudo-terminal.
-
-    :returns: the exit status, what the terminal showed, and the other stream.
-    """
-    master, slave = pty.openpty()
-    streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, tty: slave}
-    proc = subprocess.Popen(hyper_cmd(*args), env=_env(), **streams)
-    os.close(slave)
-    shown: list[bytes] = []
-
-    def read_terminal() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed its side
-                return
-            if not data:
-                return
-            shown.append(data)
-
-    reader = threading.Thread(target=read_terminal, daemon=True)
-    reader.start()
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        proc.kill()
-        proc.wait()
-    reader.join(TIMEOUT)
-    os.close(master)
-    return proc.returncode, b"".join(shown), out if tty == "stderr" else err
+@pytest.fixture
+def listener() -> Iterator[IdleListener]:
+    """A port nobody answers on (see :class:`IdleListener`)."""
+    with IdleListener() as idle:
+        yield idle
 
 
 # -- against real servers ----------------------------------------------------------------------
@@ -257,6 +203,64 @@ def test_verbose_prints_both_heads_on_stdout(http2bin_tls: Http2binServer) -> No
     assert "HTTP/2 200" not in err_text(result)
 
 
+def test_http11_forced_over_tls(http2bin_tls: Http2binServer) -> None:
+    # The server offers HTTP/2 in ALPN: --http1.1 offers only http/1.1.
+    result = run_cli("--http1.1", "--cacert", http2bin_tls.ca_cert_path, http2bin_tls.url("/get"))
+    assert result.returncode == 0, err_text(result)
+    assert err_text(result).startswith("HTTP/1.1 200")
+
+
+def test_http11_forced_in_plaintext_asks_no_upgrade(http2bin_plain: Http2binServer) -> None:
+    result = run_cli("--http1.1", http2bin_plain.url("/headers"))
+    assert result.returncode == 0, err_text(result)
+    assert err_text(result).startswith("HTTP/1.1 200")
+    assert "Upgrade" not in json.loads(result.stdout)["headers"]
+
+
+def test_http2_forced_over_tls(nginx_h2_tls: NginxServer) -> None:
+    assert nginx_h2_tls.ca_cert_path is not None
+    url = f"https://{nginx_h2_tls.authority}/index.html"
+    result = run_cli("--http2", "--cacert", nginx_h2_tls.ca_cert_path, url)
+    assert result.returncode == 0, err_text(result)
+    assert err_text(result).startswith("HTTP/2 200")
+    assert result.stdout == (nginx_h2_tls.docroot / "index.html").read_bytes()
+
+
+def test_http11_and_http2_exclude_each_other() -> None:
+    result = run_cli("--http1.1", "--http2", "127.0.0.1:9/")
+    assert result.returncode == 2
+    assert "not allowed with argument" in err_text(result)
+
+
+def test_https_to_a_plaintext_port_says_so(http2bin_plain: Http2binServer) -> None:
+    result = run_cli(f"https://{http2bin_plain.authority}/get")
+    line = assert_one_line_error(result, 1)
+    assert "does not speak TLS on this port" in line
+    assert "plain HTTP ('HTTP/1.1 400" in line  # what the server answered the ClientHello
+    assert "WRONG_VERSION_NUMBER" not in line
+
+
+def test_plaintext_port_error_comes_from_the_library(
+    http2bin_plain: Http2binServer, scripted_raw_server: Callable[..., ScriptedRawServer]
+) -> None:
+    # Every hyper connection gets the message, not only the tool.
+    conn = hyper.HTTPConnection("127.0.0.1", http2bin_plain.port, secure=True, timeout=5)
+    with conn, pytest.raises(TLSError, match="does not speak TLS on this port: it answered"):
+        conn.request("GET", "/")
+
+    def ssh_banner(sock: socket.socket) -> None:
+        sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")  # before the ClientHello arrives, as sshd does
+        sock.recv(65536)
+
+    with scripted_raw_server(ssh_banner) as server:
+        result = run_cli(f"https://127.0.0.1:{server.port}/")
+    line = assert_one_line_error(result, 1)
+    assert line.endswith(
+        "does not speak TLS on this port: its first bytes, 'SSH-2.0-OpenSSH_', "
+        "are not a TLS record"
+    )
+
+
 def test_connection_refused() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -267,11 +271,8 @@ def test_connection_refused() -> None:
 
 
 def test_read_timeout() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()  # the kernel completes the handshake; nobody ever answers
-        port = listener.getsockname()[1]
-        result = run_cli("--timeout", "0.5", f"127.0.0.1:{port}/")
+    with IdleListener() as listener:  # the kernel completes the handshake; nobody answers
+        result = run_cli("--timeout", "0.5", f"127.0.0.1:{listener.port}/")
     line = assert_one_line_error(result, 1)
     assert "timed out" in line
 
@@ -284,7 +285,8 @@ def test_interrupt_exits_130() -> None:
         port = listener.getsockname()[1]
         proc = subprocess.Popen(
             hyper_cmd(f"127.0.0.1:{port}/"),
-            env=_env(),
+            env=process_env(),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -299,14 +301,6 @@ def test_interrupt_exits_130() -> None:
             proc.wait()
     assert proc.returncode == 130
     assert err.decode() == "hyper: interrupted\n"
-
-
-def test_debug_logs_frames(http2bin_tls: Http2binServer) -> None:
-    result = run_cli("--debug", "--cacert", http2bin_tls.ca_cert_path, http2bin_tls.url("/get"))
-    assert result.returncode == 0, err_text(result)
-    stderr = err_text(result)
-    assert "HeadersFrame" in stderr
-    assert "SettingsFrame" in stderr
 
 
 def test_debug_shows_traceback_on_error() -> None:
@@ -336,6 +330,66 @@ def test_unknown_item_and_scheme_are_usage_errors() -> None:
     assert "unsupported URL scheme 'ftp'" in err_text(result)
 
 
+def test_no_arguments_asks_for_a_url() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert err_text(result).splitlines() == [
+        "usage: hyper [OPTIONS] [METHOD] URL [REQUEST_ITEM ...]",
+        "hyper: error: a URL is required (see hyper --help)",
+    ]
+    assert result.stdout == b""
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    result = run_cli("--no-such-option", "127.0.0.1:9/")
+    assert result.returncode == 2
+    assert err_text(result).splitlines()[-1].startswith("hyper: error: unrecognized arguments")
+
+
+def test_output_file_that_cannot_be_created_fails_before_sending(
+    listener: IdleListener, tmp_path: Path
+) -> None:
+    port = listener.port
+    missing = tmp_path / "no-such-dir" / "out.bin"
+    result = run_cli("-o", missing, f"127.0.0.1:{port}/")
+    line = assert_one_line_error(result, 2)
+    assert line == (
+        f"hyper: error: cannot write the output file {str(missing)!r}: No such file or directory"
+    )
+    listener.assert_nothing_sent()
+
+
+def test_output_file_is_left_alone_when_the_request_fails(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    existing = tmp_path / "existing.bin"
+    existing.write_bytes(b"keep me")
+    created = tmp_path / "created.bin"
+    for path in (existing, created):
+        assert_one_line_error(run_cli("-o", path, f"127.0.0.1:{port}/"), 1)
+    assert existing.read_bytes() == b"keep me"  # not truncated: no body came
+    assert not created.exists()  # made for the body that never came, and removed
+
+
+def test_output_file_replaces_a_longer_file(
+    http2bin_plain: Http2binServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.json"
+    target.write_bytes(b"x" * 100_000)
+    result = run_cli("-o", target, http2bin_plain.url("/get"))
+    assert result.returncode == 0, err_text(result)
+    assert json.loads(target.read_bytes())["url"].endswith("/get")
+
+
+def test_missing_cacert_is_one_line(listener: IdleListener, tmp_path: Path) -> None:
+    port = listener.port
+    result = run_cli("--cacert", tmp_path / "nope.pem", f"https://127.0.0.1:{port}/")
+    line = assert_one_line_error(result, 2)
+    assert "nope.pem" in line
+    listener.assert_nothing_sent()
+
+
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
@@ -360,16 +414,6 @@ def test_json_pretty_printed_on_a_terminal(http2bin_plain: Http2binServer) -> No
     assert status == 0, err
     expected = '{\n  "b": [\n    1,\n    2\n  ],\n  "a": true\n}\n'
     assert shown.replace(b"\r\n", b"\n").decode() == expected
-
-
-def test_progress_bar_on_a_terminal(nghttpd_h2c: NghttpdServer, tmp_path: Path) -> None:
-    target = tmp_path / "out.bin"
-    status, shown, out = run_in_pty(["--h2", "-o", target, nghttpd_h2c.url("/1m.bin")], "stderr")
-    assert status == 0, shown
-    assert out == b""
-    assert sha256(target.read_bytes()) == nghttpd_h2c.files["1m.bin"]
-    assert b"\r" + b"100% [" + b"#" * 30 + b"]" in shown
-    assert b"hyper: saved 1048576 bytes (1.0 MiB)" in shown
 
 
 # -- pure functions ----------------------------------------------------------------------------
@@ -406,7 +450,7 @@ def test_progress_bar_on_a_terminal(nghttpd_h2c: NghttpdServer, tmp_path: Path) 
     ],
 )
 def test_parse_item(text: str, kind: str, name: str, value: Any) -> None:
-    assert cli.parse_item(text) == cli.RequestItem(kind, name, value)  # type: ignore[arg-type]
+    assert items.parse_item(text) == items.RequestItem(kind, name, value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -424,16 +468,39 @@ def test_parse_item(text: str, kind: str, name: str, value: Any) -> None:
     ],
 )
 def test_parse_item_errors(text: str, message: str) -> None:
-    with pytest.raises(cli.UsageError, match=message):
-        cli.parse_item(text)
+    with pytest.raises(UsageError, match=message):
+        items.parse_item(text)
 
 
 def test_parse_items_groups_by_kind() -> None:
-    parsed = cli.parse_items(["A:1", "p==1", "x=1", "A:2", "p==2", "x=2", "y:=[]"])
+    parsed = items.parse_items(["A:1", "p==1", "x=1", "A:2", "p==2", "x=2", "y:=[]"])
     assert parsed.headers == [("A", "1"), ("A", "2")]
     assert parsed.params == [("p", "1"), ("p", "2")]
-    assert parsed.data == {"x": "2", "y": []}
-    assert cli.parse_items(["A:1"]).data is None
+    assert [(f.kind, f.name, f.value) for f in parsed.fields] == [
+        ("field", "x", "1"),
+        ("field", "x", "2"),
+        ("json", "y", []),
+    ]
+    assert not items.parse_items(["A:1"]).has_body
+    body = items.parse_items(["@data.bin", "A:1"])
+    assert body.body_file == "data.bin"
+    assert body.has_body and not body.fields
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["@a", "@b"], "only one @file body"),
+        (["@a", "x=1"], "cannot have fields"),
+        (["x=1", "f@a"], None),  # an upload beside a field: a --form body, checked later
+    ],
+)
+def test_parse_items_body_conflicts(texts: list[str], message: str | None) -> None:
+    if message is None:
+        assert len(items.parse_items(texts).fields) == 2
+        return
+    with pytest.raises(UsageError, match=message):
+        items.parse_items(texts)
 
 
 @pytest.mark.parametrize(
@@ -450,30 +517,30 @@ def test_parse_items_groups_by_kind() -> None:
     ],
 )
 def test_split_words(words: list[str], expected: tuple[Any, ...]) -> None:
-    assert cli.split_words(words) == expected
+    assert items.split_words(words) == expected
 
 
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://example.com/get?a=1", cli.Target(True, "example.com", 443, "/get?a=1")),
-        ("http://example.com", cli.Target(False, "example.com", 80, "/")),
-        ("HTTPS://Example.COM:8443", cli.Target(True, "example.com", 8443, "/")),
-        ("localhost:8000/x", cli.Target(False, "localhost", 8000, "/x")),
-        ("localhost", cli.Target(False, "localhost", 80, "/")),
-        ("https://[::1]:8443/p", cli.Target(True, "::1", 8443, "/p")),
-        ("h/a b?q=x y#frag", cli.Target(False, "h", 80, "/a%20b?q=x%20y")),
-        ("h/%41?x=%2F", cli.Target(False, "h", 80, "/%41?x=%2F")),
+        ("https://example.com/get?a=1", request.Target(True, "example.com", 443, "/get?a=1")),
+        ("http://example.com", request.Target(False, "example.com", 80, "/")),
+        ("HTTPS://Example.COM:8443", request.Target(True, "example.com", 8443, "/")),
+        ("localhost:8000/x", request.Target(False, "localhost", 8000, "/x")),
+        ("localhost", request.Target(False, "localhost", 80, "/")),
+        ("https://[::1]:8443/p", request.Target(True, "::1", 8443, "/p")),
+        ("h/a b?q=x y#frag", request.Target(False, "h", 80, "/a%20b?q=x%20y")),
+        ("h/%41?x=%2F", request.Target(False, "h", 80, "/%41?x=%2F")),
     ],
 )
-def test_parse_url(url: str, expected: cli.Target) -> None:
-    assert cli.parse_url(url) == expected
+def test_parse_url(url: str, expected: request.Target) -> None:
+    assert request.parse_url(url) == expected
 
 
 def test_parse_url_appends_params() -> None:
-    target = cli.parse_url("h/get?a=1", [("b", "x y"), ("c", "&=/")])
+    target = request.parse_url("h/get?a=1", [("b", "x y"), ("c", "&=/")])
     assert target.path == "/get?a=1&b=x%20y&c=%26%3D%2F"
-    assert cli.parse_url("h", [("q", "1")]).path == "/?q=1"
+    assert request.parse_url("h", [("q", "1")]).path == "/?q=1"
 
 
 @pytest.mark.parametrize(
@@ -487,18 +554,18 @@ def test_parse_url_appends_params() -> None:
     ],
 )
 def test_parse_url_errors(url: str, message: str) -> None:
-    with pytest.raises(cli.UsageError, match=message):
-        cli.parse_url(url)
+    with pytest.raises(UsageError, match=message):
+        request.parse_url(url)
 
 
 def test_target_authority() -> None:
-    assert cli.Target(True, "h", 443, "/").authority == "h"
-    assert cli.Target(False, "h", 8080, "/").authority == "h:8080"
-    assert cli.Target(True, "::1", 8443, "/").authority == "[::1]:8443"
+    assert request.Target(True, "h", 443, "/").authority == "h"
+    assert request.Target(False, "h", 8080, "/").authority == "h:8080"
+    assert request.Target(True, "::1", 8443, "/").authority == "[::1]:8443"
 
 
 def test_prepare_request_defaults() -> None:
-    get = cli.prepare_request(None, "h:81/x", ["X-A:1", "q==2"])
+    get = request.prepare_request(None, "h:81/x", ["X-A:1", "q==2"])
     assert get.method == "GET"
     assert get.body is None
     assert get.target.path == "/x?q=2"
@@ -508,19 +575,41 @@ def test_prepare_request_defaults() -> None:
     assert dict(get.headers)["Host"] == "h:81"
     assert dict(get.headers)["X-A"] == "1"
 
-    post = cli.prepare_request(None, "h", ["n:=1", "Accept:text/plain"])
+    post = request.prepare_request(None, "h", ["n:=1", "Accept:text/plain"])
     assert post.method == "POST"
-    assert post.body is not None and json.loads(post.body) == {"n": 1}
+    assert post.body is not None and post.body.data is not None
+    assert json.loads(post.body.data) == {"n": 1}
     headers = dict(post.headers)
     assert headers["Content-Type"] == "application/json"
-    assert headers["Content-Length"] == str(len(post.body))
+    assert headers["Content-Length"] == str(len(post.body.data))
     assert headers["Accept"] == "text/plain"  # given: replaces the default
     assert [name.lower() for name, _ in post.headers].count("accept") == 1
 
-    put = cli.prepare_request("PUT", "h", ["a=b", "content-type:application/vnd+json"])
+    put = request.prepare_request("PUT", "h", ["a=b", "content-type:application/vnd+json"])
     assert put.method == "PUT"
     assert dict(put.headers)["content-type"] == "application/vnd+json"
     assert "Content-Type" not in dict(put.headers)
+
+
+def test_prepare_request_reads_stdin_only_without_body_items() -> None:
+    calls: list[int] = []
+
+    def stdin() -> bytes:
+        calls.append(1)
+        return b'{"piped": true}'
+
+    piped = request.prepare_request(None, "h/post", [], stdin=stdin)
+    assert piped.method == "POST"
+    assert piped.body is not None and piped.body.data == b'{"piped": true}'
+    assert dict(piped.headers)["Content-Type"] == "application/json"
+    assert dict(piped.headers)["Accept"] == "*/*"
+    form = request.prepare_request("PUT", "h", [], form=True, stdin=stdin)
+    assert dict(form.headers)["Content-Type"] == "application/x-www-form-urlencoded"
+    assert len(calls) == 2
+    request.prepare_request(None, "h", ["a=1"], stdin=stdin)
+    assert len(calls) == 2  # items make the body: standard input is left alone
+    empty = request.prepare_request(None, "h", [], stdin=lambda: b"")
+    assert empty.method == "GET" and empty.body is None
 
 
 class FakeOut(io.BytesIO):
@@ -555,50 +644,29 @@ def pieces(data: bytes, size: int = 3) -> Iterator[bytes]:
 )
 def test_write_body(data: bytes, pretty: bool, json_type: bool, expected: bytes) -> None:
     out = FakeOut(pretty)
-    assert cli.write_body(pieces(data), out, pretty, json_type) == len(data)
+    assert output.write_body(pieces(data), out, pretty, json_type) == len(data)
     assert out.getvalue() == expected
 
 
 def test_write_body_streams_large_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "JSON_SNIFF_LIMIT", 10)
+    monkeypatch.setattr(output, "JSON_SNIFF_LIMIT", 10)
     data = b"[" + b"1," * 20 + b"1]"
     out = FakeOut(True)
-    assert cli.write_body(pieces(data), out, True, True) == len(data)
+    assert output.write_body(pieces(data), out, True, True) == len(data)
     assert out.getvalue() == data  # too large to sniff: written as it came
 
 
-def test_render_progress() -> None:
-    assert cli.render_progress(0, 1000, width=10) == "  0% [..........] 0 B"
-    assert cli.render_progress(500, 1000, width=10) == " 50% [#####.....] 500 B"
-    assert cli.render_progress(2048, 2048, width=10) == "100% [##########] 2.0 KiB"
-    assert cli.render_progress(3 * 1024 * 1024, None) == "3.0 MiB received"
-
-
-class FakeTerminal(io.StringIO):
-    """A text stream that claims to be a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_draws_only_on_a_terminal() -> None:
-    quiet = io.StringIO()
-    progress = cli.Progress(quiet, 6)
-    assert list(progress.track(pieces(b"abcdef"))) == [b"abc", b"def"]
-    assert progress.done == 6
-    assert quiet.getvalue() == ""
-
-    terminal = FakeTerminal()
-    progress = cli.Progress(terminal, 6)
-    assert b"".join(progress.track(pieces(b"abcdef"))) == b"abcdef"
-    shown = terminal.getvalue()
-    assert shown.startswith("\r")
-    assert shown.endswith("100% [" + "#" * 30 + "] 6 B\n")
-
-
 @pytest.mark.parametrize(
-    ("status", "check", "expected"),
-    [(200, True, 0), (302, True, 0), (404, False, 0), (404, True, 4), (503, True, 5)],
+    ("status", "check", "followed", "expected"),
+    [
+        (200, True, False, 0),
+        (302, False, False, 0),
+        (302, True, False, 3),  # a redirect not followed
+        (304, True, True, 0),  # followed, yet final: not an error
+        (404, False, False, 0),
+        (404, True, False, 4),
+        (503, True, True, 5),
+    ],
 )
-def test_exit_status(status: int, check: bool, expected: int) -> None:
-    assert cli.exit_status(status, check) == expected
+def test_exit_status(status: int, check: bool, followed: bool, expected: int) -> None:
+    assert exit_status(status, check, followed) == expected

@@ -46,6 +46,7 @@ from .exceptions import (
     HTTP20Error,
     ProtocolError,
 )
+from .framelog import log_header_block
 from .frames import (
     CONTINUATION,
     DATA,
@@ -396,6 +397,8 @@ class Engine:
             block = self.encoder.encode(headers)
         except (hpack.HPACKError, TypeError, ValueError) as exc:
             raise HPACKEncodingError(f"cannot encode request headers: {exc}") from exc
+        if self._debug:
+            log_header_block("send", "HEADERS", stream_id, headers)
         stream = self._new_stream(stream_id)
         stream.request_headers = headers
         stream.local_closed = end_stream
@@ -918,6 +921,8 @@ class Engine:
     ) -> None:
         """A complete header block of a HEADERS frame (and its CONTINUATIONs)."""
         remembered = self._decode(block)
+        if self._debug:
+            log_header_block("received", "HEADERS", stream_id, remembered.headers)
         stream = self.streams.get(stream_id)
         if stream is None:
             self._on_missing_stream(stream_id, "HEADERS")
@@ -1008,6 +1013,10 @@ class Engine:
     def _promise(self, parent_id: int, promised: int, block: bytes | memoryview) -> None:
         """A complete PUSH_PROMISE header block (section 6.6 and 8.4)."""
         remembered = self._decode(block)
+        if self._debug:
+            log_header_block(
+                "received", f"PUSH_PROMISE of stream {promised}", parent_id, remembered.headers
+            )
         if not self.enable_push and self.settings_acknowledged:
             self._connection_error(
                 ErrorCodes.PROTOCOL_ERROR,

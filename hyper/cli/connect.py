@@ -1,0 +1,122 @@
+"""
+The connections of the ``hyper`` command: which class speaks to a target (negotiation,
+``--http1.1`` or ``--http2``), its TLS context, and one connection kept open while
+redirects stay on the same origin.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ..common.response import BaseResponse
+from ..connection import HTTPConnection
+from ..http11.connection import HTTP11Connection
+from ..http20.connection import HTTP20Connection
+from ..tls import init_context
+from .proxies import Proxy
+from .request import PreparedRequest, Target
+
+#: ``auto`` negotiates (ALPN over TLS, an h2c upgrade in plaintext); the others force one.
+Protocol = Literal["auto", "http1.1", "http2"]
+
+Connection = HTTPConnection | HTTP11Connection | HTTP20Connection
+
+
+def tls_context(cacert: str | None, insecure: bool, protocol: Protocol) -> ssl.SSLContext:
+    """
+    hyper's TLS context (:func:`~hyper.tls.init_context`), trusting ``cacert`` if given.
+    ``insecure`` turns verification off; with ``http1.1`` only ``http/1.1`` is offered in
+    ALPN, so that the server cannot pick HTTP/2.
+    """
+    context = init_context(cacert)
+    if protocol == "http1.1":
+        context.set_alpn_protocols(["http/1.1"])
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def open_connection(
+    target: Target,
+    context: ssl.SSLContext | None,
+    protocol: Protocol,
+    timeout: float,
+    proxy: Proxy | None = None,
+) -> Connection:
+    """
+    The connection for ``target``: an :class:`~hyper.HTTPConnection` (ALPN over TLS, an h2c
+    upgrade in plaintext), with ``http1.1`` an :class:`~hyper.HTTP11Connection`, or with
+    ``http2`` an :class:`~hyper.HTTP20Connection` (prior knowledge in plaintext,
+    ``force_proto="h2"`` over TLS); through ``proxy`` if given.
+    """
+    common: dict[str, Any] = {
+        "secure": target.secure,
+        "ssl_context": context,
+        "timeout": timeout,
+        "proxy_host": proxy.host if proxy is not None else None,
+        "proxy_port": proxy.port if proxy is not None else None,
+        "proxy_headers": list(proxy.headers) if proxy is not None and proxy.headers else None,
+    }
+    if protocol == "http2":
+        force = "h2" if target.secure else None
+        return HTTP20Connection(target.host, target.port, force_proto=force, **common)
+    if protocol == "http1.1":
+        return HTTP11Connection(target.host, target.port, **common)
+    return HTTPConnection(target.host, target.port, **common)
+
+
+def send(conn: Connection, request: PreparedRequest) -> BaseResponse:
+    """Send ``request`` on ``conn`` and return its response (head read, body not)."""
+    body = request.body.payload() if request.body is not None else None
+    stream_id = conn.request(
+        request.method, request.target.path, body=body, headers=request.headers
+    )
+    if isinstance(conn, HTTP11Connection):
+        return conn.get_response()
+    return conn.get_response(stream_id)
+
+
+class Connector:
+    """
+    Opens the command's connections and keeps the last one open: a request to the same
+    origin through the same proxy (a redirect to another path) reuses it, any other closes
+    it first. The TLS context is built once, when the first ``https`` target needs it.
+
+    :param context_factory: builds the TLS context.
+    :param protocol: see :data:`Protocol`.
+    :param timeout: the connect and read timeout, in seconds.
+    """
+
+    def __init__(
+        self, context_factory: Callable[[], ssl.SSLContext], protocol: Protocol, timeout: float
+    ) -> None:
+        self._context_factory = context_factory
+        self._context: ssl.SSLContext | None = None
+        self.protocol = protocol
+        self.timeout = timeout
+        self._conn: Connection | None = None
+        self._key: tuple[object, ...] | None = None
+
+    def connection(self, target: Target, proxy: Proxy | None) -> Connection:
+        """The open connection for ``target`` through ``proxy`` (connected)."""
+        key = (target.origin, proxy)
+        if self._conn is None or self._key != key:
+            self.close()
+            context = None
+            if target.secure:
+                if self._context is None:
+                    self._context = self._context_factory()
+                context = self._context
+            self._conn = open_connection(target, context, self.protocol, self.timeout, proxy)
+            self._key = key
+        self._conn.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Close the open connection, if any."""
+        if self._conn is not None:
+            conn, self._conn, self._key = self._conn, None, None
+            conn.close()
