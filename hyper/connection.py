@@ -10,7 +10,8 @@ The protocol is settled once, by the first request:
   HTTP/1.1 asking for ``Upgrade: h2c``. If the server answers ``101 Switching Protocols`` the
   connection continues as HTTP/2 and that request's response arrives on stream 1; otherwise
   it stays HTTP/1.1. Requests with larger bodies go out as plain HTTP/1.1 until then.
-* Plain ``http`` through a proxy stays HTTP/1.1 (an upgrade cannot pass a forward proxy).
+* Plain ``http`` through an HTTP proxy stays HTTP/1.1 (an upgrade cannot pass a forward
+  proxy); through a SOCKS proxy it negotiates as on a direct connection.
 """
 
 from __future__ import annotations
@@ -82,9 +83,15 @@ class HTTPConnection(ClosingContextManager):
     :param enable_push: whether an HTTP/2 server may push responses.
     :param ssl_context: the :class:`ssl.SSLContext` for TLS; it should offer ``h2`` and
         ``http/1.1`` in ALPN, as :func:`hyper.tls.init_context` does.
-    :param proxy_host: an HTTP proxy, optionally with a port.
-    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
-    :param proxy_headers: headers for the proxy (``Proxy-Authorization``...).
+    :param proxy_host: a proxy: an HTTP proxy as ``host[:port]`` or ``http://host[:port]``,
+        or a SOCKS proxy as a URL, ``socks5h://[user:password@]host[:port]`` (also
+        ``socks5``, ``socks4a``, ``socks4`` with an optional user id; needs
+        ``hyper[socks]``). ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
+        Through a SOCKS proxy the connection behaves as a direct one (ALPN, ``h2c``).
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
+        (1080 for SOCKS).
+    :param proxy_headers: headers for an HTTP proxy (``Proxy-Authorization``...). A SOCKS
+        proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
     :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
@@ -217,6 +224,7 @@ class HTTPConnection(ClosingContextManager):
             proxy_host=self._conn.proxy_host,
             proxy_port=self._conn.proxy_port,
             proxy_headers=self._http20_kwargs["proxy_headers"],
+            socks_proxy=self._conn.socks_proxy,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             buffer_size=self._conn.network_buffer_size,

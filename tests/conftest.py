@@ -578,3 +578,26 @@ interop_hypercorn = _interop_fixture(
     run_interop_hypercorn,
     "hypercorn serving tests/support/interop_app.py, over TLS and in plaintext.",
 )
+
+
+# -- SOCKS proxies (Dante) ---------------------------------------------------------------------
+# Self-contained like the sections above: the previous ``pytest_configure`` is wrapped.
+
+from tests.support.dante import DanteServer, run_dante  # noqa: E402
+
+_SERVER_MARKERS["dante"] = "dante"
+_pytest_configure_before_dante = pytest_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the dante marker."""
+    _pytest_configure_before_dante(config)
+    config.addinivalue_line("markers", "dante: needs Dante's danted binary (auto-applied)")
+
+
+@pytest.fixture(scope="session")
+def dante(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DanteServer]:
+    """Dante as a SOCKS4 and SOCKS5 proxy without authentication on 127.0.0.1, refusing
+    connections to its ``blocked_port`` (see :mod:`tests.support.dante`)."""
+    with run_dante(tmp_path_factory.mktemp("dante")) as proxy:
+        yield proxy

@@ -1,6 +1,7 @@
 """
-Opening the TCP connection a hyper connection runs on: directly, or through an HTTP proxy's
-``CONNECT`` tunnel. TLS is added on top by :mod:`hyper.tls`.
+Opening the TCP connection a hyper connection runs on: directly, through an HTTP proxy's
+``CONNECT`` tunnel, or through a SOCKS proxy (:mod:`hyper.common.socks`). TLS is added on top
+by :mod:`hyper.tls`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .exceptions import (
 )
 from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
+from .socks import SocksProxy, open_socks
 from .util import authority_for
 
 #: The longest status or header line accepted from a proxy, and the most header lines.
@@ -166,25 +168,34 @@ def open_connection(
     proxy_port: int | None = None,
     proxy_headers: HeadersArg | None = None,
     tunnel: bool = True,
+    socks_proxy: SocksProxy | None = None,
     connect_timeout: float | None = None,
     read_timeout: float | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     force_proto: str | None = None,
 ) -> tuple[BufferedSocket, str | None]:
     """
-    Open the socket a connection runs on: TCP to the server, or to a proxy (through a
-    ``CONNECT`` tunnel when ``tunnel``; as is, for proxying plain http), then TLS with ALPN
-    when ``secure``.
+    Open the socket a connection runs on: TCP to the server, to an HTTP proxy (through a
+    ``CONNECT`` tunnel when ``tunnel``; as is, for proxying plain http), or to the server
+    through a SOCKS proxy; then TLS with ALPN when ``secure``.
 
     :param ssl_context: the TLS context; :func:`hyper.tls.default_context` when ``None``.
+    :param socks_proxy: a SOCKS proxy to reach the server through (not with ``proxy_host``).
     :param force_proto: report this protocol whatever ALPN chose.
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
-        :func:`open_tunnel` and :func:`hyper.tls.start_tls`.
+        :func:`open_tunnel`, :func:`hyper.common.socks.open_socks` and
+        :func:`hyper.tls.start_tls`.
     """
     early = b""
-    if proxy_host is not None:
+    if socks_proxy is not None:
+        if proxy_host is not None:
+            raise InvalidRequest(
+                "a connection goes through one proxy, not an HTTP and a SOCKS one"
+            )
+        raw = open_socks(socks_proxy, host, port, connect_timeout)
+    elif proxy_host is not None:
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")
         if tunnel and secure:

@@ -41,6 +41,7 @@ from ..common.request import (
     split_absolute_url,
 )
 from ..common.sockets import open_connection
+from ..common.socks import parse_proxy
 from ..common.util import (
     ClosingContextManager,
     HTTPVersion,
@@ -48,7 +49,6 @@ from ..common.util import (
     authority_for,
     check_ssl_context,
     resolve_host_port,
-    resolve_proxy,
     split_timeout,
 )
 from .parser import DEFAULT_MAX_LINE, Parser
@@ -63,7 +63,7 @@ _ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
 class HTTP11Connection(ClosingContextManager):
     """
     A keep-alive HTTP/1.1 connection to one server, over TLS or in plaintext, directly or
-    through an HTTP proxy.
+    through an HTTP or SOCKS proxy.
 
     :param host: the server's host name or IP address, optionally with a port:
         ``"example.com"``, ``"example.com:8080"``, ``"[::1]:8443"``. A non-ASCII name is
@@ -73,11 +73,16 @@ class HTTP11Connection(ClosingContextManager):
         otherwise.
     :param ssl_context: the :class:`ssl.SSLContext` for TLS. By default a context from
         :func:`hyper.tls.init_context` that offers only ``http/1.1`` in ALPN.
-    :param proxy_host: an HTTP proxy, optionally with a port. Plain ``http`` requests go to
-        it in absolute form; TLS connections go through a ``CONNECT`` tunnel.
-    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
-    :param proxy_headers: headers for the proxy: sent on the ``CONNECT`` request, or with
-        every request when proxying plain ``http``.
+    :param proxy_host: a proxy: an HTTP proxy as ``host[:port]`` or ``http://host[:port]``
+        (plain ``http`` requests go to it in absolute form, TLS connections through a
+        ``CONNECT`` tunnel), or a SOCKS proxy as a URL,
+        ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
+        with an optional user id; needs ``hyper[socks]``), through which every connection
+        runs as if direct. ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
+        (1080 for SOCKS).
+    :param proxy_headers: headers for an HTTP proxy: sent on the ``CONNECT`` request, or with
+        every request when proxying plain ``http``. A SOCKS proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
     :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
@@ -111,7 +116,11 @@ class HTTP11Connection(ClosingContextManager):
         #: Whether the connection uses TLS.
         self.secure = bool(secure) if secure is not None else self.port == 443
         self.ssl_context = ssl_context
-        self.proxy_host, self.proxy_port = resolve_proxy(proxy_host, proxy_port)
+        #: The HTTP proxy's host and port, and the SOCKS proxy (a
+        #: :class:`~hyper.common.socks.SocksProxy`); ``None`` for the kind not in use.
+        self.proxy_host, self.proxy_port, self.socks_proxy = parse_proxy(
+            proxy_host, proxy_port, proxy_headers
+        )
         self.proxy_headers = proxy_headers
         self._proxy_lines = [
             name + b": " + value for name, value in iter_header_pairs(proxy_headers)
@@ -164,7 +173,7 @@ class HTTP11Connection(ClosingContextManager):
         :raises ConnectTimeout: if connecting takes longer than the connect timeout.
         :raises CertificateError: if the server's certificate can't be verified.
         :raises TLSError: if the TLS handshake fails, or the server insists on HTTP/2.
-        :raises ProxyError: if the proxy refuses the tunnel.
+        :raises ProxyError: if the proxy refuses the tunnel (``CONNECT`` or SOCKS).
         :raises SocketError: for any other network failure.
         """
         with self._lock:
@@ -182,6 +191,7 @@ class HTTP11Connection(ClosingContextManager):
             proxy_headers=self.proxy_headers,
             # Plain http goes to the proxy in absolute form; TLS needs a tunnel.
             tunnel=self.secure,
+            socks_proxy=self.socks_proxy,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             buffer_size=self.network_buffer_size,

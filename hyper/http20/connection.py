@@ -45,6 +45,7 @@ from ..common.request import (
     to_header_bytes,
 )
 from ..common.sockets import open_connection
+from ..common.socks import parse_proxy
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
     ClosingContextManager,
     HTTPVersion,
@@ -52,7 +53,6 @@ from ..common.util import (  # TimeoutArg and split_timeout are re-exported from
     authority_for,
     check_ssl_context,
     resolve_host_port,
-    resolve_proxy,
     split_timeout,
     to_host_port_tuple,
 )
@@ -148,12 +148,17 @@ class HTTP20Connection(ClosingContextManager):
         Pushes are refused when this is ``False``.
     :param ssl_context: the :class:`ssl.SSLContext` for TLS; hyper's default context
         (:func:`hyper.tls.init_context`) when ``None``.
-    :param proxy_host: an HTTP proxy to tunnel through (``CONNECT``), optionally with a port.
-    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080.
+    :param proxy_host: a proxy to tunnel through: an HTTP proxy (``CONNECT``) as
+        ``host[:port]`` or ``http://host[:port]``, or a SOCKS proxy as a URL,
+        ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
+        with an optional user id; needs ``hyper[socks]``). ``socks5h`` and ``socks4a`` let
+        the proxy resolve ``host``.
+    :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
+        (1080 for SOCKS).
     :param force_proto: assume this protocol was negotiated (``"h2"``) even if ALPN said
         otherwise; for servers that speak HTTP/2 without announcing it.
-    :param proxy_headers: headers for the proxy's ``CONNECT`` request (for example
-        ``Proxy-Authorization``).
+    :param proxy_headers: headers for an HTTP proxy's ``CONNECT`` request (for example
+        ``Proxy-Authorization``). A SOCKS proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
     :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
@@ -199,7 +204,11 @@ class HTTP20Connection(ClosingContextManager):
         ):
             raise InvalidRequest("window_manager must be a subclass of BaseFlowControlManager")
         self.window_manager_cls: type[BaseFlowControlManager] = window_manager
-        self.proxy_host, self.proxy_port = resolve_proxy(proxy_host, proxy_port)
+        #: The HTTP proxy's host and port, and the SOCKS proxy (a
+        #: :class:`~hyper.common.socks.SocksProxy`); ``None`` for the kind not in use.
+        self.proxy_host, self.proxy_port, self.socks_proxy = parse_proxy(
+            proxy_host, proxy_port, proxy_headers
+        )
         self.proxy_headers = proxy_headers
         self.timeout = timeout
         check_ssl_context(ssl_context)
@@ -265,7 +274,7 @@ class HTTP20Connection(ClosingContextManager):
         :raises ConnectTimeout: if connecting takes longer than the connect timeout.
         :raises CertificateError: if the server's certificate can't be verified.
         :raises TLSError: if the TLS handshake fails.
-        :raises ProxyError: if the proxy refuses the tunnel.
+        :raises ProxyError: if the proxy refuses the tunnel (``CONNECT`` or SOCKS).
         :raises HTTP20Error: if the server does not offer HTTP/2 over TLS.
         :raises SocketError: for any other network failure.
         """
@@ -369,7 +378,7 @@ class HTTP20Connection(ClosingContextManager):
         return 1
 
     def _open_socket(self) -> BufferedSocket:
-        # Through a proxy, HTTP/2 always needs a tunnel: there is no absolute-form for it.
+        # Through an HTTP proxy, HTTP/2 always needs a tunnel: there is no absolute-form for it.
         sock, proto = open_connection(
             self.host,
             self.port,
@@ -378,6 +387,7 @@ class HTTP20Connection(ClosingContextManager):
             proxy_host=self.proxy_host,
             proxy_port=self.proxy_port,
             proxy_headers=self.proxy_headers,
+            socks_proxy=self.socks_proxy,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             buffer_size=self.network_buffer_size,

@@ -1,10 +1,12 @@
 """
-Small helpers shared by the HTTP/2 test modules: a scripted server with a connection to it,
-a time bound on a block, raw GOAWAY bytes, and a TLS server over memory BIOs.
+Small helpers shared by the test modules: a scripted server with a connection to it, a time
+bound on a block, raw GOAWAY bytes, a TLS server over memory BIOs, and a GET whatever the
+connection class with a check of the file it fetched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 import time
@@ -40,6 +42,22 @@ def quickly(limit: float = 2.0) -> Iterator[None]:
     yield
     elapsed = time.monotonic() - start
     assert elapsed < limit, f"took {elapsed:.2f}s, expected under {limit}s"
+
+
+def fetch(conn: Any, path: str) -> Any:
+    """GET ``path`` on any hyper connection and return the response
+    (``HTTP11Connection.get_response`` takes no stream id)."""
+    stream_id = conn.request("GET", path)
+    if stream_id is None:
+        return conn.get_response()
+    return conn.get_response(stream_id)
+
+
+def check_file(server: Any, name: str, body: bytes) -> None:
+    """Assert ``body`` is docroot file ``name`` of ``server`` (an nghttpd or nginx fixture:
+    its ``sizes`` and ``files`` map names to lengths and sha256 hex digests)."""
+    assert len(body) == server.sizes[name], name
+    assert hashlib.sha256(body).hexdigest() == server.files[name], name
 
 
 def goaway_bytes(last_stream_id: int, error_code: int = 0) -> bytes:
