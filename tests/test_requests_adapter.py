@@ -42,6 +42,7 @@ from urllib3.exceptions import InsecureRequestWarning
 import hyper.common.sockets
 from hyper.contrib import HTTP20Adapter, HyperRawResponse
 from tests.support.certs import TLSMaterial
+from tests.support.dante import DanteServer
 from tests.support.http2bin import Http2binServer
 from tests.support.http11 import Reply as Reply11
 from tests.support.http11 import Request as Request11
@@ -1503,14 +1504,56 @@ def test_unreachable_proxy_is_proxy_error(
         )
 
 
-def test_non_http_proxy_scheme_is_rejected(
+def test_an_unknown_proxy_scheme_is_rejected(
     session: requests.Session, http2bin_tls: Http2binServer
 ) -> None:
-    with quick(), pytest.raises(requests.exceptions.ProxyError, match="HTTP proxies"):
+    with quick(), pytest.raises(requests.exceptions.ProxyError, match="SOCKS proxies"):
         session.get(
             http2bin_tls.url("/get"),
-            proxies={"https": "socks5://127.0.0.1:1080"},
+            proxies={"https": "ftp://127.0.0.1:2121"},
             verify=str(http2bin_tls.ca_cert_path),
+            timeout=5,
+        )
+
+
+@pytest.mark.parametrize("scheme", ["socks5h", "socks5", "socks4"])
+def test_socks_proxy_carries_https_over_http2(
+    session: requests.Session, dante: DanteServer, nginx_h2_tls: NginxServer, scheme: str
+) -> None:
+    """requests' socks URLs (as PySocks users write them) go to hyper's SOCKS support:
+    TLS and HTTP/2 end to end through a real SOCKS proxy."""
+    since = dante.log.position()
+    r = session.get(
+        nginx_h2_tls.url("/"),
+        proxies={"https": dante.url(scheme)},
+        verify=str(nginx_h2_tls.ca_cert_path),
+        timeout=5,
+    )
+    assert r.status_code == 200
+    assert r.raw.version == 20
+    dante.wait_for_tunnel(nginx_h2_tls.port, since=since)
+
+
+def test_socks_proxy_from_the_environment_for_plain_http(
+    dante: DanteServer, nginx_plain: NginxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", dante.url("socks5h"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    since = dante.log.position()
+    with make_session(trust_env=True) as session:
+        r = session.get(nginx_plain.url("/"), timeout=5)
+    assert r.status_code == 200
+    dante.wait_for_tunnel(nginx_plain.port, since=since)
+
+
+def test_a_socks_proxy_that_refuses_is_a_proxy_error(
+    session: requests.Session, dante: DanteServer
+) -> None:
+    with quick(), pytest.raises(requests.exceptions.ProxyError):
+        session.get(
+            f"http://127.0.0.1:{dante.blocked_port}/",
+            proxies={"http": dante.url("socks5h")},
             timeout=5,
         )
 

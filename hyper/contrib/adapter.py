@@ -31,6 +31,7 @@ from requests.exceptions import (
     ChunkedEncodingError,
     InvalidHeader,
     InvalidProxyURL,
+    InvalidSchema,
     InvalidURL,
     RetryError,
 )
@@ -57,6 +58,7 @@ from ..common.exceptions import (
     ContentDecodingError,
     HyperError,
     IncompleteResponseHead,
+    InvalidRequest,
     InvalidResponseHeader,
     ProxyError,
     ReadTimeout,
@@ -64,6 +66,7 @@ from ..common.exceptions import (
     TLSError,
 )
 from ..common.response import BaseResponse
+from ..common.socks import SOCKS_SCHEMES, load_python_socks
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
@@ -309,13 +312,18 @@ class HTTP20Adapter(HTTPAdapter):
 
     @staticmethod
     def _proxy_settings(proxy: str | None) -> tuple[str | None, dict[str, str] | None]:
-        """The proxy's host:port (80 when its URL names no port, as in urllib3) and headers
-        (credentials in its URL become Proxy-Authorization)."""
+        """What :class:`hyper.HTTPConnection` takes for requests' ``proxy`` URL: a SOCKS URL
+        as it is (hyper reads its credentials); for an HTTP proxy, its host:port (80 when the
+        URL names no port, as in urllib3) and Proxy-Authorization from its credentials."""
         if not proxy:
             return None, None
         parts = _proxy_url(proxy)
+        if parts.scheme in SOCKS_SCHEMES:
+            return prepend_scheme_if_needed(proxy, "http"), None
         if parts.scheme != "http":
-            raise RequestsProxyError(f"hyper can only use HTTP proxies (http://), not {proxy!r}")
+            raise RequestsProxyError(
+                f"hyper can only use HTTP (http://) and SOCKS proxies, not {proxy!r}"
+            )
         username, password = get_auth_from_url(parts.url)
         headers = None
         if username:
@@ -375,8 +383,11 @@ class HTTP20Adapter(HTTPAdapter):
             raise InvalidURL(f"Invalid URL {url!r}: No host supplied", request=request)
         port = parts.port or (443 if scheme == "https" else 80)
         proxy = select_proxy(url, dict(proxies or {}))
-        if proxy is not None:
-            _proxy_url(proxy)
+        if proxy is not None and _proxy_url(proxy).scheme in SOCKS_SCHEMES:
+            try:
+                load_python_socks(proxy)
+            except InvalidRequest as exc:
+                raise InvalidSchema(f"Missing dependencies for SOCKS support: {exc}") from exc
         timeout = _timeout(timeout)
         _check_tls_paths(scheme, verify, cert)
         if scheme == "https" and verify is False:
