@@ -123,6 +123,8 @@ def run(suite: Path, adapter: str, extra: list[str]) -> dict[str, str]:
         "no:cacheprovider",
         "-p",
         "requests_suite_plugin",
+        "-p",
+        "no:warnings",
         "-o",
         "addopts=",
         "--timeout=60",
