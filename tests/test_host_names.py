@@ -24,9 +24,12 @@ from typing import Any
 import idna
 import pytest
 
-from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection, cli
+from hyper import HTTP11Connection, HTTP20Connection, HTTPConnection
+from hyper.cli.errors import UsageError
+from hyper.cli.request import parse_url, prepare_request
 from hyper.common.exceptions import HyperError, InvalidRequest
 from hyper.common.hosts import MAX_INTERNATIONAL_LENGTH, encode_host
+from hyper.common.request import split_absolute_url
 from hyper.common.util import HTTPVersion
 from hyper.tls import init_context
 from tests.support.certs import TLSMaterial
@@ -182,6 +185,25 @@ def test_proxy_host_is_encoded_too(cls: ConnectionClass) -> None:
     assert (conn.proxy_host, conn.proxy_port) == ("xn--prxy-hra.example", 3128)
 
 
+@pytest.mark.parametrize(
+    ("url", "authority"),
+    [
+        ("https://faß.de:8443/x?y", b"xn--fa-hia.de:8443"),
+        ("http://user@Bücher.example/", b"xn--bcher-kva.example"),
+        ("https://example.org/", b"example.org"),
+    ],
+)
+def test_absolute_urls_given_to_request_carry_the_a_label(url: str, authority: bytes) -> None:
+    """An absolute URL passed to ``request()`` (a proxy's, or an HTTP/2 :authority) names
+    its host as an A-label too."""
+    assert split_absolute_url(url)[1] == authority
+
+
+def test_an_absolute_url_with_a_non_ascii_path_is_still_refused() -> None:
+    with pytest.raises(InvalidRequest, match="invalid request target"):
+        split_absolute_url("http://bücher.example/ä")
+
+
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize(
     "kwargs",
@@ -303,11 +325,11 @@ def test_tls_origin_sees_the_a_label_in_connect_sni_and_authority(
 
 
 def test_cli_host_header_names_the_a_label() -> None:
-    prepared = cli.prepare_request(None, "http://faß.de:8080/x", [])
+    prepared = prepare_request(None, "http://faß.de:8080/x", [])
     assert prepared.target.host == "xn--fa-hia.de"
     assert ("Host", "xn--fa-hia.de:8080") in prepared.headers
 
 
 def test_cli_refuses_an_invalid_name_as_a_usage_error() -> None:
-    with pytest.raises(cli.UsageError, match=re.escape("invalid host name 'bücher..example'")):
-        cli.parse_url("http://bücher..example/")
+    with pytest.raises(UsageError, match=re.escape("invalid host name 'bücher..example'")):
+        parse_url("http://bücher..example/")

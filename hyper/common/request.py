@@ -13,10 +13,11 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .exceptions import InvalidRequest
 from .grammar import FORBIDDEN_IN_TARGET, FORBIDDEN_IN_VALUE, TOKEN
+from .hosts import encode_host
 
 #: Methods given as str and already checked, with their bytes: a program uses a handful.
 #: (Only str: a str and a bytes key of the same text would compare, which ``python -b``
@@ -117,9 +118,14 @@ def split_absolute_url(url: str | bytes) -> tuple[bytes | None, bytes | None, by
     """
     Split an absolute URL (``https://host:8443/path?q``) into scheme, authority and path.
 
+    A non-ASCII host name in ``url`` is encoded as IDNA 2008 / UTS 46 A-labels (see
+    :func:`hyper.common.hosts.encode_host`); the rest of the URL must be ASCII already.
+
     :returns: ``(scheme, authority, path)``; scheme and authority are ``None`` when ``url``
         is already a path (``/path?q``) or ``*``.
     """
+    if isinstance(url, str) and not url.isascii():
+        url = _with_ascii_host(url)
     url_b = check_target(url)
     if url_b.startswith(b"/") or url_b == b"*":
         return None, None, url_b
@@ -136,6 +142,21 @@ def split_absolute_url(url: str | bytes) -> tuple[bytes | None, bytes | None, by
     if not netloc:
         raise InvalidRequest(f"no host in URL {text[:200]!r}")
     return parts.scheme.encode(), netloc.encode(), path.encode()
+
+
+def _with_ascii_host(url: str) -> str:
+    """``url`` with its host name encoded for the wire (left as it is if it is no absolute
+    http(s) URL: the checks that follow refuse it)."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme.lower() not in ("http", "https") or not host or host.isascii():
+        return url
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidRequest(f"invalid port in URL {url[:200]!r}") from None
+    authority = encode_host(host) + ("" if port is None else f":{port}")
+    return urlunsplit((parts.scheme, authority, parts.path, parts.query, parts.fragment))
 
 
 def check_scheme_is_secured(scheme: bytes, secure: bool) -> None:
