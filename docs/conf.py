@@ -49,6 +49,7 @@ autodoc_preserve_defaults = True
 autodoc_type_aliases = {
     "BodyArg": "hyper.common.request.BodyArg",
     "TimeoutArg": "hyper.http20.connection.TimeoutArg",
+    "RequestTimeoutArg": "hyper.common.util.RequestTimeoutArg",
     "HeaderText": "hyper.common.headers.HeaderText",
     "HeaderSource": "hyper.common.headers.HeaderSource",
 }

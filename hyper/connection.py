@@ -32,10 +32,13 @@ from .common.exceptions import (
 from .common.request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .common.response import BaseResponse
 from .common.util import (
+    CONNECTION_TIMEOUT,
     ClosingContextManager,
     HTTPVersion,
+    RequestTimeoutArg,
     TimeoutArg,
     check_ssl_context,
+    request_timeouts,
     resolve_host_port,
     split_timeout,
 )
@@ -62,6 +65,10 @@ UPGRADE_BODY_LIMIT = 64 * 1024
 
 #: Headers that, set by the caller, rule out an upgrade on that request.
 _UPGRADE_CONFLICTS = frozenset({b"connection", b"upgrade", b"http2-settings"})
+
+#: A request kept while the protocol is unsettled, to send again over HTTP/2: method, URL,
+#: in-memory body, header pairs and its ``timeout`` argument.
+_Record = tuple[Any, Any, Any, Any, Any]
 
 
 class HTTPConnection(ClosingContextManager):
@@ -153,9 +160,9 @@ class HTTPConnection(ClosingContextManager):
         #: The buffer size the caller set (None: each protocol's default).
         self._buffer_size: int | None = None
         #: That request, to send again if the server only speaks HTTP/2.
-        self._upgrade_request: tuple[Any, Any, Any, Any] | None = None
+        self._upgrade_request: _Record | None = None
         #: First requests sent as plain HTTP/1.1 while unsettled, by thread, for the same.
-        self._plain_requests: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self._plain_requests: dict[int, _Record] = {}
         #: The HTTP/1.1 connection each thread's last request went out on.
         self._http11_pending: dict[int, HTTP11Connection] = {}
         self._negotiation = threading.Condition(threading.Lock())
@@ -211,11 +218,11 @@ class HTTPConnection(ClosingContextManager):
         """
         with self._negotiation:
             if not self._settled and self.secure:
-                self._negotiate_tls()
+                self._negotiate_tls(self._connect_timeout)
             else:
                 self._conn.connect()
 
-    def _negotiate_tls(self) -> None:
+    def _negotiate_tls(self, connect_timeout: float | None) -> None:
         sock, proto = sockets.open_connection(
             self.host,
             self.port,
@@ -225,7 +232,7 @@ class HTTPConnection(ClosingContextManager):
             proxy_port=self._conn.proxy_port,
             proxy_headers=self._http20_kwargs["proxy_headers"],
             socks_proxy=self._conn.socks_proxy,
-            connect_timeout=self._connect_timeout,
+            connect_timeout=connect_timeout,
             read_timeout=self._read_timeout,
             buffer_size=self._conn.network_buffer_size,
             force_proto=self._http20_kwargs.get("force_proto"),
@@ -273,20 +280,26 @@ class HTTPConnection(ClosingContextManager):
         url: str | bytes,
         body: BodyArg = None,
         headers: HeadersArg | None = None,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
     ) -> int | None:
         """
         Send a request (see :meth:`HTTP20Connection.request <hyper.HTTP20Connection.request>`
         and :meth:`HTTP11Connection.request <hyper.HTTP11Connection.request>`).
 
+        :param timeout: this request's own timeout, in the forms the constructor takes,
+            instead of the connection's; it also bounds settling the protocol when this
+            request does that (see :ref:`request-timeouts`).
         :returns: the stream id when the connection speaks HTTP/2; ``None`` over HTTP/1.1
             (including the request that asks to upgrade a plaintext connection).
+        :raises InvalidRequest: for an invalid method, URL, header, body or timeout.
         """
         if not self._settled:
-            sent, headers = self._negotiate(method, url, body, headers)
+            sent, headers = self._negotiate(method, url, body, headers, timeout)
             if sent:
                 return None  # sent over HTTP/1.1, asking to upgrade
         conn = self._conn
-        result = conn.request(method, url, body=body, headers=headers)
+        result = conn.request(method, url, body=body, headers=headers, timeout=timeout)
         if isinstance(conn, HTTP11Connection):
             # Its response must come from this connection, even if the protocol is settled
             # to HTTP/2 by another thread's upgrade before this thread asks for it.
@@ -299,14 +312,19 @@ class HTTPConnection(ClosingContextManager):
         url: str | bytes,
         body: BodyArg,
         headers: HeadersArg | None,
+        timeout: RequestTimeoutArg,
     ) -> tuple[bool, HeadersArg | None]:
         """
         Settle the protocol if this request can: ALPN over TLS, or send it asking for an h2c
-        upgrade. Returns whether the request was sent that way, and the caller's headers (as
-        a list once read, since an iterator can only be read once).
+        upgrade, within the request's timeouts. Returns whether the request was sent that
+        way, and the caller's headers (as a list once read, since an iterator can only be
+        read once).
         """
         me = threading.get_ident()
-        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
+        deadline = None if read_timeout is None else time.monotonic() + read_timeout
         with self._negotiation:
             # Another request's upgrade answer is pending: its outcome decides for us.
             while self._upgrading is not None:
@@ -322,7 +340,7 @@ class HTTPConnection(ClosingContextManager):
             if self._settled:
                 return False, headers
             if self.secure:
-                self._negotiate_tls()
+                self._negotiate_tls(connect_timeout)
                 return False, headers
             assert isinstance(self._conn, HTTP11Connection)
             if self._conn.proxy_host is not None:
@@ -334,7 +352,7 @@ class HTTPConnection(ClosingContextManager):
             # would wait for it while holding the negotiation (and its get_response too).
             busy = self._conn.busy
             upgrade = None if busy else self._upgrade_headers(request_body, pairs)
-            replayable = (method, url, request_body.data, pairs)
+            replayable = (method, url, request_body.data, pairs, timeout)
             if upgrade is None:
                 # Sent as plain HTTP/1.1, outside the lock. Kept in case the server turns out
                 # to speak only HTTP/2, if the body can be sent again.
@@ -342,7 +360,9 @@ class HTTPConnection(ClosingContextManager):
                     self._plain_requests[me] = replayable
                 return False, pairs
             try:
-                self._conn.request(method, url, body=request_body.data, headers=upgrade)
+                self._conn.request(
+                    method, url, body=request_body.data, headers=upgrade, timeout=timeout
+                )
             except BaseException:
                 self._upgrading = None
                 raise
@@ -408,8 +428,9 @@ class HTTPConnection(ClosingContextManager):
             self._upgrading = self._upgrade_request = None
             raise
         http2, self._upgrading = self._upgrading, None
-        method = self._upgrade_request[0] if self._upgrade_request is not None else b""
-        self._upgrade_request = None
+        record, self._upgrade_request = self._upgrade_request, None
+        method = record[0] if record is not None else b""
+        timeout = record[4] if record is not None else CONNECTION_TIMEOUT
         self._settled = True
         if response.status != 101 or http2 is None:
             return response  # the server stays with HTTP/1.1
@@ -426,16 +447,16 @@ class HTTPConnection(ClosingContextManager):
                 "not to h2c, which hyper asked for"
             )
         head = method in (b"HEAD", "HEAD")
-        http2.complete_upgrade(conn.detach_socket(), head_request=head)
+        http2.complete_upgrade(conn.detach_socket(), head_request=head, timeout=timeout)
         self._conn = http2
         return http2
 
-    def _switch_to_prior_knowledge(self, record: tuple[Any, Any, Any, Any]) -> HTTP20Response:
+    def _switch_to_prior_knowledge(self, record: _Record) -> HTTP20Response:
         """
         The server only speaks h2c with prior knowledge: send the request again that way. It
         is safe to: the server never read it as a request (lock held).
         """
-        method, url, body, headers = record
+        method, url, body, headers, timeout = record
         self._upgrading = self._upgrade_request = self._upgrade_owner = None
         self._settled = True
         if not isinstance(self._conn, HTTP11Connection):
@@ -446,7 +467,7 @@ class HTTPConnection(ClosingContextManager):
             http2 = _http2()(**self._http20_kwargs)
             self._apply_buffer_size(http2)
             self._conn = http2
-        stream_id = http2.request(method, url, body=body, headers=headers)
+        stream_id = http2.request(method, url, body=body, headers=headers, timeout=timeout)
         return http2.get_response(stream_id)
 
     def get_pushes(

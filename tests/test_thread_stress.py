@@ -493,11 +493,11 @@ def test_upgrade_while_another_thread_owns_a_plain_exchange(
     a_waiting = threading.Event()
     original_wait = h11._wait_idle_locked
 
-    def observed_wait() -> None:
+    def observed_wait(timeout: float | None) -> None:
         # A is inside HTTP11Connection.request(), waiting for C's exchange to end.
         if threading.current_thread().name.startswith("upgrader"):
             a_waiting.set()
-        original_wait()
+        original_wait(timeout)
 
     monkeypatch.setattr(h11, "_wait_idle_locked", observed_wait)
 

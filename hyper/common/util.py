@@ -221,6 +221,39 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
     return connect, read
 
 
+class DefaultTimeout(enum.Enum):
+    """The type of :data:`CONNECTION_TIMEOUT`: an enum, so that a type checker tells it apart
+    from a number of seconds and from ``None`` (which means waiting without limit)."""
+
+    #: The connection's own timeout applies.
+    CONNECTION = "the connection's timeout"
+
+
+#: The default of every per-request ``timeout`` argument: the request waits as long as its
+#: connection's ``timeout`` says.
+CONNECTION_TIMEOUT = DefaultTimeout.CONNECTION
+
+#: A per-request ``timeout`` argument: a :data:`TimeoutArg`, or :data:`CONNECTION_TIMEOUT`.
+RequestTimeoutArg = TimeoutArg | DefaultTimeout
+
+
+def request_timeouts(
+    timeout: RequestTimeoutArg, connect: float | None, read: float | None
+) -> tuple[float | None, float | None]:
+    """
+    The (connect, read) timeouts of one request.
+
+    :param timeout: the request's ``timeout`` argument.
+    :param connect: the connection's connect timeout, used with :data:`CONNECTION_TIMEOUT`.
+    :param read: the connection's read timeout, used with :data:`CONNECTION_TIMEOUT`.
+    :raises InvalidRequest: for a ``timeout`` the constructors refuse too (see
+        :func:`split_timeout`).
+    """
+    if timeout is CONNECTION_TIMEOUT:
+        return connect, read
+    return split_timeout(timeout)
+
+
 def check_ssl_context(ssl_context: object) -> None:
     """
     Refuse an ``ssl_context`` argument that is not an :class:`ssl.SSLContext` (or ``None``).

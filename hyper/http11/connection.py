@@ -43,8 +43,10 @@ from ..common.request import (
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
 from ..common.util import (
+    CONNECTION_TIMEOUT,
     ClosingContextManager,
     HTTPVersion,
+    RequestTimeoutArg,
     TimeoutArg,
     authority_for,
     check_ssl_context,
@@ -56,6 +58,10 @@ from .response import ConnectionLease, HTTP11Response
 
 #: Bodies up to this size are sent in the same write as the request head.
 SMALL_BODY = 64 * 1024
+
+#: A request kept to be sent again: head, body, whether chunked, the caller's
+#: Content-Length, and its own (connect, read) timeouts if it has them.
+_Replay = tuple[bytes, RequestBody, bool, int | None, tuple[float | None, float | None] | None]
 
 _ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
 
@@ -153,11 +159,15 @@ class HTTP11Connection(ClosingContextManager):
         self._reused_socket: BufferedSocket | None = None
         # The request in progress (head, body, framing), kept while sending it again on a
         # new connection is allowed: idempotent, in memory, on a reused connection.
-        self._replay: tuple[bytes, RequestBody, bool, int | None] | None = None
+        self._replay: _Replay | None = None
         # The socket an HTTP/1.0 response came on, if it is kept alive.
         self._http10_socket: BufferedSocket | None = None
         #: The lease of the response whose body is still being read.
         self._lease: ConnectionLease | None = None
+        #: The (connect, read) timeouts of the exchange under way, when its request has its
+        #: own (None: the connection's apply). The socket carries the read one until the
+        #: exchange ends.
+        self._exchange_timeouts: tuple[float | None, float | None] | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._sock is not None else "closed"
@@ -181,6 +191,11 @@ class HTTP11Connection(ClosingContextManager):
                 self._sock = self._open_socket()
 
     def _open_socket(self) -> BufferedSocket:
+        # A request with its own timeouts that has to connect does so within them.
+        connect_timeout, read_timeout = self._exchange_timeouts or (
+            self._connect_timeout,
+            self._read_timeout,
+        )
         sock, proto = open_connection(
             self.host,
             self.port,
@@ -192,8 +207,8 @@ class HTTP11Connection(ClosingContextManager):
             # Plain http goes to the proxy in absolute form; TLS needs a tunnel.
             tunnel=self.secure,
             socks_proxy=self.socks_proxy,
-            connect_timeout=self._connect_timeout,
-            read_timeout=self._read_timeout,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             buffer_size=self.network_buffer_size,
         )
         if proto == tls.H2_PROTOCOL:
@@ -236,6 +251,7 @@ class HTTP11Connection(ClosingContextManager):
             self._pending_method = None
             self._owner = None
             self._switched = False
+            self._exchange_timeouts = None  # the socket's new owner sets its timeout
             self._idle.notify_all()
         if sock is None:
             raise ConnectionClosed("the connection is closed")
@@ -257,6 +273,7 @@ class HTTP11Connection(ClosingContextManager):
         self._pending_method = None
         self._owner = None
         self._switched = False
+        self._exchange_timeouts = None
         if lease is not None:
             lease.revoke()
         if sock is not None:
@@ -271,6 +288,8 @@ class HTTP11Connection(ClosingContextManager):
         url: str | bytes,
         body: BodyArg = None,
         headers: HeadersArg | None = None,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
     ) -> None:
         """
         Send a request. Call :meth:`get_response` to read the answer; read its body (or close
@@ -285,25 +304,40 @@ class HTTP11Connection(ClosingContextManager):
             the caller set Content-Length, which must then be exact.
         :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
             ``Host`` and ``Accept-Encoding`` are added when missing.
+        :param timeout: this request's own timeout, in the forms the constructor takes (one
+            number, a ``(connect, read)`` pair, ``None`` for no limit), instead of the
+            connection's. The read timeout is the socket's from sending the request until its
+            response's body has been read (or the response closed), the wait for another
+            thread's exchange included; the connection's applies again after that. The
+            connect timeout applies when the request has to open the connection. See
+            :ref:`request-timeouts`.
         :returns: ``None`` (HTTP/1.1 has no stream ids).
-        :raises InvalidRequest: for an invalid method, URL, header or body, or when a request
-            is sent before the previous one's response was fetched; nothing is sent then.
+        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, or when a
+            request is sent before the previous one's response was fetched; nothing is sent
+            then.
         """
         method_b = check_method(method)
+        timeouts = None if timeout is CONNECTION_TIMEOUT else split_timeout(timeout)
         request_body = RequestBody(body)
         head, chunked, declared, closes = self._build_head(method_b, url, headers, request_body)
         with self._lock:
-            self._wait_idle_locked()
+            self._wait_idle_locked(self._read_timeout if timeouts is None else timeouts[1])
+            # From here until the exchange ends, the socket waits by the request's timeouts.
+            self._exchange_timeouts = timeouts
             try:
                 sock = self._ensure_socket_locked()
             except HyperError as failure:
+                self._exchange_timeouts = None
                 raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
             if chunked and sock is self._http10_socket:
+                self._exchange_timeouts = None
                 # RFC 9112 6.1: chunked only to a server known to speak HTTP/1.1.
                 raise InvalidRequest(
                     "the server answered in HTTP/1.0 on this connection, which cannot read a "
                     "chunked body: give the body's length (a Content-Length, or bytes)"
                 )
+            if timeouts is not None:
+                sock.settimeout(timeouts[1])
             self._pending_method = method_b
             # A request that says Connection: close is the connection's last (RFC 9112 9.6).
             self._last_request = closes
@@ -313,7 +347,9 @@ class HTTP11Connection(ClosingContextManager):
             replayable = request_body.data is not None and method_b in IDEMPOTENT_METHODS
             reused = sock is self._reused_socket
             self._replay = (
-                (head, request_body, chunked, declared) if replayable and reused else None
+                (head, request_body, chunked, declared, timeouts)
+                if replayable and reused
+                else None
             )
             try:
                 self._send_locked(sock, head, request_body, chunked, declared)
@@ -338,7 +374,8 @@ class HTTP11Connection(ClosingContextManager):
         """Send the request kept in ``_replay`` again, once, on a new socket (lock held)."""
         replay, self._replay = self._replay, None
         assert replay is not None
-        head, body, chunked, declared = replay
+        head, body, chunked, declared, timeouts = replay
+        self._exchange_timeouts = timeouts  # closing the failed socket forgot them
         sock = self._ensure_socket_locked()
         self._pending_method = method
         self._owner = threading.get_ident()
@@ -416,13 +453,13 @@ class HTTP11Connection(ClosingContextManager):
         lines.append(b"\r\n")
         return b"\r\n".join(lines), chunked, declared, closes
 
-    def _wait_idle_locked(self) -> None:
+    def _wait_idle_locked(self, timeout: float | None) -> None:
         """
         Wait until the previous exchange is over (its response read or closed). Another
-        thread's exchange is waited for, bounded by the read timeout; the caller's own is an
-        error, since waiting for oneself would never end.
+        thread's exchange is waited for, bounded by ``timeout`` (the request's read timeout);
+        the caller's own is an error, since waiting for oneself would never end.
         """
-        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._owner is not None:
             if self._owner == threading.get_ident():
                 if self._pending_method is not None:
@@ -550,6 +587,7 @@ class HTTP11Connection(ClosingContextManager):
                 self._lease = None
                 self._switched = True
                 self._owner = None
+                self._exchange_timeouts = None
                 self._idle.notify_all()
             return response
 
@@ -595,6 +633,10 @@ class HTTP11Connection(ClosingContextManager):
             if self._lease is lease:
                 self._lease = None
                 self._owner = None
+                sock = self._sock
+                if self._exchange_timeouts is not None and sock is not None:
+                    sock.settimeout(self._read_timeout)  # the request's own ends with it
+                self._exchange_timeouts = None
                 if not reusable or self._last_request:
                     self._close_socket_locked()
                 else:

@@ -47,11 +47,14 @@ from ..common.request import (
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
+    CONNECTION_TIMEOUT,
     ClosingContextManager,
     HTTPVersion,
+    RequestTimeoutArg,
     TimeoutArg,
     authority_for,
     check_ssl_context,
+    request_timeouts,
     resolve_host_port,
     split_timeout,
     to_host_port_tuple,
@@ -92,12 +95,32 @@ class _Request:
     the request goes out again on another stream.
     """
 
-    __slots__ = ("body_sent", "handle", "headers", "replay", "sent", "stream", "transport")
+    __slots__ = (
+        "body_sent",
+        "connect_timeout",
+        "handle",
+        "headers",
+        "read_timeout",
+        "replay",
+        "sent",
+        "stream",
+        "transport",
+    )
 
-    def __init__(self, handle: int, headers: HeaderList) -> None:
+    def __init__(
+        self,
+        handle: int,
+        headers: HeaderList,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+    ) -> None:
         self.handle = handle
         #: The header list (built up by putheader() until sent).
         self.headers = headers
+        #: The request's timeouts: for opening a connection it needs, and for each wait for
+        #: the server (stream room, window for its body, its response and the body's data).
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.sent = False
         #: Where the request went: its transport and stream, once sent.
         self.transport: Transport | None = None
@@ -278,6 +301,10 @@ class HTTP20Connection(ClosingContextManager):
         :raises HTTP20Error: if the server does not offer HTTP/2 over TLS.
         :raises SocketError: for any other network failure.
         """
+        self._connect(self._connect_timeout)
+
+    def _connect(self, connect_timeout: float | None) -> None:
+        """:meth:`connect`, opening the socket within ``connect_timeout`` (a request's)."""
         if self._usable():
             return
         with self._connect_lock:
@@ -289,7 +316,7 @@ class HTTP20Connection(ClosingContextManager):
                     # Nothing from the old transport can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
-            sock = self._open_socket()
+            sock = self._open_socket(connect_timeout)
             engine = self._new_engine()
             engine.start()
             try:
@@ -349,16 +376,27 @@ class HTTP20Connection(ClosingContextManager):
         self._upgrade_engine = engine
         return engine.upgrade_settings()
 
-    def complete_upgrade(self, sock: BufferedSocket, head_request: bool = False) -> int:
+    def complete_upgrade(
+        self,
+        sock: BufferedSocket,
+        head_request: bool = False,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+    ) -> int:
         """
         Take over ``sock`` after ``101 Switching Protocols``: the request that asked for the
         upgrade becomes stream 1, whose response arrives over HTTP/2.
 
         :param sock: the socket the 101 came on, with whatever followed it still buffered.
         :param head_request: whether the upgrade request was a HEAD.
+        :param timeout: that request's own timeout, if it had one (see :meth:`request`).
         :returns: the stream id of that request (1).
         :raises HTTP20Error: if no upgrade was prepared.
+        :raises InvalidRequest: for an invalid ``timeout``.
         """
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
         engine = self._upgrade_engine
         if engine is None:
             raise HTTP20Error("no h2c upgrade was prepared")
@@ -369,7 +407,7 @@ class HTTP20Connection(ClosingContextManager):
         with self._connect_lock:
             transport = self._install(sock, engine)
             with self._lock:
-                request = _Request(1, [])
+                request = _Request(1, [], connect_timeout, read_timeout)
                 request.sent = True
                 request.transport, request.stream = transport, stream
                 self._awaiting[1] = request
@@ -377,7 +415,7 @@ class HTTP20Connection(ClosingContextManager):
                 self._next_stream_id = max(self._next_stream_id, 3)
         return 1
 
-    def _open_socket(self) -> BufferedSocket:
+    def _open_socket(self, connect_timeout: float | None) -> BufferedSocket:
         # Through an HTTP proxy, HTTP/2 always needs a tunnel: there is no absolute-form for it.
         sock, proto = open_connection(
             self.host,
@@ -388,7 +426,8 @@ class HTTP20Connection(ClosingContextManager):
             proxy_port=self.proxy_port,
             proxy_headers=self.proxy_headers,
             socks_proxy=self.socks_proxy,
-            connect_timeout=self._connect_timeout,
+            connect_timeout=connect_timeout,
+            # The socket is shared: its own timeout (for writes) stays the connection's.
             read_timeout=self._read_timeout,
             buffer_size=self.network_buffer_size,
             force_proto=self.force_proto,
@@ -437,6 +476,8 @@ class HTTP20Connection(ClosingContextManager):
         url: str | bytes,
         body: BodyArg = None,
         headers: HeadersArg | None = None,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
     ) -> int:
         """
         Send a request and return its stream id without waiting for the response.
@@ -452,19 +493,33 @@ class HTTP20Connection(ClosingContextManager):
             Headers that only mean something to HTTP/1.1 (``Connection``, ``Keep-Alive``,
             ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Connection`` and those ``Connection``
             names) are left out; ``Host`` becomes ``:authority``.
+        :param timeout: this request's own timeout, in the forms the constructor takes (one
+            number, a ``(connect, read)`` pair, ``None`` for no limit), instead of the
+            connection's. Its read timeout bounds every wait for this request: for room for
+            its stream, for flow-control window while its body is sent, for its response in
+            :meth:`get_response` and for each read of that response's body, whatever
+            timeouts other requests on the connection have. Its connect timeout applies when
+            the request has to open the connection. See :ref:`request-timeouts`.
         :returns: the stream id, to pass to :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL, header or body, before anything
-            is sent.
+        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
+            anything is sent.
+        :raises ConnectTimeout: if the request has to open the connection and that takes
+            longer than the connect timeout.
         :raises ReadTimeout: if the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves no room
             for a new stream within the read timeout (``request()`` waits for one, reading
-            other streams' data meanwhile).
+            other streams' data meanwhile), or keeps the window for the body shut as long.
         :raises StreamResetError: if the server reset the stream while the body was sent.
         """
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
         end_stream = request_body.is_empty
         try:
-            request = self._open_stream(header_list, end_stream, None)
+            request = self._open_stream(
+                header_list, end_stream, None, connect_timeout, read_timeout
+            )
         except InvalidRequest:
             raise
         except HyperError as failure:
@@ -495,28 +550,44 @@ class HTTP20Connection(ClosingContextManager):
                 raise
         return request.handle
 
-    def putrequest(self, method: str | bytes, selector: str | bytes, **kwargs: Any) -> int:
+    def putrequest(
+        self,
+        method: str | bytes,
+        selector: str | bytes,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        **kwargs: Any,
+    ) -> int:
         """
         Start building a request piece by piece (the http.client way). Nothing is sent until
         :meth:`endheaders`.
 
         :param method: the request method.
         :param selector: the path, or an absolute URL.
+        :param timeout: the request's own timeout, as for :meth:`request`: it bounds the
+            waits of :meth:`endheaders`, :meth:`send` and :meth:`get_response` for it, and
+            the reads of its response's body.
         :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
             (HTTP/2 has no Host header; Accept-Encoding is only added by :meth:`request`);
             anything else raises :class:`~hyper.common.exceptions.InvalidRequest`.
         :returns: the stream id of the new request; pass it to :meth:`putheader`,
             :meth:`endheaders` and :meth:`send` (they default to the latest one).
+        :raises InvalidRequest: for an invalid method, URL or timeout.
         """
         unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
         if unknown:
             raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
         header_list = self._build_headers(method, selector, None, None)
         del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
         with self._lock:
             stream_id = self._allocate_stream_id_locked()
             self._reserved[stream_id] = threading.get_ident()
-            self._awaiting[stream_id] = _Request(stream_id, header_list)
+            self._awaiting[stream_id] = _Request(
+                stream_id, header_list, connect_timeout, read_timeout
+            )
             self._recent_stream_id = stream_id
         return stream_id
 
@@ -569,7 +640,9 @@ class HTTP20Connection(ClosingContextManager):
             length = body.length if final else None
             request.headers = self._finish_header_list(request.headers, length)
             end_now = final and body.is_empty
-            self._open_stream(request.headers, end_now, request)
+            self._open_stream(
+                request.headers, end_now, request, request.connect_timeout, request.read_timeout
+            )
             if not body.is_empty:
                 self._send_body(request, body.chunks(), final=final)
         except BaseException:
@@ -687,16 +760,22 @@ class HTTP20Connection(ClosingContextManager):
         return stream_id
 
     def _open_stream(
-        self, headers: HeaderList, end_stream: bool, reserved: _Request | None
+        self,
+        headers: HeaderList,
+        end_stream: bool,
+        reserved: _Request | None,
+        connect_timeout: float | None,
+        read_timeout: float | None,
     ) -> _Request:
-        """Send a HEADERS frame, on a new stream or on one reserved by putrequest()."""
+        """Send a HEADERS frame, on a new stream or on one reserved by putrequest(), waiting
+        for the connection and for room within the request's timeouts."""
         me = threading.get_ident()
-        deadline = None if self._read_timeout is None else time.monotonic() + self._read_timeout
+        deadline = None if read_timeout is None else time.monotonic() + read_timeout
         lost: list[Transport] = []
         reserved_id = reserved.handle if reserved is not None else None
         while True:
             # Opens a transport, or a new one after close(), a GOAWAY or a server's close.
-            self.connect()
+            self._connect(connect_timeout)
             with self._lock:
                 transport = self._transport
                 if transport is None:
@@ -733,9 +812,11 @@ class HTTP20Connection(ClosingContextManager):
                     self._next_stream_id = 1
                     continue
                 if self._can_open_stream_locked(transport):
-                    return self._send_headers_locked(transport, headers, end_stream, reserved)
+                    return self._send_headers_locked(
+                        transport, headers, end_stream, reserved, connect_timeout, read_timeout
+                    )
             # The server allows no more streams now: read until one ends (or it goes away).
-            transport.read_until(self._room_or_gone(transport))
+            transport.read_until(self._room_or_gone(transport), read_timeout)
 
     def _room_or_gone(self, transport: Transport) -> Callable[[], bool]:
         """A predicate: ``transport`` can take another stream, or can take none at all."""
@@ -757,10 +838,12 @@ class HTTP20Connection(ClosingContextManager):
         headers: HeaderList,
         end_stream: bool,
         reserved: _Request | None,
+        connect_timeout: float | None,
+        read_timeout: float | None,
     ) -> _Request:
         if reserved is None:
             stream_id = self._allocate_stream_id_locked()
-            request = _Request(stream_id, headers)
+            request = _Request(stream_id, headers, connect_timeout, read_timeout)
             self._recent_stream_id = stream_id
         else:
             request = reserved
@@ -791,6 +874,7 @@ class HTTP20Connection(ClosingContextManager):
         stream is reset and :class:`InvalidRequest` raised (RFC 9113 8.1.1)."""
         transport, stream = request.transport, request.stream
         assert transport is not None and stream is not None
+        timeout = request.read_timeout
         declared = _declared_length(request.headers)
         sent = request.body_sent
         previous: bytes | memoryview | None = None
@@ -800,7 +884,7 @@ class HTTP20Connection(ClosingContextManager):
                 self._abandon(request)
                 raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
             if previous is not None:
-                transport.send_data(stream, previous, end_stream=False)
+                transport.send_data(stream, previous, False, timeout)
             previous = chunk
         request.body_sent = sent
         if final and declared is not None and sent != declared:
@@ -809,9 +893,9 @@ class HTTP20Connection(ClosingContextManager):
                 f"the body had {sent} bytes, not the {declared} its Content-Length announced"
             )
         if previous is not None:
-            transport.send_data(stream, previous, end_stream=final)
+            transport.send_data(stream, previous, final, timeout)
         elif final:
-            transport.send_data(stream, b"", end_stream=True)
+            transport.send_data(stream, b"", True, timeout)
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -832,7 +916,9 @@ class HTTP20Connection(ClosingContextManager):
         :raises StreamResetError: if the server reset the stream before answering.
         :raises ConnectionError: if the connection failed, or the request was not processed
             and could not be sent again.
-        :raises ReadTimeout: if the response does not come within the read timeout.
+        :raises ReadTimeout: if the response does not come within the request's read
+            timeout (its own, or the connection's). The request stays pending: call
+            ``get_response()`` again to wait more, or :meth:`cancel` to give it up.
         """
         if stream_id is not None and (
             isinstance(stream_id, bool) or not isinstance(stream_id, int)
@@ -853,7 +939,7 @@ class HTTP20Connection(ClosingContextManager):
             transport, stream = request.transport, request.stream
             assert transport is not None and stream is not None
             try:
-                transport.wait_for_headers(stream)
+                transport.wait_for_headers(stream, request.read_timeout)
                 if stream.response_headers is not None:
                     break
                 stream.raise_if_failed()
@@ -868,12 +954,40 @@ class HTTP20Connection(ClosingContextManager):
                         continue
                     except HyperError as again:
                         error, safe = again, self._retry_verdict(request)[1]
-                with self._lock:
-                    self._awaiting.pop(stream_id, None)
+                # A time-out leaves a request that is still on its way pending: the caller
+                # may wait for it again, or cancel() it.
+                current = request.stream
+                timed_out = isinstance(error, ReadTimeout)
+                if not (timed_out and current is not None and not current.finished):
+                    with self._lock:
+                        self._awaiting.pop(stream_id, None)
                 raise error.for_request(safe) from error.__cause__
         with self._lock:
             self._awaiting.pop(stream_id, None)
-        return HTTP20Response(stream.response_headers, transport.handle(stream))
+        return HTTP20Response(
+            stream.response_headers, transport.handle(stream, request.read_timeout)
+        )
+
+    def cancel(self, stream_id: int) -> None:
+        """
+        Give up a request whose response has not been fetched with :meth:`get_response`:
+        after a :class:`~hyper.common.exceptions.ReadTimeout`, say, when the caller will not
+        wait again. A stream already sent is reset with ``CANCEL``, so the server stops
+        working on it, it stops counting against the server's limit on open streams, and
+        whatever arrives for it later is dropped. The id is forgotten: :meth:`get_response`
+        raises :class:`~hyper.common.exceptions.InvalidRequest` for it from then on.
+
+        To give up a response already returned, close it instead
+        (:meth:`HTTP20Response.close <hyper.HTTP20Response.close>`).
+
+        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
+        :raises InvalidRequest: if no request with that id awaits its response.
+        """
+        with self._lock:
+            request = self._awaiting.get(stream_id)
+        if request is None:
+            raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
+        self._abandon(request)
 
     @staticmethod
     def _retry_verdict(request: _Request) -> tuple[bool, bool]:
@@ -912,7 +1026,9 @@ class HTTP20Connection(ClosingContextManager):
         """
         assert request.replay is not None
         headers, data = request.replay
-        new = self._open_stream(headers, not data, None)
+        new = self._open_stream(
+            headers, not data, None, request.connect_timeout, request.read_timeout
+        )
         with self._lock:
             self._awaiting.pop(new.handle, None)
             request.transport, request.stream = new.transport, new.stream

@@ -26,6 +26,7 @@ still waiting reports the same error.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from io import BytesIO
@@ -34,6 +35,7 @@ from .. import tls
 from ..common.bufsocket import BufferedSocket
 from ..common.condition import Condition
 from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
+from ..common.util import CONNECTION_TIMEOUT, DefaultTimeout
 from .engine import Engine
 from .errors import ErrorCodes
 from .events import GoAwayReceived, PushPromised
@@ -51,6 +53,48 @@ PushPolicy = Callable[["Transport", int, HeaderList], "tuple[int, str] | None"]
 
 #: A read this large suggests a bulk transfer: the next read is tried before polling.
 _STREAMING_READ = 16 * 1024
+
+#: A read timeout as the transport's methods take it: seconds, ``None`` (no limit), or
+#: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`).
+WaitTimeout = float | None | DefaultTimeout
+
+
+class _Deadline:
+    """
+    When one wait of :meth:`Transport.read_until` gives up: ``timeout`` seconds after it
+    began, or after the latest progress, when ``progress`` is given (a body read waits for
+    its data, and each piece that arrives starts the wait again).
+
+    The deadline is the waiting thread's own, whatever other threads do meanwhile: being
+    woken because another stream's data came, or another thread sent a request, does not
+    start it again.
+    """
+
+    __slots__ = ("deadline", "mark", "progress", "timeout")
+
+    def __init__(self, timeout: float, progress: Callable[[], int] | None) -> None:
+        self.timeout = timeout
+        self.progress = progress
+        self.mark = progress() if progress is not None else 0
+        self.deadline = time.monotonic() + timeout
+
+    def remaining(self) -> float:
+        """
+        The seconds left (lock held, since ``progress`` reads the stream).
+
+        :raises ReadTimeout: if none are left.
+        """
+        now = time.monotonic()
+        progress = self.progress
+        if progress is not None:
+            mark = progress()
+            if mark != self.mark:
+                self.mark = mark
+                self.deadline = now + self.timeout
+        left = self.deadline - now
+        if left <= 0:
+            raise ReadTimeout(f"timed out waiting for the server ({self.timeout:g} s)")
+        return left
 
 
 class Transport:
@@ -138,25 +182,50 @@ class Transport:
 
     # -- the reader role ----------------------------------------------------------------------
 
-    def read_until(self, ready: Callable[[], bool]) -> None:
+    def read_until(
+        self,
+        ready: Callable[[], bool],
+        timeout: WaitTimeout = CONNECTION_TIMEOUT,
+        progress: Callable[[], int] | None = None,
+    ) -> None:
         """
         Read and process frames until ``ready()`` is true. Call without holding the lock;
-        ``ready`` is evaluated with the lock held.
+        ``ready`` and ``progress`` are evaluated with the lock held.
 
-        :raises ReadTimeout: if nothing arrives for the read timeout.
+        Each thread waits by its own ``timeout``, whether it reads the socket itself or
+        another thread does it for it: threads sharing the connection may wait with
+        different timeouts.
+
+        :param ready: what the caller waits for.
+        :param timeout: the longest wait in seconds (``None``: no limit); by default the
+            transport's :attr:`read_timeout`.
+        :param progress: a count that grows as what the caller waits for comes nearer (body
+            bytes received, say); the wait starts again whenever it changes.
+        :raises ReadTimeout: if ``ready()`` stays false for ``timeout`` seconds.
         :raises HyperError: if the connection fails.
         """
         cond = self.cond
         lock = self.lock
-        timeout = self.read_timeout
+        if timeout is CONNECTION_TIMEOUT:
+            timeout = self.read_timeout
+        # Made only once a wait begins: a predicate that is true already costs nothing.
+        limit: _Deadline | None = None
+        wait: float | None = None
         while True:
             with lock:
                 if ready():
                     return
                 self.raise_if_dead_locked()
+                if timeout is not None:
+                    if limit is None:
+                        limit = _Deadline(timeout, progress)
+                        wait = timeout
+                    else:
+                        wait = limit.remaining()
                 if self.reader_active:
-                    if not cond.wait(timeout):
-                        raise ReadTimeout("timed out waiting for the server")
+                    # Woken after every read of the reader's, and at the deadline: the loop
+                    # looks at ``ready`` first, then at the time left.
+                    cond.wait(wait)
                     continue
                 self.reader_active = True
                 sock = self.sock
@@ -171,7 +240,7 @@ class Transport:
                 streaming = self.streaming
                 while True:
                     if not streaming:
-                        sock.wait_readable(timeout)
+                        sock.wait_readable(wait)
                     with lock:
                         if self.sock is not sock:
                             break
@@ -184,6 +253,8 @@ class Transport:
                             cond.notify_all()
                         if ready():
                             break
+                        if limit is not None:
+                            wait = limit.remaining()
             except ReadTimeout:
                 raise
             except HyperError as exc:
@@ -307,16 +378,24 @@ class Transport:
             pass
         return stream
 
-    def send_data(self, stream: Stream, data: bytes | memoryview, end_stream: bool) -> None:
+    def send_data(
+        self,
+        stream: Stream,
+        data: bytes | memoryview,
+        end_stream: bool,
+        timeout: WaitTimeout = CONNECTION_TIMEOUT,
+    ) -> None:
         """
         Send ``data`` on ``stream`` as flow control allows, waiting for the server to open its
-        windows (reading meanwhile). Call without the lock.
+        windows (reading meanwhile), each time for up to ``timeout`` seconds (see
+        :meth:`read_until`). Call without the lock.
 
         If the server has already answered and ended the response, the rest of the body is
         not sent and the stream is closed with ``RST_STREAM(NO_ERROR)`` (RFC 9113 section
         8.1).
 
         :raises StreamResetError: if the server reset the stream.
+        :raises ReadTimeout: if the windows stay shut for ``timeout`` seconds.
         :raises HyperError: if the connection failed.
         """
         view = memoryview(data)
@@ -354,7 +433,7 @@ class Transport:
                     self.flush_locked()
                 if offset == total:
                     return
-            self.read_until(writable)
+            self.read_until(writable, timeout)
 
     def reset_locked(self, stream: Stream, error_code: int) -> None:
         """End ``stream`` with RST_STREAM if it is still open (lock held)."""
@@ -372,21 +451,25 @@ class Transport:
 
     # -- reading streams ----------------------------------------------------------------------
 
-    def handle(self, stream: Stream) -> StreamHandle:
-        """The handle a response reads ``stream`` through."""
-        return StreamHandle(self, stream)
+    def handle(self, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT) -> StreamHandle:
+        """The handle a response reads ``stream`` through, each wait for the server bounded
+        by ``timeout`` (see :meth:`read_until`)."""
+        return StreamHandle(self, stream, timeout)
 
-    def read_body(self, stream: Stream, amt: int | None) -> bytes:
+    def read_body(
+        self, stream: Stream, amt: int | None, timeout: WaitTimeout = CONNECTION_TIMEOUT
+    ) -> bytes:
         """
         Return up to ``amt`` body bytes of ``stream`` (all of them when ``None``), waiting for
         them as needed. Fewer are returned only at the end of the body.
 
         :raises StreamResetError: if the stream was reset (once the data before the reset
             has been read, for a read of ``amt``).
+        :raises ReadTimeout: if no body data arrives for ``timeout`` seconds.
         :raises HyperError: if the connection failed.
         """
         if amt is None:
-            return self._read_all(stream)
+            return self._read_all(stream, timeout)
         parts: list[bytes] = []
         needed = amt
         # Wait for all that is wanted at once rather than taking each socket read's few
@@ -403,9 +486,12 @@ class Transport:
                 or stream.finished
             )
 
+        def received() -> int:
+            return stream.received_length
+
         while needed > 0:
             if not enough():
-                self.read_until(enough)
+                self.read_until(enough, timeout, received)
             with self.lock:
                 if stream.buffered:
                     data = stream.take(needed)
@@ -419,7 +505,7 @@ class Transport:
             return b""
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _read_all(self, stream: Stream) -> bytes:
+    def _read_all(self, stream: Stream, timeout: WaitTimeout) -> bytes:
         """The rest of the body. Data arriving meanwhile goes straight from the socket
         buffer into the result (one copy), and counts as consumed as it comes."""
         with self.lock:
@@ -435,7 +521,7 @@ class Transport:
                 self._acknowledge_locked(stream, len(taken))
             stream.sink = sink
         try:
-            self.read_until(lambda: stream.finished)
+            self.read_until(lambda: stream.finished, timeout, lambda: stream.received_length)
         except BaseException:
             with self.lock:
                 # Keep what arrived for a later read: nothing may be lost. It was counted as
@@ -452,12 +538,14 @@ class Transport:
         stream.raise_if_failed()
         return sink.getvalue()
 
-    def read_chunk(self, stream: Stream) -> bytes | None:
+    def read_chunk(
+        self, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT
+    ) -> bytes | None:
         """Return the next received DATA payload of ``stream`` (possibly empty), or ``None``
-        at the end of the body."""
+        at the end of the body, waiting up to ``timeout`` seconds for it."""
         while True:
             if not stream.has_chunk():
-                self.read_until(stream.has_chunk)
+                self.read_until(stream.has_chunk, timeout)
             with self.lock:
                 if stream.chunks:
                     data = stream.take_chunk()
@@ -480,10 +568,11 @@ class Transport:
             if self.alive():
                 self.flush_locked()
 
-    def wait_for_headers(self, stream: Stream) -> None:
-        """Wait until ``stream``'s response headers arrive, or it ends without them."""
+    def wait_for_headers(self, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT) -> None:
+        """Wait until ``stream``'s response headers arrive, or it ends without them, for up
+        to ``timeout`` seconds."""
         if not stream.has_headers():
-            self.read_until(stream.has_headers)
+            self.read_until(stream.has_headers, timeout)
 
     def close_stream(self, stream: Stream) -> None:
         """
@@ -573,13 +662,19 @@ class StreamHandle:
 
     :param transport: the transport the stream is on.
     :param stream: the stream.
+    :param timeout: the longest wait for the server in each read (see
+        :meth:`Transport.read_until`): the request's read timeout.
     """
 
-    __slots__ = ("stream", "transport")
+    __slots__ = ("stream", "timeout", "transport")
 
-    def __init__(self, transport: Transport, stream: Stream) -> None:
+    def __init__(
+        self, transport: Transport, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT
+    ) -> None:
         self.transport = transport
         self.stream = stream
+        #: The longest wait for the server in each read.
+        self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"<StreamHandle {self.stream.stream_id}>"
@@ -596,15 +691,15 @@ class StreamHandle:
 
     def read(self, amt: int | None) -> bytes:
         """Up to ``amt`` raw body bytes (the rest of the body when ``None``)."""
-        return self.transport.read_body(self.stream, amt)
+        return self.transport.read_body(self.stream, amt, self.timeout)
 
     def read_chunk(self) -> bytes | None:
         """The next DATA payload (possibly empty); ``None`` at the end of the body."""
-        return self.transport.read_chunk(self.stream)
+        return self.transport.read_chunk(self.stream, self.timeout)
 
     def wait_for_headers(self) -> None:
         """Wait for the response headers (for a push)."""
-        self.transport.wait_for_headers(self.stream)
+        self.transport.wait_for_headers(self.stream, self.timeout)
 
     def trailers(self) -> HeaderList | None:
         """The trailers, once the body has ended (``None`` if there were none).
