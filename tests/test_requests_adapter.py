@@ -815,6 +815,41 @@ def test_timeout_of_later_request_on_pooled_connection_is_honoured(
             done.set()
 
 
+def test_requests_with_different_timeouts_share_one_http2_connection(
+    scripted_server: Callable[..., ScriptedServer], ca_cert_path: Path
+) -> None:
+    """Each request's timeout bounds its own wait on the one multiplexed connection: a slow
+    response times out for the request with 0.3 s while one with 5 s, sent from another
+    thread at the same time on the same connection, gets its answer."""
+    release = threading.Event()
+
+    def slow(_: Request) -> bytes:
+        release.wait(5)
+        return b"late"
+
+    responder = simple_responder({"/slow": slow, "/fast": b"fast"})
+    with scripted_server(responder, tls=True) as server, make_session() as s:
+        base = f"https://localhost:{server.port}"
+        ca = str(ca_cert_path)
+        assert s.get(base + "/fast", verify=ca, timeout=5).content == b"fast"
+        patient: list[bytes] = []
+        waiting = threading.Thread(
+            target=lambda: patient.append(s.get(base + "/slow", verify=ca, timeout=5).content)
+        )
+        waiting.start()
+        try:
+            start = time.monotonic()
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                s.get(base + "/slow", verify=ca, timeout=(5, 0.3))
+            assert 0.3 <= time.monotonic() - start < FAST
+        finally:
+            release.set()
+            waiting.join(5)
+        assert patient == [b"late"]
+        assert len(adapter_for(s, base).connections) == 1
+    assert server.connection_count == 1
+
+
 def test_session_usable_after_read_timeout(
     session: requests.Session, http2bin_tls: Http2binServer
 ) -> None:

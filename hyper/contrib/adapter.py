@@ -12,6 +12,7 @@ sends requests through hyper, over HTTP/2 when the server speaks it and HTTP/1.1
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import os
 import ssl
@@ -71,8 +72,8 @@ from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
 
-#: Pool key: scheme, host, port, TLS settings, timeout, proxy.
-PoolKey = tuple[str, str, int, Any, Any, str | None]
+#: Pool key: scheme, host, port, TLS settings, proxy.
+PoolKey = tuple[str, str, int, Any, str | None]
 
 #: Seconds an idle pooled connection is kept before it is closed instead of reused.
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -82,8 +83,9 @@ class HTTP20Adapter(HTTPAdapter):
     """
     A requests transport adapter that sends requests with hyper.
 
-    Connections are pooled per scheme, host, port, TLS settings, timeout and proxy, and
-    reused by every request that matches. Over HTTP/2 one connection carries every request
+    Connections are pooled per scheme, host, port, TLS settings and proxy, and reused by
+    every request that matches, whatever its ``timeout``: each request's timeout bounds its
+    own waits. Over HTTP/2 one connection carries every request
     for its key at once; over HTTP/1.1 a connection carries one exchange at a time, and up
     to ``pool_maxsize`` are kept per key. Servers without HTTP/2 are spoken to over
     HTTP/1.1 (see :class:`hyper.HTTPConnection`).
@@ -182,12 +184,14 @@ class HTTP20Adapter(HTTPAdapter):
         :param cert: a client certificate path, or a (certificate, key) pair.
         :param verify: ``True``, ``False`` or the path of a CA bundle or directory.
         :param proxy: the proxy URL to go through, if any.
-        :param timeout: the timeout a new connection gets (a number or a pair).
+        :param timeout: the timeout of the request the connection is for: its connect part
+            bounds the wait for a busy pool, and a new connection takes it as its own
+            (for socket writes; every request passes its own timeout for the rest).
         :returns: a :class:`hyper.HTTPConnection`.
         """
         secure = scheme == "https"
         tls_key = (self._verify_key(verify), _cert_key(cert)) if secure else None
-        key: PoolKey = (scheme, host.lower(), port, tls_key, _timeout_key(timeout), proxy)
+        key: PoolKey = (scheme, host.lower(), port, tls_key, proxy)
         proxy_host, proxy_headers = self._proxy_settings(proxy)
         wait = timeout[0] if isinstance(timeout, tuple) else timeout
         deadline = None if wait is None else time.monotonic() + wait
@@ -411,9 +415,13 @@ class HTTP20Adapter(HTTPAdapter):
                 continue
             try:
                 stream_id = conn.request(
-                    method, request.path_url, body=body, headers=_sendable(request.headers)
+                    method,
+                    request.path_url,
+                    body=body,
+                    headers=_sendable(request.headers),
+                    timeout=timeout,
                 )
-                hyper_response = conn.get_response(stream_id)
+                hyper_response = _response_or_cancel(conn, stream_id)
             except HyperError as exc:
                 if rewind is None:
                     # A body that was streamed out cannot be sent again.
@@ -482,6 +490,19 @@ class HTTP20Adapter(HTTPAdapter):
         response.connection = self
         extract_cookies_to_jar(response.cookies, req, response.raw)
         return response
+
+
+def _response_or_cancel(conn: HTTPConnection, stream_id: int | None) -> Any:
+    """The response to ``stream_id``; a request whose response did not come in time is given
+    up, so that it no longer holds one of the server's streams of a shared HTTP/2
+    connection (over HTTP/1.1 a timed-out exchange closes its connection by itself)."""
+    try:
+        return conn.get_response(stream_id)
+    except ReadTimeout:
+        if stream_id is not None:
+            with contextlib.suppress(HyperError):
+                conn.cancel(stream_id)
+        raise
 
 
 def _rewinder(body: Any) -> Callable[[], None] | None:
@@ -570,10 +591,6 @@ def basic_credentials(username: str, password: str) -> str:
     except UnicodeEncodeError:
         raw = text.encode("utf-8")
     return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-def _timeout_key(timeout: Any) -> Any:
-    return timeout if isinstance(timeout, (int, float, tuple, type(None))) else repr(timeout)
 
 
 def _cert_key(cert: Any) -> Any:
