@@ -19,7 +19,9 @@ from hyper.cli.errors import UsageError
 from hyper.cli.proxies import DEFAULT_PROXY_PORT, Proxy, bypasses_proxy, parse_proxy_url, proxy_for
 from hyper.cli.request import Target, parse_url
 from tests.support.cli import assert_one_line_error, err_text, run_cli
+from tests.support.dante import DanteServer
 from tests.support.http2bin import Http2binServer
+from tests.support.nginx import NginxServer
 from tests.support.tinyproxy import TinyproxyServer
 
 
@@ -154,12 +156,29 @@ def test_httpoxy_upper_case_variable_ignored_under_cgi(
     assert result.returncode == 0, err_text(result)
 
 
+@pytest.mark.parametrize("scheme", ["socks5h", "socks4"])
+def test_through_a_socks_proxy(dante: DanteServer, nginx_h2_tls: NginxServer, scheme: str) -> None:
+    """--proxy with a SOCKS URL: TLS and HTTP/2 end to end through a real SOCKS proxy."""
+    since = dante.log.position()
+    result = run_cli(
+        "-v",
+        "--cacert",
+        str(nginx_h2_tls.ca_cert_path),
+        "--proxy",
+        dante.url(scheme),
+        nginx_h2_tls.url("/"),
+    )
+    assert result.returncode == 0, err_text(result)
+    assert f"* proxy {dante.url(scheme)}" in result.stdout.decode()
+    dante.wait_for_tunnel(nginx_h2_tls.port, since=since)
+
+
 def test_invalid_proxy_variable_is_a_usage_error() -> None:
-    result = run_cli("https://127.0.0.1:9/", env={"https_proxy": "socks5://127.0.0.1:1080"})
+    result = run_cli("https://127.0.0.1:9/", env={"https_proxy": "ftp://127.0.0.1:2121"})
     assert result.returncode == 2
     assert err_text(result).splitlines()[-1] == (
-        "hyper: error: https_proxy: unsupported proxy scheme 'socks5' (hyper talks to proxies "
-        "in plain HTTP: use http://)"
+        "hyper: error: https_proxy: unsupported proxy scheme 'ftp' (use http://, socks5h://, "
+        "socks5://, socks4a:// or socks4://)"
     )
 
 
@@ -208,6 +227,10 @@ def test_bypasses_proxy(url: str, no_proxy: str, bypassed: bool) -> None:
         ("http://proxy", Proxy("proxy", DEFAULT_PROXY_PORT)),
         ("HTTP://[::1]:8080/", Proxy("::1", 8080)),
         (
+            "socks5h://user:pw@proxy",
+            Proxy("proxy", DEFAULT_PROXY_PORT, socks_url="socks5h://user:pw@proxy"),
+        ),
+        (
             "http://us%40er:p%3Ass@proxy:1",
             Proxy(
                 "proxy",
@@ -225,7 +248,7 @@ def test_parse_proxy_url(text: str, expected: Proxy) -> None:
     ("text", "message"),
     [
         ("https://proxy:443", "unsupported proxy scheme 'https'"),
-        ("socks5h://proxy", "unsupported proxy scheme 'socks5h'"),
+        ("ftp://proxy", "unsupported proxy scheme 'ftp'"),
         ("http://proxy:http", "invalid port"),
         ("http://:8080", "no host"),
     ],

@@ -225,10 +225,10 @@ def test_redirect_to_an_unusable_url(
 
 def test_redirect_to_a_scheme_with_an_invalid_proxy(scripted_raw_server: ServerFactory) -> None:
     origin = Origin(scripted_raw_server, {"/start": redirect(302, "https://127.0.0.1:9/")})
-    env = {"https_proxy": "socks5://127.0.0.1:1080"}  # unused until the redirect
+    env = {"https_proxy": "ftp://127.0.0.1:2121"}  # unused until the redirect
     result = run_cli("--http1.1", "-L", origin.url("/start"), env=env)
     line = assert_one_line_error(result, 1)
-    assert line.startswith("hyper: error: https_proxy: unsupported proxy scheme 'socks5'")
+    assert line.startswith("hyper: error: https_proxy: unsupported proxy scheme 'ftp'")
 
 
 def test_redirect_without_location_is_final(scripted_raw_server: ServerFactory) -> None:

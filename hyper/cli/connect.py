@@ -56,8 +56,8 @@ def open_connection(
         "secure": target.secure,
         "ssl_context": context,
         "timeout": timeout,
-        "proxy_host": proxy.host if proxy is not None else None,
-        "proxy_port": proxy.port if proxy is not None else None,
+        "proxy_host": None if proxy is None else (proxy.socks_url or proxy.host),
+        "proxy_port": None if proxy is None or proxy.socks_url else proxy.port,
         "proxy_headers": list(proxy.headers) if proxy is not None and proxy.headers else None,
     }
     if protocol == "http2":

@@ -1,7 +1,7 @@
 """
-Which HTTP proxy the ``hyper`` command goes through: ``--proxy``, or the environment
-variables curl and most HTTP clients read, and the hosts ``NO_PROXY`` (or ``--noproxy``)
-exempts.
+Which proxy (HTTP, or SOCKS with the ``socks`` extra) the ``hyper`` command goes through:
+``--proxy``, or the environment variables curl and most HTTP clients read, and the hosts
+``NO_PROXY`` (or ``--noproxy``) exempts.
 
 * ``--proxy URL`` applies to every request; ``--proxy ''`` turns proxies off.
 * Otherwise ``https_proxy`` / ``HTTPS_PROXY`` for ``https`` URLs, ``http_proxy`` /
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from ..common.socks import SOCKS_SCHEMES
 from .errors import UsageError
 from .request import Target
 
@@ -32,37 +33,46 @@ DEFAULT_PROXY_PORT = 1080
 
 @dataclass(frozen=True)
 class Proxy:
-    """An HTTP proxy: where it is, and the headers it is sent (``Proxy-Authorization``)."""
+    """A proxy: where it is, the headers an HTTP proxy is sent (``Proxy-Authorization``),
+    and for a SOCKS proxy its whole URL (``socks5h://user:password@host:port``), which the
+    connection reads itself."""
 
     host: str
     port: int
     headers: tuple[tuple[str, str], ...] = ()
+    socks_url: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``http``, or the SOCKS scheme (``socks5h``...)."""
+        return "http" if self.socks_url is None else self.socks_url.partition("://")[0].lower()
 
     @property
     def url(self) -> str:
-        """``http://host:port``, without the credentials."""
+        """``scheme://host:port``, without the credentials."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 def parse_proxy_url(text: str, source: str = "--proxy") -> Proxy:
     """
-    Parse a proxy URL: ``http://[user:password@]host[:port]``, or without ``http://``. The
-    port defaults to :data:`DEFAULT_PROXY_PORT`; percent-encoded credentials become a
-    Basic ``Proxy-Authorization`` header.
+    Parse a proxy URL: ``http://[user:password@]host[:port]`` (or without ``http://``), or a
+    SOCKS one (``socks5h://``, ``socks5://``, ``socks4a://``, ``socks4://``). The port
+    defaults to :data:`DEFAULT_PROXY_PORT`; for an HTTP proxy, percent-encoded credentials
+    become a Basic ``Proxy-Authorization`` header.
 
     :param source: where the URL comes from (the option or variable), for error messages.
-    :raises UsageError: for another scheme (hyper speaks plain HTTP to proxies), no host or
-        a bad port.
+    :raises UsageError: for another scheme, no host or a bad port.
     """
     url = text.strip()
     if "://" not in url:
         url = "http://" + url
     parts = urlsplit(url)
-    if parts.scheme.lower() != "http":
+    scheme = parts.scheme.lower()
+    if scheme != "http" and scheme not in SOCKS_SCHEMES:
         raise UsageError(
-            f"{source}: unsupported proxy scheme {parts.scheme!r} (hyper talks to proxies in "
-            "plain HTTP: use http://)"
+            f"{source}: unsupported proxy scheme {parts.scheme!r} (use http://, socks5h://, "
+            "socks5://, socks4a:// or socks4://)"
         )
     try:
         port = parts.port or DEFAULT_PROXY_PORT
@@ -70,6 +80,8 @@ def parse_proxy_url(text: str, source: str = "--proxy") -> Proxy:
         raise UsageError(f"{source}: invalid port in proxy URL {text!r}") from None
     if not parts.hostname:
         raise UsageError(f"{source}: no host in proxy URL {text!r}")
+    if scheme in SOCKS_SCHEMES:
+        return Proxy(parts.hostname, port, socks_url=url)
     headers: tuple[tuple[str, str], ...] = ()
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
