@@ -150,7 +150,9 @@ def test_split_absolute_url_drops_the_fragment() -> None:
         "https://exa mple.com/",
         "https://example.com/a b",
         "https://example.com/\r\nX: y",
-        "https://bücher.de/",
+        # A non-ASCII host is encoded (tests/test_host_names.py); a non-ASCII path is not.
+        "https://bücher.de/ä",
+        "https://bü cher.de/",
     ],
 )
 def test_split_absolute_url_rejects(url: str) -> None:
