@@ -496,6 +496,22 @@ class TLSChannel:
                 return False
             self._unsent = unsent[sent:] if sent < len(unsent) else None
 
+    def send_close_notify(self) -> None:
+        """
+        Send the TLS closure alert (``close_notify``, RFC 8446 section 6.1) as far as the
+        socket takes it now, without waiting for the peer's: the connection is being closed,
+        and the alert tells the peer that nothing it received was cut short. Failures are
+        ignored (the peer may be gone).
+        """
+        try:
+            self._sslobj.unwrap()  # writes the alert, then wants the peer's: not waited for
+        except (ssl.SSLError, ValueError):
+            pass
+        try:
+            self.flush()
+        except OSError:
+            pass
+
     def peer_certificate(self) -> dict[str, Any] | None:
         """The server's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it."""
         return self._sslobj.getpeercert()

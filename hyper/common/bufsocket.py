@@ -77,6 +77,7 @@ class BufferedSocket:
         "_deferred_error",
         "_end",
         "_eof",
+        "_eof_confirmed",
         "_poller",
         "_pollers",
         "_sock",
@@ -120,6 +121,8 @@ class BufferedSocket:
         self._poller: select.poll | None = None
         #: The peer's end of stream was read (possibly behind data still buffered).
         self._eof = False
+        #: That end was confirmed: a plain socket's, or a TLS close_notify.
+        self._eof_confirmed = False
         #: A failure to raise on the next read (a read after a TLS or socket failure must
         #: not see a clean end of stream).
         self._deferred_error: SocketError | TLSError | None = None
@@ -380,16 +383,20 @@ class BufferedSocket:
                 self._deferred_error = error  # every later read raises it too
                 raise
         if not count:
-            self._eof = True  # remembered: a later read must see it even after gathering
+            # Remembered: a later read must see it even after gathering. Over TLS a read
+            # gives 0 only for the peer's close_notify.
+            self._eof = self._eof_confirmed = True
         self._end += count
         return int(count)
 
     def _read_failed(self, exc: OSError) -> int:
         """Translate a failed read: 0 for the end of the stream, else raise a hyper error."""
         if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            # A peer that closes without a close_notify alert: treat it as the end of the
-            # stream, as every other client does; the protocol layer decides if that was early.
+            # A peer that closes without a close_notify alert (SSLEOFError): the end of the
+            # stream, as every other client takes it, but unconfirmed (eof_confirmed); the
+            # protocol layer decides whether what came before can be trusted to be whole.
             self._eof = True
+            self._eof_confirmed = isinstance(exc, ssl.SSLZeroReturnError)
             return 0
         if isinstance(exc, ssl.SSLError):
             raise TLSError(f"TLS error while receiving: {exc}") from exc
@@ -473,6 +480,16 @@ class BufferedSocket:
     def at_eof(self) -> bool:
         """Whether the peer's end of stream has been read (data may still be buffered)."""
         return self._eof
+
+    @property
+    def eof_confirmed(self) -> bool:
+        """
+        Whether the end of stream that was read is confirmed: a plain socket's end, or over
+        TLS the peer's closure alert (``close_notify``). A TLS connection that ended without
+        one (``False``) may have been cut short by a failure or an attacker, so data whose
+        end only the close marks cannot be trusted to be whole (RFC 9112 section 9.8).
+        """
+        return self._eof_confirmed
 
     def peek(self) -> memoryview:
         """The buffered bytes, without consuming them (valid until the next read call)."""
@@ -670,6 +687,9 @@ class BufferedSocket:
             self._closed = True
             waiting = self._pollers
         self._discard_unread()
+        if self._tls is not None and not waiting:
+            # Only with no thread inside the channel: TLS is not used by two at once.
+            self._tls.send_close_notify()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -147,18 +147,21 @@ class ChunkedDecodeError(InvalidResponse):
 
 class IncompleteRead(InvalidResponse):
     """
-    The body ended before the length the server announced.
+    The body ended before the length the server announced, or (a body that only the close of
+    the connection ends) with a TLS connection closed without its closure alert.
 
     :ivar received: how many body bytes arrived.
     :ivar expected: how many were announced, or ``None`` when unknown.
+
+    :param detail: why the body is known to be incomplete, when the counts do not say.
     """
 
-    def __init__(self, received: int, expected: int | None = None) -> None:
+    def __init__(self, received: int, expected: int | None = None, detail: str = "") -> None:
         if expected is None:
             message = f"response body ended early after {received} bytes"
         else:
             message = f"response body ended after {received} of {expected} announced bytes"
-        super().__init__(message)
+        super().__init__(f"{message}: {detail}" if detail else message)
         self.received = received
         self.expected = expected
 

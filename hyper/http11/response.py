@@ -343,8 +343,18 @@ class HTTP11Response(BaseResponse):
                 self._end_chunk()
             return stored
         if framing == _UNTIL_CLOSE:
-            view = self._socket().recv(READ_SIZE if wanted is None else min(wanted, READ_SIZE))
+            sock = self._socket()
+            view = sock.recv(READ_SIZE if wanted is None else min(wanted, READ_SIZE))
             if not view:
+                if not sock.eof_confirmed:
+                    # Only the close marks the end, and over TLS a close without the closure
+                    # alert may be a truncation (RFC 9112 section 9.8).
+                    self._abort()
+                    raise IncompleteRead(
+                        self._received,
+                        detail="the server closed the TLS connection without a closure alert "
+                        "(close_notify), so the body may be cut short",
+                    )
                 self._finish()
                 return None
             self._received += len(view)

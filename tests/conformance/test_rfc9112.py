@@ -1004,27 +1004,36 @@ def test_rfc9112_9_8_a_short_content_length_body_with_an_incomplete_close_is_inc
         assert conn._sock is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hyper gap: a TLS connection closed without close_notify ends a close-delimited "
-    "body as if it were complete",
-)
 def test_rfc9112_9_8_a_close_delimited_body_needs_a_closure_alert(
     scripted_raw_server: ServerFactory, ca_cert_path: Any
 ) -> None:
     raw = OK + b"Content-Type: text/plain\r\n\r\nperhaps truncated"
     with (
         _ragged_response(scripted_raw_server, ca_cert_path, raw) as (_, response),
-        pytest.raises(HyperError),
+        pytest.raises(IncompleteRead, match="close_notify"),
     ):
         response.read()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hyper gap: closing a TLS connection shuts TCP down without sending a TLS "
-    "closure alert (close_notify)",
-)
+def test_rfc9112_9_8_a_close_delimited_body_ended_by_a_closure_alert_is_complete(
+    scripted_raw_server: ServerFactory, ca_cert_path: Any
+) -> None:
+    def handler(sock: socket.socket) -> None:
+        assert isinstance(sock, ssl.SSLSocket)
+        read_request(sock)
+        send_raw(sock, OK + b"Content-Type: text/plain\r\n\r\nwhole body")
+        sock.settimeout(WAIT)
+        with contextlib.suppress(OSError):
+            sock.unwrap()  # the closure alert, then TCP's close
+
+    with (
+        scripted_raw_server(handler, tls=True) as srv,
+        _tls_client(srv.port, ca_cert_path) as conn,
+    ):
+        response, body = _get(conn, "/r")
+        assert (response.status, body) == (200, b"whole body")
+
+
 def test_rfc9112_9_8_the_client_sends_a_closure_alert_before_closing(
     scripted_raw_server: ServerFactory, ca_cert_path: Any
 ) -> None:

@@ -104,8 +104,14 @@ class BioTLSServer:
         self.flush()
 
     def recv(self) -> bytes:
+        """The next plaintext; :class:`PeerClosed` once the client's close_notify (or TCP's
+        end) arrives."""
         while True:
             try:
-                return self.tls.read(65536)
+                data = self.tls.read(65536)
             except ssl.SSLWantReadError:
                 self._feed()
+                continue
+            if not data:
+                raise PeerClosed("the client sent its TLS closure alert")
+            return data
