@@ -45,6 +45,7 @@ from tests.support.http11 import (
     read_request,
     send_raw,
 )
+from tests.support.introspect import http11_socket
 from tests.support.nghttpd import NghttpdServer
 from tests.support.nginx import CLOSE_BODY, NginxServer
 from tests.support.scripted import ScriptedRawServer
@@ -105,8 +106,8 @@ def _log_entries(
 
 def _wait_readable(conn: HTTP11Connection) -> None:
     """Wait (bounded) until the idle connection's socket is readable (the server's FIN)."""
-    assert conn._sock is not None
-    readable, _, _ = select.select([conn._sock.fileno()], [], [], WAIT)
+    assert http11_socket(conn) is not None
+    readable, _, _ = select.select([http11_socket(conn).fileno()], [], [], WAIT)
     assert readable, "the server's close did not reach the client"
 
 
@@ -132,8 +133,8 @@ def test_get_files_tls_http11_alpn(nginx_h11_tls: NginxServer, name: str) -> Non
     with _connect(nginx_h11_tls) as conn:
         path = "/" if name == "index.html" else f"/{name}"
         response, body = _get(conn, path)
-        assert conn._sock is not None and conn._sock.tls is not None
-        assert conn._sock.tls.selected_alpn_protocol() == "http/1.1"
+        assert http11_socket(conn) is not None and http11_socket(conn).tls is not None
+        assert http11_socket(conn).tls.selected_alpn_protocol() == "http/1.1"
     assert (response.status, response.reason) == (200, "OK")
     assert _sha(body) == nginx_h11_tls.files[name]
 
@@ -161,8 +162,8 @@ def test_http11_connection_to_h2_server_with_default_context(
     monkeypatch.setattr(http11_connection, "_http11_only_context", None)
     with HTTP11Connection(nginx_h2_tls.host, nginx_h2_tls.port, secure=True, timeout=TIMEOUT) as c:
         response, body = _get(c, "/1k.bin")
-        assert c._sock is not None and c._sock.tls is not None
-        assert c._sock.tls.selected_alpn_protocol() == "http/1.1"
+        assert http11_socket(c) is not None and http11_socket(c).tls is not None
+        assert http11_socket(c).tls.selected_alpn_protocol() == "http/1.1"
     assert response.status == 200
     assert _sha(body) == nginx_h2_tls.files["1k.bin"]
 
@@ -174,7 +175,7 @@ def test_http11_connection_to_h2_server_with_h2_context(nginx_h2_tls: NginxServe
     )
     with pytest.raises(TLSError, match="HTTP/2"):
         conn.request("GET", "/1k.bin")
-    assert conn._sock is None
+    assert http11_socket(conn) is None
     conn.close()
 
 
@@ -185,7 +186,7 @@ def test_http11_connection_to_h2c_prior_knowledge_server(nghttpd_h2c: NghttpdSer
     with pytest.raises(HTTP2PriorKnowledgeOnly):
         conn.get_response()
     assert time.monotonic() - started < 2
-    assert conn._sock is None
+    assert http11_socket(conn) is None
     conn.close()
 
 
@@ -203,7 +204,7 @@ def test_keep_alive_twenty_requests_one_connection(nginx_plain: NginxServer) -> 
             response, body = _get(conn, path, {"User-Agent": agent})
             assert response.status == 200
             assert _sha(body) == nginx_plain.files[name]
-            socks.add(id(conn._sock))
+            socks.add(id(http11_socket(conn)))
         assert len(socks) == 1
     entries = _log_entries(nginx_plain, since, agent, 20)
     assert {conn_id for conn_id, _, _, _ in entries} == {entries[0][0]}
@@ -219,7 +220,7 @@ def test_keep_alive_over_tls(nginx_h11_tls: NginxServer) -> None:
             response, body = _get(conn, "/64k.bin", {"User-Agent": agent})
             assert response.status == 200
             assert _sha(body) == nginx_h11_tls.files["64k.bin"]
-            socks.add(id(conn._sock))
+            socks.add(id(http11_socket(conn)))
         assert len(socks) == 1
     entries = _log_entries(nginx_h11_tls, since, agent, 20)
     assert [(conn_id, req) for conn_id, req, _, _ in entries] == [
@@ -233,15 +234,15 @@ def test_connection_close_response_reconnects(nginx_plain: NginxServer) -> None:
     headers = {"User-Agent": agent}
     with _connect(nginx_plain) as conn:
         response, body = _get(conn, "/1k.bin", headers)
-        first_sock = conn._sock
+        first_sock = http11_socket(conn)
         response, body = _get(conn, "/close", headers)
         assert response.headers[b"connection"] == [b"close"]
         assert body == CLOSE_BODY
-        assert conn._sock is None  # closed as soon as the body was read
+        assert http11_socket(conn) is None  # closed as soon as the body was read
         response, body = _get(conn, "/1k.bin", headers)
         assert response.status == 200
         assert _sha(body) == nginx_plain.files["1k.bin"]
-        assert conn._sock is not None and conn._sock is not first_sock
+        assert http11_socket(conn) is not None and http11_socket(conn) is not first_sock
     entries = _log_entries(nginx_plain, since, agent, 3)
     assert entries[0][0] == entries[1][0] != entries[2][0]
     assert [req for _, req, _, _ in entries] == [1, 2, 1]
@@ -263,7 +264,7 @@ def test_reconnects_after_server_closed_idle_connection(
         with HTTP11Connection(*srv.address, timeout=TIMEOUT) as conn:
             response, body = _get(conn, "/one")
             assert body == b"answer 1"
-            assert conn._sock is not None  # kept: the server did not say it would close
+            assert http11_socket(conn) is not None  # kept: the server did not say it would close
             _wait_readable(conn)
             response, body = _get(conn, "/two")
             assert (response.status, body) == (200, b"answer 2")
@@ -280,11 +281,11 @@ def test_no_body_statuses_reuse_connection(nginx_plain: NginxServer, path: str) 
         response, body = _get(conn, path, {"User-Agent": agent})
         assert response.status == int(path.rsplit("/", 1)[1])
         assert body == b""
-        sock = conn._sock
+        sock = http11_socket(conn)
         assert sock is not None
         response, body = _get(conn, "/1k.bin", {"User-Agent": agent})
         assert _sha(body) == nginx_plain.files["1k.bin"]
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
     entries = _log_entries(nginx_plain, since, agent, 2)
     assert entries[0][0] == entries[1][0]
 
@@ -297,10 +298,10 @@ def test_head_has_no_body_and_reuses_connection(nginx_plain: NginxServer) -> Non
         assert response.status == 200
         assert response.headers[b"content-length"] == [str(nginx_plain.sizes["1m.bin"]).encode()]
         assert body == b""
-        sock = conn._sock
+        sock = http11_socket(conn)
         response, body = _get(conn, "/64k.bin", {"User-Agent": agent})
         assert _sha(body) == nginx_plain.files["64k.bin"]
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
     entries = _log_entries(nginx_plain, since, agent, 2)
     assert entries[0][0] == entries[1][0]
     assert [line for _, _, line, _ in entries] == [
@@ -341,16 +342,16 @@ def test_content_length_read_amt(nginx_plain: NginxServer) -> None:
             pieces = []
             while piece := response.read(100_000):
                 pieces.append(piece)
-        sock = conn._sock
+        sock = http11_socket(conn)
         assert [len(piece) for piece in pieces] == [100_000] * 10 + [48_576]
         assert _sha(b"".join(pieces)) == nginx_plain.files["1m.bin"]
         # Closing a response read to its end keeps the connection.
         response, body = _get(conn, "/1k.bin")
         response.close()
         assert _sha(body) == nginx_plain.files["1k.bin"]
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
         assert _get(conn, "/empty.bin")[1] == b""
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
 
 
 # -- chunked bodies ---------------------------------------------------------------------------
@@ -362,10 +363,12 @@ def test_chunked_read_fully(nginx_plain: NginxServer) -> None:
         assert response.headers[b"transfer-encoding"] == [b"chunked"]
         assert b"content-length" not in response.headers
         assert _sha(body) == nginx_plain.files["1m.bin"]
-        sock = conn._sock
+        sock = http11_socket(conn)
         response, body = _get(conn, "/chunked")
         assert _sha(body) == nginx_plain.files["index.html"]
-        assert conn._sock is sock  # the end of a chunked body leaves the connection reusable
+        assert (
+            http11_socket(conn) is sock
+        )  # the end of a chunked body leaves the connection reusable
 
 
 def test_chunked_read_amt(nginx_plain: NginxServer) -> None:
@@ -376,9 +379,9 @@ def test_chunked_read_amt(nginx_plain: NginxServer) -> None:
         while piece := response.read(10_000):
             pieces.append(piece)
         assert response.read(10_000) == b""
-        sock = conn._sock
+        sock = http11_socket(conn)
         _, body = _get(conn, "/1k.bin")
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
     assert all(len(piece) == 10_000 for piece in pieces[:-1])
     assert 0 < len(pieces[-1]) <= 10_000
     assert _sha(b"".join(pieces)) == nginx_plain.files["1m.bin"]
@@ -615,7 +618,7 @@ def test_generator_longer_than_content_length(scripted_raw_server: ServerFactory
             conn.request(
                 "POST", "/long", body=iter([b"abc", b"def"]), headers={"Content-Length": "4"}
             )
-        assert conn._sock is None  # half a request went out: the connection is unusable
+        assert http11_socket(conn) is None  # half a request went out: the connection is unusable
         conn.request("POST", "/after", body=b"ok")
         assert conn.get_response().read() == b"ok"
     assert responder.requests[-1].path == "/after"
@@ -696,8 +699,8 @@ def test_context_manager_closes(scripted_raw_server: ServerFactory) -> None:
     with server as srv:
         with HTTP11Connection(*srv.address, timeout=TIMEOUT) as conn:
             _get(conn, "/a")
-            assert conn._sock is not None
-        assert conn._sock is None
+            assert http11_socket(conn) is not None
+        assert http11_socket(conn) is None
         # The responder only returns when it sees the client's end of the connection.
         srv.join_handlers()
     assert srv.connection_count == 1
@@ -709,7 +712,7 @@ def test_close_then_request_reconnects(scripted_raw_server: ServerFactory) -> No
         _get(conn, "/a")
         conn.close()
         conn.close()  # idempotent
-        assert conn._sock is None
+        assert http11_socket(conn) is None
         response, _ = _get(conn, "/b")
         assert response.status == 200
     assert [(r.path, r.connection_id) for r in responder.requests] == [("/a", 0), ("/b", 1)]
@@ -724,7 +727,7 @@ def test_response_close_mid_body_uses_new_connection(nginx_plain: NginxServer) -
         response = conn.get_response()
         assert len(response.read(1000)) == 1000
         response.close()
-        assert conn._sock is None
+        assert http11_socket(conn) is None
         response, body = _get(conn, "/1k.bin", {"User-Agent": agent})
         assert _sha(body) == nginx_plain.files["1k.bin"]
     entries = _log_entries(nginx_plain, since, agent, 2)
@@ -736,14 +739,14 @@ def test_request_before_reading_body_is_refused(nginx_plain: NginxServer) -> Non
     with _connect(nginx_plain) as conn:
         conn.request("GET", "/64k.bin")
         response = conn.get_response()
-        sock = conn._sock
+        sock = http11_socket(conn)
         with pytest.raises(InvalidRequest, match=r"previous response's body has not been read"):
             conn.request("GET", "/1k.bin")
         # Nothing was sent: the first body is still intact and the connection reusable.
         assert _sha(response.read()) == nginx_plain.files["64k.bin"]
         _, body = _get(conn, "/1k.bin")
         assert _sha(body) == nginx_plain.files["1k.bin"]
-        assert conn._sock is sock
+        assert http11_socket(conn) is sock
 
 
 def test_two_requests_without_get_response_is_refused(nginx_plain: NginxServer) -> None:
@@ -893,7 +896,7 @@ def test_read_timeout(scripted_raw_server: ServerFactory) -> None:
             conn.get_response()
         elapsed = time.monotonic() - started
         assert 0.4 <= elapsed < 2
-        assert conn._sock is None  # a timed-out response leaves the connection unusable
+        assert http11_socket(conn) is None  # a timed-out response leaves the connection unusable
         srv.join_handlers()
 
 
@@ -980,7 +983,7 @@ def test_http10_body_until_close(scripted_raw_server: ServerFactory) -> None:
         response, received = _get(conn, "/old")
         assert response.status == 200
         assert received == body
-        assert conn._sock is None
+        assert http11_socket(conn) is None
         assert _get(conn, "/next")[1] == b"next"
     assert [(r.path, r.connection_id) for r in responder.requests] == [("/old", 0), ("/next", 1)]
 
@@ -1006,7 +1009,7 @@ def test_http10_without_keep_alive_is_not_reused(scripted_raw_server: ServerFact
     with scripted_raw_server(responder) as srv, HTTP11Connection(*srv.address) as conn:
         for _ in range(2):
             assert _get(conn, "/old")[1] == b"hello"
-            assert conn._sock is None
+            assert http11_socket(conn) is None
     assert [r.connection_id for r in responder.requests] == [0, 1]
 
 

@@ -41,6 +41,7 @@ from tests.support.http11 import (
     reader_for,
     send_raw,
 )
+from tests.support.introspect import http11_socket
 from tests.support.scripted import ScriptedRawServer
 
 ServerFactory = Callable[..., ScriptedRawServer]
@@ -99,7 +100,7 @@ def _invalid_then_next(
 def _closed_then_next(conn: HTTP11Connection) -> None:
     """The connection is closed after the last response; the next request ("/next") gets its
     answer (on a new connection)."""
-    assert conn._sock is None
+    assert http11_socket(conn) is None
     assert _get(conn, "/next")[1] == b"next"
 
 
@@ -130,10 +131,10 @@ def _request_line(request: Request) -> bytes:
 def _wait_readable(conn: HTTP11Connection) -> None:
     """Wait (bounded) until the idle connection has something to read (buffered already, or
     readable on its socket)."""
-    assert conn._sock is not None
-    if conn._sock.buffered:
+    assert http11_socket(conn) is not None
+    if http11_socket(conn).buffered:
         return
-    readable, _, _ = select.select([conn._sock.fileno()], [], [], WAIT)
+    readable, _, _ = select.select([http11_socket(conn).fileno()], [], [], WAIT)
     assert readable, "nothing reached the client"
 
 
@@ -518,7 +519,7 @@ def test_rfc9112_6_3_a_body_shorter_or_longer_than_its_content_length_is_refused
             conn.request(
                 "POST", "/long", body=_pieces(b"abc", b"def"), headers={"Content-Length": "4"}
             )
-        assert conn._sock is None  # part of a request went out: the connection is dropped
+        assert http11_socket(conn) is None  # part of a request went out: the connection is dropped
         _get(conn, "/after", "POST", body=b"ok")
     assert [r.path for r in responder.requests] == ["/after"]
 
@@ -766,7 +767,7 @@ def test_rfc9112_9_3_persistence_follows_version_and_connection(
     with _connected(scripted_raw_server, {"/r": RawReply(raw, close=False)}) as (conn, responder):
         for _ in range(3):
             assert _get(conn, "/r")[1] == b"ok"
-            assert (conn._sock is not None) == persists
+            assert (http11_socket(conn) is not None) == persists
     expected = [0, 0, 0] if persists else [0, 1, 2]
     assert [r.connection_id for r in responder.requests] == expected
 
@@ -862,7 +863,7 @@ def test_rfc9112_9_6_after_sending_close_no_more_requests_on_the_connection(
         scripted_raw_server, {"/r": RawReply(OK + b"Content-Length: 2\r\n\r\nok", close=False)}
     ) as (conn, responder):
         assert _get(conn, "/r", headers={"Connection": "close"})[1] == b"ok"
-        assert conn._sock is None
+        assert http11_socket(conn) is None
         assert _get(conn, "/r")[1] == b"ok"
     assert responder.requests[0].tokens("connection") == [b"close"]
     assert [r.connection_id for r in responder.requests] == [0, 1]
@@ -874,7 +875,7 @@ def test_rfc9112_9_6_a_caller_sent_close_goes_out_as_given(
     with _connected(scripted_raw_server) as (conn, responder):
         # The echo responder answers a "close" request with "Connection: close".
         assert _get(conn, "/last", headers={"Connection": "close"})[1] == b"ok"
-        assert conn._sock is None
+        assert http11_socket(conn) is None
         assert _get(conn, "/again")[1] == b"ok"
     last, again = responder.requests
     assert last.tokens("connection") == [b"close"] and not last.keep_alive
@@ -890,9 +891,9 @@ def test_rfc9112_9_6_after_receiving_close_the_client_closes(
     ) as (conn, responder):
         conn.request("GET", "/close")
         response = conn.get_response()
-        assert conn._sock is not None  # the body is still to come
+        assert http11_socket(conn) is not None  # the body is still to come
         assert response.read() == b"ok"
-        assert conn._sock is None  # closed once the response was read
+        assert http11_socket(conn) is None  # closed once the response was read
         assert _get(conn, "/next")[1] == b"next"
     assert [(r.path, r.connection_id) for r in responder.requests] == [
         ("/close", 0),
@@ -1001,7 +1002,7 @@ def test_rfc9112_9_8_a_short_content_length_body_with_an_incomplete_close_is_inc
     with _ragged_response(scripted_raw_server, ca_cert_path, raw) as (conn, response):
         with pytest.raises(IncompleteRead):
             response.read()
-        assert conn._sock is None
+        assert http11_socket(conn) is None
 
 
 def test_rfc9112_9_8_a_close_delimited_body_needs_a_closure_alert(

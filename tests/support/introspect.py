@@ -1,6 +1,7 @@
 """
 What tests look at inside an :class:`hyper.HTTP20Connection` that its public API does not
-show: its transports, the streams open on them, what they buffer.
+show: its transports, the streams open on them, what they buffer; and the socket an
+:class:`hyper.HTTP11Connection` holds between requests.
 
 Every such look goes through here, so that the tests name what they check (``open_ids``,
 ``buffered``) and a change to the connection's internals touches one file.
@@ -10,9 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hyper import HTTP20Connection, HTTP20Push, HTTP20Response
+from hyper import HTTP11Connection, HTTP20Connection, HTTP20Push, HTTP20Response
+from hyper.common.bufsocket import BufferedSocket
 from hyper.http20.stream import Stream
 from hyper.http20.transport import Transport
+
+
+def http11_socket(conn: HTTP11Connection) -> BufferedSocket | None:
+    """The socket an HTTP/1.1 connection holds (``None`` once it closed it)."""
+    return conn._sock
 
 
 def transport(conn: HTTP20Connection) -> Transport | None:
