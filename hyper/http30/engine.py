@@ -238,7 +238,15 @@ class QuicEngine:
             if kind is HandshakeCompleted:
                 self._handshake_completed(event)  # type: ignore[arg-type]
                 continue
-            for h3_event in h3.handle_event(event):
+            try:
+                h3_events = h3.handle_event(event)
+            except _STACK_ERRORS as exc:
+                # HTTP/3 could not answer what arrived because the connection is closing
+                # (the server closed it meanwhile): the stack reports why, and the end,
+                # with ConnectionTerminated once its closing period is over.
+                log.debug("HTTP/3 on a closing connection to %s: %s", self.origin, exc)
+                continue
+            for h3_event in h3_events:
                 self._on_h3_event(h3_event)
 
     def _handshake_completed(self, event: HandshakeCompleted) -> None:

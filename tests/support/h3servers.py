@@ -4,6 +4,17 @@ sites).
 
 Both run over TLS with the suite's test certificate (valid for ``localhost`` and
 ``127.0.0.1``); the client trusts the test CA.
+
+What hypercorn 0.18 (on aioquic 1.7) does over HTTP/3, found while writing the tests:
+
+* It cannot end a response with trailers: aioquic refuses the empty final DATA hypercorn
+  sends after them (``FrameUnexpected``), and the stream never ends.
+* A handler that answers a request the client has reset (``H3_REQUEST_CANCELLED``) raises
+  inside aioquic ("Cannot send data after the stream was reset"), and from then on the
+  server answers no QUIC packet at all, for any connection. The session-scoped fixture is
+  shared, so tests never leave a request hypercorn is still working on reset: they wait
+  for slow answers, or leave a request body unfinished (the handler then sees the client
+  go away).
 """
 
 from __future__ import annotations
