@@ -91,6 +91,16 @@ def test_a_server_that_does_not_answer_fails_within_the_connect_timeout() -> Non
     assert "does not answer over UDP" in str(caught.value)
 
 
+def test_without_a_connect_timeout_quics_idle_timeout_ends_the_handshake() -> None:
+    sink, port = _udp_port_nobody_answers()
+    with sink, HTTP30Connection("127.0.0.1", port, timeout=None, idle_timeout=0.6) as conn:
+        started = time.monotonic()
+        with pytest.raises(ConnectTimeout) as caught:
+            conn.connect()
+        assert time.monotonic() - started < 5
+    assert "does not answer over UDP" in str(caught.value)
+
+
 def test_a_port_nobody_listens_on_fails_within_the_connect_timeout() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))

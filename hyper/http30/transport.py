@@ -188,9 +188,10 @@ class Transport:
             hint = " (the network said the port is unreachable)" if self.sock.refused else ""
             with self.lock:
                 self.close_locked(exc)
+            within = "" if timeout is None else f" within {timeout:g} s"
             raise ConnectTimeout(
-                f"no QUIC handshake with {self.engine.origin} within {timeout:g} s: the server "
-                f"does not answer over UDP{hint}"
+                f"no QUIC handshake with {self.engine.origin}{within}: the server does not "
+                f"answer over UDP{hint}"
             ) from None
         except BaseException:
             with self.lock:
