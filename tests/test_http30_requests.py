@@ -165,3 +165,15 @@ def test_an_invalid_request_is_refused_before_the_network(conn: HTTP30Connection
     with pytest.raises(InvalidRequest):
         HTTP30Connection("localhost", 443, unknown=True)
     assert conn.connections_opened == 0
+
+
+def test_more_requests_than_the_servers_stream_limit(conn: HTTP30Connection) -> None:
+    # aioquic lets a client open 128 streams at first and raises the limit as they end;
+    # 300 one after the other, then 200 at once, need it raised several times.
+    for n in range(300):
+        assert _body_ok(_get(conn, f"/bytes/{n % 7}").read(), n % 7)
+    ids = [conn.request("GET", f"/bytes/{n % 5}") for n in range(200)]
+    assert [conn.get_response(i).read() for i in ids] == [
+        random.Random(n % 5).randbytes(n % 5) for n in range(200)
+    ]
+    assert conn.connections_opened == 1

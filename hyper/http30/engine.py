@@ -135,9 +135,14 @@ class QuicEngine:
     # -- requests ---------------------------------------------------------------------------
 
     def can_open_stream(self) -> bool:
-        """Whether the server's stream limit leaves room for another request."""
-        limit = self.quic.max_concurrent_bidi_streams
-        return limit <= 0 or len(self.streams) < limit
+        """
+        Whether the server's stream limit leaves room for another request. QUIC's limit
+        counts every bidirectional stream the connection ever opened (MAX_STREAMS, RFC 9000
+        section 4.6), and the server raises it as streams end: the next stream's number must
+        be below it.
+        """
+        quic = self.quic
+        return quic.get_next_available_stream_id() // 4 < quic.max_concurrent_bidi_streams
 
     def send_headers(self, headers: HeaderList, end_stream: bool) -> RequestStream:
         """
