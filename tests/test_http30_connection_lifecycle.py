@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from hyper.common.exceptions import (
     ConnectTimeout,
     InvalidRequest,
     ReadTimeout,
+    TLSError,
 )
 from hyper.http30.exceptions import ClosedByCaller
 from tests.support.certs import TLSMaterial
@@ -70,6 +72,31 @@ def test_verification_follows_the_ssl_context(
         hypercorn_h3.host, hypercorn_h3.port, ssl_context=unverified, timeout=TIMEOUT
     ) as conn:
         assert conn.get_response(conn.request("GET", "/get")).status == 200
+
+
+def test_tls_secrets_go_to_sslkeylogfile(
+    hypercorn_h3: H3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    with HTTP30Connection(
+        hypercorn_h3.host, hypercorn_h3.port, cert_path=hypercorn_h3.ca_cert_path, timeout=TIMEOUT
+    ) as conn:
+        assert conn.get_response(conn.request("GET", "/get")).status == 200
+    labels = {line.split()[0] for line in keylog.read_text().splitlines() if line.strip()}
+    assert {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"} <= labels
+
+
+def test_certificate_files_that_cannot_be_loaded_are_tls_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    conn = HTTP30Connection("127.0.0.1", 1, cert_path=missing)
+    with conn, pytest.raises(TLSError, match="CA certificates"):
+        conn.connect()
+    conn = HTTP30Connection("127.0.0.1", 1, cert=str(garbage))
+    with conn, pytest.raises(TLSError, match="client certificate"):
+        conn.connect()
 
 
 def _udp_port_nobody_answers() -> tuple[socket.socket, int]:

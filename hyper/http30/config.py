@@ -127,8 +127,10 @@ def _load_client_certificate(configuration: QuicConfiguration, settings: QuicSet
         certfile, keyfile = os.fspath(cert), None
     try:
         configuration.load_cert_chain(certfile, keyfile, settings.cert_password)
-    except (OSError, ValueError) as exc:
-        raise TLSError(f"cannot load client certificate {cert!r}: {exc}") from exc
+    except Exception as exc:
+        # The QUIC stack reports a file it cannot parse in many ways (OSError, ValueError,
+        # IndexError for a PEM file without a certificate): every one is a file not loaded.
+        raise TLSError(f"cannot load client certificate {cert!r}: {exc!r}") from exc
 
 
 def _open_key_log(context: ssl.SSLContext | None) -> TextIO | None:
