@@ -84,7 +84,7 @@ class QuicEngine:
         self.goaway_id: int | None = None
         #: hyper closed the connection (CONNECTION_CLOSE is queued or sent).
         self.closing = False
-        #: Push streams hyper asked the server to stop (it never asks for pushes).
+        #: Push streams hyper asked the server to stop (it does not use pushes).
         self._refused_pushes: set[int] = set()
 
     def __repr__(self) -> str:
@@ -296,7 +296,7 @@ class QuicEngine:
     def _stream_for(self, stream_id: int, push_id: int | None) -> RequestStream | None:
         stream = self.streams.get(stream_id)
         if stream is None and push_id is not None and stream_id not in self._refused_pushes:
-            # hyper never asks for pushes; a server that pushes anyway is told to stop.
+            # The stack allows a few pushes (MAX_PUSH_ID 8); hyper uses none: stop them.
             self._refused_pushes.add(stream_id)
             try:
                 self.quic.stop_stream(stream_id, H3ErrorCode.H3_REQUEST_CANCELLED)
