@@ -13,6 +13,7 @@ if not in_ci():  # in CI a missing QUIC stack is a failure, not a skip
     pytest.importorskip("qh3", reason="HTTP/3 needs the http3 extra (qh3)")
 
 from hyper import HTTP30Connection
+from hyper.common.exceptions import IncompleteRead, InvalidResponse
 from hyper.http30.errors import H3ErrorCode
 from hyper.http30.exceptions import ConnectionError, StreamResetError
 from tests.support.certs import TLSMaterial
@@ -108,3 +109,34 @@ def test_a_connection_ended_with_an_error(tls_material: TLSMaterial) -> None:
         assert "too busy" in str(caught.value)
         assert not caught.value.safe_to_retry
         assert len(peer.seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "body", "error", "message"),
+    [
+        ([(b"content-length", b"2")], b"too long", InvalidResponse, "content-length"),
+        ([(b"content-length", b"20")], b"short", IncompleteRead, "5 of 20"),
+        ([(b"connection", b"close")], b"x", InvalidResponse, "connection-specific"),
+        ([(b"x-bad", b" padded")], b"x", InvalidResponse, "whitespace"),
+    ],
+)
+def test_a_malformed_response_fails_its_request_only(
+    tls_material: TLSMaterial,
+    fields: list[tuple[bytes, bytes]],
+    body: bytes,
+    error: type[Exception],
+    message: str,
+) -> None:
+    def script(exchange: Exchange) -> None:
+        if exchange.index == 0:
+            exchange.respond(body=body, fields=fields)
+        else:
+            exchange.respond(body=b"fine")
+
+    with run_h3_peer(tls_material.server, script) as peer, _connect(peer, tls_material) as conn:
+        bad = conn.request("GET", "/bad")
+        good = conn.request("GET", "/good")
+        with pytest.raises(error, match=message):
+            conn.get_response(bad).read()
+        assert conn.get_response(good).read() == b"fine"
+        assert conn.connections_opened == 1

@@ -70,9 +70,14 @@ def qpack_literals(headers: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(out)
 
 
-def response_frames(status: int, body: bytes) -> bytes:
-    """HEADERS and DATA of a complete response."""
-    headers = [(b":status", str(status).encode()), (b"content-length", str(len(body)).encode())]
+def response_frames(
+    status: int, body: bytes, fields: list[tuple[bytes, bytes]] | None = None
+) -> bytes:
+    """HEADERS and DATA of a complete response; ``fields`` replace the default
+    ``content-length``."""
+    if fields is None:
+        fields = [(b"content-length", str(len(body)).encode())]
+    headers = [(b":status", str(status).encode()), *fields]
     return frame(HEADERS, qpack_literals(headers)) + (frame(DATA, body) if body else b"")
 
 
@@ -87,9 +92,16 @@ class Exchange:
     quic: QuicConnection
     peer: H3Peer
 
-    def respond(self, status: int = 200, body: bytes = b"ok") -> None:
-        """Send a whole response and end the stream."""
-        self.quic.send_stream_data(self.stream_id, response_frames(status, body), end_stream=True)
+    def respond(
+        self,
+        status: int = 200,
+        body: bytes = b"ok",
+        fields: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Send a whole response and end the stream (``fields``: see
+        :func:`response_frames`)."""
+        data = response_frames(status, body, fields)
+        self.quic.send_stream_data(self.stream_id, data, end_stream=True)
 
     def reset(self, error_code: int) -> None:
         """Reset the stream (RESET_STREAM) with an HTTP/3 error code."""
