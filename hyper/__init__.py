@@ -23,6 +23,8 @@ from .http11.response import HTTP11Response
 if TYPE_CHECKING:
     from .http20.connection import HTTP20Connection
     from .http20.response import HTTP20Push, HTTP20Response
+    from .http30.connection import HTTP30Connection
+    from .http30.response import HTTP30Response
 
 __version__ = "1.0.0.dev0"
 
@@ -32,6 +34,8 @@ __all__ = [
     "HTTP20Connection",
     "HTTP20Push",
     "HTTP20Response",
+    "HTTP30Connection",
+    "HTTP30Response",
     "HTTPConnection",
     "HTTPHeaderMap",
     "HyperError",
@@ -41,13 +45,15 @@ __all__ = [
 # A library never configures logging; it only makes sure nothing is printed unasked.
 logging.getLogger("hyper").addHandler(logging.NullHandler())
 
-#: The HTTP/2 classes (with hpack and hyperframe) load on first use: importing hyper stays
-#: cheap for code that never speaks HTTP/2.
+#: The HTTP/2 classes (with hpack and hyperframe) and the HTTP/3 ones (with qh3, an optional
+#: dependency) load on first use: importing hyper stays cheap for code that never speaks them.
 __getattr__ = lazy_attributes(
     __name__,
     {
         "HTTP20Connection": ".http20.connection",
         "HTTP20Push": ".http20.response",
         "HTTP20Response": ".http20.response",
+        "HTTP30Connection": ".http30.connection",
+        "HTTP30Response": ".http30.response",
     },
 )

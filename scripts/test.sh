@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
-debian_packages=(nghttp2-server nghttp2-client nginx tinyproxy curl h2o apache2 dante-server)
+debian_packages=(nghttp2-server nghttp2-client nginx tinyproxy curl h2o apache2 dante-server caddy)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

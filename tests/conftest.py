@@ -601,3 +601,71 @@ def dante(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DanteServer]:
     connections to its ``blocked_port`` (see :mod:`tests.support.dante`)."""
     with run_dante(tmp_path_factory.mktemp("dante")) as proxy:
         yield proxy
+
+
+# -- HTTP/3 servers ----------------------------------------------------------------------------
+
+from tests.support.h3servers import (  # noqa: E402
+    CaddyServer,
+    H3Server,
+    make_caddy_docroot,
+    run_caddy,
+    run_hypercorn_h3,
+)
+
+_SERVER_MARKERS["hypercorn_h3"] = "http3"
+_SERVER_MARKERS["caddy_h3"] = "http3"
+_pytest_configure_before_http3 = pytest_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the http3 marker."""
+    _pytest_configure_before_http3(config)
+    config.addinivalue_line(
+        "markers", "http3: needs an HTTP/3 server, hypercorn[h3] or caddy (auto-applied)"
+    )
+
+
+@pytest.fixture(scope="session")
+def hypercorn_h3(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[H3Server]:
+    """hypercorn serving HTTP/3 on a free UDP port of 127.0.0.1 (``--quic-bind``): httpbin
+    plus ``/echo``, ``/bytes/<n>``, ``/slow/<ms>`` and ``/trailers``
+    (:mod:`tests.support.h3_app`)."""
+    with run_hypercorn_h3(
+        tmp_path_factory.mktemp("hypercorn-h3"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def caddy_h3(
+    tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CaddyServer]:
+    """Caddy serving files over HTTP/3 (and HTTP/1.1 and HTTP/2 on the same TCP port):
+    ``/hello.txt`` and a 100 MiB ``/big.bin`` (see :mod:`tests.support.h3servers`)."""
+    docroot = tmp_path_factory.mktemp("caddy-docroot")
+    digest = make_caddy_docroot(docroot)
+    with run_caddy(
+        docroot,
+        digest,
+        tmp_path_factory.mktemp("caddy-logs"),
+        cert=tls_material.server,
+        ca_cert_path=tls_material.ca_cert_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def hypercorn_h3_conn(hypercorn_h3: H3Server) -> Iterator[Any]:
+    """An :class:`~hyper.HTTP30Connection` to :func:`hypercorn_h3` (20 s timeouts), closed
+    after the test."""
+    from hyper import HTTP30Connection
+
+    with HTTP30Connection(
+        hypercorn_h3.host, hypercorn_h3.port, cert_path=hypercorn_h3.ca_cert_path, timeout=20.0
+    ) as connection:
+        yield connection

@@ -63,6 +63,8 @@ class HTTPVersion(enum.Enum):
     http11 = "HTTP/1.1"
     #: HTTP/2, over TLS (ALPN ``h2``) or in plaintext (``h2c``).
     http20 = "HTTP/2"
+    #: HTTP/3, over QUIC (ALPN ``h3``).
+    http30 = "HTTP/3"
 
 
 def to_bytestring(value: str | bytes | bytearray | memoryview) -> bytes:

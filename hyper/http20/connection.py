@@ -23,7 +23,6 @@ from typing import Any
 from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
 from ..common.condition import Condition
-from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -32,16 +31,23 @@ from ..common.exceptions import (
     SocketError,
 )
 from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
+from ..common.header_list import (
+    build_header_list,
+    finish_header_list,
+)
+from ..common.multiplexed import (
+    PendingRequest,
+    add_header,
+    await_response,
+    find_request,
+    retry_verdict,
+    send_body,
+    send_request_body,
+)
 from ..common.request import (
-    IDEMPOTENT_METHODS,
-    METHODS_EXPECTING_BODY,
     BodyArg,
     HeadersArg,
     RequestBody,
-    check_method,
-    check_scheme_is_secured,
-    iter_header_pairs,
-    split_absolute_url,
     to_header_bytes,
 )
 from ..common.sockets import open_connection
@@ -75,9 +81,6 @@ log = logging.getLogger(__name__)
 #: Headers that describe a single HTTP/1.1 hop; HTTP/2 forbids them (RFC 9113 8.2.2).
 CONNECTION_SPECIFIC_HEADERS = CONNECTION_SPECIFIC_FIELDS
 
-#: Sent unless the caller sets Accept-Encoding: every coding hyper decodes transparently.
-ACCEPT_ENCODING = (b"accept-encoding", ", ".join(SUPPORTED_ENCODINGS).encode("ascii"))
-
 #: The most pushed responses one connection keeps waiting to be collected with
 #: :meth:`HTTP20Connection.get_pushes`; further pushes are refused (``REFUSED_STREAM``).
 MAX_BUFFERED_PUSHES = 100
@@ -88,63 +91,17 @@ MAX_STREAM_ID = 2**31 - 1
 __all__ += ["DEFAULT_MAX_FRAME_SIZE", "DEFAULT_MAX_HEADER_LIST_SIZE", "MAX_BUFFERED_PUSHES"]
 
 
-class _Request:
-    """
-    A request the caller holds a stream id for: being built (``putrequest()``), sent and
-    awaiting :meth:`HTTP20Connection.get_response`. The id stays the caller's handle even if
-    the request goes out again on another stream.
-    """
+#: A request the caller holds a stream id for
+#: (:class:`~hyper.common.multiplexed.PendingRequest`).
+_Request = PendingRequest[Transport, Stream]
 
-    __slots__ = (
-        "body_sent",
-        "connect_timeout",
-        "handle",
-        "headers",
-        "read_timeout",
-        "replay",
-        "sent",
-        "stream",
-        "transport",
+
+def _connection_died(error: HyperError | None) -> bool:
+    """Whether a stream's error means its connection ended under it (see
+    :func:`~hyper.common.multiplexed.retry_verdict`)."""
+    return (isinstance(error, SocketError) and not isinstance(error, ReadTimeout)) or (
+        isinstance(error, HTTP2ConnectionError) and not isinstance(error, ProtocolError)
     )
-
-    def __init__(
-        self,
-        handle: int,
-        headers: HeaderList,
-        connect_timeout: float | None,
-        read_timeout: float | None,
-    ) -> None:
-        self.handle = handle
-        #: The header list (built up by putheader() until sent).
-        self.headers = headers
-        #: The request's timeouts: for opening a connection it needs, and for each wait for
-        #: the server (stream room, window for its body, its response and the body's data).
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.sent = False
-        #: Where the request went: its transport and stream, once sent.
-        self.transport: Transport | None = None
-        self.stream: Stream | None = None
-        #: The headers and in-memory body, to send again if the server never processed it.
-        self.replay: tuple[HeaderList, bytes | memoryview] | None = None
-        #: How many body bytes the caller has handed over so far.
-        self.body_sent = 0
-
-
-def _declared_length(headers: HeaderList) -> int | None:
-    """The Content-Length a request's headers announce, or None.
-
-    :raises InvalidRequest: if a value is not a number, or two values differ.
-    """
-    declared: int | None = None
-    for name, value in headers:
-        if name == b"content-length":
-            if not value.isdigit() or not value.isascii():
-                raise InvalidRequest(f"invalid Content-Length {value[:30]!r}")
-            if declared is not None and int(value) != declared:
-                raise InvalidRequest("two different Content-Length values")
-            declared = int(value)
-    return declared
 
 
 class HTTP20Connection(ClosingContextManager):
@@ -508,7 +465,8 @@ class HTTP20Connection(ClosingContextManager):
         :raises ReadTimeout: if the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves no room
             for a new stream within the read timeout (``request()`` waits for one, reading
             other streams' data meanwhile), or keeps the window for the body shut as long.
-        :raises StreamResetError: if the server reset the stream while the body was sent.
+        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream while the
+            body was sent.
         """
         connect_timeout, read_timeout = request_timeouts(
             timeout, self._connect_timeout, self._read_timeout
@@ -528,26 +486,14 @@ class HTTP20Connection(ClosingContextManager):
             # In memory: it can be sent again if the server says it never processed it.
             request.replay = (header_list, request_body.data)
         if not end_stream:
-            try:
-                self._send_body(request, request_body.chunks(), final=True)
-            except InvalidRequest:
-                self._abandon(request)  # a caller's mistake: nothing to send again
-                raise
-            except HyperError as failure:
-                error = failure
-                resend, safe = self._retry_verdict(request)
-                if resend:
-                    try:
-                        self._resend(request)
-                        return request.handle
-                    except HyperError as again:
-                        error, safe = again, self._retry_verdict(request)[1]
-                self._abandon(request)
-                raise error.for_request(safe) from error.__cause__
-            except BaseException:
-                # The caller never gets this stream's id: do not leave it behind.
-                self._abandon(request)
-                raise
+            chunks = request_body.chunks()
+            send_request_body(
+                request,
+                lambda: self._send_body(request, chunks, final=True),
+                lambda: self._retry_verdict(request),
+                lambda: self._resend(request),
+                lambda: self._abandon(request),
+            )
         return request.handle
 
     def putrequest(
@@ -610,13 +556,9 @@ class HTTP20Connection(ClosingContextManager):
         :param replace: replace any values already set for this header instead of adding one.
         :raises InvalidRequest: for an invalid name or value, or a request already sent.
         """
-        request = self._pending_request(stream_id)
-        pairs = list(iter_header_pairs([(header, argument)]))
-        name = pairs[0][0].lower()
+        request = self._request_for(stream_id)
         with self._lock:
-            if replace:
-                request.headers[:] = [pair for pair in request.headers if pair[0] != name]
-            request.headers.extend((name, value) for _, value in pairs)
+            add_header(request, header, argument, replace)
 
     def endheaders(
         self,
@@ -638,7 +580,7 @@ class HTTP20Connection(ClosingContextManager):
             body = RequestBody(message_body)
             # The body's length is the request's length only if no send() calls follow.
             length = body.length if final else None
-            request.headers = self._finish_header_list(request.headers, length)
+            request.headers = finish_header_list(request.headers, length)
             end_now = final and body.is_empty
             self._open_stream(
                 request.headers, end_now, request, request.connect_timeout, request.read_timeout
@@ -658,7 +600,7 @@ class HTTP20Connection(ClosingContextManager):
         :param data: the data (same types as :meth:`request`'s ``body``).
         :param final: whether this is the end of the request body.
         :param stream_id: the request's stream id; the latest request when ``None``.
-        :raises StreamResetError: if the server reset the stream.
+        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream.
         """
         request = self._request_for(stream_id)
         if not request.sent:
@@ -672,12 +614,8 @@ class HTTP20Connection(ClosingContextManager):
         return request
 
     def _request_for(self, stream_id: int | None) -> _Request:
-        if stream_id is None:
-            stream_id = self._recent_stream_id
-        request = self._awaiting.get(stream_id) if stream_id is not None else None
-        if request is None:
-            raise InvalidRequest(f"no open request with stream id {stream_id}")
-        return request
+        recent = self._recent_stream_id if stream_id is None else stream_id
+        return find_request(self._awaiting, recent)
 
     def _build_headers(
         self,
@@ -686,61 +624,15 @@ class HTTP20Connection(ClosingContextManager):
         headers: HeadersArg | None,
         body_length: int | None,
     ) -> HeaderList:
-        scheme, authority, path = split_absolute_url(url)
-        if scheme is not None:
-            check_scheme_is_secured(scheme, self.secure)
-        pseudo = [
-            (b":method", check_method(method)),
-            (b":scheme", scheme or self._scheme),
-            (b":authority", authority or self._authority),
-            (b":path", path),
-        ]
-        if headers is None:
-            pseudo.append(ACCEPT_ENCODING)
-            if body_length or (body_length == 0 and pseudo[0][1] in METHODS_EXPECTING_BODY):
-                pseudo.append((b"content-length", str(body_length).encode()))
-            return pseudo
-        pseudo.extend((name.lower(), value) for name, value in iter_header_pairs(headers))
-        if not any(name == b"accept-encoding" for name, _ in pseudo):
-            pseudo.append(ACCEPT_ENCODING)
-        return self._finish_header_list(pseudo, body_length)
-
-    @staticmethod
-    def _finish_header_list(headers: HeaderList, body_length: int | None) -> HeaderList:
-        """Apply HTTP/2's header rules to a request header list (pseudo-headers first)."""
-        dropped = set(CONNECTION_SPECIFIC_FIELDS)
-        for name, value in headers:
-            if name == b"connection":
-                tokens = (token.strip().lower() for token in value.split(b","))
-                dropped.update(t for t in tokens if t and not t.startswith(b":"))
-        result: HeaderList = []
-        host: bytes | None = None
-        has_length = False
-        for name, value in headers:
-            if name in dropped:
-                continue
-            if name == b"host":
-                host = host or value
-                continue
-            if name == b"te" and value.lower() != b"trailers":
-                continue  # the only TE value HTTP/2 allows
-            if name == b"content-length":
-                has_length = True
-            result.append((name, value))
-        if host is not None:
-            result = [(b":authority", host) if n == b":authority" else (n, v) for n, v in result]
-        method = result[0][1] if result and result[0][0] == b":method" else b""
-        expected = body_length or (body_length == 0 and method in METHODS_EXPECTING_BODY)
-        if expected and not has_length:
-            result.append((b"content-length", str(body_length).encode()))
-        elif has_length:
-            # RFC 9113 8.1.1: the length announced must be the length sent.
-            declared = _declared_length(result)
-            if body_length is not None and declared != body_length:
-                raise InvalidRequest(
-                    f"Content-Length says {declared} but the body has {body_length} bytes"
-                )
-        return result
+        return build_header_list(
+            method,
+            url,
+            headers,
+            body_length,
+            scheme=self._scheme,
+            authority=self._authority,
+            secure=self.secure,
+        )
 
     def _allocate_stream_id_locked(self) -> int:
         """
@@ -869,33 +761,16 @@ class HTTP20Connection(ClosingContextManager):
     def _send_body(
         self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
     ) -> None:
-        """Send body pieces, marking the last one END_STREAM when ``final``. A body that
-        turns out longer or shorter than its Content-Length is not sent past that point: the
-        stream is reset and :class:`InvalidRequest` raised (RFC 9113 8.1.1)."""
+        """Send body pieces, the last one with END_STREAM when ``final``, within the
+        request's Content-Length (see :func:`~hyper.common.multiplexed.send_body`)."""
         transport, stream = request.transport, request.stream
         assert transport is not None and stream is not None
         timeout = request.read_timeout
-        declared = _declared_length(request.headers)
-        sent = request.body_sent
-        previous: bytes | memoryview | None = None
-        for chunk in chunks:
-            sent += len(chunk)
-            if declared is not None and sent > declared:
-                self._abandon(request)
-                raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
-            if previous is not None:
-                transport.send_data(stream, previous, False, timeout)
-            previous = chunk
-        request.body_sent = sent
-        if final and declared is not None and sent != declared:
-            self._abandon(request)
-            raise InvalidRequest(
-                f"the body had {sent} bytes, not the {declared} its Content-Length announced"
-            )
-        if previous is not None:
-            transport.send_data(stream, previous, final, timeout)
-        elif final:
-            transport.send_data(stream, b"", True, timeout)
+
+        def send(piece: bytes | memoryview, last: bool) -> None:
+            transport.send_data(stream, piece, last, timeout)
+
+        send_body(request, chunks, final, send, lambda: self._abandon(request))
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -913,57 +788,20 @@ class HTTP20Connection(ClosingContextManager):
             request whose response has not been fetched yet.
         :returns: the response; its body is read with :meth:`HTTP20Response.read`.
         :raises InvalidRequest: if no such request is waiting for its response.
-        :raises StreamResetError: if the server reset the stream before answering.
-        :raises ConnectionError: if the connection failed, or the request was not processed
+        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream before
+            answering.
+        :raises ~hyper.http20.exceptions.ConnectionError: if the connection failed, or the request
+            was not processed
             and could not be sent again.
         :raises ReadTimeout: if the response does not come within the request's read
             timeout (its own, or the connection's). The request stays pending: call
             ``get_response()`` again to wait more, or :meth:`cancel` to give it up.
         """
-        if stream_id is not None and (
-            isinstance(stream_id, bool) or not isinstance(stream_id, int)
-        ):
-            raise InvalidRequest(f"stream_id must be an int, not {type(stream_id).__name__}")
-        with self._lock:
-            if stream_id is None:
-                if not self._awaiting:
-                    raise InvalidRequest("there is no request waiting for a response")
-                stream_id = next(iter(self._awaiting))
-            request = self._awaiting.get(stream_id)
-            if request is None:
-                raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
-            if not request.sent:
-                raise InvalidRequest(f"the request on stream {stream_id} was not sent yet")
-        resent = False
-        while True:
-            transport, stream = request.transport, request.stream
-            assert transport is not None and stream is not None
-            try:
-                transport.wait_for_headers(stream, request.read_timeout)
-                if stream.response_headers is not None:
-                    break
-                stream.raise_if_failed()
-                raise ConnectionClosed(f"stream {stream_id} ended without a response")
-            except HyperError as failure:
-                error = failure
-                resend, safe = self._retry_verdict(request)
-                if resend and not resent:
-                    resent = True
-                    try:
-                        self._resend(request)
-                        continue
-                    except HyperError as again:
-                        error, safe = again, self._retry_verdict(request)[1]
-                # A time-out leaves a request that is still on its way pending: the caller
-                # may wait for it again, or cancel() it.
-                current = request.stream
-                timed_out = isinstance(error, ReadTimeout)
-                if not (timed_out and current is not None and not current.finished):
-                    with self._lock:
-                        self._awaiting.pop(stream_id, None)
-                raise error.for_request(safe) from error.__cause__
-        with self._lock:
-            self._awaiting.pop(stream_id, None)
+        request = await_response(
+            self._awaiting, self._lock, stream_id, self._retry_verdict, self._resend
+        )
+        transport, stream = request.transport, request.stream
+        assert transport is not None and stream is not None and stream.response_headers is not None
         return HTTP20Response(
             stream.response_headers, transport.handle(stream, request.read_timeout)
         )
@@ -993,31 +831,12 @@ class HTTP20Connection(ClosingContextManager):
     def _retry_verdict(request: _Request) -> tuple[bool, bool]:
         """
         For a request that failed before its response came: whether hyper sends it again by
-        itself, and whether it is safe to send again at all (docs/advanced.rst, retries).
-
-        It is safe when the server cannot have processed it (a GOAWAY above its stream, or
-        REFUSED_STREAM) or when its method is idempotent. hyper sends it again itself, once,
-        when its body is in memory and either the server did not process it or its method
-        is idempotent and the connection ended (closed, reset, a TLS failure, a GOAWAY with
-        an error) before its response headers arrived. A request the caller's close() ended
-        is never sent again.
+        itself, and whether it is safe to send again at all (docs/advanced.rst, retries; see
+        :func:`~hyper.common.multiplexed.retry_verdict`). The connection died under it when
+        it was closed, reset or failed TLS, or the server ended it with a GOAWAY error; not
+        when the stream was reset, timed out, or the server broke the protocol.
         """
-        stream = request.stream
-        method = request.headers[0][1] if request.headers else b""
-        unprocessed = stream is not None and stream.unprocessed
-        safe = unprocessed or method in IDEMPOTENT_METHODS
-        if request.replay is None or stream is None or stream.response_headers is not None:
-            return False, safe
-        error = stream.error
-        if isinstance(error, ClosedByCaller):
-            return False, safe
-        # The connection ended under it: closed, reset or a TLS failure, or ended by the
-        # server with a GOAWAY error. Not a reset of this stream, a time-out, or a server
-        # breaking the protocol (whose next answer would be no better).
-        died = (isinstance(error, SocketError) and not isinstance(error, ReadTimeout)) or (
-            isinstance(error, HTTP2ConnectionError) and not isinstance(error, ProtocolError)
-        )
-        return unprocessed or (safe and died), safe
+        return retry_verdict(request, _connection_died, ClosedByCaller)
 
     def _resend(self, request: _Request) -> None:
         """

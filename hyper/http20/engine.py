@@ -526,7 +526,8 @@ class Engine:
         and PING acknowledgements, WINDOW_UPDATEs, RST_STREAMs for stream errors) are queued.
 
         :returns: the connection-level events, in order.
-        :raises ProtocolError: if the server broke the protocol (``error_code`` says how;
+        :raises ~hyper.http20.exceptions.ProtocolError: if the server broke the protocol
+            (``error_code`` says how;
             GOAWAY is queued); the connection has failed, and every unfinished stream with it.
         :raises HPACKDecodingError: if a header block could not be decoded.
         """

@@ -2,7 +2,7 @@
 :class:`HTTP20Response`, the answer to one request, and :class:`HTTP20Push`, a request the
 server made on the client's behalf.
 
-Both read their stream through the :class:`~hyper.http20.transport.StreamHandle` the
+Both read their stream through the :class:`~hyper.common.stream_response.StreamHandle` the
 connection gives them.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Iterable
 
 from ..common.exceptions import InvalidResponse
 from ..common.headers import HTTPHeaderMap
-from ..common.response import BaseResponse
+from ..common.stream_response import StreamHandle, StreamResponse
 from ..common.util import HTTPVersion
-from .transport import StreamHandle
+from .stream import Stream
 
 __all__ = ["HTTP20Push", "HTTP20Response"]
 
@@ -34,7 +34,7 @@ def _split_pseudo(
     return pseudo, plain
 
 
-class HTTP20Response(BaseResponse):
+class HTTP20Response(StreamResponse):
     """
     The response to an HTTP/2 request: status, headers, body and trailers.
 
@@ -44,7 +44,8 @@ class HTTP20Response(BaseResponse):
     that is not read holds the server back (flow control) instead of filling memory.
 
     Iterating over a response yields its body in pieces (decoded, empty pieces skipped). It
-    is a context manager: leaving the ``with`` block closes it.
+    is a context manager: leaving the ``with`` block closes it. Closing a response whose body
+    was not read to the end resets its stream (``CANCEL``).
 
     :param headers: the response's header fields as the engine checked them: ``:status``
         first, then regular fields only (RFC 9113 section 8.3).
@@ -55,84 +56,8 @@ class HTTP20Response(BaseResponse):
     #: The protocol of the response.
     version = HTTPVersion.http20
 
-    def __init__(self, headers: list[tuple[bytes, bytes]], stream: StreamHandle) -> None:
-        status = headers[0][1] if headers and headers[0][0] == b":status" else b""
-        if len(status) != 3 or not status.isdigit():
-            stream.close()
-            raise InvalidResponse(
-                f"stream {stream.stream_id}: invalid :status {status[:20]!r} in response"
-            )
-        #: The status code, an int.
-        self.status = int(status)
-        #: HTTP/2 has no reason phrase: always ``""``.
-        self.reason = ""
-        #: The response headers (pseudo-headers left out), set once and never changed.
-        self.headers = HTTPHeaderMap.from_trusted(headers[1:])
-        self._stream = stream
-        #: Raw body bytes read ahead (to reach the trailers) and not yet returned.
-        self._cache: bytes | None = None
-
-    def __repr__(self) -> str:
-        return f"<HTTP20Response [{self.status}] stream={self._stream.stream_id}>"
-
-    @property
-    def stream_id(self) -> int:
-        """The id of the stream the response arrived on."""
-        return self._stream.stream_id
-
-    # -- body -------------------------------------------------------------------------------------
-
-    def _raw_read(self, amt: int | None) -> bytes:
-        cache = self._cache
-        if cache is not None:
-            if amt is None or amt >= len(cache):
-                self._cache = None
-                if amt is not None or self._stream.finished:
-                    return cache
-                return cache + self._stream.read(None)
-            self._cache = cache[amt:]
-            return cache[:amt]
-        return self._stream.read(amt)
-
-    def _raw_chunk(self) -> bytes | None:
-        cache = self._cache
-        if cache is not None:
-            self._cache = None
-            return cache
-        return self._stream.read_chunk()
-
-    @property
-    def trailers(self) -> HTTPHeaderMap | None:
-        """
-        The trailers the server sent after the body, or ``None`` if it sent none.
-
-        Trailers come after the body, so asking for them reads the rest of the body into
-        memory (it stays available to :meth:`read`).
-        """
-        stream = self._stream
-        if not stream.finished:
-            self._cache = (self._cache or b"") + stream.read(None)
-        trailers = stream.trailers()
-        if trailers is None:
-            return None
-        return HTTPHeaderMap.from_trusted(list(trailers))
-
-    # -- lifetime ---------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """
-        Close the response. If the body has not been read to the end, the stream is reset
-        (``CANCEL``) so the server stops sending it; data not read is dropped.
-        """
-        self._cache = None
-        self._stream.close()
-
-    def fileno(self) -> int:
-        """
-        The file descriptor of the socket this response arrives on (shared by every stream
-        on it), for ``select``-style readiness checks.
-        """
-        return self._stream.fileno()
+    def __init__(self, headers: list[tuple[bytes, bytes]], stream: StreamHandle[Stream]) -> None:
+        super().__init__(headers, stream)
 
 
 class HTTP20Push:
@@ -149,7 +74,7 @@ class HTTP20Push:
     def __init__(
         self,
         request_headers: HTTPHeaderMap | Iterable[tuple[bytes, bytes]],
-        stream: StreamHandle,
+        stream: StreamHandle[Stream],
     ) -> None:
         pseudo, plain = _split_pseudo(request_headers)
         #: The scheme of the promised request (``b"https"``).
@@ -176,7 +101,8 @@ class HTTP20Push:
         """
         Wait for and return the pushed response.
 
-        :raises StreamResetError: if the push was reset (or cancelled) before its headers.
+        :raises ~hyper.http20.exceptions.StreamResetError: if the push was reset (or cancelled)
+            before its headers.
         """
         handle = self._stream
         handle.wait_for_headers()

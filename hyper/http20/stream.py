@@ -14,14 +14,13 @@ from collections import deque
 from io import BytesIO
 
 from ..common.exceptions import HyperError
+from ..common.header_list import HeaderList
 from .errors import code_name
 from .exceptions import StreamResetError
 from .window import BaseFlowControlManager
 
+# HeaderList is hyper.common.header_list's, named here for the modules of hyper.http20.
 __all__ = ["HeaderList", "Stream"]
-
-#: A header block as HTTP/2 carries it: ``(name, value)`` pairs, pseudo-headers first.
-HeaderList = list[tuple[bytes, bytes]]
 
 
 class Stream:
@@ -149,7 +148,7 @@ class Stream:
         """
         Raise why the stream ended abnormally, if it did.
 
-        :raises StreamResetError: if the stream was reset.
+        :raises ~hyper.http20.exceptions.StreamResetError: if the stream was reset.
         :raises HyperError: the failure of the connection, or of the response.
         """
         if self.reset_code is not None:

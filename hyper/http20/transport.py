@@ -35,6 +35,7 @@ from .. import tls
 from ..common.bufsocket import BufferedSocket
 from ..common.condition import Condition
 from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
+from ..common.stream_response import StreamHandle
 from ..common.util import CONNECTION_TIMEOUT, DefaultTimeout
 from .engine import Engine
 from .errors import ErrorCodes
@@ -42,7 +43,7 @@ from .events import GoAwayReceived, PushPromised
 from .frames import describe
 from .stream import HeaderList, Stream
 
-__all__ = ["PushPolicy", "StreamHandle", "Transport"]
+__all__ = ["PushPolicy", "Transport"]
 
 log = logging.getLogger("hyper.http20")
 
@@ -394,7 +395,7 @@ class Transport:
         not sent and the stream is closed with ``RST_STREAM(NO_ERROR)`` (RFC 9113 section
         8.1).
 
-        :raises StreamResetError: if the server reset the stream.
+        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream.
         :raises ReadTimeout: if the windows stay shut for ``timeout`` seconds.
         :raises HyperError: if the connection failed.
         """
@@ -451,10 +452,22 @@ class Transport:
 
     # -- reading streams ----------------------------------------------------------------------
 
-    def handle(self, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT) -> StreamHandle:
+    def handle(
+        self, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT
+    ) -> StreamHandle[Stream]:
         """The handle a response reads ``stream`` through, each wait for the server bounded
         by ``timeout`` (see :meth:`read_until`)."""
         return StreamHandle(self, stream, timeout)
+
+    def fileno(self) -> int:
+        """The file descriptor of the socket.
+
+        :raises ConnectionClosed: if it is closed.
+        """
+        sock = self.sock
+        if sock is None:
+            raise ConnectionClosed("the connection is closed")
+        return sock.fileno()
 
     def read_body(
         self, stream: Stream, amt: int | None, timeout: WaitTimeout = CONNECTION_TIMEOUT
@@ -463,7 +476,8 @@ class Transport:
         Return up to ``amt`` body bytes of ``stream`` (all of them when ``None``), waiting for
         them as needed. Fewer are returned only at the end of the body.
 
-        :raises StreamResetError: if the stream was reset (once the data before the reset
+        :raises ~hyper.http20.exceptions.StreamResetError: if the stream was reset (once the data
+            before the reset
             has been read, for a read of ``amt``).
         :raises ReadTimeout: if no body data arrives for ``timeout`` seconds.
         :raises HyperError: if the connection failed.
@@ -653,69 +667,3 @@ class Transport:
             and not self.engine.streams
         ):
             self.close_locked(ErrorCodes.NO_ERROR, ConnectionClosed("the connection was closed"))
-
-
-class StreamHandle:
-    """
-    What a response reads its stream through: the body, in pieces or whole, the trailers,
-    and closing. The connection makes one for each response it hands out.
-
-    :param transport: the transport the stream is on.
-    :param stream: the stream.
-    :param timeout: the longest wait for the server in each read (see
-        :meth:`Transport.read_until`): the request's read timeout.
-    """
-
-    __slots__ = ("stream", "timeout", "transport")
-
-    def __init__(
-        self, transport: Transport, stream: Stream, timeout: WaitTimeout = CONNECTION_TIMEOUT
-    ) -> None:
-        self.transport = transport
-        self.stream = stream
-        #: The longest wait for the server in each read.
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"<StreamHandle {self.stream.stream_id}>"
-
-    @property
-    def stream_id(self) -> int:
-        """The stream's id."""
-        return self.stream.stream_id
-
-    @property
-    def finished(self) -> bool:
-        """No more body data will arrive."""
-        return self.stream.finished
-
-    def read(self, amt: int | None) -> bytes:
-        """Up to ``amt`` raw body bytes (the rest of the body when ``None``)."""
-        return self.transport.read_body(self.stream, amt, self.timeout)
-
-    def read_chunk(self) -> bytes | None:
-        """The next DATA payload (possibly empty); ``None`` at the end of the body."""
-        return self.transport.read_chunk(self.stream, self.timeout)
-
-    def wait_for_headers(self) -> None:
-        """Wait for the response headers (for a push)."""
-        self.transport.wait_for_headers(self.stream, self.timeout)
-
-    def trailers(self) -> HeaderList | None:
-        """The trailers, once the body has ended (``None`` if there were none).
-
-        :raises HyperError: if the stream failed.
-        """
-        self.stream.raise_if_failed()
-        return self.stream.trailers
-
-    def close(self) -> None:
-        """The response is done with: reset the stream if it is still open."""
-        self.transport.close_stream(self.stream)
-
-    def fileno(self) -> int:
-        """The file descriptor of the socket the stream is on."""
-        sock = self.transport.sock
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
-        return sock.fileno()

@@ -114,6 +114,8 @@ class ServerProcess:
         Without it, readiness is "the port accepts TCP connections".
     :param startup_timeout: deadline in seconds for becoming ready.
     :param stop_timeout: bounded wait after SIGTERM (and again after SIGKILL).
+    :param probe_tcp: confirm readiness by connecting to the TCP port. ``False`` for a port
+        that is not a TCP one (a QUIC server's UDP port): the ready line alone then counts.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class ServerProcess:
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        probe_tcp: bool = True,
     ) -> None:
         if port is None and (ready_pattern is None or "(?P<port>" not in ready_pattern):
             raise ValueError("need a port or a ready_pattern with a (?P<port>...) group")
@@ -142,6 +145,7 @@ class ServerProcess:
         self.stop_timeout = stop_timeout
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self._cwd = cwd
+        self._probe_tcp = probe_tcp
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=60)
@@ -289,6 +293,8 @@ class ServerProcess:
                     raise self._fail(f"process exited early (exit code {self._proc.poll()})")
                 # Woken as soon as the pump sees the ready line; short cap to notice exits.
                 self._ready.wait(min(remaining, _POLL_INTERVAL * 4))
+            if not self._probe_tcp:
+                return
         # Confirm (or, without a ready line, detect) that the port accepts connections.
         while True:
             if self._proc.poll() is not None:

@@ -41,3 +41,50 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         hyper.nope  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         hyper.http20.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+_HTTP3_PROBE = """
+import json, sys
+import hyper
+early = sorted(m for m in ("qh3", "aioquic") if m in sys.modules)
+cls = hyper.HTTP30Connection
+print(json.dumps([early, "qh3" in sys.modules, "aioquic" in sys.modules, cls.__module__]))
+"""
+
+_NO_QH3_PROBE = """
+import sys
+sys.modules["qh3"] = None  # as if it were not installed
+import hyper
+from hyper.common.exceptions import HyperError
+try:
+    hyper.HTTP30Connection
+except ImportError as exc:
+    print(type(exc).__name__, isinstance(exc, HyperError), exc)
+"""
+
+
+def test_http3_loads_qh3_on_first_use_and_never_aioquic() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _HTTP3_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    early, qh3_loaded, aioquic_loaded, module = json.loads(out.strip().splitlines()[-1])
+    assert early == []
+    assert qh3_loaded is True
+    assert aioquic_loaded is False  # the test servers' QUIC stack is not hyper's
+    assert module == "hyper.http30.connection"
+
+
+def test_http3_without_qh3_says_how_to_install_it() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_QH3_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.startswith("HTTP3Unavailable True ")
+    assert "pip install 'hyper[http3]'" in out

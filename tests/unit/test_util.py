@@ -223,5 +223,6 @@ def test_http_version_values() -> None:
     assert HTTPVersion.http20.value == "HTTP/2"
     assert HTTPVersion("HTTP/2") is HTTPVersion.http20
     assert HTTPVersion("HTTP/1.1") is HTTPVersion.http11
-    assert len(HTTPVersion) == 2
+    assert HTTPVersion("HTTP/3") is HTTPVersion.http30
+    assert len(HTTPVersion) == 3
     assert HTTPVersion.http11 != HTTPVersion.http20

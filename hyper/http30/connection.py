@@ -1,0 +1,650 @@
+"""
+:class:`HTTP30Connection`: HTTP/3 to one server over QUIC, with the http.client-style API of
+:class:`~hyper.HTTP20Connection`.
+
+The connection builds requests, hands out request ids and responses, and decides what only it
+can: which request to send again, and when to open a new QUIC connection. The UDP socket and
+the protocol state it runs on form a :class:`~hyper.http30.transport.Transport` (see there for
+the threading model), whose :class:`~hyper.http30.engine.QuicEngine` drives the QUIC stack. A
+connection opens a new transport when it has none, after :meth:`~HTTP30Connection.close`,
+when the server sent GOAWAY (the old transport drains meanwhile), or when the old one ended by
+itself (QUIC's idle timeout passed, the server closed it). Requests the server never processed
+are sent again on the new transport when that is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..common.condition import Condition
+from ..common.exceptions import (
+    ConnectionClosed,
+    HyperError,
+    InvalidRequest,
+    ReadTimeout,
+    SocketError,
+)
+from ..common.header_list import (
+    HeaderList,
+    build_header_list,
+    finish_header_list,
+)
+from ..common.multiplexed import (
+    PendingRequest,
+    add_header,
+    await_response,
+    find_request,
+    retry_verdict,
+    send_body,
+    send_request_body,
+)
+from ..common.request import (
+    BodyArg,
+    HeadersArg,
+    RequestBody,
+)
+from ..common.util import (
+    CONNECTION_TIMEOUT,
+    ClosingContextManager,
+    HTTPVersion,
+    RequestTimeoutArg,
+    TimeoutArg,
+    authority_for,
+    check_ssl_context,
+    request_timeouts,
+    resolve_host_port,
+    split_timeout,
+)
+from .config import DEFAULT_IDLE_TIMEOUT, QuicSettings, quic_configuration
+from .engine import QuicEngine
+from .errors import H3ErrorCode
+from .exceptions import ClosedByCaller, ProtocolError
+from .exceptions import ConnectionError as HTTP3ConnectionError
+from .response import HTTP30Response
+from .stream import RequestStream
+from .transport import Transport
+from .udp import open_datagram_socket
+
+__all__ = ["HTTP30Connection"]
+
+log = logging.getLogger("hyper.http30")
+
+
+#: A request the caller holds an id for (:class:`~hyper.common.multiplexed.PendingRequest`).
+_Request = PendingRequest[Transport, RequestStream]
+
+
+def _connection_died(error: HyperError | None) -> bool:
+    """Whether a stream's error means its QUIC connection ended under it (see
+    :func:`~hyper.common.multiplexed.retry_verdict`): closed, timed out while idle, reset,
+    or ended by the server with an error that is not a protocol violation."""
+    return (isinstance(error, SocketError) and not isinstance(error, ReadTimeout)) or (
+        isinstance(error, HTTP3ConnectionError) and not isinstance(error, ProtocolError)
+    )
+
+
+class HTTP30Connection(ClosingContextManager):
+    """
+    A connection to one server speaking HTTP/3 over QUIC (UDP, TLS 1.3, ALPN ``h3``).
+
+    It has the API of :class:`~hyper.HTTP20Connection`: many requests may be in flight at
+    once; :meth:`request` returns an id, and :meth:`get_response` takes it to fetch the
+    matching response, in any order. Every method may be called from any thread; threads
+    share the connection safely, and hyper starts no thread of its own.
+
+    Needs the ``http3`` extra (``pip install 'hyper[http3]'``, which installs ``qh3``).
+
+    :param host: the server's host name or IP address, optionally with a port, as for
+        :class:`~hyper.HTTP20Connection`.
+    :param port: the UDP port, when ``host`` names none. Defaults to 443.
+    :param ssl_context: an :class:`ssl.SSLContext` whose settings QUIC's TLS follows where it
+        can: ``verify_mode`` (``ssl.CERT_NONE`` turns verification off), ``check_hostname``,
+        the CA certificates it loaded from a file or from memory, and ``keylog_filename``.
+        ``None``: verify against certifi's bundle (or ``cert_path``).
+    :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
+        pair; the connect timeout bounds the QUIC handshake. ``None`` waits without limit
+        (a server that never answers then fails when QUIC's idle timeout passes).
+    :param cert: a client certificate: the path of a PEM file holding the certificate and
+        its private key, or a ``(certificate_path, key_path)`` pair.
+    :param cert_path: a PEM file (or a directory) of CA certificates to trust instead of
+        certifi's bundle or those of ``ssl_context``.
+    :param cert_password: the password of an encrypted client key.
+    :param idle_timeout: seconds without any packet after which QUIC ends the connection
+        (the server's, if shorter, wins). The next request then opens a new one.
+    :param max_data: the connection's QUIC receive window in bytes (``None``: the QUIC
+        stack's default, 15 MiB).
+    :param max_stream_data: each stream's QUIC receive window in bytes (``None``: the QUIC
+        stack's default, 6 MiB).
+    :raises InvalidRequest: for an unusable host, port, timeout or argument.
+    :raises HTTP3Unavailable: (an :class:`ImportError`) when ``qh3`` is not installed; it
+        is raised when this class is first looked up.
+    """
+
+    #: The protocol this connection speaks.
+    version = HTTPVersion.http30
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: TimeoutArg = None,
+        cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        *,
+        cert_path: str | os.PathLike[str] | None = None,
+        cert_password: str | bytes | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_data: int | None = None,
+        max_stream_data: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise InvalidRequest(
+                f"HTTP30Connection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
+            )
+        self.host, self.port = resolve_host_port(host, port, 443)
+        check_ssl_context(ssl_context)
+        for name, value in (("max_data", max_data), ("max_stream_data", max_stream_data)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidRequest(f"{name} must be an int or None, not {value!r}")
+            if value is not None and value < 1024:
+                raise InvalidRequest(f"{name} must be at least 1024 bytes, not {value}")
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)):
+            raise InvalidRequest(f"idle_timeout must be a number of seconds, not {idle_timeout!r}")
+        if not idle_timeout > 0:
+            raise InvalidRequest(f"idle_timeout must be more than 0 seconds, not {idle_timeout}")
+        #: Whether the connection uses TLS: always, over QUIC.
+        self.secure = True
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        self._settings = QuicSettings(
+            server_name=self.host,
+            ssl_context=ssl_context,
+            cert=cert,
+            cert_path=cert_path,
+            cert_password=cert_password,
+            idle_timeout=float(idle_timeout),
+            max_data=max_data,
+            max_stream_data=max_stream_data,
+        )
+        self._scheme = b"https"
+        self._authority = authority_for(self.host, self.port, 443).encode("ascii")
+        self._origin = authority_for(self.host, self.port, 0)
+
+        self._lock = threading.Lock()
+        self._cond = Condition(self._lock)
+        self._connect_lock = threading.Lock()
+        #: The transport new requests go on (None before the first connect).
+        self._transport: Transport | None = None
+        #: Older transports finishing the requests they carry.
+        self._draining: list[Transport] = []
+        #: Requests whose response has not been fetched with get_response, oldest first.
+        self._awaiting: dict[int, _Request] = {}
+        self._next_handle = 1
+        self._recent_handle: int | None = None
+        #: How many QUIC connections this object has opened.
+        self.connections_opened = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._usable() else "closed"
+        return f"<HTTP30Connection {self._origin} {state}>"
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _usable(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.usable()
+
+    @property
+    def open_streams(self) -> int:
+        """How many requests are under way on this connection now (on the current QUIC
+        connection and on any still draining)."""
+        with self._lock:
+            transports = [self._transport, *self._draining]
+            return sum(len(t.engine.streams) for t in transports if t is not None)
+
+    @property
+    def expired(self) -> bool:
+        """
+        Whether the current QUIC connection has ended by itself: its idle timeout passed, or
+        the server closed it or sent GOAWAY. Asking processes whatever has arrived and runs
+        QUIC's timers that are due, without waiting. The next request opens a new QUIC
+        connection; ``False`` also before the first one and after :meth:`close`.
+        """
+        with self._lock:
+            transport = self._transport
+            if transport is None or transport.retired:
+                return False
+            transport.poll_locked()
+            return not transport.usable()
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """
+        Open the QUIC connection and complete its handshake, if it is not open already;
+        :meth:`request` calls it as needed, so calling it is optional. Safe to call from
+        several threads: one connects, the others wait for it.
+
+        :raises ConnectTimeout: if the handshake does not complete within the connect timeout
+            (for example a server, or a firewall, that does not answer over UDP).
+        :raises CertificateError: if the server's certificate can't be verified.
+        :raises TLSError: if the TLS handshake fails otherwise.
+        :raises ~hyper.http30.exceptions.HTTP30Error: if the server does not speak HTTP/3 or QUIC
+            as hyper does.
+        :raises SocketError: for any other network failure (a name that does not resolve).
+        """
+        self._connect(self._connect_timeout)
+
+    def _connect(self, connect_timeout: float | None) -> Transport:
+        """:meth:`connect`, within ``connect_timeout`` (a request's); returns the transport
+        new requests go on."""
+        transport = self._transport
+        if transport is not None and transport.usable():
+            return transport
+        with self._connect_lock:
+            with self._lock:
+                transport = self._transport
+                if transport is not None:
+                    transport.poll_locked()
+                    if transport.usable():
+                        return transport
+                self._set_aside_locked()
+            configuration, key_log = quic_configuration(self._settings)
+            try:
+                sock = open_datagram_socket(self.host, self.port)
+            except BaseException:
+                if key_log is not None:
+                    key_log.close()
+                raise
+            engine = QuicEngine(configuration, sock.address, self._origin, key_log)
+            transport = Transport(sock, engine, self._cond, self._read_timeout)
+            transport.handshake(connect_timeout)
+            with self._lock:
+                self._transport = transport
+                self.connections_opened += 1
+                self._cond.notify_all()
+            return transport
+
+    def _set_aside_locked(self) -> None:
+        """Retire the current transport: let it drain if it still carries requests, else
+        close it."""
+        old = self._transport
+        self._draining = [t for t in self._draining if t.alive()]
+        if old is None:
+            return
+        self._transport = None
+        old.retired = True
+        if old.alive() and old.unfinished():
+            self._draining.append(old)  # closed by its last stream (Transport.drained_locked)
+        else:
+            old.close_locked(ConnectionClosed("the connection was closed"))
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """
+        Close the connection: send CONNECTION_CLOSE (``H3_NO_ERROR``) and close the socket.
+        Responses whose body was fully received stay readable; reading the others raises
+        :class:`~hyper.common.exceptions.ConnectionClosed`. A later :meth:`request` opens a new
+        connection.
+        """
+        with self._lock:
+            error = ClosedByCaller("the connection was closed by close()")
+            for transport in [*self._draining, self._transport]:
+                if transport is not None:
+                    transport.close_locked(error)
+            self._draining.clear()
+            self._transport = None
+            for request in self._awaiting.values():
+                stream = request.stream
+                if stream is not None and not stream.finished:
+                    stream.error = error
+            self._cond.notify_all()
+
+    # -- sending requests -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        body: BodyArg = None,
+        headers: HeadersArg | None = None,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+    ) -> int:
+        """
+        Send a request and return its id without waiting for the response.
+
+        :param method: the request method, e.g. ``"GET"``.
+        :param url: the path (``"/search?q=1"``), or an absolute ``https`` URL whose
+            authority then replaces the connection's in ``:authority``.
+        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
+            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
+            and the caller did not set it.
+        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
+            Headers that only mean something to HTTP/1.1 are left out; ``Host`` becomes
+            ``:authority``.
+        :param timeout: this request's own timeout, in the forms the constructor takes,
+            instead of the connection's (see :ref:`request-timeouts`): its read timeout
+            bounds every wait for this request, its connect timeout a handshake the request
+            has to wait for.
+        :returns: the request's id, to pass to :meth:`get_response`.
+        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
+            anything is sent.
+        :raises ConnectTimeout: if the request has to open the connection and the handshake
+            takes longer than the connect timeout.
+        :raises ReadTimeout: if the body cannot go out within the read timeout.
+        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream while the
+            body was sent.
+        """
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
+        request_body = RequestBody(body)
+        header_list = self._build_headers(method, url, headers, request_body.length)
+        end_stream = request_body.is_empty
+        with self._lock:
+            request = _Request(
+                self._new_handle_locked(), header_list, connect_timeout, read_timeout
+            )
+        try:
+            self._send_headers(request, end_stream)
+        except InvalidRequest:
+            raise
+        except HyperError as failure:
+            raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
+        if request_body.data is not None:
+            # In memory: it can be sent again if the server says it never processed it.
+            request.replay = (header_list, request_body.data)
+        if not end_stream:
+            chunks = request_body.chunks()
+            send_request_body(
+                request,
+                lambda: self._send_body(request, chunks, final=True),
+                lambda: self._retry_verdict(request),
+                lambda: self._resend(request),
+                lambda: self._abandon(request),
+            )
+        return request.handle
+
+    def putrequest(
+        self,
+        method: str | bytes,
+        selector: str | bytes,
+        *,
+        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        **kwargs: Any,
+    ) -> int:
+        """
+        Start building a request piece by piece (the http.client way). Nothing is sent until
+        :meth:`endheaders`.
+
+        :param method: the request method.
+        :param selector: the path, or an absolute URL.
+        :param timeout: the request's own timeout, as for :meth:`request`.
+        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
+            and change nothing; anything else raises
+            :class:`~hyper.common.exceptions.InvalidRequest`.
+        :returns: the id of the new request; pass it to :meth:`putheader`,
+            :meth:`endheaders`, :meth:`send` (they default to the latest one) and
+            :meth:`get_response`.
+        :raises InvalidRequest: for an invalid method, URL or timeout.
+        """
+        unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
+        if unknown:
+            raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
+        header_list = self._build_headers(method, selector, None, None)
+        del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
+        with self._lock:
+            handle = self._new_handle_locked()
+            self._awaiting[handle] = _Request(handle, header_list, connect_timeout, read_timeout)
+            self._recent_handle = handle
+        return handle
+
+    def putheader(
+        self,
+        header: str | bytes,
+        argument: str | bytes,
+        stream_id: int | None = None,
+        replace: bool = False,
+    ) -> None:
+        """
+        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.
+
+        :param header: the header name.
+        :param argument: the header value.
+        :param stream_id: the request's id; the latest request when ``None``.
+        :param replace: replace any values already set for this header instead of adding one.
+        :raises InvalidRequest: for an invalid name or value, or a request already sent.
+        """
+        request = self._request_for(stream_id)
+        with self._lock:
+            add_header(request, header, argument, replace)
+
+    def endheaders(
+        self,
+        message_body: BodyArg = None,
+        final: bool = False,
+        stream_id: int | None = None,
+    ) -> None:
+        """
+        Send the headers of a request started with :meth:`putrequest`, and optionally a body.
+
+        :param message_body: data to send after the headers (same types as
+            :meth:`request`'s ``body``).
+        :param final: whether the request ends here. Leave it ``False`` to send more with
+            :meth:`send`.
+        :param stream_id: the request's id; the latest request when ``None``.
+        """
+        request = self._pending_request(stream_id)
+        try:
+            body = RequestBody(message_body)
+            # The body's length is the request's length only if no send() calls follow.
+            length = body.length if final else None
+            request.headers = finish_header_list(request.headers, length)
+            self._send_headers(request, final and body.is_empty)
+            if not body.is_empty:
+                self._send_body(request, body.chunks(), final=final)
+        except BaseException:
+            self._abandon(request)
+            raise
+
+    def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
+        """
+        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.
+
+        :param data: the data (same types as :meth:`request`'s ``body``).
+        :param final: whether this is the end of the request body.
+        :param stream_id: the request's id; the latest request when ``None``.
+        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream.
+        """
+        request = self._request_for(stream_id)
+        if not request.sent:
+            raise InvalidRequest(f"call endheaders() for request {request.handle} first")
+        self._send_body(request, RequestBody(data).chunks(), final=final)
+
+    def _new_handle_locked(self) -> int:
+        handle = self._next_handle
+        self._next_handle += 1
+        return handle
+
+    def _pending_request(self, stream_id: int | None) -> _Request:
+        request = self._request_for(stream_id)
+        if request.sent:
+            raise InvalidRequest(f"the headers of request {request.handle} were already sent")
+        return request
+
+    def _request_for(self, stream_id: int | None) -> _Request:
+        return find_request(
+            self._awaiting, self._recent_handle if stream_id is None else stream_id
+        )
+
+    def _build_headers(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        headers: HeadersArg | None,
+        body_length: int | None,
+    ) -> HeaderList:
+        return build_header_list(
+            method,
+            url,
+            headers,
+            body_length,
+            scheme=self._scheme,
+            authority=self._authority,
+            secure=True,
+        )
+
+    def _send_headers(self, request: _Request, end_stream: bool) -> None:
+        """Send a request's headers on a new stream of the current QUIC connection (opening
+        one if needed), waiting for room under the server's stream limit within the
+        request's read timeout."""
+        lost: list[Transport] = []
+        while True:
+            transport = self._connect(request.connect_timeout)
+            with self._lock:
+                if not transport.unfinished():
+                    # Idle: the idle timeout may have passed, or a GOAWAY or the server's
+                    # close may be waiting unread. Notice it now.
+                    transport.poll_locked()
+                if not transport.usable():
+                    if transport not in lost:
+                        lost.append(transport)
+                    if len(lost) > 2:
+                        # The server ends fresh connections at once: no point going on.
+                        transport.raise_if_dead_locked()
+                        raise ConnectionClosed("the server keeps closing new connections")
+                    continue
+                if transport.engine.can_open_stream():
+                    stream = transport.open_stream_locked(request.headers, end_stream)
+                    request.transport, request.stream, request.sent = transport, stream, True
+                    self._awaiting[request.handle] = request
+                    self._recent_handle = request.handle
+                    return
+            # The server allows no more streams now: read until one ends (or it goes away).
+            transport.read_until(self._room_or_gone(transport), request.read_timeout)
+
+    @staticmethod
+    def _room_or_gone(transport: Transport) -> Callable[[], bool]:
+        """A predicate: ``transport`` can take another stream, or can take none at all."""
+        return lambda: not transport.usable() or transport.engine.can_open_stream()
+
+    def _abandon(self, request: _Request) -> None:
+        """A request failed on its way out: forget it, reset it if it was sent."""
+        with self._lock:
+            if request.transport is not None and request.stream is not None:
+                request.transport.reset_locked(request.stream, H3ErrorCode.H3_REQUEST_CANCELLED)
+            self._awaiting.pop(request.handle, None)
+            self._cond.notify_all()
+
+    def _send_body(
+        self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
+    ) -> None:
+        """Send body pieces, ending the request with the last one when ``final``, within its
+        Content-Length (see :func:`~hyper.common.multiplexed.send_body`)."""
+        transport, stream = request.transport, request.stream
+        assert transport is not None and stream is not None
+        timeout = request.read_timeout
+
+        def send(piece: bytes | memoryview, last: bool) -> None:
+            transport.send_data(stream, piece, last, timeout)
+
+        send_body(request, chunks, final, send, lambda: self._abandon(request))
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def get_response(self, stream_id: int | None = None) -> HTTP30Response:
+        """
+        Wait for and return the response to a request, processing what arrives for other
+        requests meanwhile.
+
+        If the server says it never processed the request (a GOAWAY below it, or
+        ``H3_REQUEST_REJECTED``), or the connection ended before any of the response came and
+        the method is idempotent, the request is sent again once on a new connection when
+        its body was in memory, and the same id keeps working (see :ref:`which requests hyper sends
+        again <retries>`);
+        otherwise the error says whether it is safe to retry.
+
+        :param stream_id: the id :meth:`request` returned. ``None`` takes the oldest request
+            whose response has not been fetched yet.
+        :returns: the response.
+        :raises InvalidRequest: if no such request is waiting for its response.
+        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream before
+            answering.
+        :raises ConnectionClosed: if the connection ended before the response came.
+        :raises ReadTimeout: if the response does not come within the request's read
+            timeout. The request stays pending: call ``get_response()`` again to wait more,
+            or :meth:`cancel` to give it up.
+        """
+        request = await_response(
+            self._awaiting, self._lock, stream_id, self._retry_verdict, self._resend
+        )
+        transport, stream = request.transport, request.stream
+        assert transport is not None and stream is not None and stream.response_headers is not None
+        return HTTP30Response(
+            stream.response_headers, transport.handle(stream, request.read_timeout)
+        )
+
+    def cancel(self, stream_id: int) -> None:
+        """
+        Give up a request whose response has not been fetched with :meth:`get_response`
+        (after a :class:`~hyper.common.exceptions.ReadTimeout`, say): its stream is reset
+        with ``H3_REQUEST_CANCELLED`` and the id forgotten.
+
+        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
+        :raises InvalidRequest: if no request with that id awaits its response.
+        """
+        with self._lock:
+            request = self._awaiting.get(stream_id)
+        if request is None:
+            raise InvalidRequest(f"no request is waiting for a response with id {stream_id}")
+        self._abandon(request)
+
+    @staticmethod
+    def _retry_verdict(request: _Request) -> tuple[bool, bool]:
+        """Whether hyper sends a failed request again by itself, and whether that is safe at
+        all: the rule of HTTP/2 (:func:`~hyper.common.multiplexed.retry_verdict`), with a
+        GOAWAY below the request or ``H3_REQUEST_REJECTED`` as "not processed"."""
+        return retry_verdict(request, _connection_died, ClosedByCaller)
+
+    def _resend(self, request: _Request) -> None:
+        """Send an unprocessed request again (on a usable transport); the caller's id keeps
+        naming it."""
+        assert request.replay is not None
+        headers, data = request.replay
+        request.headers = headers
+        request.body_sent = 0  # the body goes out again from its start
+        self._send_headers(request, not data)
+        if data:
+            self._send_body(request, iter((data,)), final=True)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the current QUIC connection to end by itself
+        (its idle timeout, or the server's close), processing what arrives; returns whether
+        it ended. For tests and diagnostics.
+
+        :raises InvalidRequest: if ``timeout`` is not a number of seconds.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise InvalidRequest(f"timeout must be a number of seconds, not {timeout!r}")
+        transport = self._transport
+        if transport is None:
+            return True
+        try:
+            transport.read_until(lambda: not transport.usable(), timeout)
+        except ReadTimeout:
+            return False
+        except HyperError:
+            pass  # it ended: that is what was waited for
+        return True

@@ -1,0 +1,416 @@
+"""
+:class:`QuicEngine`: one HTTP/3 client connection without I/O, on the QUIC stack.
+
+The QUIC stack (qh3's ``QuicConnection`` and ``H3Connection``) does QUIC, TLS 1.3, HTTP/3
+framing and QPACK. The engine drives it through its public API and turns what it reports into
+hyper's terms: a :class:`~hyper.http30.stream.RequestStream` record per request, filled as the
+response arrives; the connection's state (handshake done, GOAWAY, why it ended); and every
+failure as a hyper exception. Its whole contract is datagrams in
+(:meth:`QuicEngine.receive`), timers (:meth:`QuicEngine.timer`, :meth:`QuicEngine.handle_timer`),
+and
+datagrams out (:meth:`QuicEngine.datagrams_to_send`); the transport does the I/O.
+
+Every method is called with the connection's lock held.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ..common.exceptions import HyperError, IncompleteRead, InvalidResponse
+from ..common.header_list import HeaderList
+from ..http20.validation import MalformedHeaders, check_response, check_trailers
+from .errors import H3ErrorCode, termination_error
+from .exceptions import ConnectionError, HTTP30Error
+from .stack import (
+    ConnectionTerminated,
+    DataReceived,
+    GoawayReceived,
+    H3Connection,
+    H3Error,
+    H3Event,
+    H3ProtocolError,
+    H3StreamReset,
+    HandshakeCompleted,
+    HeadersReceived,
+    QuicConfiguration,
+    QuicConnection,
+    QuicConnectionError,
+    StopSending,
+)
+from .stream import RequestStream
+
+__all__ = ["QuicEngine"]
+
+log = logging.getLogger("hyper.http30")
+
+#: The QUIC stack's failures when it is asked to do something (send on a closed connection,
+#: a stream in the wrong state).
+_STACK_ERRORS = (QuicConnectionError, H3Error, H3ProtocolError, ValueError, AssertionError)
+
+
+class QuicEngine:
+    """
+    The HTTP/3 client protocol on one QUIC connection, without I/O.
+
+    :param configuration: the QUIC configuration (see :mod:`hyper.http30.config`).
+    :param address: the server's address, as the UDP socket is connected to it.
+    :param origin: ``host:port``, for messages.
+    :param key_log: the file the configuration logs TLS secrets to, closed with the engine.
+    """
+
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        address: tuple[Any, ...],
+        origin: str,
+        key_log: TextIO | None = None,
+    ) -> None:
+        self.quic = QuicConnection(configuration=configuration)
+        self.h3 = H3Connection(self.quic)
+        self.address = address
+        self.origin = origin
+        self.key_log = key_log
+        #: The streams whose request or response is still under way, by QUIC stream id.
+        self.streams: dict[int, RequestStream] = {}
+        #: The handshake completed (ALPN ``h3``).
+        self.established = False
+        #: Why the connection ended, once it has.
+        self.error: HyperError | None = None
+        #: The lowest stream id of a GOAWAY the server sent: requests from there on were not
+        #: processed, and no new ones may be sent.
+        self.goaway_id: int | None = None
+        #: hyper closed the connection (CONNECTION_CLOSE is queued or sent).
+        self.closing = False
+        #: Push streams hyper asked the server to stop (it does not use pushes).
+        self._refused_pushes: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"<QuicEngine {self.origin} streams={len(self.streams)} error={self.error!r}>"
+
+    # -- I/O contract ---------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        """Start the handshake: the first datagrams are then ready to send."""
+        self.quic.connect(self.address, now=now)
+
+    def receive(self, datagrams: Sequence[bytes], now: float) -> None:
+        """Process the datagrams that arrived, filing what they bring on the streams."""
+        try:
+            if len(datagrams) == 1:
+                self.quic.receive_datagram(datagrams[0], self.address, now=now)
+            else:
+                self.quic.receive_many_datagrams(list(datagrams), self.address, now=now)
+        except _STACK_ERRORS as exc:
+            self._stack_failed(exc)
+        self._process_events()
+
+    def timer(self) -> float | None:
+        """When :meth:`handle_timer` must run next (a :func:`time.monotonic` time), or
+        ``None``."""
+        if self.error is not None:
+            return None
+        return self.quic.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        """Run QUIC's timers that are due (loss recovery, ACK delay, idle timeout, pacing)."""
+        timer = self.timer()
+        if timer is not None and timer <= now:
+            try:
+                self.quic.handle_timer(now=now)
+            except _STACK_ERRORS as exc:
+                self._stack_failed(exc)
+            self._process_events()
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """The datagrams QUIC wants sent now (after any call that changed its state)."""
+        try:
+            return [data for data, _ in self.quic.datagrams_to_send(now=now)]
+        except _STACK_ERRORS as exc:
+            self._stack_failed(exc)
+            return []
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def can_open_stream(self) -> bool:
+        """
+        Whether the server's stream limit leaves room for another request. QUIC's limit
+        counts every bidirectional stream the connection ever opened (MAX_STREAMS, RFC 9000
+        section 4.6), and the server raises it as streams end: the next stream's number must
+        be below it.
+        """
+        quic = self.quic
+        return quic.get_next_available_stream_id() // 4 < quic.max_concurrent_bidi_streams
+
+    def send_headers(self, headers: HeaderList, end_stream: bool) -> RequestStream:
+        """
+        Send a request's headers on a new stream.
+
+        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses (the connection is
+            closing, say).
+        """
+        stream_id = self.quic.get_next_available_stream_id()
+        stream = RequestStream(stream_id, head=headers[0][1] == b"HEAD")
+        try:
+            self.h3.send_headers(stream_id, headers, end_stream)
+        except _STACK_ERRORS as exc:
+            raise self._refusal(exc) from exc
+        stream.local_closed = end_stream
+        self.streams[stream_id] = stream
+        return stream
+
+    def send_data(self, stream: RequestStream, data: bytes | memoryview, end_stream: bool) -> None:
+        """
+        Queue request body data on ``stream``.
+
+        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses.
+        """
+        try:
+            self.h3.send_data(stream.stream_id, data, end_stream)
+        except _STACK_ERRORS as exc:
+            raise self._refusal(exc) from exc
+        if end_stream:
+            stream.local_closed = True
+            self._forget_if_done(stream)
+
+    def queued(self, stream: RequestStream) -> int:
+        """How many bytes of ``stream`` wait for their first transmission."""
+        try:
+            return self.quic.get_send_buffer_size(stream.stream_id)
+        except _STACK_ERRORS:
+            return 0
+
+    def reset_stream(self, stream: RequestStream, error_code: int) -> bool:
+        """
+        End ``stream`` in both directions (RESET_STREAM and STOP_SENDING) with ``error_code``,
+        unless it is done already. Returns whether anything was sent.
+        """
+        if stream.stream_id not in self.streams or self.error is not None:
+            return False
+        try:
+            if not stream.local_closed:
+                self.quic.reset_stream(stream.stream_id, error_code)
+            if not stream.remote_closed:
+                self.quic.stop_stream(stream.stream_id, error_code)
+        except _STACK_ERRORS as exc:
+            log.debug("resetting stream %d: %s", stream.stream_id, exc)
+        stream.local_closed = True
+        if not stream.finished:
+            stream.reset_code = error_code
+        del self.streams[stream.stream_id]
+        return True
+
+    def close(self, error_code: int = H3ErrorCode.H3_NO_ERROR, reason: str = "") -> None:
+        """Close the connection (CONNECTION_CLOSE is then ready to send)."""
+        if not self.closing:
+            self.closing = True
+            try:
+                self.quic.close(error_code=error_code, reason_phrase=reason)
+            except _STACK_ERRORS as exc:
+                log.debug("closing: %s", exc)
+
+    def fail(self, error: HyperError) -> None:
+        """The connection is over: every stream still under way fails with ``error``."""
+        if self.error is None:
+            self.error = error
+        for stream in self.streams.values():
+            if not stream.finished:
+                stream.error = self.error
+        self.streams.clear()
+
+    def release(self) -> None:
+        """Close the key log file, if any (the connection is over)."""
+        key_log = self.key_log
+        if key_log is not None:
+            self.key_log = None
+            key_log.close()
+
+    # -- what the stack reports -------------------------------------------------------------
+
+    def _process_events(self) -> None:
+        quic = self.quic
+        h3 = self.h3
+        while True:
+            event = quic.next_event()
+            if event is None:
+                return
+            kind = type(event)
+            if kind is ConnectionTerminated:
+                self._terminated(event)  # type: ignore[arg-type]
+                continue
+            if kind is HandshakeCompleted:
+                self._handshake_completed(event)  # type: ignore[arg-type]
+                continue
+            try:
+                h3_events = h3.handle_event(event)
+            except _STACK_ERRORS as exc:
+                # HTTP/3 could not answer what arrived because the connection is closing
+                # (the server closed it meanwhile): the stack reports why, and the end,
+                # with ConnectionTerminated once its closing period is over.
+                log.debug("HTTP/3 on a closing connection to %s: %s", self.origin, exc)
+                continue
+            for h3_event in h3_events:
+                self._on_h3_event(h3_event)
+
+    def _handshake_completed(self, event: HandshakeCompleted) -> None:
+        if event.alpn_protocol != "h3":
+            self.close(0x0178, "no application protocol")  # no_application_protocol alert
+            self.fail(
+                ConnectionError(
+                    f"{self.origin} did not agree to HTTP/3 (ALPN {event.alpn_protocol!r})"
+                )
+            )
+            return
+        self.established = True
+
+    def _terminated(self, event: ConnectionTerminated) -> None:
+        error = termination_error(
+            event.error_code,
+            event.reason_phrase,
+            established=self.established,
+            origin=self.origin,
+        )
+        log.debug("QUIC connection to %s ended: %r", self.origin, event)
+        self.fail(error)
+
+    def _on_h3_event(self, event: H3Event) -> None:
+        kind = type(event)
+        if kind is DataReceived:
+            self._data(event)  # type: ignore[arg-type]
+        elif kind is HeadersReceived:
+            self._headers(event)  # type: ignore[arg-type]
+        elif kind is H3StreamReset:
+            self._reset(event)  # type: ignore[arg-type]
+        elif kind is GoawayReceived:
+            self._goaway(event.stream_id)  # type: ignore[attr-defined]
+        elif kind is StopSending:
+            stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+            if stream is not None:
+                stream.stop_sending_code = event.error_code  # type: ignore[attr-defined]
+                stream.local_closed = True
+                self._forget_if_done(stream)
+        # Informational responses (1xx), datagrams and the rest need nothing.
+
+    def _stream_for(self, stream_id: int, push_id: int | None) -> RequestStream | None:
+        stream = self.streams.get(stream_id)
+        if stream is None and push_id is not None and stream_id not in self._refused_pushes:
+            # The stack allows a few pushes (MAX_PUSH_ID 8); hyper uses none: stop them.
+            self._refused_pushes.add(stream_id)
+            try:
+                self.quic.stop_stream(stream_id, H3ErrorCode.H3_REQUEST_CANCELLED)
+            except _STACK_ERRORS as exc:
+                log.debug("refusing push stream %d: %s", stream_id, exc)
+        return stream
+
+    def _headers(self, event: HeadersReceived) -> None:
+        stream = self._stream_for(event.stream_id, event.push_id)
+        if stream is None:
+            return
+        headers = event.headers
+        try:
+            if stream.response_headers is None:
+                check_response(headers)
+                stream.response_headers = headers
+                stream.expected_length = _content_length(headers)
+                if stream.head or headers[0][1] in (b"204", b"304"):
+                    stream.expected_length = None
+            else:
+                check_trailers(headers)
+                stream.trailers = headers
+        except MalformedHeaders as exc:
+            self._malformed(stream, f"a malformed response header section: {exc}")
+            return
+        if event.stream_ended:
+            self._ended(stream)
+
+    def _data(self, event: DataReceived) -> None:
+        stream = self._stream_for(event.stream_id, event.push_id)
+        if stream is None:
+            return
+        data = event.data
+        if data:
+            if stream.trailers is not None:
+                self._malformed(stream, "body data after the trailers")
+                return
+            stream.received(data)
+            expected = stream.expected_length
+            if stream.head or (expected is not None and stream.received_length > expected):
+                self._malformed(stream, f"more body than its content-length {expected}")
+                return
+        if event.stream_ended:
+            self._ended(stream)
+
+    def _ended(self, stream: RequestStream) -> None:
+        expected = stream.expected_length
+        if stream.response_headers is None:
+            self._malformed(stream, "the stream ended without a response")
+            return
+        if expected is not None and stream.received_length != expected:
+            stream.error = IncompleteRead(stream.received_length, expected)
+        stream.remote_closed = True
+        self._forget_if_done(stream)
+
+    def _malformed(self, stream: RequestStream, why: str) -> None:
+        """A malformed response is a stream error of type H3_MESSAGE_ERROR (RFC 9114
+        section 4.1.2)."""
+        error = InvalidResponse(f"stream {stream.stream_id}: {why}")
+        self.reset_stream(stream, H3ErrorCode.H3_MESSAGE_ERROR)
+        stream.reset_code = None
+        stream.error = error
+
+    def _reset(self, event: H3StreamReset) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        if stream is None or stream.remote_closed:
+            return  # a reset after the whole response changes nothing
+        stream.reset_code = event.error_code
+        stream.reset_by_peer = True
+        if event.error_code == H3ErrorCode.H3_REQUEST_REJECTED and stream.response_headers is None:
+            stream.unprocessed = True  # RFC 9114 4.1.1: not processed at all
+
+    def _goaway(self, stream_id: int) -> None:
+        goaway = self.goaway_id
+        self.goaway_id = stream_id if goaway is None else min(goaway, stream_id)
+        log.debug("GOAWAY from %s at stream %d", self.origin, stream_id)
+        for sid in [sid for sid in self.streams if sid >= stream_id]:
+            stream = self.streams.pop(sid)
+            stream.unprocessed = True
+            stream.error = ConnectionError(
+                f"{self.origin} went away (GOAWAY) without processing the request on stream {sid}",
+                H3ErrorCode.H3_NO_ERROR,
+            )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _forget_if_done(self, stream: RequestStream) -> None:
+        if stream.local_closed and stream.finished:
+            self.streams.pop(stream.stream_id, None)
+
+    def _stack_failed(self, exc: Exception) -> None:
+        """The QUIC stack failed inside: the connection cannot go on."""
+        error = ConnectionError(f"the QUIC connection to {self.origin} failed: {exc}")
+        error.__cause__ = exc
+        self.close(H3ErrorCode.H3_INTERNAL_ERROR, "internal error")
+        self.fail(error)
+
+    def _refusal(self, exc: Exception) -> HyperError:
+        """Why the stack refused to send: the connection's failure if it has one."""
+        if self.error is not None:
+            return self.error
+        return HTTP30Error(f"cannot send on the connection to {self.origin}: {exc}")
+
+
+def _content_length(headers: HeaderList) -> int | None:
+    """The response's content-length, or ``None``; an invalid one is malformed."""
+    length: int | None = None
+    for name, value in headers:
+        if name == b"content-length":
+            if (
+                not value.isdigit()
+                or not value.isascii()
+                or (length is not None and int(value) != length)
+            ):
+                raise MalformedHeaders(f"an invalid content-length {value[:30]!r}")
+            length = int(value)
+    return length
