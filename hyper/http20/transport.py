@@ -476,9 +476,8 @@ class Transport:
         Return up to ``amt`` body bytes of ``stream`` (all of them when ``None``), waiting for
         them as needed. Fewer are returned only at the end of the body.
 
-        :raises ~hyper.http20.exceptions.StreamResetError: if the stream was reset (once the data
-            before the reset
-            has been read, for a read of ``amt``).
+        :raises ~hyper.http20.exceptions.StreamResetError: if the stream was reset (once the
+            data before the reset has been read, for a read of ``amt``).
         :raises ReadTimeout: if no body data arrives for ``timeout`` seconds.
         :raises HyperError: if the connection failed.
         """
