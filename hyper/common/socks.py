@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -44,11 +43,11 @@ INSTALL_HINT = "pip install 'hyper[socks]'"
 _MAX_FIELD = 255
 
 
-@dataclass(frozen=True)
-class SocksProxy:
+class SocksProxy(NamedTuple):
     """
     A SOCKS proxy, as named by a ``socks4://``, ``socks4a://``, ``socks5://`` or
-    ``socks5h://`` URL.
+    ``socks5h://`` URL. (A named tuple: ``import hyper`` stays free of :mod:`dataclasses`,
+    which costs as much to import as the rest of hyper's HTTP/1.1 side.)
 
     :ivar scheme: the URL's scheme, lower case.
     :ivar host: the proxy's host name or address (IPv6 without brackets).
@@ -61,7 +60,13 @@ class SocksProxy:
     host: str
     port: int
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SocksProxy(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r}, "
+            f"username={self.username!r})"
+        )
 
     @property
     def version(self) -> int:
