@@ -130,6 +130,10 @@ def check_trailers(headers: Sequence[Header]) -> None:
     for name, value in headers:
         if name[:1] == b":":
             raise MalformedHeaders(f"the pseudo-header field {name!r} in trailers")
+        if name == b"content-length" and not value.isdigit():
+            # Framing information has no place after the body; one that is not even a
+            # number is malformed wherever it stands (as h2 judges it too).
+            raise MalformedHeaders(f"an invalid content-length in trailers: {value[:30]!r}")
         _check_field(name, value)
 
 

@@ -335,3 +335,9 @@ def test_push_regular_fields_follow_the_rules() -> None:
     assert_malformed(check_pushed_request, in_push((b"Accept", b"*/*")), "uppercase")
     assert_malformed(check_pushed_request, in_push((b"accept", b"*/*\r\n")))
     assert_malformed(check_pushed_request, in_push((b"upgrade", b"h2c")), "connection-specific")
+
+
+@pytest.mark.parametrize("value", [b"", b"-1", b"five", b"5, 6"])
+def test_trailers_with_an_invalid_content_length_are_malformed(value: bytes) -> None:
+    # Found by tests/fuzz/test_differential_h2.py: h2 refused such a block, hyper took it.
+    assert_malformed(check_trailers, [(b"content-length", value)], "content-length")
