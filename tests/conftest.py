@@ -660,6 +660,17 @@ def caddy_h3(
 
 
 @pytest.fixture
+def fresh_alt_svc_record() -> Iterator[None]:
+    """The process-wide ``Alt-Svc`` record starts empty, and is emptied again after the
+    test: what one test learned must not send another's connections to HTTP/3."""
+    from hyper.common.altsvc import ALT_SVC_CACHE
+
+    ALT_SVC_CACHE.clear()
+    yield
+    ALT_SVC_CACHE.clear()
+
+
+@pytest.fixture
 def hypercorn_h3_conn(hypercorn_h3: H3Server) -> Iterator[Any]:
     """An :class:`~hyper.HTTP30Connection` to :func:`hypercorn_h3` (20 s timeouts), closed
     after the test."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from .processes import ServerProcess, require_binary, serve_on_free_port
 
 #: hypercorn logs this once the QUIC socket is bound; the port is the UDP one, bound to ``:0``.
 QUIC_READY = r"Running on https://\S+:(?P<port>\d+) \(QUIC\)"
+#: hypercorn's line for its TCP socket (logged before the QUIC one).
+TCP_BOUND = re.compile(r"Running on https://\S+:(?P<port>\d+) \(CTRL")
 #: Caddy logs this once every listener, UDP included, is up.
 CADDY_READY = r"serving initial configuration"
 #: The large file Caddy serves, and its size.
@@ -45,12 +48,15 @@ SMALL_BODY = b"hello over HTTP/3\n"
 
 @dataclass(frozen=True)
 class H3Server:
-    """A running HTTP/3 server: ``port`` is its UDP port."""
+    """A running HTTP/3 server: ``port`` is its UDP port, ``tcp_port`` the port it serves
+    HTTP/1.1 and HTTP/2 on over TLS (for hypercorn another number; its responses there
+    advertise ``port`` with ``Alt-Svc``)."""
 
     host: str
     port: int
     ca_cert_path: Path
     log_path: Path
+    tcp_port: int
 
     @property
     def authority(self) -> str:
@@ -107,8 +113,14 @@ def run_hypercorn_h3(
         cwd=log_dir,
         probe_tcp=False,
     ) as proc:
+        bound = TCP_BOUND.search(proc.log_path.read_text(errors="replace"))
+        assert bound is not None, f"hypercorn logged no TCP port in {proc.log_path}"
         yield H3Server(
-            host=host, port=proc.port, ca_cert_path=ca_cert_path, log_path=proc.log_path
+            host=host,
+            port=proc.port,
+            ca_cert_path=ca_cert_path,
+            log_path=proc.log_path,
+            tcp_port=int(bound["port"]),
         )
 
 
@@ -162,6 +174,7 @@ def run_caddy(
             port=proc.port,
             ca_cert_path=ca_cert_path,
             log_path=proc.log_path,
+            tcp_port=proc.port,
             docroot=docroot,
             big_sha256=big_sha256,
         )
