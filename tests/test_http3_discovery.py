@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,42 +23,15 @@ from hyper.tls import init_context
 from tests.support.h3servers import SMALL_BODY, SMALL_FILE, CaddyServer, H3Server
 from tests.support.helpers import quickly
 from tests.support.tinyproxy import TinyproxyServer
+from tests.support.udp_peers import UDPPeer, swallowing_peer
 
 pytestmark = [pytest.mark.http3, pytest.mark.usefixtures("fresh_alt_svc_record")]
 
 
-class SwallowingUDP:
-    """A UDP socket that reads every datagram and never answers: a firewall that drops
-    QUIC. ``received`` counts what it swallowed."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.received = 0
-        self._stopping = False
-        self._thread = threading.Thread(target=self._swallow, daemon=True)
-        self._thread.start()
-
-    def _swallow(self) -> None:
-        while True:
-            data, _ = self.sock.recvfrom(65536)
-            if data == b"stop" and self._stopping:
-                return
-            self.received += 1
-
-    def close(self) -> None:
-        self._stopping = True
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
-            waker.sendto(b"stop", ("127.0.0.1", self.port))
-        self._thread.join(5)
-        self.sock.close()
-
-
 @pytest.fixture
-def swallowing_udp() -> Iterator[SwallowingUDP]:
+def swallowing_udp() -> Iterator[UDPPeer]:
     """A UDP port where QUIC's packets go unanswered."""
-    udp = SwallowingUDP()
+    udp = swallowing_peer()
     yield udp
     udp.close()
 
@@ -107,9 +79,7 @@ def test_a_server_that_answers_over_udp_is_reached_over_http3(
     assert not ALT_SVC_CACHE.broken(_origin(caddy_h3), caddy_h3.port)
 
 
-def test_without_http3_quic_is_never_tried(
-    caddy_h3: CaddyServer, swallowing_udp: SwallowingUDP
-) -> None:
+def test_without_http3_quic_is_never_tried(caddy_h3: CaddyServer, swallowing_udp: UDPPeer) -> None:
     ALT_SVC_CACHE.remember(_origin(caddy_h3), [f'h3=":{swallowing_udp.port}"'])
     with _open(caddy_h3) as conn:
         assert _get(conn, f"/{SMALL_FILE}") == (200, SMALL_BODY)
@@ -164,7 +134,7 @@ def test_alt_svc_clear_forgets_the_origin(caddy_h3: CaddyServer) -> None:
 
 
 def test_dropped_udp_falls_back_to_tcp_after_the_head_start(
-    caddy_h3: CaddyServer, swallowing_udp: SwallowingUDP
+    caddy_h3: CaddyServer, swallowing_udp: UDPPeer
 ) -> None:
     origin = _origin(caddy_h3)
     ALT_SVC_CACHE.remember(origin, [f'h3=":{swallowing_udp.port}"'])
@@ -213,7 +183,7 @@ def test_when_neither_answers_the_error_is_tcps() -> None:
 
 
 def test_through_a_proxy_quic_is_not_tried(
-    caddy_h3: CaddyServer, swallowing_udp: SwallowingUDP, tinyproxy: TinyproxyServer
+    caddy_h3: CaddyServer, swallowing_udp: UDPPeer, tinyproxy: TinyproxyServer
 ) -> None:
     ALT_SVC_CACHE.remember(_origin(caddy_h3), [f'h3=":{swallowing_udp.port}"'])
     with _open(caddy_h3, proxy_host=tinyproxy.host, proxy_port=tinyproxy.port, http3=True) as conn:
