@@ -23,7 +23,7 @@ from ..common.exceptions import HyperError, IncompleteRead, InvalidResponse
 from ..common.header_list import HeaderList
 from ..http20.validation import MalformedHeaders, check_response, check_trailers
 from .errors import H3ErrorCode, termination_error
-from .exceptions import ConnectionError, HTTP30Error
+from .exceptions import ConnectionError, FieldSectionTooLarge, HTTP30Error
 from .stack import (
     ConnectionTerminated,
     DataReceived,
@@ -38,13 +38,28 @@ from .stack import (
     QuicConfiguration,
     QuicConnection,
     QuicConnectionError,
+    QuicStreamData,
+    QuicStreamReset,
     StopSending,
 )
 from .stream import RequestStream
 
-__all__ = ["QuicEngine"]
+__all__ = ["MAX_FIELD_SECTION_SIZE", "MAX_HEAD_BYTES", "QuicEngine"]
 
 log = logging.getLogger("hyper.http30")
+
+#: The largest response header section (or trailers) hyper accepts, decoded, counted as RFC
+#: 9114 section 4.2.2 counts it: each field's name and value plus 32 bytes. It is HTTP/2's
+#: header list limit. The QUIC stack advertises its own, larger limit in
+#: SETTINGS_MAX_FIELD_SECTION_SIZE (1 MiB in qh3 2.x, not adjustable through its API) and
+#: ends the connection above it; hyper refuses a larger response than this one by itself
+#: (a client may discard a response it cannot process) and fails that request only.
+MAX_FIELD_SECTION_SIZE = 64 * 1024
+#: The most bytes a response's stream may carry before its header section is whole, all
+#: frames counted: the QUIC stack buffers an incomplete header block until its end arrives,
+#: and hyper stops it here. Huffman coding can make a field up to about four times longer than
+#: its text, so a header block this long cannot decode to a section hyper would accept.
+MAX_HEAD_BYTES = 4 * MAX_FIELD_SECTION_SIZE
 
 #: The QUIC stack's failures when it is asked to do something (send on a closed connection,
 #: a stream in the wrong state).
@@ -82,10 +97,14 @@ class QuicEngine:
         #: The lowest stream id of a GOAWAY the server sent: requests from there on were not
         #: processed, and no new ones may be sent.
         self.goaway_id: int | None = None
-        #: hyper closed the connection (CONNECTION_CLOSE is queued or sent).
+        #: The connection is closing: hyper closed it (CONNECTION_CLOSE is queued or sent), or
+        #: the QUIC stack refused a new stream because it is ending. No new streams go on it.
         self.closing = False
         #: Push streams hyper asked the server to stop (it does not use pushes).
         self._refused_pushes: set[int] = set()
+        #: Request streams whose response head hyper refused as too large: what still
+        #: arrives on them is dropped before it reaches HTTP/3.
+        self._refused_heads: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<QuicEngine {self.origin} streams={len(self.streams)} error={self.error!r}>"
@@ -148,15 +167,24 @@ class QuicEngine:
         """
         Send a request's headers on a new stream.
 
-        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses (the connection is
-            closing, say).
+        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses and the
+            connection's failure is known, or hyper closed it. A refusal before the stack says
+            why the connection is ending returns the stream unsent, to fail with that reason.
         """
         stream_id = self.quic.get_next_available_stream_id()
         stream = RequestStream(stream_id, head=headers[0][1] == b"HEAD")
         try:
             self.h3.send_headers(stream_id, headers, end_stream)
         except _STACK_ERRORS as exc:
-            raise self._refusal(exc) from exc
+            if self.error is not None or self.closing:
+                raise self._refusal(exc) from exc
+            # The stack refuses a new stream only once the connection is ending (the server
+            # closed it: a TLS alert just after the handshake, say), and reports why when its
+            # closing period is over. The request, never sent, waits for that and fails with
+            # it; a new connection may take it.
+            log.debug("the connection to %s is ending: %s", self.origin, exc)
+            self.closing = True
+            stream.unprocessed = True
         stream.local_closed = end_stream
         self.streams[stream_id] = stream
         return stream
@@ -243,6 +271,8 @@ class QuicEngine:
             if kind is HandshakeCompleted:
                 self._handshake_completed(event)  # type: ignore[arg-type]
                 continue
+            if kind is QuicStreamData and self._refuse_data(event):  # type: ignore[arg-type]
+                continue
             try:
                 h3_events = h3.handle_event(event)
             except _STACK_ERRORS as exc:
@@ -271,6 +301,8 @@ class QuicEngine:
             event.reason_phrase,
             established=self.established,
             origin=self.origin,
+            transport=event.frame_type is not None,
+            client_certificate=self.quic.configuration.certificate is not None,
         )
         log.debug("QUIC connection to %s ended: %r", self.origin, event)
         self.fail(error)
@@ -304,11 +336,58 @@ class QuicEngine:
                 log.debug("refusing push stream %d: %s", stream_id, exc)
         return stream
 
+    def _refuse_data(self, event: QuicStreamData) -> bool:
+        """Whether stream data must not reach HTTP/3: it is on a stream whose response head
+        hyper refused, or it takes a response's head over :data:`MAX_HEAD_BYTES`, which
+        refuses it."""
+        stream_id = event.stream_id
+        if stream_id in self._refused_heads:
+            return True
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.response_headers is not None:
+            return False
+        stream.head_bytes += len(event.data)
+        if stream.head_bytes <= MAX_HEAD_BYTES:
+            return False
+        self._refused_heads.add(stream_id)
+        self._too_large(
+            stream,
+            f"{stream.head_bytes} bytes arrived before the response's header section was "
+            f"whole, over the {MAX_HEAD_BYTES} byte limit",
+            stream.head_bytes,
+            MAX_HEAD_BYTES,
+        )
+        # HTTP/3 keeps the start of the header block until the stream is reset: have it
+        # forget the stream now, whatever the server does next.
+        reset = QuicStreamReset(error_code=H3ErrorCode.H3_REQUEST_CANCELLED, stream_id=stream_id)
+        try:
+            self.h3.handle_event(reset)
+        except _STACK_ERRORS as exc:
+            log.debug("dropping stream %d: %s", stream_id, exc)
+        return True
+
+    def _too_large(self, stream: RequestStream, why: str, size: int, limit: int) -> None:
+        """Discard a response whose header section or trailers are too large (RFC 9114
+        section 4.2.2)."""
+        error = FieldSectionTooLarge(f"stream {stream.stream_id}: {why}", size, limit)
+        self._discard(stream, error, H3ErrorCode.H3_REQUEST_CANCELLED)
+
     def _headers(self, event: HeadersReceived) -> None:
         stream = self._stream_for(event.stream_id, event.push_id)
         if stream is None:
             return
         headers = event.headers
+        size = sum(len(name) + len(value) + 32 for name, value in headers)
+        if size > MAX_FIELD_SECTION_SIZE:
+            what = "header section" if stream.response_headers is None else "trailers"
+            self._too_large(
+                stream,
+                f"the response's {what} of {size} bytes is over the "
+                f"{MAX_FIELD_SECTION_SIZE} byte limit",
+                size,
+                MAX_FIELD_SECTION_SIZE,
+            )
+            return
         try:
             if stream.response_headers is None:
                 check_response(headers)
@@ -356,7 +435,12 @@ class QuicEngine:
         """A malformed response is a stream error of type H3_MESSAGE_ERROR (RFC 9114
         section 4.1.2)."""
         error = InvalidResponse(f"stream {stream.stream_id}: {why}")
-        self.reset_stream(stream, H3ErrorCode.H3_MESSAGE_ERROR)
+        self._discard(stream, error, H3ErrorCode.H3_MESSAGE_ERROR)
+
+    def _discard(self, stream: RequestStream, error: HyperError, error_code: int) -> None:
+        """End ``stream`` with ``error``: hyper refused its response, and resets it with
+        ``error_code``."""
+        self.reset_stream(stream, error_code)
         stream.reset_code = None
         stream.error = error
 
