@@ -121,3 +121,25 @@ def test_a_certificate_file_without_its_key_is_refused_before_connecting(
         HTTP30Connection(
             "127.0.0.1", 1, cert=str(tls_material.server.cert_path), timeout=TIMEOUT
         ).request("GET", "/")
+
+
+@pytest.mark.usefixtures("fresh_alt_svc_record")
+def test_the_requests_adapter_sends_its_client_certificate_over_http3(
+    caddy_asks: CaddyServer, client_cert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = pytest.importorskip("requests")
+    from hyper import discovery
+    from hyper.contrib import HTTP20Adapter
+
+    # QUIC must win the race: the TCP side has the same certificate and would answer too.
+    monkeypatch.setattr(discovery, "HTTP3_HEAD_START", 10.0)
+    with requests.Session() as session:
+        session.mount("https://", HTTP20Adapter(http3=True))
+        response = session.get(
+            f"https://{caddy_asks.host}:{caddy_asks.tcp_port}/{SMALL_FILE}",
+            verify=str(caddy_asks.ca_cert_path),
+            cert=str(client_cert),
+            timeout=TIMEOUT,
+        )
+    assert (response.status_code, response.content) == (200, SMALL_BODY)
+    assert response.raw.version == 30
