@@ -19,12 +19,19 @@ try:
         GoawayReceived,
         H3Event,
         HeadersReceived,
+        PushPromiseReceived,
         StopSending,
     )
     from qh3.h3.events import StreamReset as H3StreamReset
     from qh3.h3.exceptions import H3Error
     from qh3.quic.connection import QuicConnectionError
-    from qh3.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
+    from qh3.quic.events import (
+        ConnectionTerminated,
+        HandshakeCompleted,
+        QuicEvent,
+        StreamDataReceived,
+        StreamReset,
+    )
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise HTTP3Unavailable(
         f"HTTP/3 needs the QUIC stack qh3, which cannot be imported ({exc}): "
@@ -43,9 +50,12 @@ __all__ = [
     "H3StreamReset",
     "HandshakeCompleted",
     "HeadersReceived",
+    "PushPromiseReceived",
     "QuicConfiguration",
     "QuicConnection",
     "QuicConnectionError",
     "QuicEvent",
     "StopSending",
+    "StreamDataReceived",
+    "StreamReset",
 ]

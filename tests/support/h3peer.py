@@ -202,3 +202,7 @@ def run_h3_peer(cert: CertPaths, script: Script, host: str = "127.0.0.1") -> Ite
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+#: The HPACK/QPACK prefixed integer encoding (RFC 7541 section 5.1), for other test modules.
+prefixed = _prefixed
