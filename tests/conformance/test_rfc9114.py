@@ -98,13 +98,18 @@ def raw_server(tls_material: TLSMaterial) -> Iterator[RawH3Server]:
 
 
 def _ends_with(
-    tls: TLSMaterial, script: Script, code: int, *, preface: bytes | None = None
+    tls: TLSMaterial,
+    script: Script,
+    code: int,
+    *,
+    preface: bytes | None = None,
+    timeout: float = TIMEOUT,
 ) -> None:
     """A request to a server running ``script`` fails with ProtocolError carrying ``code``,
     and the client closed the connection with that code."""
     with (
         run_raw_h3(tls.server, script, preface=preface) as server,
-        connect_client(server, tls) as conn,
+        connect_client(server, tls, timeout) as conn,
     ):
         with pytest.raises(ProtocolError) as caught:
             conn.get_response(conn.request("GET", "/")).read()
@@ -885,7 +890,7 @@ def test_rfc9114_7_2_3_cancel_push_over_the_maximum_push_id_is_an_id_error(
     tls_material: TLSMaterial,
 ) -> None:
     control = EMPTY_SETTINGS + frame(CANCEL_PUSH, varint(STACK_MAX_PUSH_ID + 100))
-    _ends_with(tls_material, _control(control), E.H3_ID_ERROR)
+    _ends_with(tls_material, _control(control), E.H3_ID_ERROR, timeout=1.0)
 
 
 def test_rfc9114_7_2_4_unknown_and_reserved_settings_are_ignored(

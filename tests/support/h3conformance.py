@@ -117,7 +117,7 @@ def duplicate(relative: int) -> bytes:
 def section_prefix(encoded_insert_count: int, delta_base: int = 0, sign: bool = False) -> bytes:
     """An encoded field section's prefix: the Required Insert Count as encoded (section
     4.5.1.1: ``insert count % (2 * max entries) + 1``, 0 for none) and the Base."""
-    return prefixed(encoded_insert_count, 8) + prefixed(delta_base, 7, 0x80 if sign else 0)
+    return prefixed(encoded_insert_count, 8, 0x00) + prefixed(delta_base, 7, 0x80 if sign else 0)
 
 
 def indexed_static(index: int) -> bytes:
