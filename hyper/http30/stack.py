@@ -19,6 +19,7 @@ try:
         GoawayReceived,
         H3Event,
         HeadersReceived,
+        PushPromiseReceived,
         StopSending,
     )
     from qh3.h3.events import StreamReset as H3StreamReset
@@ -45,6 +46,7 @@ __all__ = [
     "H3StreamReset",
     "HandshakeCompleted",
     "HeadersReceived",
+    "PushPromiseReceived",
     "QuicConfiguration",
     "QuicConnection",
     "QuicConnectionError",
