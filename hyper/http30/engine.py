@@ -417,12 +417,15 @@ class QuicEngine:
         if stream.head_bytes <= MAX_HEAD_BYTES:
             return False
         self._refused_heads.add(stream_id)
+        # A header block longer than hyper's decoder takes: a stream error of type
+        # QPACK_DECOMPRESSION_FAILED (RFC 9204 section 7.4).
         self._too_large(
             stream,
             f"{stream.head_bytes} bytes arrived before the response's header section was "
             f"whole, over the {MAX_HEAD_BYTES} byte limit",
             stream.head_bytes,
             MAX_HEAD_BYTES,
+            H3ErrorCode.QPACK_DECOMPRESSION_FAILED,
         )
         # HTTP/3 keeps the start of the header block until the stream is reset: have it
         # forget the stream now, whatever the server does next.
@@ -433,11 +436,18 @@ class QuicEngine:
             log.debug("dropping stream %d: %s", stream_id, exc)
         return True
 
-    def _too_large(self, stream: RequestStream, why: str, size: int, limit: int) -> None:
+    def _too_large(
+        self,
+        stream: RequestStream,
+        why: str,
+        size: int,
+        limit: int,
+        error_code: int = H3ErrorCode.H3_REQUEST_CANCELLED,
+    ) -> None:
         """Discard a response whose header section or trailers are too large (RFC 9114
-        section 4.2.2)."""
+        section 4.2.2), resetting its stream with ``error_code``."""
         error = FieldSectionTooLarge(f"stream {stream.stream_id}: {why}", size, limit)
-        self._discard(stream, error, H3ErrorCode.H3_REQUEST_CANCELLED)
+        self._discard(stream, error, error_code)
 
     def _push_stream_allowed(self, stream_id: int, push_id: int) -> bool:
         """A push stream's ID must be one hyper allowed and not be used by another push

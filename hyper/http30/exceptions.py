@@ -86,8 +86,10 @@ class StreamResetError(HTTP30Error):
 class FieldSectionTooLarge(HTTP30Error, InvalidResponse):
     """
     A response's header section, or its trailers, is larger than hyper accepts, so hyper
-    discarded the response (RFC 9114 section 4.2.2) and reset its stream with
-    ``H3_REQUEST_CANCELLED``. Other requests on the connection are not affected.
+    discarded the response (RFC 9114 section 4.2.2) and reset its stream, with
+    ``H3_REQUEST_CANCELLED`` for a decoded section over the limit, or with
+    ``QPACK_DECOMPRESSION_FAILED`` for a header block longer than hyper's decoder takes
+    (RFC 9204 section 7.4). Other requests on the connection are not affected.
 
     hyper accepts a decoded section of up to
     :data:`~hyper.http30.engine.MAX_FIELD_SECTION_SIZE` bytes (each field's name and value,

@@ -23,7 +23,7 @@ import pylsqpack
 
 from hyper import HTTP30Connection
 from hyper.http30.errors import H3ErrorCode
-from hyper.http30.exceptions import ProtocolError, QPACKError
+from hyper.http30.exceptions import FieldSectionTooLarge, ProtocolError, QPACKError
 from tests.support.certs import TLSMaterial
 from tests.support.h3conformance import (
     DECODER_STREAM,
@@ -374,14 +374,26 @@ def test_rfc9204_3_2_duplicate_entries_are_not_an_error(tls_material: TLSMateria
         assert server.connection().terminated is None
 
 
-def test_rfc9204_7_4_a_field_section_over_the_limit_ends_the_connection(
+def test_rfc9204_7_4_a_a_header_block_over_the_decoders_limit_fails_its_stream(
     tls_material: TLSMaterial,
 ) -> None:
     def script(connection: RawConnection, stream_id: int, ended: bool) -> None:
-        if ended:  # over the 1 MiB SETTINGS_MAX_FIELD_SECTION_SIZE the client advertised
+        if ended and stream_id == 0:  # far over the 256 KiB hyper's decoder takes
             connection.respond(stream_id, fields=[(b"x-big", b"v" * (1024 * 1024 + 1))])
+        elif ended:
+            connection.respond(stream_id)
 
-    _fails_with(tls_material, script, E.QPACK_DECOMPRESSION_FAILED)
+    with (
+        run_raw_h3(tls_material.server, script) as server,
+        connect_client(server, tls_material) as conn,
+    ):
+        with pytest.raises(FieldSectionTooLarge):
+            conn.get_response(conn.request("GET", "/")).read()
+        assert conn.get_response(conn.request("GET", "/")).read() == b"ok"
+        connection = server.connection()
+        assert server.wait_for(lambda: 0 in connection.stops)
+        assert connection.stops[0] == E.QPACK_DECOMPRESSION_FAILED
+        assert connection.terminated is None
 
 
 # -- 4.2: encoder and decoder streams -----------------------------------------------------------
