@@ -15,13 +15,17 @@ Every method is called with the connection's lock held.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..common.exceptions import HyperError, IncompleteRead, InvalidRequest, InvalidResponse
 from ..common.header_list import HeaderList
+from ..common.util import to_host_port_tuple
 from ..http20.validation import MalformedHeaders, check_response, check_trailers
+from ..tls import certificate_covers
 from .errors import H3ErrorCode, code_name, termination_error
 from .exceptions import ConnectionError, FieldSectionTooLarge, HTTP30Error, ProtocolError
 from .stack import (
@@ -109,6 +113,10 @@ class QuicEngine:
         #: The connection is closing: hyper closed it (CONNECTION_CLOSE is queued or sent), or
         #: the QUIC stack refused a new stream because it is ending. No new streams go on it.
         self.closing = False
+        #: The names the server's certificate covers (read when a request first needs them).
+        self._peer_names: frozenset[str] | None = None
+        #: The ``:authority`` values requests may carry on this connection, once checked.
+        self._authorities: set[bytes] = set()
         #: Push streams hyper asked the server to stop (it does not use pushes).
         self._refused_pushes: set[int] = set()
         #: Request streams whose response head hyper refused as too large: what still
@@ -616,6 +624,9 @@ class QuicEngine:
                 raise InvalidRequest(
                     f"HTTP/3 carries https requests only, not {value.decode('ascii', 'replace')}"
                 )
+            if name == b":authority" and value not in self._authorities:
+                self._check_authority(value.decode("ascii", "replace"))
+                self._authorities.add(value)
         settings = self.h3.received_settings
         limit = settings.get(_MAX_FIELD_SECTION_SIZE) if settings else None
         if limit is None:
@@ -625,6 +636,30 @@ class QuicEngine:
             raise InvalidRequest(
                 f"the request's header section is {size} bytes; {self.origin} accepts at most "
                 f"{limit} (SETTINGS_MAX_FIELD_SECTION_SIZE)"
+            )
+
+    def _check_authority(self, authority: str) -> None:
+        """
+        A request for another host may share this connection only if the server's
+        certificate covers that host too (RFC 9114 section 3.3); with verification off
+        nothing is checked, as for the connection's own host.
+
+        :raises InvalidRequest: if the certificate does not cover it.
+        """
+        host = to_host_port_tuple(authority, 443)[0].lower()
+        configuration = self.quic.configuration
+        if host == (configuration.server_name or "").lower():
+            return
+        if configuration.verify_mode == ssl.CERT_NONE:
+            return
+        if self._peer_names is None:
+            certificate = self.quic.get_peercert()
+            sans = certificate.get_subject_alt_names() if certificate is not None else []
+            self._peer_names = _certificate_names(sans)
+        if not certificate_covers(self._peer_names, host):
+            raise InvalidRequest(
+                f"{authority} is another origin than {self.origin}, and the server's "
+                "certificate does not cover it: open a connection to it (RFC 9114 section 3.3)"
             )
 
     def _stack_failed(self, exc: Exception) -> None:
@@ -654,3 +689,21 @@ def _content_length(headers: HeaderList) -> int | None:
                 raise MalformedHeaders(f"an invalid content-length {value[:30]!r}")
             length = int(value)
     return length
+
+
+def _certificate_names(subject_alt_names: Sequence[bytes]) -> frozenset[str]:
+    """The host names and addresses in a certificate's subjectAltName entries as the QUIC
+    stack lists them (``DNSName(example.com)``, ``IPAddress(7f:00:00:01)``), spelled as
+    :func:`~hyper.tls.certificate_covers` compares them."""
+    names = set()
+    for entry in subject_alt_names:
+        kind, _, rest = entry.decode("ascii", "replace").partition("(")
+        value = rest.rstrip(")")
+        if kind == "DNSName":
+            names.add(value.lower())
+        elif kind == "IPAddress":
+            try:
+                names.add(str(ipaddress.ip_address(bytes.fromhex(value.replace(":", "")))))
+            except ValueError:
+                continue  # not an address the stack could spell: it covers nothing
+    return frozenset(names)

@@ -167,17 +167,27 @@ def test_rfc9114_3_3_many_requests_share_one_connection(
     assert len(raw_server.connections) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hyper gap: a request for another origin goes on the connection without checking "
-    "that the server's certificate covers that origin",
-)
 def test_rfc9114_3_3_another_origin_needs_the_certificate_to_cover_it(
     raw_server: RawH3Server, tls_material: TLSMaterial
 ) -> None:
-    # The test certificate is for localhost, 127.0.0.1 and ::1 only.
-    with connect_client(raw_server, tls_material) as conn, pytest.raises(InvalidRequest):
-        conn.request("GET", "https://not-covered.example/")
+    # The test certificate is for localhost, 127.0.0.1 and ::1 only; the client connects to
+    # 127.0.0.1.
+    with connect_client(raw_server, tls_material) as conn:
+        with pytest.raises(InvalidRequest, match="does not cover"):
+            conn.request("GET", "https://not-covered.example/")
+        with pytest.raises(InvalidRequest, match="does not cover"):
+            conn.request("GET", "/", headers={"Host": "not-covered.example"})
+        covered = conn.request("GET", f"https://localhost:{raw_server.port}/")
+        assert conn.get_response(covered).read() == b"ok"
+        assert conn.get_response(conn.request("GET", "/")).read() == b"ok"
+    connection = raw_server.connection()
+    authorities = [
+        dict(connection.request_headers(stream_id))[b":authority"]
+        for stream_id in sorted(connection.streams)
+        if stream_id % 4 == 0
+    ]
+    assert authorities[0] == f"localhost:{raw_server.port}".encode()
+    assert len(authorities) == 2  # the refused requests never left hyper
 
 
 # -- the client's own streams and SETTINGS (3.2, 6.2, 6.2.1, 7.2.4) -------------------------------
