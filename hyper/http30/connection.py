@@ -666,7 +666,7 @@ class HTTP30Connection(ClosingContextManager):
         if transport is None:
             return True
         try:
-            transport.read_until(lambda: not transport.usable(), timeout)
+            transport.read_until(lambda: not transport.alive(), timeout)
         except ReadTimeout:
             return False
         except HyperError:

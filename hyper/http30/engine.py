@@ -49,7 +49,7 @@ from .stack import (
 )
 from .stream import RequestStream
 
-__all__ = ["MAX_FIELD_SECTION_SIZE", "MAX_HEAD_BYTES", "QuicEngine"]
+__all__ = ["IDLE_MARGIN", "MAX_FIELD_SECTION_SIZE", "MAX_HEAD_BYTES", "QuicEngine"]
 
 log = logging.getLogger("hyper.http30")
 
@@ -65,6 +65,9 @@ MAX_FIELD_SECTION_SIZE = 64 * 1024
 #: and hyper stops it here. Huffman coding can make a field up to about four times longer than
 #: its text, so a header block this long cannot decode to a section hyper would accept.
 MAX_HEAD_BYTES = 4 * MAX_FIELD_SECTION_SIZE
+
+#: How long before the idle timeout a connection stops taking new requests, in seconds.
+IDLE_MARGIN = 1.0
 
 #: The QUIC stack's failures when it is asked to do something (send on a closed connection,
 #: a stream in the wrong state).
@@ -113,6 +116,9 @@ class QuicEngine:
         #: The connection is closing: hyper closed it (CONNECTION_CLOSE is queued or sent), or
         #: the QUIC stack refused a new stream because it is ending. No new streams go on it.
         self.closing = False
+        #: When a datagram last arrived (a :func:`time.monotonic` time): QUIC's idle timer
+        #: runs from there.
+        self.last_received = 0.0
         #: The names the server's certificate covers (read when a request first needs them).
         self._peer_names: frozenset[str] | None = None
         #: The ``:authority`` values requests may carry on this connection, once checked.
@@ -137,10 +143,23 @@ class QuicEngine:
 
     def connect(self, now: float) -> None:
         """Start the handshake: the first datagrams are then ready to send."""
+        self.last_received = now
         self.quic.connect(self.address, now=now)
+
+    def near_idle_timeout(self, now: float) -> bool:
+        """
+        Whether the connection's idle timeout (hyper's ``idle_timeout``) is less than
+        :data:`IDLE_MARGIN` away (a quarter of it, if that is shorter): a request sent now
+        could meet the end of the connection on its way (RFC 9114 section 5.1), so new ones
+        go on a new connection. The server's own idle timeout, when shorter, is not known
+        through the QUIC stack's API.
+        """
+        idle = self.quic.configuration.idle_timeout
+        return now - self.last_received >= idle - min(IDLE_MARGIN, idle / 4)
 
     def receive(self, datagrams: Sequence[bytes], now: float) -> None:
         """Process the datagrams that arrived, filing what they bring on the streams."""
+        self.last_received = now
         try:
             if len(datagrams) == 1:
                 self.quic.receive_datagram(datagrams[0], self.address, now=now)

@@ -145,7 +145,8 @@ class Transport:
         return not self.sock.closed and self.engine.error is None
 
     def usable(self) -> bool:
-        """New requests may be sent here."""
+        """New requests may be sent here (not, among others, on a connection about to reach
+        its idle timeout: :meth:`~hyper.http30.engine.QuicEngine.near_idle_timeout`)."""
         engine = self.engine
         return (
             self.alive()
@@ -153,6 +154,7 @@ class Transport:
             and not self.retired
             and engine.goaway_id is None
             and not engine.closing
+            and not engine.near_idle_timeout(time.monotonic())
         )
 
     def unfinished(self) -> bool:
