@@ -181,6 +181,9 @@ WORK: dict[str, Callable[[Driver, Workload, int], Timed]] = {
     "whole": time_serial,
     "h11serial": time_serial,
     "h11serial-tls": time_serial,
+    "h3serial": time_serial,
+    "h3concurrent": time_concurrent,
+    "h3download": time_download,
     "upload": time_upload,
     "memory": time_memory,
 }

@@ -1,7 +1,8 @@
 """Benchmark hyper against httpx, niquests, pycurl, http.client, h2load and curl, locally.
 
 HTTP/2 workloads run against nghttpd over TLS, HTTP/1.1 workloads against nginx (in
-plaintext and over TLS); only the servers the chosen workloads need are started.
+plaintext and over TLS), HTTP/3 workloads against Caddy; only the servers the chosen
+workloads need are started.
 The peers (httpx, niquests, pycurl) run in their own virtual environment,
 ``bench/.venv``, made on first use from ``bench/requirements-peers.txt``.
 
@@ -44,6 +45,7 @@ from harness.runners import (
 from harness.server import (
     ServerError,
     Target,
+    caddy_version,
     make_docroot,
     make_tls_files,
     nghttpd_version,
@@ -240,6 +242,7 @@ def start_document(
             "tools": {
                 "nghttpd": nghttpd_version(),
                 "nginx": nginx_version(),
+                "caddy": caddy_version(),
                 **tool_versions(),
             },
         },
@@ -271,7 +274,11 @@ def describe(info: dict[str, object], targets: dict[str, Target], peers: dict[st
     programs = {t.program for t in targets.values()}
     versions = [
         v()
-        for name, v in (("nghttpd", nghttpd_version), ("nginx", nginx_version))
+        for name, v in (
+            ("nghttpd", nghttpd_version),
+            ("nginx", nginx_version),
+            ("caddy", lambda: f"Caddy {caddy_version()}"),
+        )
         if name in programs
     ]
     libraries = [f"hyper {packages['hyper']}"]

@@ -12,6 +12,9 @@ The protocol is settled once, by the first request:
   it stays HTTP/1.1. Requests with larger bodies go out as plain HTTP/1.1 until then.
 * Plain ``http`` through an HTTP proxy stays HTTP/1.1 (an upgrade cannot pass a forward
   proxy); through a SOCKS proxy it negotiates as on a direct connection.
+* With ``http3=True``, a secure connection without a proxy tries HTTP/3 over QUIC first and
+  races TCP shortly after (:mod:`hyper.discovery`); ``Alt-Svc`` fields in responses tell it
+  where the origin serves HTTP/3 (:mod:`hyper.common.altsvc`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import discovery
 from .common import sockets
+from .common.altsvc import ALT_SVC_CACHE, Origin
+from .common.bufsocket import BufferedSocket
 from .common.exceptions import (
     HTTP2PriorKnowledgeOnly,
     InvalidRequest,
@@ -49,6 +55,8 @@ from .http20.window import BaseFlowControlManager
 if TYPE_CHECKING:
     from .http20.connection import HTTP20Connection
     from .http20.response import HTTP20Push, HTTP20Response
+    from .http30.connection import HTTP30Connection
+    from .http30.response import HTTP30Response
 
 
 def _http2() -> type[HTTP20Connection]:
@@ -57,6 +65,16 @@ def _http2() -> type[HTTP20Connection]:
     from .http20.connection import HTTP20Connection
 
     return HTTP20Connection
+
+
+def _http3() -> type[HTTP30Connection]:
+    """The HTTP/3 connection class, imported (with the QUIC stack) when first needed.
+
+    :raises HTTP3Unavailable: when ``qh3`` is not installed.
+    """
+    from .http30.connection import HTTP30Connection
+
+    return HTTP30Connection
 
 
 #: The largest in-memory body sent with an ``Upgrade: h2c`` request: the whole request must
@@ -101,9 +119,18 @@ class HTTPConnection(ClosingContextManager):
         proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
+    :param http3: allow HTTP/3. A secure connection without a proxy then tries QUIC first,
+        on the port the origin advertised with ``Alt-Svc`` or else on its own port number,
+        and starts TCP beside it after :data:`~hyper.discovery.HTTP3_HEAD_START` seconds;
+        whichever completes first is used (see :doc:`http3`). Needs the ``http3`` extra.
     :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
-        this protocol whatever ALPN said.
+        this protocol whatever ALPN said. With ``http3=True``, also the QUIC settings of
+        :class:`~hyper.HTTP30Connection`: ``cert`` and ``cert_password`` (a client
+        certificate for QUIC, whose TLS cannot take it from ``ssl_context``), ``cert_path``
+        (a CA directory: QUIC's TLS cannot list what ``ssl_context`` loads from one),
+        ``idle_timeout``, ``max_data`` and ``max_stream_data``.
     :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    :raises HTTP3Unavailable: (an :class:`ImportError`) for ``http3=True`` without ``qh3``.
     """
 
     def __init__(
@@ -118,6 +145,8 @@ class HTTPConnection(ClosingContextManager):
         proxy_port: int | None = None,
         proxy_headers: HeadersArg | None = None,
         timeout: TimeoutArg = None,
+        *,
+        http3: bool = False,
         **kwargs: Any,
     ) -> None:
         host, port = resolve_host_port(host, port, 443 if secure else 80)
@@ -137,10 +166,18 @@ class HTTPConnection(ClosingContextManager):
         # Keywords only one protocol takes go to that protocol; unknown ones are an error.
         http11_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP11_ONLY}
         http20_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP20_ONLY}
+        http30_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP30_ONLY}
         if kwargs:
             raise InvalidRequest(
                 f"HTTPConnection got unexpected keyword arguments: {', '.join(sorted(kwargs))}"
             )
+        if http30_only and not http3:
+            raise InvalidRequest(
+                f"{', '.join(sorted(http30_only))} only apply to HTTP/3: pass http3=True too"
+            )
+        #: Whether the connection may speak HTTP/3 (the ``http3`` argument).
+        self.http3 = bool(http3)
+        self._origin: Origin = ("https", host.lower(), port)
         self._http20_kwargs = {
             **shared,
             **http20_only,
@@ -150,9 +187,15 @@ class HTTPConnection(ClosingContextManager):
         check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
         self._ssl_context = ssl_context
-        self._conn: HTTP11Connection | HTTP20Connection = HTTP11Connection(**shared, **http11_only)
+        self._conn: HTTP11Connection | HTTP20Connection | HTTP30Connection = HTTP11Connection(
+            **shared, **http11_only
+        )
         # HTTP20Connection validates these now, so a bad window manager fails here too.
         _http2()(**self._http20_kwargs)
+        self._http30_kwargs = {"ssl_context": ssl_context, **http30_only}
+        if self.http3:
+            # The same for the QUIC settings; raises HTTP3Unavailable without qh3.
+            _http3()(host, port, timeout=timeout, **self._http30_kwargs)
         #: Whether the protocol is settled (ALPN done, or an upgrade answered).
         self._settled = False
         #: The HTTP/2 connection waiting for the answer to an Upgrade: h2c request.
@@ -182,7 +225,8 @@ class HTTPConnection(ClosingContextManager):
 
     @property
     def version(self) -> HTTPVersion:
-        """The protocol in use: HTTP/1.1 until the connection has switched to HTTP/2."""
+        """The protocol in use: HTTP/1.1 until the connection has settled on HTTP/2 or
+        HTTP/3."""
         return self._conn.version
 
     def __getattr__(self, name: str) -> Any:
@@ -194,15 +238,21 @@ class HTTPConnection(ClosingContextManager):
     @property
     def network_buffer_size(self) -> int:
         """
-        The receive buffer size of the connection in use (by default 64 KiB for HTTP/1.1,
-        256 KiB for HTTP/2); setting it applies to both.
+        The receive buffer size of the connection over TCP (by default 64 KiB for HTTP/1.1,
+        256 KiB for HTTP/2); setting it applies to both. HTTP/3 reads whole datagrams and
+        has none: over it this is the HTTP/1.1 default, and setting it changes nothing.
         """
-        return self._conn.network_buffer_size
+        conn = self._conn
+        if isinstance(conn, (HTTP11Connection, _http2())):
+            return conn.network_buffer_size
+        return self._buffer_size or HTTP11Connection.network_buffer_size
 
     @network_buffer_size.setter
     def network_buffer_size(self, size: int) -> None:
         self._buffer_size = size
-        self._conn.network_buffer_size = size
+        conn = self._conn
+        if isinstance(conn, (HTTP11Connection, _http2())):
+            conn.network_buffer_size = size
 
     def _apply_buffer_size(self, http2: HTTP20Connection) -> None:
         """Give a new HTTP/2 connection the caller's buffer size, if the caller chose one."""
@@ -223,20 +273,64 @@ class HTTPConnection(ClosingContextManager):
                 self._conn.connect()
 
     def _negotiate_tls(self, connect_timeout: float | None) -> None:
-        sock, proto = sockets.open_connection(
+        """Settle the protocol of a secure connection: HTTP/3 if allowed and QUIC wins its
+        race with TCP, else what ALPN picks (lock held)."""
+        conn = self._conn
+        assert isinstance(conn, HTTP11Connection)
+        direct = conn.proxy_host is None and conn.socks_proxy is None
+        udp_port = discovery.quic_port(self._origin, ALT_SVC_CACHE) if direct else None
+        if not self.http3 or udp_port is None:
+            self._adopt_tls(*self._open_tls(connect_timeout))
+            self._settled = True
+            return
+        http3 = _http3()(
+            self.host,
+            udp_port,
+            timeout=(self._connect_timeout, self._read_timeout),
+            origin_port=self.port,
+            **self._http30_kwargs,
+        )
+
+        def quic() -> HTTP30Connection:
+            http3.connect(timeout=(connect_timeout, None))
+            return http3
+
+        result = discovery.race(
+            quic,
+            http3.close,
+            lambda: self._open_tls(connect_timeout),
+            lambda opened: opened[0].close(),
+        )
+        if result.first is not None:
+            self._conn = http3
+        else:
+            assert result.second is not None
+            # QUIC failed or was slower than TCP: stay off it for this origin for a while.
+            ALT_SVC_CACHE.mark_broken(self._origin, udp_port)
+            self._adopt_tls(*result.second)
+        self._settled = True
+
+    def _open_tls(self, connect_timeout: float | None) -> tuple[BufferedSocket, str | None]:
+        """A TLS connection over TCP, and the protocol ALPN picked."""
+        conn = self._conn
+        assert isinstance(conn, HTTP11Connection)
+        return sockets.open_connection(
             self.host,
             self.port,
             secure=True,
             ssl_context=self._ssl_context,
-            proxy_host=self._conn.proxy_host,
-            proxy_port=self._conn.proxy_port,
+            proxy_host=conn.proxy_host,
+            proxy_port=conn.proxy_port,
             proxy_headers=self._http20_kwargs["proxy_headers"],
-            socks_proxy=self._conn.socks_proxy,
+            socks_proxy=conn.socks_proxy,
             connect_timeout=connect_timeout,
             read_timeout=self._read_timeout,
-            buffer_size=self._conn.network_buffer_size,
+            buffer_size=conn.network_buffer_size,
             force_proto=self._http20_kwargs.get("force_proto"),
         )
+
+    def _adopt_tls(self, sock: BufferedSocket, proto: str | None) -> None:
+        """Speak over ``sock`` what ALPN picked."""
         if proto == "h2":
             http2 = _http2()(**self._http20_kwargs)
             self._apply_buffer_size(http2)
@@ -249,7 +343,6 @@ class HTTPConnection(ClosingContextManager):
         else:
             assert isinstance(self._conn, HTTP11Connection)
             self._conn.adopt_socket(sock)
-        self._settled = True
 
     def _upgrade_headers(
         self, body: RequestBody, pairs: list[tuple[bytes, bytes]]
@@ -370,12 +463,29 @@ class HTTPConnection(ClosingContextManager):
             self._upgrade_request = replayable
             return True, pairs
 
-    def get_response(self, *args: Any, **kwargs: Any) -> HTTP11Response | HTTP20Response:
+    def get_response(
+        self, *args: Any, **kwargs: Any
+    ) -> HTTP11Response | HTTP20Response | HTTP30Response:
         """
-        Return the response to a request. Over HTTP/2 the arguments are those of
+        Return the response to a request. Over HTTP/2 and HTTP/3 the arguments are those of
         :meth:`HTTP20Connection.get_response <hyper.HTTP20Connection.get_response>`; over
         HTTP/1.1 a stream id of ``None`` (what :meth:`request` returned) is accepted.
+
+        Over TLS, an ``Alt-Svc`` field in the response is remembered for the origin
+        (:data:`~hyper.common.altsvc.ALT_SVC_CACHE`): a later connection with ``http3=True``
+        tries HTTP/3 where it says.
         """
+        response = self._get_response(args, kwargs)
+        if self.secure:
+            advertised = response.headers.get(b"alt-svc")
+            if advertised:
+                values = [value.decode("latin-1") for value in advertised]
+                ALT_SVC_CACHE.remember(self._origin, values)
+        return response
+
+    def _get_response(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> HTTP11Response | HTTP20Response | HTTP30Response:
         conn = self._conn
         pending = self._http11_pending.pop(threading.get_ident(), None)
         if pending is not None and pending is not conn:
@@ -461,6 +571,7 @@ class HTTPConnection(ClosingContextManager):
         self._settled = True
         if not isinstance(self._conn, HTTP11Connection):
             http2 = self._conn  # another thread switched already
+            assert isinstance(http2, _http2())  # in plaintext, never HTTP/3
         else:
             old = self._conn
             old.close()
@@ -475,10 +586,12 @@ class HTTPConnection(ClosingContextManager):
     ) -> Iterator[HTTP20Push]:
         """
         The pushes the server promised (see :meth:`HTTP20Connection.get_pushes
-        <hyper.HTTP20Connection.get_pushes>`); none over HTTP/1.1.
+        <hyper.HTTP20Connection.get_pushes>`); none over HTTP/1.1 or HTTP/3 (hyper does
+        not let an HTTP/3 server push).
         """
-        if not isinstance(self._conn, HTTP11Connection):
-            return self._conn.get_pushes(stream_id, capture_all)
+        conn = self._conn
+        if isinstance(conn, _http2()):
+            return conn.get_pushes(stream_id, capture_all)
         return iter(())
 
     def close(self) -> None:
@@ -497,3 +610,6 @@ class HTTPConnection(ClosingContextManager):
 #: Keyword arguments only one protocol's connection takes.
 _HTTP11_ONLY: frozenset[str] = frozenset()
 _HTTP20_ONLY: frozenset[str] = frozenset({"force_proto"})
+_HTTP30_ONLY: frozenset[str] = frozenset(
+    {"cert", "cert_password", "cert_path", "idle_timeout", "max_data", "max_stream_data"}
+)

@@ -631,8 +631,7 @@ def hypercorn_h3(
     tls_material: TLSMaterial, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[H3Server]:
     """hypercorn serving HTTP/3 on a free UDP port of 127.0.0.1 (``--quic-bind``): httpbin
-    plus ``/echo``, ``/bytes/<n>``, ``/slow/<ms>`` and ``/trailers``
-    (:mod:`tests.support.h3_app`)."""
+    plus ``/echo``, ``/bytes/<n>`` and ``/slow/<ms>`` (:mod:`tests.support.h3_app`)."""
     with run_hypercorn_h3(
         tmp_path_factory.mktemp("hypercorn-h3"),
         cert=tls_material.server,
@@ -657,6 +656,17 @@ def caddy_h3(
         ca_cert_path=tls_material.ca_cert_path,
     ) as server:
         yield server
+
+
+@pytest.fixture
+def fresh_alt_svc_record() -> Iterator[None]:
+    """The process-wide ``Alt-Svc`` record starts empty, and is emptied again after the
+    test: what one test learned must not send another's connections to HTTP/3."""
+    from hyper.common.altsvc import ALT_SVC_CACHE
+
+    ALT_SVC_CACHE.clear()
+    yield
+    ALT_SVC_CACHE.clear()
 
 
 @pytest.fixture

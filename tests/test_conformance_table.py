@@ -25,7 +25,7 @@ from tests.support.conformance import (
 
 REPO = Path(__file__).resolve().parents[1]
 #: The RFCs the table covers, each in its own file.
-RFCS = ("9110", "9112", "9113", "7541")
+RFCS = ("9110", "9112", "9113", "7541", "9114", "9204")
 #: The levels a row may have: the RFC's keyword.
 LEVELS = {"MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "REQUIRED", "SHALL", "SHALL NOT", "MAY"}
 ROWS = list(read_rows())
@@ -88,7 +88,7 @@ def _existing_files() -> set[str]:
     return {str(path.relative_to(REPO)) for path in (REPO / "tests").rglob("test_*.py")}
 
 
-@pytest.mark.parametrize("section", ["9113_6_6", "9112_6_3"])
+@pytest.mark.parametrize("section", ["9113_6_6", "9112_6_3", "9114_6_2_1", "9204_4_2"])
 def test_a_section_keyword_selects_its_tests(section: str) -> None:
     rows: list[Row] = [row for row in ROWS if row.keyword.startswith(f"rfc{section}")]
     assert rows, section

@@ -11,6 +11,7 @@ import hashlib
 import random
 import socket
 import ssl
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -32,8 +33,10 @@ from hyper.common.exceptions import (
     TLSError,
 )
 from hyper.http30.exceptions import ClosedByCaller
+from hyper.http30.exceptions import ConnectionError as HTTP3ConnectionError
 from tests.support.certs import TLSMaterial
 from tests.support.h3servers import BIG_FILE, BIG_SIZE, CaddyServer, H3Server
+from tests.support.udp_peers import UDPPeer, version_negotiation
 
 TIMEOUT = 20.0
 
@@ -144,6 +147,44 @@ def test_a_port_nobody_listens_on_fails_within_the_connect_timeout() -> None:
             conn.connect()
         assert time.monotonic() - started < 3
     assert "unreachable" in str(caught.value)
+
+
+def test_a_server_offering_no_common_quic_version_fails_at_once() -> None:
+    negotiator = UDPPeer(version_negotiation)
+    try:
+        with HTTP30Connection("127.0.0.1", negotiator.port, timeout=10) as conn:
+            started = time.monotonic()
+            with pytest.raises(HTTP3ConnectionError) as caught:
+                conn.connect()
+            assert time.monotonic() - started < 3  # not the connect timeout
+    finally:
+        negotiator.close()
+    assert negotiator.received >= 1
+    assert "QUIC version" in str(caught.value)
+
+
+def test_close_ends_a_handshake_under_way_in_another_thread() -> None:
+    sink, port = _udp_port_nobody_answers()
+    failures: list[BaseException] = []
+    conn = HTTP30Connection("127.0.0.1", port, timeout=30)
+
+    def connect() -> None:
+        try:
+            conn.connect()
+        except BaseException as exc:
+            failures.append(exc)
+
+    with sink:
+        waiter = threading.Thread(target=connect)
+        waiter.start()
+        sink.settimeout(10)
+        sink.recv(65536)  # the handshake has begun: its first packet arrived
+        started = time.monotonic()
+        conn.close()
+        waiter.join(5)
+        assert not waiter.is_alive()
+        assert time.monotonic() - started < 3
+    assert len(failures) == 1 and isinstance(failures[0], ClosedByCaller)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -540,14 +540,16 @@ def tool_versions() -> dict[str, str]:
 #: reading a body whole into one object is the same transfer as ``download`` for them.
 _PYTHON_ONLY = frozenset({"memory", "import", "whole"})
 
-#: Every client the benchmark knows, in report order.
+#: Every client the benchmark knows, in report order. h2load and curl (Debian's builds)
+#: speak no HTTP/3: pycurl, whose wheels bring a libcurl with ngtcp2, is the C reference
+#: there.
 RUNNERS: dict[str, Runner] = {
     **{name: python_runner(name, spec) for name, spec in DRIVERS.items()},
     **{name: import_runner(name, module, peer) for name, (module, peer) in IMPORT_ONLY.items()},
     "h2load": Runner(
         "h2load",
         run_h2load,
-        frozenset(WORKLOADS) - _PYTHON_ONLY,
+        frozenset(w.name for w in WORKLOADS.values() if w.protocol != "h3") - _PYTHON_ONLY,
         missing=_missing_tool("h2load", "nghttp2-client"),
     ),
     "curl": Runner(

@@ -1,8 +1,9 @@
-"""The local servers: a trustme CA and certificate, a docroot, nghttpd and nginx.
+"""The local servers: a trustme CA and certificate, a docroot, nghttpd, nginx and Caddy.
 
 nghttpd serves the HTTP/2 workloads over TLS; nginx serves the HTTP/1.1 ones, in
-plaintext and over TLS (ALPN http/1.1). :func:`servers` starts the ones a run needs
-and yields its endpoints by name (:attr:`Workload.endpoint`).
+plaintext and over TLS (ALPN http/1.1); Caddy serves the HTTP/3 ones (QUIC, on UDP).
+:func:`servers` starts the ones a run needs and yields its endpoints by name
+(:attr:`Workload.endpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -324,7 +326,7 @@ def nginx(
         proc = _spawn([exe, *args], log_path, new_session=True)
         try:
             if _wait_nginx(proc, ports, log_path, log_start, start_timeout):
-                _probe(ports[0], proc, log_path, start_timeout)
+                _probe("nginx", ports[0], proc, log_path, start_timeout)
                 plain = Target(
                     HOST,
                     ports[0],
@@ -380,24 +382,36 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def _probe(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    """GET the warm-up file in plaintext; raise ServerError unless it is served whole."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+def _probe(
+    name: str,
+    port: int,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float,
+    ca: Path | None = None,
+) -> None:
+    """GET the warm-up file (over TLS trusting ``ca`` if given, else in plaintext); raise
+    ServerError unless it is served whole."""
+    if ca is None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    else:
+        context = ssl.create_default_context(cafile=str(ca))
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=context)
     try:
         conn.request("GET", WARMUP_PATH)
         response = conn.getresponse()
         size = len(response.read())
     except (OSError, http.client.HTTPException) as exc:
-        raise ServerError(f"nginx does not answer: {exc}; log: {_tail(log_path)}") from exc
+        raise ServerError(f"{name} does not answer: {exc}; log: {_tail(log_path)}") from exc
     finally:
         conn.close()
     if response.status != 200 or size != WARMUP_SIZE:
         raise ServerError(
-            f"nginx answered GET {WARMUP_PATH} with {response.status}, {size} bytes "
+            f"{name} answered GET {WARMUP_PATH} with {response.status}, {size} bytes "
             f"(expected 200, {WARMUP_SIZE}); log: {_tail(log_path)}"
         )
     if proc.poll() is not None:
-        raise ServerError(f"nginx exited: {_tail(log_path)}")
+        raise ServerError(f"{name} exited: {_tail(log_path)}")
 
 
 def nginx_counters(target: Target) -> NginxCounters | None:
@@ -423,15 +437,122 @@ def nginx_counters(target: Target) -> NginxCounters | None:
     return NginxCounters(accepts=int(match.group(1)), requests=int(match.group(3)))
 
 
+# --- Caddy: HTTP/3 (QUIC) ----------------------------------------------------------------------
+
+#: Caddy logs this once every listener, the UDP one included, is up.
+CADDY_READY = b"serving initial configuration"
+
+#: Caddy's Go runtime gets one core, as nghttpd and nginx run one worker: the box has two
+#: cores, one for the server and one for the client.
+CADDY_MAXPROCS = "1"
+
+
+def caddy_version() -> str:
+    """Return Caddy's version, or ``"missing"``."""
+    exe = shutil.which("caddy")
+    if exe is None:
+        return "missing"
+    out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=10)
+    return (out.stdout.strip() or out.stderr.strip()).split()[0]
+
+
+def caddy_config(docroot: Path, tls: TlsFiles, port: int) -> str:
+    """The Caddyfile: a static file server on ``port`` of 127.0.0.1, TCP and UDP (HTTP/3).
+
+    No admin endpoint, no access log, no redirect listener on port 80.
+    """
+    return (
+        "{\n\tadmin off\n\tauto_https disable_redirects\n"
+        "\tservers {\n\t\tprotocols h1 h2 h3\n\t}\n}\n\n"
+        f"https://{HOST}:{port} {{\n\tbind {HOST}\n"
+        f"\ttls {_caddy_path(tls.cert)} {_caddy_path(tls.key)}\n"
+        f"\troot * {_caddy_path(docroot)}\n\tfile_server\n}}\n"
+    )
+
+
+def _caddy_path(path: Path) -> str:
+    """``path`` as one Caddyfile token."""
+    text = str(path.absolute())
+    if any(c.isspace() or c in '"{}' for c in text):
+        raise ServerError(f"cannot use {text!r} in a Caddyfile")
+    return text
+
+
+@contextlib.contextmanager
+def caddy(
+    tls: TlsFiles, docroot: Path, prefix: Path, start_timeout: float = 10.0
+) -> Iterator[Target]:
+    """Run Caddy serving ``docroot`` over HTTP/3 on a free port of 127.0.0.1.
+
+    It listens on the same port number over TCP (HTTP/1.1 and HTTP/2) and UDP (HTTP/3);
+    the workloads use UDP. Its configuration, log and state (``XDG_*`` directories) are
+    under ``prefix``. It is ready once it has logged :data:`CADDY_READY` and a GET of the
+    warm-up file over TCP answers 200 with the right length.
+    """
+    exe = shutil.which("caddy")
+    if exe is None:
+        raise ServerError("caddy not found on PATH (Debian: apt-get install caddy)")
+    prefix = prefix.absolute()
+    prefix.mkdir(parents=True, exist_ok=True)
+    log_path, conf_path = prefix / "caddy.log", prefix / "Caddyfile"
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(prefix / "data"),
+        "XDG_CONFIG_HOME": str(prefix / "config"),
+        "GOMAXPROCS": CADDY_MAXPROCS,
+    }
+    for _attempt in range(3):  # a free port may be taken before Caddy binds it
+        port = free_port()
+        config = caddy_config(docroot, tls, port)
+        conf_path.write_text(config)
+        args = ("run", "--config", str(conf_path), "--adapter", "caddyfile")
+        log_start = log_path.stat().st_size if log_path.exists() else 0
+        proc = _spawn([exe, *args], log_path, env=env)
+        try:
+            if _wait_logged(proc, log_path, log_start, CADDY_READY, start_timeout):
+                _probe("caddy", port, proc, log_path, start_timeout, tls.ca)
+                yield Target(
+                    HOST,
+                    port,
+                    tls.ca,
+                    server_args=args,
+                    program="caddy",
+                    config=config,
+                )
+                return
+        finally:
+            _stop(proc)
+        if b"address already in use" not in _read_from(log_path, log_start):
+            break  # not a lost race for a port: trying again would not help
+    raise ServerError(f"caddy did not start: {_tail(log_path)}")
+
+
+def _wait_logged(
+    proc: subprocess.Popen[bytes], log_path: Path, log_start: int, line: bytes, timeout: float
+) -> bool:
+    """Wait until ``proc`` has logged ``line``; False if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if line in _read_from(log_path, log_start):
+            return True
+        time.sleep(0.05)
+    raise ServerError(f"the server did not start within {timeout:.0f} s: {_tail(log_path)}")
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 
 def server_missing(server: str) -> str | None:
-    """Why ``server`` (``"nghttpd"`` or ``"nginx"``) cannot run here, or None if it can."""
+    """Why ``server`` (``"nghttpd"``, ``"nginx"``, ``"caddy"``) cannot run here, or None if
+    it can."""
     if server == "nghttpd" and shutil.which("nghttpd") is None:
         return "nghttpd not found on PATH (Debian: apt-get install nghttp2-server)"
     if server == "nginx" and find_nginx() is None:
         return "nginx not found on PATH (Debian: apt-get install nginx-light)"
+    if server == "caddy" and shutil.which("caddy") is None:
+        return "caddy not found on PATH (Debian: apt-get install caddy)"
     return None  # "none": the import-time workload needs no server
 
 
@@ -448,6 +569,8 @@ def servers(
             targets["nghttpd-tls"] = stack.enter_context(nghttpd(tls, docroot, log))
         if "nginx" in needed:
             targets.update(stack.enter_context(nginx(tls, docroot, scratch / "nginx")))
+        if "caddy" in needed:
+            targets["caddy-tls"] = stack.enter_context(caddy(tls, docroot, scratch / "caddy"))
         if "none" in needed:
             # No server: a placeholder, so that every workload has a target.
             targets["none"] = Target(HOST, 0, tls.ca, server_args=(), secure=False, program="none")
@@ -458,7 +581,11 @@ def servers(
 
 
 def _spawn(
-    cmd: list[str], log_path: Path, *, new_session: bool = False
+    cmd: list[str],
+    log_path: Path,
+    *,
+    new_session: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` with its output in ``log_path``; it dies if we die.
 
@@ -473,6 +600,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             start_new_session=new_session,
+            env=env,
         )
 
 

@@ -68,6 +68,12 @@ GOALS: tuple[Goal, ...] = (
         ("http.client",),
         1.15,
     ),
+    Goal("h3serial", "HTTP/3 one at a time: hyper >= 1.5x niquests", ("niquests",), 1.5),
+    Goal("h3serial", "HTTP/3 one at a time: hyper >= 0.5x pycurl", ("pycurl",), 0.5),
+    Goal("h3concurrent", "HTTP/3 100 in flight: hyper >= 1.5x niquests", ("niquests",), 1.5),
+    Goal("h3concurrent", "HTTP/3 100 in flight: hyper >= 0.5x pycurl", ("pycurl",), 0.5),
+    Goal("h3download", "HTTP/3 100 MiB download: hyper >= 1.0x niquests", ("niquests",), 1.0),
+    Goal("h3download", "HTTP/3 100 MiB download: hyper >= 0.5x pycurl", ("pycurl",), 0.5),
     Goal("memory", "1,000 open streams on one connection: < 10 MiB", maximum=10.0),
     Goal("import", "import time: hyper <= httpx", ("httpx",), 1.0),
 )

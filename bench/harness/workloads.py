@@ -8,16 +8,17 @@ function to ``client.py``'s ``WORK`` and, if needed, a driver primitive.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 #: Rates (higher is better), or a cost: MiB of memory, ms of import time (lower is better).
 Unit = Literal["req/s", "MB/s", "MiB", "ms"]
 #: The HTTP version a workload is spoken in (ALPN names).
-Protocol = Literal["h2", "http/1.1"]
-#: The program serving a workload: nghttpd (HTTP/2 over TLS), nginx (HTTP/1.1), or
-#: none (the import-time workload needs no server).
-ServerName = Literal["nghttpd", "nginx", "none"]
+Protocol = Literal["h2", "http/1.1", "h3"]
+#: The program serving a workload: nghttpd (HTTP/2 over TLS), nginx (HTTP/1.1), Caddy
+#: (HTTP/3), or none (the import-time workload needs no server).
+ServerName = Literal["nghttpd", "nginx", "caddy", "none"]
 
 #: The small file fetched by warm-up requests.
 WARMUP_PATH = "/1k.bin"
@@ -79,6 +80,8 @@ class Workload:
             return
         if self.protocol == "h2" and (self.server != "nghttpd" or not self.tls):
             raise ValueError(f"{self.name}: HTTP/2 workloads run on nghttpd over TLS")
+        if self.protocol == "h3" and (self.server != "caddy" or not self.tls):
+            raise ValueError(f"{self.name}: HTTP/3 workloads run on Caddy (QUIC is TLS)")
         if self.protocol == "http/1.1" and self.in_flight != 1:
             raise ValueError(f"{self.name}: HTTP/1.1 has one request in flight per connection")
 
@@ -216,6 +219,42 @@ WORKLOADS: dict[str, Workload] = {
         ),
     )
 }
+
+
+def _over_http3(base: str, name: str, description: str, **changes: int) -> Workload:
+    """The work of the HTTP/2 workload ``base``, over HTTP/3 to Caddy (no native tool
+    speaks HTTP/3 here, hence no ``native_scale``)."""
+    return dataclasses.replace(
+        WORKLOADS[base],
+        name=name,
+        description=description,
+        protocol="h3",
+        server="caddy",
+        native_scale=1,
+        **changes,
+    )
+
+
+WORKLOADS.update(
+    (w.name, w)
+    for w in (
+        _over_http3(
+            "serial", "h3serial", "1 KiB GETs, one at a time, on one HTTP/3 connection (Caddy)"
+        ),
+        _over_http3(
+            "concurrent",
+            "h3concurrent",
+            "1 KiB GETs, 100 in flight, on one HTTP/3 connection (Caddy)",
+            # 2,000 took hyper and pycurl under a second: too short to time steadily.
+            requests=5000,
+        ),
+        _over_http3(
+            "download",
+            "h3download",
+            "one 100 MiB GET over HTTP/3 (Caddy), body read in 64 KiB pieces",
+        ),
+    )
+)
 
 #: How large each piece of a streamed body is.
 CHUNK_SIZE = 64 * 1024

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import os
 import ssl
 import sys
@@ -19,7 +20,7 @@ from typing import BinaryIO, TextIO
 from ..common.exceptions import HyperError
 from ..common.response import BaseResponse
 from .bodies import read_stdin
-from .connect import Connector, Protocol, send, tls_context
+from .connect import Connector, Protocol, check_http3_only, send, tls_context
 from .errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -118,14 +119,26 @@ def prepare(args: argparse.Namespace, console: Console) -> PreparedRequest:
     read_body = None
     if console.stdin is not None and not args.ignore_stdin and not console.stdin_is_terminal:
         read_body = functools.partial(read_stdin, console.stdin, console.waiting_for_stdin)
+    if args.http3 or args.http3_only:
+        _require_http3("--http3" if args.http3 else "--http3-only")
     request = prepare_request(method, url, texts, form=args.form, stdin=read_body)
     try:
-        proxy_for(request.target, os.environ, args.proxy, args.noproxy)
+        proxy = proxy_for(request.target, os.environ, args.proxy, args.noproxy)
+        if args.http3_only:
+            check_http3_only(request.target, proxy)
     except UsageError:
         if request.body is not None:
             request.body.close()
         raise
     return request
+
+
+def _require_http3(option: str) -> None:
+    """:raises UsageError: when the QUIC stack HTTP/3 needs is not installed."""
+    try:
+        importlib.import_module("hyper.http30.stack")
+    except ImportError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 # -- the exchange --------------------------------------------------------------------------------
@@ -162,6 +175,10 @@ def _protocol(args: argparse.Namespace) -> Protocol:
         return "http1.1"
     if args.http2:
         return "http2"
+    if args.http3:
+        return "http3"
+    if args.http3_only:
+        return "http3-only"
     return "auto"
 
 

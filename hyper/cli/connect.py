@@ -1,27 +1,33 @@
 """
 The connections of the ``hyper`` command: which class speaks to a target (negotiation,
-``--http1.1`` or ``--http2``), its TLS context, and one connection kept open while
-redirects stay on the same origin.
+``--http1.1``, ``--http2``, ``--http3`` or ``--http3-only``), its TLS context, and one
+connection kept open while redirects stay on the same origin.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ..common.response import BaseResponse
 from ..connection import HTTPConnection
 from ..http11.connection import HTTP11Connection
 from ..http20.connection import HTTP20Connection
+
+if TYPE_CHECKING:
+    from ..http30.connection import HTTP30Connection
 from ..tls import init_context
+from .errors import CommandError, UsageError
 from .proxies import Proxy
 from .request import PreparedRequest, Target
 
-#: ``auto`` negotiates (ALPN over TLS, an h2c upgrade in plaintext); the others force one.
-Protocol = Literal["auto", "http1.1", "http2"]
+#: ``auto`` negotiates (ALPN over TLS, an h2c upgrade in plaintext); ``http3`` negotiates with
+#: HTTP/3 allowed (QUIC first, racing TCP); the others force one protocol.
+Protocol = Literal["auto", "http1.1", "http2", "http3", "http3-only"]
 
-Connection = HTTPConnection | HTTP11Connection | HTTP20Connection
+#: HTTP/3's class stays unloaded (with the QUIC stack) unless ``--http3-only`` needs it.
+Connection: TypeAlias = "HTTPConnection | HTTP11Connection | HTTP20Connection | HTTP30Connection"
 
 
 def tls_context(cacert: str | None, insecure: bool, protocol: Protocol) -> ssl.SSLContext:
@@ -39,6 +45,18 @@ def tls_context(cacert: str | None, insecure: bool, protocol: Protocol) -> ssl.S
     return context
 
 
+def check_http3_only(target: Target, proxy: Proxy | None) -> None:
+    """:raises UsageError: if ``--http3-only`` cannot reach ``target`` (an ``http://`` URL,
+    or a proxy to go through)."""
+    if not target.secure:
+        raise UsageError("--http3-only needs an https:// URL: HTTP/3 always uses TLS")
+    if proxy is not None:
+        raise UsageError(
+            "--http3-only cannot go through a proxy (QUIC passes neither HTTP nor SOCKS "
+            "proxies): add --noproxy '*', or use --http3"
+        )
+
+
 def open_connection(
     target: Target,
     context: ssl.SSLContext | None,
@@ -48,10 +66,22 @@ def open_connection(
 ) -> Connection:
     """
     The connection for ``target``: an :class:`~hyper.HTTPConnection` (ALPN over TLS, an h2c
-    upgrade in plaintext), with ``http1.1`` an :class:`~hyper.HTTP11Connection`, or with
-    ``http2`` an :class:`~hyper.HTTP20Connection` (prior knowledge in plaintext,
-    ``force_proto="h2"`` over TLS); through ``proxy`` if given.
+    upgrade in plaintext; with ``http3``, QUIC first), with ``http1.1`` an
+    :class:`~hyper.HTTP11Connection`, with ``http2`` an :class:`~hyper.HTTP20Connection`
+    (prior knowledge in plaintext, ``force_proto="h2"`` over TLS), or with ``http3-only`` an
+    :class:`~hyper.HTTP30Connection`; through ``proxy`` if given.
+
+    :raises CommandError: for ``http3-only`` with an ``http://`` URL or a proxy (a
+        redirect to one: :func:`check_http3_only` checks the command line's URL sooner).
     """
+    if protocol == "http3-only":
+        try:
+            check_http3_only(target, proxy)
+        except UsageError as exc:
+            raise CommandError(f"cannot follow the redirect to {target.url}: {exc}") from None
+        from ..http30.connection import HTTP30Connection  # loads the QUIC stack
+
+        return HTTP30Connection(target.host, target.port, ssl_context=context, timeout=timeout)
     common: dict[str, Any] = {
         "secure": target.secure,
         "ssl_context": context,
@@ -65,7 +95,7 @@ def open_connection(
         return HTTP20Connection(target.host, target.port, force_proto=force, **common)
     if protocol == "http1.1":
         return HTTP11Connection(target.host, target.port, **common)
-    return HTTPConnection(target.host, target.port, **common)
+    return HTTPConnection(target.host, target.port, http3=protocol == "http3", **common)
 
 
 def send(conn: Connection, request: PreparedRequest) -> BaseResponse:

@@ -31,4 +31,5 @@ class FileError(UsageError):
 
 class CommandError(Exception):
     """The exchange cannot go on for a reason of the command's own: too many redirects, or
-    a redirect to a URL it cannot follow (exit status 1)."""
+    a redirect to a URL it cannot follow (with ``--http3-only``, one over plain HTTP or
+    through a proxy) (exit status 1)."""

@@ -118,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="http2",
         help="speak HTTP/2 only (prior knowledge for http:// URLs)",
     )
+    _switch(
+        protocol,
+        "--http3",
+        dest="http3",
+        help="for https:// URLs without a proxy, try HTTP/3 (QUIC) first and fall back to "
+        "HTTP/2 or HTTP/1.1 over TCP",
+    )
+    _switch(
+        protocol,
+        "--http3-only",
+        dest="http3_only",
+        help="speak HTTP/3 only (https:// URLs, no proxy)",
+    )
     connection.add_argument(
         "--proxy",
         metavar="URL",

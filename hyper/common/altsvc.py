@@ -29,6 +29,10 @@ DEFAULT_MAX_ENTRIES = 1024
 #: The longest ``Alt-Svc`` field value read; anything longer is ignored as a whole.
 MAX_FIELD_LENGTH = 4096
 
+#: How long, in seconds, hyper stays off HTTP/3 to a UDP port of an origin after a QUIC
+#: attempt there failed or lost the race to TCP (see :meth:`AltSvcCache.mark_broken`).
+BROKEN_FOR = 300.0
+
 #: An origin: scheme, host (lower case) and port.
 Origin = tuple[str, str, int]
 
@@ -127,6 +131,8 @@ class AltSvcCache:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[Origin, tuple[int, float]] = OrderedDict()
+        #: (origin, UDP port) -> until when HTTP/3 there counts as broken.
+        self._broken: OrderedDict[tuple[Origin, int], float] = OrderedDict()
 
     def remember(self, origin: Origin, values: list[str], now: float | None = None) -> None:
         """
@@ -176,15 +182,51 @@ class AltSvcCache:
             return entry[0]
 
     def forget(self, origin: Origin) -> None:
-        """Forget ``origin``'s alternative (after HTTP/3 to it failed, say)."""
+        """Forget ``origin``'s alternative."""
         scheme, host, port = origin
         with self._lock:
             self._entries.pop((scheme, host.lower(), port), None)
 
+    def mark_broken(
+        self, origin: Origin, udp_port: int, seconds: float = BROKEN_FOR, now: float | None = None
+    ) -> None:
+        """
+        Record that HTTP/3 to ``origin`` on ``udp_port`` failed (or lost the race to TCP):
+        :meth:`broken` says so for ``seconds``, so that later connections go straight to TCP
+        instead of waiting for QUIC again. What the origin advertised is kept: once the time
+        is up, HTTP/3 is tried again.
+
+        :param now: the :func:`time.monotonic` time, for tests.
+        """
+        scheme, host, port = origin
+        key = ((scheme, host.lower(), port), udp_port)
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            self._broken[key] = moment + seconds
+            self._broken.move_to_end(key)
+            while len(self._broken) > max(self.max_entries, 0):
+                self._broken.popitem(last=False)
+
+    def broken(self, origin: Origin, udp_port: int, now: float | None = None) -> bool:
+        """Whether HTTP/3 to ``origin`` on ``udp_port`` failed less than the time given to
+        :meth:`mark_broken` ago."""
+        scheme, host, port = origin
+        key = ((scheme, host.lower(), port), udp_port)
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            until = self._broken.get(key)
+            if until is None:
+                return False
+            if until <= moment:
+                del self._broken[key]
+                return False
+            return True
+
     def clear(self) -> None:
-        """Forget every origin."""
+        """Forget every origin, and every failure."""
         with self._lock:
             self._entries.clear()
+            self._broken.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import importlib
 import os
 import ssl
 import threading
@@ -100,6 +101,9 @@ class HTTP20Adapter(HTTPAdapter):
     :param pool_block: when every HTTP/1.1 connection of a full pool is busy, wait (up to
         the connect timeout) for one instead of opening one more that is closed after use.
     :param idle_timeout: seconds an idle connection stays pooled; ``None`` keeps it.
+    :param http3: allow HTTP/3 for ``https`` URLs without a proxy: a new connection tries
+        QUIC first and races TCP, and follows what ``Alt-Svc`` fields advertised (see
+        :class:`hyper.HTTPConnection` and :doc:`http3`). Needs the ``http3`` extra.
     """
 
     __attrs__ = [
@@ -109,6 +113,7 @@ class HTTP20Adapter(HTTPAdapter):
         "pool_maxsize",
         "pool_block",
         "idle_timeout",
+        "http3",
     ]
 
     def __init__(
@@ -119,7 +124,13 @@ class HTTP20Adapter(HTTPAdapter):
         max_retries: int | Retry = DEFAULT_RETRIES,
         pool_block: bool = DEFAULT_POOLBLOCK,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        *,
+        http3: bool = False,
     ) -> None:
+        if http3:
+            # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
+            importlib.import_module("hyper.http30.stack")
+        self.http3 = http3
         self.window_manager = window_manager
         self.pool_connections = pool_connections
         self.pool_maxsize = pool_maxsize
@@ -221,6 +232,7 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_host=proxy_host,
                 proxy_headers=proxy_headers,
                 timeout=timeout,
+                **(self._http3_settings(verify, cert) if secure else {}),
             )
             if len(pool) < self.pool_maxsize:
                 pool.append(conn)
@@ -288,23 +300,27 @@ class HTTP20Adapter(HTTPAdapter):
     def _verify_key(verify: Any) -> Any:
         return verify if isinstance(verify, (bool, str)) else bool(verify)
 
+    def _http3_settings(self, verify: Any, cert: Any) -> dict[str, Any]:
+        """What :class:`hyper.HTTPConnection` takes to allow HTTP/3 with ``verify`` and
+        ``cert``: QUIC's TLS takes a client certificate and a CA directory apart from the
+        context."""
+        if not self.http3:
+            return {}
+        client_cert, password = _client_cert(cert)
+        settings: dict[str, Any] = {"http3": True}
+        if client_cert is not None:
+            settings.update(cert=client_cert, cert_password=password)
+        if isinstance(verify, str) and os.path.isdir(verify):
+            settings["cert_path"] = verify
+        return settings
+
     def _context(self, verify: Any, cert: Any) -> ssl.SSLContext:
         """The TLS context for ``verify`` and ``cert`` (built once per combination)."""
         key = (self._verify_key(verify), _cert_key(cert))
         context = self._contexts.get(key)
         if context is None:
             cert_path = verify if isinstance(verify, str) else None
-            client_cert: Any = cert
-            password = None
-            if isinstance(cert, (list, tuple)):
-                # requests passes (cert, key); HTTPie (cert, key, key password).
-                fields = [field for field in cert if field is not None]
-                if len(cert) == 3:
-                    password = cert[2]
-                    fields = [field for field in cert[:2] if field is not None]
-                client_cert = (
-                    tuple(fields) if len(fields) == 2 else (fields[0] if fields else None)
-                )
+            client_cert, password = _client_cert(cert)
             context = tls.init_context(
                 cert_path=cert_path, cert=client_cert, cert_password=password
             )
@@ -597,6 +613,16 @@ def _cert_key(cert: Any) -> Any:
     return tuple(cert) if isinstance(cert, list) else cert
 
 
+def _client_cert(cert: Any) -> tuple[Any, Any]:
+    """The client certificate and key password in requests' ``cert``: a path, a
+    ``(cert, key)`` pair (requests) or a ``(cert, key, password)`` triple (HTTPie)."""
+    if not isinstance(cert, (list, tuple)):
+        return cert, None
+    password = cert[2] if len(cert) == 3 else None
+    fields = [field for field in cert[:2] if field is not None]
+    return (tuple(fields) if len(fields) == 2 else (fields[0] if fields else None)), password
+
+
 def _timeout(timeout: Any) -> Any:
     """requests' timeout (a number, a pair, or a urllib3 Timeout) as hyper takes it, checked
     as requests checks it (same errors, same messages)."""
@@ -671,6 +697,10 @@ def _urllib3_error(exc: HyperError) -> Exception:
     return urllib3.exceptions.ProtocolError(str(exc), exc)
 
 
+#: The protocol as urllib3 numbers it in ``HTTPResponse.version``.
+_VERSION_NUMBERS = {HTTPVersion.http11: 11, HTTPVersion.http20: 20, HTTPVersion.http30: 30}
+
+
 class _OriginalResponse:
     """
     The shape requests (cookies) and HTTPie read from ``raw._original_response``: an
@@ -682,7 +712,7 @@ class _OriginalResponse:
         for name, value in response.headers.iter_raw():
             self.msg[name.decode("latin-1")] = value.decode("latin-1")
         self.headers = self.msg
-        self.version = 20 if response.version is HTTPVersion.http20 else 11
+        self.version = _VERSION_NUMBERS[response.version]
         self.status = response.status
         self.reason = response.reason or http.client.responses.get(response.status, "")
 

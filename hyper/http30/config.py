@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from typing import TextIO
@@ -118,19 +119,43 @@ def _load_authorities(configuration: QuicConfiguration, settings: QuicSettings) 
     configuration.load_verify_locations(cafile=certifi.where())
 
 
+#: A PEM private key block, of any kind (PKCS#8, EC, RSA, encrypted).
+_PEM_KEY = re.compile(
+    rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----\s*", re.S
+)
+
+
 def _load_client_certificate(configuration: QuicConfiguration, settings: QuicSettings) -> None:
     cert = settings.cert
-    if isinstance(cert, tuple):
-        certfile, keyfile = cert
-    else:
-        assert cert is not None
-        certfile, keyfile = os.fspath(cert), None
     try:
-        configuration.load_cert_chain(certfile, keyfile, settings.cert_password)
+        if isinstance(cert, tuple):
+            certfile, keyfile = cert
+            configuration.load_cert_chain(certfile, keyfile, settings.cert_password)
+            return
+        assert cert is not None
+        certificates, key = _split_pem(os.fspath(cert))
+        if key is None:
+            raise TLSError(f"cannot load client certificate {cert!r}: it holds no private key")
+        configuration.load_cert_chain(certificates, key, settings.cert_password)
+    except TLSError:
+        raise
     except Exception as exc:
         # The QUIC stack reports a file it cannot parse in many ways (OSError, ValueError,
         # IndexError for a PEM file without a certificate): every one is a file not loaded.
         raise TLSError(f"cannot load client certificate {cert!r}: {exc!r}") from exc
+
+
+def _split_pem(path: str) -> tuple[bytes, bytes | None]:
+    """The certificates and the private key of one PEM file. The QUIC stack finds the key in
+    such a file only when it follows the certificates and is in PKCS#8 form (otherwise it
+    loads the certificate alone, and a server that asks for it refuses the handshake): hyper
+    hands it the two apart, whatever their order and form."""
+    with open(path, "rb") as pem:
+        data = pem.read()
+    match = _PEM_KEY.search(data)
+    if match is None:
+        return data, None
+    return data[: match.start()] + data[match.end() :], match.group(0)
 
 
 def _open_key_log(context: ssl.SSLContext | None) -> TextIO | None:

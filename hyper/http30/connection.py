@@ -40,10 +40,14 @@ from ..common.multiplexed import (
     send_body,
 )
 from ..common.util import (
+    CONNECTION_TIMEOUT,
     HTTPVersion,
+    RequestTimeoutArg,
     TimeoutArg,
     authority_for,
     check_ssl_context,
+    parse_port,
+    request_timeouts,
     resolve_host_port,
     split_timeout,
 )
@@ -107,6 +111,10 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         stack's default, 15 MiB).
     :param max_stream_data: each stream's QUIC receive window in bytes (``None``: the QUIC
         stack's default, 6 MiB).
+    :param origin_port: the port of the origin this connection serves as its HTTP/3
+        alternative (RFC 7838: ``Alt-Svc: h3=":port"`` from a server on another port).
+        ``:authority`` then names this port, and ``port`` is only where QUIC goes. ``None``:
+        ``port`` is the origin's.
     :raises InvalidRequest: for an unusable host, port, timeout or argument.
     :raises HTTP3Unavailable: (an :class:`ImportError`) when ``qh3`` is not installed; it
         is raised when this class is first looked up.
@@ -128,6 +136,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_data: int | None = None,
         max_stream_data: int | None = None,
+        origin_port: int | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -160,6 +169,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             max_data=max_data,
             max_stream_data=max_stream_data,
         )
+        authority_port = self.port if origin_port is None else parse_port(origin_port)
         self._origin = authority_for(self.host, self.port, 0)
 
         #: The requests this connection holds ids for, oldest first, and the lock that
@@ -170,6 +180,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         self._connect_lock = threading.Lock()
         #: The transport new requests go on (None before the first connect).
         self._transport: Transport | None = None
+        #: The transport whose handshake is under way, for close() to end it.
+        self._handshaking: Transport | None = None
         #: Older transports finishing the requests they carry.
         self._draining: list[Transport] = []
         self._next_handle = 1
@@ -190,7 +202,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             scheme=b"https",
-            authority=authority_for(self.host, self.port, 443).encode("ascii"),
+            authority=authority_for(self.host, authority_port, 443).encode("ascii"),
             secure=True,
         )
         #: How many QUIC connections this object has opened.
@@ -231,11 +243,14 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
 
     # -- connecting -------------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT) -> None:
         """
         Open the QUIC connection and complete its handshake, if it is not open already;
         :meth:`request` calls it as needed, so calling it is optional. Safe to call from
         several threads: one connects, the others wait for it.
+
+        :param timeout: bounds this handshake instead of the connection's connect timeout,
+            in the forms the constructor takes (of a pair, the connect part counts).
 
         :raises ConnectTimeout: if the handshake does not complete within the connect timeout
             (for example a server, or a firewall, that does not answer over UDP).
@@ -245,7 +260,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             as hyper does.
         :raises SocketError: for any other network failure (a name that does not resolve).
         """
-        self._connect(self._connect_timeout)
+        connect_timeout = request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0]
+        self._connect(connect_timeout)
 
     def _connect(self, connect_timeout: float | None) -> Transport:
         """:meth:`connect`, within ``connect_timeout`` (a request's); returns the transport
@@ -270,8 +286,17 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 raise
             engine = QuicEngine(configuration, sock.address, self._origin, key_log)
             transport = Transport(sock, engine, self._cond, self._read_timeout)
-            transport.handshake(connect_timeout)
             with self._lock:
+                self._handshaking = transport
+            try:
+                transport.handshake(connect_timeout)
+            finally:
+                with self._lock:
+                    self._handshaking = None
+            with self._lock:
+                if not transport.alive():
+                    # close() ran as the handshake completed: the caller gave up on it.
+                    transport.raise_if_dead_locked()
                 self._transport = transport
                 self.connections_opened += 1
                 self._cond.notify_all()
@@ -293,12 +318,14 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         """
         Close the connection: send CONNECTION_CLOSE (``H3_NO_ERROR``) and close the socket.
         Responses whose body was fully received stay readable; reading the others raises
-        :class:`~hyper.common.exceptions.ConnectionClosed`. A later :meth:`request` opens a new
+        :class:`~hyper.common.exceptions.ConnectionClosed`. A handshake under way in another
+        thread ends at once, its :meth:`connect` raising
+        :class:`~hyper.http30.exceptions.ClosedByCaller`. A later :meth:`request` opens a new
         connection.
         """
         with self._lock:
             error = ClosedByCaller("the connection was closed by close()")
-            for transport in [*self._draining, self._transport]:
+            for transport in [*self._draining, self._transport, self._handshaking]:
                 if transport is not None:
                     transport.close_locked(error)
             self._draining.clear()

@@ -19,11 +19,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ..common.exceptions import HyperError, IncompleteRead, InvalidResponse
+from ..common.exceptions import HyperError, IncompleteRead, InvalidRequest, InvalidResponse
 from ..common.header_list import HeaderList
 from ..http20.validation import MalformedHeaders, check_response, check_trailers
-from .errors import H3ErrorCode, termination_error
-from .exceptions import ConnectionError, HTTP30Error
+from .errors import H3ErrorCode, code_name, termination_error
+from .exceptions import ConnectionError, FieldSectionTooLarge, HTTP30Error, ProtocolError
 from .stack import (
     ConnectionTerminated,
     DataReceived,
@@ -35,20 +35,44 @@ from .stack import (
     H3StreamReset,
     HandshakeCompleted,
     HeadersReceived,
+    PushPromiseReceived,
     QuicConfiguration,
     QuicConnection,
     QuicConnectionError,
+    QuicStreamData,
+    QuicStreamReset,
     StopSending,
 )
 from .stream import RequestStream
 
-__all__ = ["QuicEngine"]
+__all__ = ["MAX_FIELD_SECTION_SIZE", "MAX_HEAD_BYTES", "QuicEngine"]
 
 log = logging.getLogger("hyper.http30")
+
+#: The largest response header section (or trailers) hyper accepts, decoded, counted as RFC
+#: 9114 section 4.2.2 counts it: each field's name and value plus 32 bytes. It is HTTP/2's
+#: header list limit. The QUIC stack advertises its own, larger limit in
+#: SETTINGS_MAX_FIELD_SECTION_SIZE (1 MiB in qh3 2.x, not adjustable through its API) and
+#: ends the connection above it; hyper refuses a larger response than this one by itself
+#: (a client may discard a response it cannot process) and fails that request only.
+MAX_FIELD_SECTION_SIZE = 64 * 1024
+#: The most bytes a response's stream may carry before its header section is whole, all
+#: frames counted: the QUIC stack buffers an incomplete header block until its end arrives,
+#: and hyper stops it here. Huffman coding can make a field up to about four times longer than
+#: its text, so a header block this long cannot decode to a section hyper would accept.
+MAX_HEAD_BYTES = 4 * MAX_FIELD_SECTION_SIZE
 
 #: The QUIC stack's failures when it is asked to do something (send on a closed connection,
 #: a stream in the wrong state).
 _STACK_ERRORS = (QuicConnectionError, H3Error, H3ProtocolError, ValueError, AssertionError)
+#: The highest push ID the QUIC stack offers the server: its HTTP/3 layer sends MAX_PUSH_ID
+#: with this value when the connection starts (hyper uses no pushes, but cannot stop that).
+STACK_MAX_PUSH_ID = 8
+#: The types of the server's critical unidirectional streams (RFC 9114 section 6.2.1, RFC
+#: 9204 section 4.2): control, QPACK encoder, QPACK decoder. None of them may end.
+_CRITICAL_STREAM_TYPES = {0x0: "control", 0x2: "QPACK encoder", 0x3: "QPACK decoder"}
+#: SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 section 7.2.4.1).
+_MAX_FIELD_SECTION_SIZE = 0x6
 
 
 class QuicEngine:
@@ -82,10 +106,21 @@ class QuicEngine:
         #: The lowest stream id of a GOAWAY the server sent: requests from there on were not
         #: processed, and no new ones may be sent.
         self.goaway_id: int | None = None
-        #: hyper closed the connection (CONNECTION_CLOSE is queued or sent).
+        #: The connection is closing: hyper closed it (CONNECTION_CLOSE is queued or sent), or
+        #: the QUIC stack refused a new stream because it is ending. No new streams go on it.
         self.closing = False
         #: Push streams hyper asked the server to stop (it does not use pushes).
         self._refused_pushes: set[int] = set()
+        #: Request streams whose response head hyper refused as too large: what still
+        #: arrives on them is dropped before it reaches HTTP/3.
+        self._refused_heads: set[int] = set()
+        #: The push stream that carries each push ID, and the request fields each push ID
+        #: was promised with: the server may use neither twice in different ways.
+        self._push_streams: dict[int, int] = {}
+        self._promises: dict[int, HeaderList] = {}
+        #: The type of each unidirectional stream the server opened (``None`` until its
+        #: first byte arrived).
+        self._uni_types: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return f"<QuicEngine {self.origin} streams={len(self.streams)} error={self.error!r}>"
@@ -148,15 +183,28 @@ class QuicEngine:
         """
         Send a request's headers on a new stream.
 
-        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses (the connection is
-            closing, say).
+        :raises InvalidRequest: if the request is not for an ``https`` URL, or its header
+            section is larger than the server accepts (its SETTINGS_MAX_FIELD_SECTION_SIZE);
+            nothing is sent.
+        :raises ~hyper.http30.exceptions.HTTP30Error: if the QUIC stack refuses and the
+            connection's failure is known, or hyper closed it. A refusal before the stack says
+            why the connection is ending returns the stream unsent, to fail with that reason.
         """
+        self._check_request(headers)
         stream_id = self.quic.get_next_available_stream_id()
         stream = RequestStream(stream_id, head=headers[0][1] == b"HEAD")
         try:
             self.h3.send_headers(stream_id, headers, end_stream)
         except _STACK_ERRORS as exc:
-            raise self._refusal(exc) from exc
+            if self.error is not None or self.closing:
+                raise self._refusal(exc) from exc
+            # The stack refuses a new stream only once the connection is ending (the server
+            # closed it: a TLS alert just after the handshake, say), and reports why when its
+            # closing period is over. The request, never sent, waits for that and fails with
+            # it; a new connection may take it.
+            log.debug("the connection to %s is ending: %s", self.origin, exc)
+            self.closing = True
+            stream.unprocessed = True
         stream.local_closed = end_stream
         self.streams[stream_id] = stream
         return stream
@@ -243,16 +291,61 @@ class QuicEngine:
             if kind is HandshakeCompleted:
                 self._handshake_completed(event)  # type: ignore[arg-type]
                 continue
+            if self.closing:
+                continue  # the connection is ending: nothing that arrives matters now
+            if (kind is QuicStreamData or kind is QuicStreamReset) and not self._stream_allowed(
+                event  # type: ignore[arg-type]
+            ):
+                continue
+            if kind is QuicStreamData and self._refuse_data(event):  # type: ignore[arg-type]
+                continue
             try:
                 h3_events = h3.handle_event(event)
-            except _STACK_ERRORS as exc:
+            except QuicConnectionError as exc:
                 # HTTP/3 could not answer what arrived because the connection is closing
                 # (the server closed it meanwhile): the stack reports why, and the end,
                 # with ConnectionTerminated once its closing period is over.
                 log.debug("HTTP/3 on a closing connection to %s: %s", self.origin, exc)
                 continue
+            except _STACK_ERRORS as exc:
+                # The stack could not parse a frame (its payload is shorter than its fields,
+                # say): RFC 9114 section 7.1 makes that a connection error.
+                self._connection_error(H3ErrorCode.H3_FRAME_ERROR, f"a malformed frame: {exc}")
+                continue
             for h3_event in h3_events:
                 self._on_h3_event(h3_event)
+
+    def _stream_allowed(self, event: QuicStreamData | QuicStreamReset) -> bool:
+        """
+        Whether HTTP/3 may process ``event``, on a stream the server opened or ended. A
+        bidirectional stream the server opens (RFC 9114 section 6.1) and the end of one of
+        its control or QPACK streams (section 6.2.1, RFC 9204 section 4.2) end the
+        connection; the stack checks neither.
+        """
+        stream_id = event.stream_id
+        if stream_id & 0x3 == 0x1:
+            self._connection_error(
+                H3ErrorCode.H3_STREAM_CREATION_ERROR,
+                f"the server opened bidirectional stream {stream_id}",
+            )
+            return False
+        if stream_id & 0x3 != 0x3 or not isinstance(event, QuicStreamData):
+            return True
+        data = event
+        stream_type = self._uni_types.get(stream_id)
+        if stream_type is None and data.data:
+            # The stream type is its first variable-length integer; the critical types
+            # fit in one byte, so the first byte tells whether the stream is one of them.
+            first = data.data[0]
+            stream_type = self._uni_types[stream_id] = first if first < 0x40 else -1
+        name = _CRITICAL_STREAM_TYPES.get(stream_type) if stream_type is not None else None
+        if data.end_stream and name is not None:
+            self._connection_error(
+                H3ErrorCode.H3_CLOSED_CRITICAL_STREAM,
+                f"the server closed its {name} stream {stream_id}",
+            )
+            return False
+        return True
 
     def _handshake_completed(self, event: HandshakeCompleted) -> None:
         if event.alpn_protocol != "h3":
@@ -271,6 +364,8 @@ class QuicEngine:
             event.reason_phrase,
             established=self.established,
             origin=self.origin,
+            transport=event.frame_type is not None,
+            client_certificate=self.quic.configuration.certificate is not None,
         )
         log.debug("QUIC connection to %s ended: %r", self.origin, event)
         self.fail(error)
@@ -285,6 +380,8 @@ class QuicEngine:
             self._reset(event)  # type: ignore[arg-type]
         elif kind is GoawayReceived:
             self._goaway(event.stream_id)  # type: ignore[attr-defined]
+        elif kind is PushPromiseReceived:
+            self._promised(event)  # type: ignore[arg-type]
         elif kind is StopSending:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is not None:
@@ -296,6 +393,8 @@ class QuicEngine:
     def _stream_for(self, stream_id: int, push_id: int | None) -> RequestStream | None:
         stream = self.streams.get(stream_id)
         if stream is None and push_id is not None and stream_id not in self._refused_pushes:
+            if not self._push_stream_allowed(stream_id, push_id):
+                return None
             # The stack allows a few pushes (MAX_PUSH_ID 8); hyper uses none: stop them.
             self._refused_pushes.add(stream_id)
             try:
@@ -304,11 +403,101 @@ class QuicEngine:
                 log.debug("refusing push stream %d: %s", stream_id, exc)
         return stream
 
+    def _refuse_data(self, event: QuicStreamData) -> bool:
+        """Whether stream data must not reach HTTP/3: it is on a stream whose response head
+        hyper refused, or it takes a response's head over :data:`MAX_HEAD_BYTES`, which
+        refuses it."""
+        stream_id = event.stream_id
+        if stream_id in self._refused_heads:
+            return True
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.response_headers is not None:
+            return False
+        stream.head_bytes += len(event.data)
+        if stream.head_bytes <= MAX_HEAD_BYTES:
+            return False
+        self._refused_heads.add(stream_id)
+        # A header block longer than hyper's decoder takes: a stream error of type
+        # QPACK_DECOMPRESSION_FAILED (RFC 9204 section 7.4).
+        self._too_large(
+            stream,
+            f"{stream.head_bytes} bytes arrived before the response's header section was "
+            f"whole, over the {MAX_HEAD_BYTES} byte limit",
+            stream.head_bytes,
+            MAX_HEAD_BYTES,
+            H3ErrorCode.QPACK_DECOMPRESSION_FAILED,
+        )
+        # HTTP/3 keeps the start of the header block until the stream is reset: have it
+        # forget the stream now, whatever the server does next.
+        reset = QuicStreamReset(error_code=H3ErrorCode.H3_REQUEST_CANCELLED, stream_id=stream_id)
+        try:
+            self.h3.handle_event(reset)
+        except _STACK_ERRORS as exc:
+            log.debug("dropping stream %d: %s", stream_id, exc)
+        return True
+
+    def _too_large(
+        self,
+        stream: RequestStream,
+        why: str,
+        size: int,
+        limit: int,
+        error_code: int = H3ErrorCode.H3_REQUEST_CANCELLED,
+    ) -> None:
+        """Discard a response whose header section or trailers are too large (RFC 9114
+        section 4.2.2), resetting its stream with ``error_code``."""
+        error = FieldSectionTooLarge(f"stream {stream.stream_id}: {why}", size, limit)
+        self._discard(stream, error, error_code)
+
+    def _push_stream_allowed(self, stream_id: int, push_id: int) -> bool:
+        """A push stream's ID must be one hyper allowed and not be used by another push
+        stream (RFC 9114 sections 4.6 and 6.2.2); otherwise the connection ends."""
+        if push_id > STACK_MAX_PUSH_ID:
+            self._connection_error(
+                H3ErrorCode.H3_ID_ERROR,
+                f"push stream {stream_id} has push ID {push_id}, over the maximum "
+                f"{STACK_MAX_PUSH_ID}",
+            )
+            return False
+        if self._push_streams.setdefault(push_id, stream_id) != stream_id:
+            self._connection_error(
+                H3ErrorCode.H3_ID_ERROR, f"push ID {push_id} used by a second push stream"
+            )
+            return False
+        return True
+
+    def _promised(self, event: PushPromiseReceived) -> None:
+        """A PUSH_PROMISE: hyper takes no pushes, but a promise must still use an allowed
+        push ID, and promise the same request each time it uses one (RFC 9114 section
+        7.2.5)."""
+        push_id = event.push_id
+        if push_id > STACK_MAX_PUSH_ID:
+            self._connection_error(
+                H3ErrorCode.H3_ID_ERROR,
+                f"PUSH_PROMISE with push ID {push_id}, over the maximum {STACK_MAX_PUSH_ID}",
+            )
+        elif self._promises.setdefault(push_id, event.headers) != event.headers:
+            self._connection_error(
+                H3ErrorCode.H3_GENERAL_PROTOCOL_ERROR,
+                f"push ID {push_id} promised again with other request fields",
+            )
+
     def _headers(self, event: HeadersReceived) -> None:
         stream = self._stream_for(event.stream_id, event.push_id)
         if stream is None:
             return
         headers = event.headers
+        size = sum(len(name) + len(value) + 32 for name, value in headers)
+        if size > MAX_FIELD_SECTION_SIZE:
+            what = "header section" if stream.response_headers is None else "trailers"
+            self._too_large(
+                stream,
+                f"the response's {what} of {size} bytes is over the "
+                f"{MAX_FIELD_SECTION_SIZE} byte limit",
+                size,
+                MAX_FIELD_SECTION_SIZE,
+            )
+            return
         try:
             if stream.response_headers is None:
                 check_response(headers)
@@ -356,7 +545,12 @@ class QuicEngine:
         """A malformed response is a stream error of type H3_MESSAGE_ERROR (RFC 9114
         section 4.1.2)."""
         error = InvalidResponse(f"stream {stream.stream_id}: {why}")
-        self.reset_stream(stream, H3ErrorCode.H3_MESSAGE_ERROR)
+        self._discard(stream, error, H3ErrorCode.H3_MESSAGE_ERROR)
+
+    def _discard(self, stream: RequestStream, error: HyperError, error_code: int) -> None:
+        """End ``stream`` with ``error``: hyper refused its response, and resets it with
+        ``error_code``."""
+        self.reset_stream(stream, error_code)
         stream.reset_code = None
         stream.error = error
 
@@ -371,7 +565,18 @@ class QuicEngine:
 
     def _goaway(self, stream_id: int) -> None:
         goaway = self.goaway_id
-        self.goaway_id = stream_id if goaway is None else min(goaway, stream_id)
+        if stream_id & 0x3:
+            self._connection_error(
+                H3ErrorCode.H3_ID_ERROR, f"GOAWAY names stream {stream_id}, not a request stream"
+            )
+            return
+        if goaway is not None and stream_id > goaway:
+            self._connection_error(
+                H3ErrorCode.H3_ID_ERROR,
+                f"GOAWAY raised its stream ID from {goaway} to {stream_id}",
+            )
+            return
+        self.goaway_id = stream_id
         log.debug("GOAWAY from %s at stream %d", self.origin, stream_id)
         for sid in [sid for sid in self.streams if sid >= stream_id]:
             stream = self.streams.pop(sid)
@@ -386,6 +591,41 @@ class QuicEngine:
     def _forget_if_done(self, stream: RequestStream) -> None:
         if stream.local_closed and stream.finished:
             self.streams.pop(stream.stream_id, None)
+
+    def _connection_error(self, code: int, why: str) -> None:
+        """The server broke HTTP/3 in a way that ends the connection: close it with
+        ``code``; every stream under way fails with :class:`ProtocolError`."""
+        log.debug("connection error %s with %s: %s", code_name(code), self.origin, why)
+        self.close(code, why)
+        self.fail(
+            ProtocolError(
+                f"the connection to {self.origin} ended with {code_name(code)} ({why})", code
+            )
+        )
+
+    def _check_request(self, headers: HeaderList) -> None:
+        """
+        Refuse, before anything is sent, a request HTTP/3 may not carry here: one for a
+        scheme other than ``https`` (RFC 9114 section 3.1.2: the server would first have to
+        say it serves that scheme, which hyper does not ask), and one whose header section is
+        over the server's SETTINGS_MAX_FIELD_SECTION_SIZE (section 4.2.2), counted as the
+        RFC counts it: each field's name and value plus 32.
+        """
+        for name, value in headers:
+            if name == b":scheme" and value != b"https":
+                raise InvalidRequest(
+                    f"HTTP/3 carries https requests only, not {value.decode('ascii', 'replace')}"
+                )
+        settings = self.h3.received_settings
+        limit = settings.get(_MAX_FIELD_SECTION_SIZE) if settings else None
+        if limit is None:
+            return
+        size = sum(len(name) + len(value) + 32 for name, value in headers)
+        if size > limit:
+            raise InvalidRequest(
+                f"the request's header section is {size} bytes; {self.origin} accepts at most "
+                f"{limit} (SETTINGS_MAX_FIELD_SECTION_SIZE)"
+            )
 
     def _stack_failed(self, exc: Exception) -> None:
         """The QUIC stack failed inside: the connection cannot go on."""

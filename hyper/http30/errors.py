@@ -72,6 +72,21 @@ _H3_VIOLATIONS = frozenset(
 _CERTIFICATE_ALERTS = frozenset({42, 43, 44, 45, 46, 48, 116})
 #: The first QUIC error code that carries a TLS alert (CRYPTO_ERROR, RFC 9000 section 20.1).
 _CRYPTO_ERROR = 0x100
+#: The names of the TLS alerts a server may end a handshake with (RFC 8446 section 6).
+_ALERT_NAMES = {
+    10: "unexpected_message",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    48: "unknown_ca",
+    51: "decrypt_error",
+    80: "internal_error",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
 
 
 def code_name(code: int) -> str:
@@ -82,7 +97,15 @@ def code_name(code: int) -> str:
         return f"0x{code:x}"
 
 
-def termination_error(code: int, reason: str, *, established: bool, origin: str) -> HyperError:
+def termination_error(
+    code: int,
+    reason: str,
+    *,
+    established: bool,
+    origin: str,
+    transport: bool = False,
+    client_certificate: bool = False,
+) -> HyperError:
     """
     The exception that says why a QUIC connection ended.
 
@@ -91,6 +114,12 @@ def termination_error(code: int, reason: str, *, established: bool, origin: str)
     :param reason: the reason phrase the QUIC stack reported.
     :param established: whether the handshake had completed.
     :param origin: ``host:port``, for the message.
+    :param transport: whether ``code`` is a QUIC transport error code (a CONNECTION_CLOSE of
+        QUIC's, not of HTTP/3's): after the handshake, ``0x100 + alert`` then is a TLS alert
+        too, from a server that refused hyper's side of the handshake once hyper had
+        finished it (TLS 1.3 clients finish first), which is how a refused client
+        certificate shows.
+    :param client_certificate: whether hyper sent a client certificate, for the message.
     """
     lowered = reason.lower()
     said = f" ({reason})" if reason else ""
@@ -102,15 +131,17 @@ def termination_error(code: int, reason: str, *, established: bool, origin: str)
         return ConnectionClosed(f"{origin} reset the QUIC connection (stateless reset)")
     if "protocol version" in lowered:
         return ConnectionError(f"{origin} speaks no QUIC version hyper speaks{said}", code)
+    alert = code - _CRYPTO_ERROR if _CRYPTO_ERROR <= code < _CRYPTO_ERROR + 0x100 else None
     if not established:
-        if _CRYPTO_ERROR <= code < _CRYPTO_ERROR + 0x100:
-            alert = code - _CRYPTO_ERROR
+        if alert is not None:
             if alert in _CERTIFICATE_ALERTS:
                 return CertificateError(f"the certificate of {origin} was refused{said}")
-            return TLSError(f"the TLS handshake with {origin} failed: alert {alert}{said}")
+            return TLSError(f"the TLS handshake with {origin} failed: {_alert(alert)}{said}")
         if code in _QUIC_VIOLATIONS:
             return ProtocolError(f"the QUIC handshake with {origin} failed{said}", code)
         return ConnectionError(f"the QUIC handshake with {origin} failed{said}", code)
+    if transport and alert is not None:
+        return _refused_by_server(alert, said, origin, client_certificate)
     if code in (0, H3ErrorCode.H3_NO_ERROR):
         return ConnectionClosed(f"{origin} closed the QUIC connection{said}")
     if H3ErrorCode.QPACK_DECOMPRESSION_FAILED <= code <= H3ErrorCode.QPACK_DECODER_STREAM_ERROR:
@@ -120,3 +151,19 @@ def termination_error(code: int, reason: str, *, established: bool, origin: str)
             f"the connection to {origin} ended with {code_name(code)}{said}", code
         )
     return ConnectionError(f"the connection to {origin} ended with {code_name(code)}{said}", code)
+
+
+def _alert(alert: int) -> str:
+    name = _ALERT_NAMES.get(alert)
+    return f"alert {alert} ({name})" if name else f"alert {alert}"
+
+
+def _refused_by_server(alert: int, said: str, origin: str, client_certificate: bool) -> TLSError:
+    """A server's TLS alert after hyper finished the handshake: it refused hyper's side."""
+    if alert not in _CERTIFICATE_ALERTS:
+        return TLSError(f"{origin} refused the TLS handshake: {_alert(alert)}{said}")
+    if client_certificate:
+        why = "refused the client certificate hyper sent"
+    else:
+        why = "requires a client certificate (pass one with cert=)"
+    return TLSError(f"{origin} {why}: {_alert(alert)}{said}")

@@ -14,11 +14,12 @@ This module does not import the QUIC stack, so it can be imported without it.
 
 from __future__ import annotations
 
-from ..common.exceptions import ConnectionClosed, HyperError
+from ..common.exceptions import ConnectionClosed, HyperError, InvalidResponse
 
 __all__ = [
     "ClosedByCaller",
     "ConnectionError",
+    "FieldSectionTooLarge",
     "HTTP3Unavailable",
     "HTTP30Error",
     "ProtocolError",
@@ -80,6 +81,31 @@ class StreamResetError(HTTP30Error):
         super().__init__(message)
         self.stream_id = stream_id
         self.error_code = error_code
+
+
+class FieldSectionTooLarge(HTTP30Error, InvalidResponse):
+    """
+    A response's header section, or its trailers, is larger than hyper accepts, so hyper
+    discarded the response (RFC 9114 section 4.2.2) and reset its stream, with
+    ``H3_REQUEST_CANCELLED`` for a decoded section over the limit, or with
+    ``QPACK_DECOMPRESSION_FAILED`` for a header block longer than hyper's decoder takes
+    (RFC 9204 section 7.4). Other requests on the connection are not affected.
+
+    hyper accepts a decoded section of up to
+    :data:`~hyper.http30.engine.MAX_FIELD_SECTION_SIZE` bytes (each field's name and value,
+    plus 32 bytes a field, as section 4.2.2 counts them), and buffers up to
+    :data:`~hyper.http30.engine.MAX_HEAD_BYTES` bytes of a response's stream while waiting
+    for its header section to be whole.
+
+    :ivar size: how large the section was (decoded), or how many bytes had arrived before it
+        was whole, when hyper gave up waiting for the rest.
+    :ivar limit: the limit it went over.
+    """
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class ClosedByCaller(ConnectionClosed):

@@ -19,12 +19,15 @@ try:
         GoawayReceived,
         H3Event,
         HeadersReceived,
+        PushPromiseReceived,
         StopSending,
     )
     from qh3.h3.events import StreamReset as H3StreamReset
     from qh3.h3.exceptions import H3Error
     from qh3.quic.connection import QuicConnectionError
     from qh3.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
+    from qh3.quic.events import StreamDataReceived as QuicStreamData
+    from qh3.quic.events import StreamReset as QuicStreamReset
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise HTTP3Unavailable(
         f"HTTP/3 needs the QUIC stack qh3, which cannot be imported ({exc}): "
@@ -43,9 +46,12 @@ __all__ = [
     "H3StreamReset",
     "HandshakeCompleted",
     "HeadersReceived",
+    "PushPromiseReceived",
     "QuicConfiguration",
     "QuicConnection",
     "QuicConnectionError",
     "QuicEvent",
+    "QuicStreamData",
+    "QuicStreamReset",
     "StopSending",
 ]

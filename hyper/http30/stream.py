@@ -37,6 +37,7 @@ class RequestStream:
         "error",
         "expected_length",
         "head",
+        "head_bytes",
         "local_closed",
         "received_length",
         "remote_closed",
@@ -65,6 +66,9 @@ class RequestStream:
         self.trailers: HeaderList | None = None
         #: The body length the server announced (``content-length``), if it did.
         self.expected_length: int | None = None
+        #: Bytes the stream carried before the response's header section was whole (encoded
+        #: header blocks, informational responses, unknown frames).
+        self.head_bytes = 0
         #: Body bytes received so far.
         self.received_length = 0
         #: Received body bytes not read yet.

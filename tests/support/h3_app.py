@@ -1,6 +1,6 @@
 """The ASGI app the HTTP/3 hypercorn fixture serves: the routes of
-:mod:`tests.support.hypercorn_apps` (``/echo``, ``/bytes/<n>``, ``/slow/<ms>``), ``/trailers``,
-and httpbin for everything else (``/get``, ``/status/<code>``, ``/gzip``, ...).
+:mod:`tests.support.hypercorn_apps` (``/echo``, ``/bytes/<n>``, ``/slow/<ms>``), and
+httpbin for everything else (``/get``, ``/status/<code>``, ``/gzip``, ...).
 
 hypercorn loads this file by path (``/…/h3_app.py:app``) as a top-level module, so it finds
 its neighbour ``hypercorn_apps.py`` by adding its own directory to ``sys.path``.
@@ -18,33 +18,14 @@ import httpbin
 import hypercorn_apps
 from hypercorn.middleware import AsyncioWSGIMiddleware
 
-#: The body of ``/trailers``, and the trailer it ends with.
-TRAILERS_BODY = b"body before trailers"
-TRAILER = (b"x-checksum", b"abc123")
-
 _httpbin = AsyncioWSGIMiddleware(httpbin.app, max_body_size=16 * 1024 * 1024)
 _OWN_PREFIXES = ("/echo", "/bytes/", "/slow/", "/pushing", "/pushed/")
-
-
-async def _trailers(send: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "trailers": True,
-            "headers": [(b"content-type", b"text/plain")],
-        }
-    )
-    await send({"type": "http.response.body", "body": TRAILERS_BODY, "more_body": False})
-    await send({"type": "http.response.trailers", "headers": [TRAILER], "more_trailers": False})
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The ASGI 3 application (see the module docstring for its routes)."""
     path = scope.get("path", "")
-    if scope["type"] == "http" and path == "/trailers":
-        await _trailers(send)
-    elif scope["type"] != "http" or path.startswith(_OWN_PREFIXES):
+    if scope["type"] != "http" or path.startswith(_OWN_PREFIXES):
         await hypercorn_apps.app(scope, receive, send)
     else:
         await _httpbin(scope, receive, send)

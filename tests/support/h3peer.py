@@ -46,7 +46,7 @@ def frame(kind: int, payload: bytes) -> bytes:
     return varint(kind) + varint(len(payload)) + payload
 
 
-def _prefixed(value: int, bits: int, flags: int) -> bytes:
+def prefixed(value: int, bits: int, flags: int) -> bytes:
     """An HPACK/QPACK prefixed integer (RFC 7541 section 5.1) under ``flags``."""
     limit = (1 << bits) - 1
     if value < limit:
@@ -65,8 +65,8 @@ def qpack_literals(headers: list[tuple[bytes, bytes]]) -> bytes:
     4.5.6), referring to no table."""
     out = bytearray(b"\x00\x00")  # Required Insert Count 0, Base 0
     for name, value in headers:
-        out += _prefixed(len(name), 3, 0x20) + name
-        out += _prefixed(len(value), 7, 0x00) + value
+        out += prefixed(len(name), 3, 0x20) + name
+        out += prefixed(len(value), 7, 0x00) + value
     return bytes(out)
 
 
@@ -165,16 +165,29 @@ class H3Peer:
 
 
 @contextmanager
-def run_h3_peer(cert: CertPaths, script: Script, host: str = "127.0.0.1") -> Iterator[H3Peer]:
-    """Run a scripted HTTP/3 server on a free UDP port of ``host`` until the block ends."""
+def run_h3_peer(
+    cert: CertPaths,
+    script: Script,
+    host: str = "127.0.0.1",
+    *,
+    peer_type: type[H3Peer] = H3Peer,
+    configure: Callable[[QuicConfiguration], None] | None = None,
+) -> Iterator[H3Peer]:
+    """Run a scripted HTTP/3 server on a free UDP port of ``host`` until the block ends.
+
+    :param peer_type: the peer to run (a subclass scripts more than :class:`H3Peer`).
+    :param configure: changes the server's QUIC configuration before it starts.
+    """
     configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
     configuration.load_cert_chain(str(cert.cert_path), str(cert.key_path))
+    if configure is not None:
+        configure(configuration)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((host, 0))
         port = probe.getsockname()[1]
-    peer = H3Peer(host, port, script)
+    peer = peer_type(host, port, script)
     failure: list[BaseException] = []
 
     def run() -> None:

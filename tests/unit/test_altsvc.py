@@ -154,6 +154,28 @@ def test_forget_and_clear() -> None:
     assert len(cache) == 0
 
 
+def test_a_failed_port_counts_as_broken_for_a_while() -> None:
+    cache = AltSvcCache()
+    cache.remember(ORIGIN, ['h3=":8443"'], now=0.0)
+    cache.mark_broken(ORIGIN, 8443, seconds=60, now=10.0)
+    assert cache.broken(ORIGIN, 8443, now=69.0)
+    assert not cache.broken(ORIGIN, 443, now=69.0)  # another port is another attempt
+    assert not cache.broken(("https", "example.org", 8443), 8443, now=69.0)
+    assert cache.lookup(ORIGIN, now=69.0) == 8443  # what was advertised stays known
+    assert not cache.broken(ORIGIN, 8443, now=70.0)
+    assert not cache.broken(ORIGIN, 8443, now=20.0)  # expired entries are dropped
+    cache.mark_broken(ORIGIN, 8443, now=0.0)
+    cache.clear()
+    assert not cache.broken(ORIGIN, 8443, now=1.0)
+
+
+def test_the_broken_record_is_bounded_too() -> None:
+    cache = AltSvcCache(max_entries=2)
+    for port in (1, 2, 3):
+        cache.mark_broken(ORIGIN, port, now=0.0)
+    assert [cache.broken(ORIGIN, port, now=1.0) for port in (1, 2, 3)] == [False, True, True]
+
+
 def test_the_record_is_bounded_least_recently_used_first() -> None:
     cache = AltSvcCache(max_entries=3)
     for n in range(3):

@@ -36,6 +36,41 @@ def test_another_alert_during_the_handshake_is_a_tls_error() -> None:
     assert "alert 40" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("client_certificate", "says"),
+    [
+        (False, "requires a client certificate (pass one with cert=)"),
+        (True, "refused the client certificate hyper sent"),
+    ],
+)
+@pytest.mark.parametrize("alert", [42, 116])
+def test_a_certificate_alert_after_the_handshake_is_about_the_client_certificate(
+    alert: int, client_certificate: bool, says: str
+) -> None:
+    # TLS 1.3: the server checks the client's certificate after the client has finished.
+    error = termination_error(
+        0x100 + alert,
+        "",
+        established=True,
+        origin=ORIGIN,
+        transport=True,
+        client_certificate=client_certificate,
+    )
+    assert type(error) is TLSError
+    assert says in str(error) and f"alert {alert} (" in str(error) and ORIGIN in str(error)
+
+
+def test_another_alert_after_the_handshake_is_a_tls_error() -> None:
+    error = termination_error(0x10A, "", established=True, origin=ORIGIN, transport=True)
+    assert type(error) is TLSError
+    assert "alert 10 (unexpected_message)" in str(error)
+
+
+def test_an_application_close_in_the_same_numbers_is_http3s() -> None:
+    # Without the transport flag 0x10A is H3_MISSING_SETTINGS, not a TLS alert.
+    assert type(_error(0x10A)) is ProtocolError
+
+
 def test_the_idle_timeout_during_the_handshake_is_a_connect_timeout() -> None:
     assert type(_error(1, "Idle timeout", established=False)) is ConnectTimeout
 

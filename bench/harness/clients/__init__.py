@@ -18,7 +18,7 @@ from harness.clients.base import ClientTarget, Driver
 @dataclass(frozen=True)
 class DriverSpec:
     """Where a driver's factory is (``"module:attribute"``) and which protocols it speaks
-    (ALPN names: ``"h2"``, ``"http/1.1"``); it runs the workloads in those, except the
+    (ALPN names: ``"h2"``, ``"http/1.1"``, ``"h3"``); it runs the workloads in those, except the
     ones in ``exclude``.
 
     ``module`` is what the import-time workload imports (None: not measured).
@@ -37,10 +37,11 @@ class DriverSpec:
 
 
 _BOTH = frozenset({"h2", "http/1.1"})
+_ALL = _BOTH | {"h3"}
 
 #: Client name -> the driver speaking for it, in report order.
 DRIVERS: dict[str, DriverSpec] = {
-    "hyper": DriverSpec("harness.clients.hyper_client:HyperDriver", _BOTH, module="hyper"),
+    "hyper": DriverSpec("harness.clients.hyper_client:HyperDriver", _ALL, module="hyper"),
     "http.client": DriverSpec(
         "harness.clients.stdlib_client:HttpClientDriver",
         frozenset({"http/1.1"}),
@@ -66,10 +67,10 @@ DRIVERS: dict[str, DriverSpec] = {
         exclude=frozenset({"serial", "download", "whole", "upload"}),
     ),
     "niquests": DriverSpec(
-        "harness.clients.niquests_client:NiquestsDriver", _BOTH, module="niquests", peer=True
+        "harness.clients.niquests_client:NiquestsDriver", _ALL, module="niquests", peer=True
     ),
     "pycurl": DriverSpec(
-        "harness.clients.pycurl_client:PycurlDriver", _BOTH, module="pycurl", peer=True
+        "harness.clients.pycurl_client:PycurlDriver", _ALL, module="pycurl", peer=True
     ),
 }
 

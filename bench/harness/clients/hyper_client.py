@@ -1,5 +1,6 @@
-"""The hyper driver: HTTP20Connection for HTTP/2 (request()/get_response() multiplexing),
-HTTP11Connection for HTTP/1.1 (one keep-alive connection, one request at a time)."""
+"""The hyper driver: HTTP20Connection for HTTP/2 and HTTP30Connection for HTTP/3
+(request()/get_response() multiplexing), HTTP11Connection for HTTP/1.1 (one keep-alive
+connection, one request at a time)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,21 @@ def _import_hyper() -> tuple[Any, Any, Any, Any]:
     return hyper, hyper.tls, HTTP20Connection, HTTP11Connection
 
 
+def _http30_connection() -> Any:
+    """Return ``hyper.HTTP30Connection``, or raise ClientUnavailable (no ``qh3``)."""
+    try:
+        from hyper import HTTP30Connection
+    except ImportError as exc:
+        raise ClientUnavailable(f"hyper has no HTTP/3: {type(exc).__name__}: {exc}") from exc
+    return HTTP30Connection
+
+
 class HyperDriver:
-    """hyper over TLS verified against the benchmark CA, or in plaintext for HTTP/1.1."""
+    """hyper over TLS verified against the benchmark CA, or in plaintext for HTTP/1.1.
+
+    Over HTTP/3 the connection would open a new QUIC connection by itself if the server
+    ended the first one: :meth:`close` refuses a run that needed more than one.
+    """
 
     def __init__(self, target: ClientTarget) -> None:
         hyper, hyper_tls, h2_class, h11_class = _import_hyper()
@@ -37,6 +51,8 @@ class HyperDriver:
             )
         elif target.protocol == "h2" and target.secure:
             self._conn = h2_class(target.host, target.port, secure=True, ssl_context=context)
+        elif target.protocol == "h3":
+            self._conn = _http30_connection()(target.host, target.port, cert_path=target.ca)
         else:
             raise ClientUnavailable(f"hyper driver: no {target.protocol} over {target.scheme}")
 
@@ -70,8 +86,11 @@ class HyperDriver:
         return self._read_response(path, None if self._h11 else stream_id)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; over HTTP/3, check that one QUIC connection served all."""
+        opened = getattr(self._conn, "connections_opened", 1)
         self._conn.close()
+        if opened != 1:
+            raise BenchError(f"hyper opened {opened} QUIC connections, expected 1")
 
     def _read_response(self, path: str, stream_id: int | None) -> int:
         response = self._conn.get_response() if self._h11 else self._conn.get_response(stream_id)

@@ -3,8 +3,10 @@
 ``get``, ``stream`` and ``post`` reuse one easy handle, so libcurl keeps its one
 connection alive between requests (checked: after the warm-up, no transfer may
 report a new connection). HTTP/2 workloads ask for ``CURL_HTTP_VERSION_2TLS``
-(h2 through ALPN) and check that every transfer used HTTP/2; HTTP/1.1 workloads
-ask for ``CURL_HTTP_VERSION_1_1``.
+(h2 through ALPN) and check that every transfer used HTTP/2; HTTP/3 workloads ask for
+``CURL_HTTP_VERSION_3ONLY`` (QUIC at once, no fallback: the wheels on PyPI are built
+with ngtcp2 and nghttp3) and check for HTTP/3; HTTP/1.1 workloads ask for
+``CURL_HTTP_VERSION_1_1``.
 
 ``get_batch`` uses a ``CurlMulti`` limited to one connection per host
 (``M_MAX_HOST_CONNECTIONS``), whose easy handles set ``PIPEWAIT`` so that they wait
@@ -45,6 +47,11 @@ class PycurlDriver:
                 raise ClientUnavailable("pycurl driver: HTTP/2 is run over TLS only")
             self._http_version = pycurl.CURL_HTTP_VERSION_2TLS
             self._expected = pycurl.CURL_HTTP_VERSION_2_0
+        elif target.protocol == "h3":
+            if not pycurl.version_info()[4] & pycurl.VERSION_HTTP3:
+                raise ClientUnavailable(f"pycurl driver: {pycurl.version} has no HTTP/3")
+            self._http_version = pycurl.CURL_HTTP_VERSION_3ONLY
+            self._expected = pycurl.CURL_HTTP_VERSION_3
         elif target.protocol == "http/1.1":
             self._http_version = self._expected = pycurl.CURL_HTTP_VERSION_1_1
         else:
@@ -108,9 +115,9 @@ class PycurlDriver:
         return len(b"".join(self._parts))
 
     def get_batch(self, path: str, count: int) -> list[int]:
-        """Run ``count`` GETs at once on the multi handle's one (HTTP/2) connection."""
+        """Run ``count`` GETs at once on the multi handle's one (HTTP/2 or /3) connection."""
         pycurl = self._pycurl
-        if self._target.protocol != "h2":
+        if self._target.protocol == "http/1.1":
             raise BenchError("pycurl: HTTP/1.1 has one request in flight per connection")
         if self._multi is None:
             self._multi = pycurl.CurlMulti()
