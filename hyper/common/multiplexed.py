@@ -5,20 +5,16 @@ the caller holds an id for, the table that finds it by that id, sending its body
 again after its connection failed (see :ref:`which requests hyper sends again <retries>`).
 
 :class:`MultiplexedConnection`, the base class of both connections, puts these together
-into the http.client-shaped methods, from :meth:`~MultiplexedConnection.request` to
-:meth:`~MultiplexedConnection.cancel`. What only a protocol knows, its connection passes in
-as a :class:`StreamOpener`: how to put a request's headers on a new stream, how to hold an id
-for a request being built, how to send a request again, and which failures mean the
-connection died. Each protocol's class documents the shared methods in its own words (a
-stream id or a request id, its own error codes): :func:`reworded` gives it a copy of a
-method with its own docstring.
+into the http.client-shaped methods, from ``request()`` to ``cancel()``, documented once for
+both protocols. What only a protocol knows, its connection passes in as a
+:class:`StreamOpener`: how to put a request's headers on a new stream, how to hold an id for
+a request being built, how to send a request again, and which failures mean the connection
+died.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
-import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -43,7 +39,6 @@ __all__ = [
     "ready_locked",
     "retire_locked",
     "retry_verdict",
-    "reworded",
     "send_body",
     "send_request_body",
     "waiting_request",
@@ -452,7 +447,6 @@ def await_response(
 
 
 _Response = TypeVar("_Response")
-_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 class StreamOpener(NamedTuple):
@@ -483,37 +477,6 @@ class StreamOpener(NamedTuple):
     closed_by_caller: type[HyperError]
     #: The error code a stream given up is reset with.
     cancel_code: int
-    #: What an error message calls a request's id: ``"stream"`` or ``"request"``.
-    noun: str
-
-
-def reworded(function: _Function, doc: str | None = None, /, **words: str) -> _Function:
-    """
-    A copy of ``function`` (a method of :class:`MultiplexedConnection`) for a protocol's
-    class, documented in that protocol's words: its docstring is ``doc``, or else the
-    method's own with each ``{word}`` filled in from ``words``. A word's later lines take
-    the indentation of the line it stands on.
-    """
-    copy = types.FunctionType(
-        function.__code__,
-        function.__globals__,
-        function.__name__,
-        function.__defaults__,
-        function.__closure__,
-    )
-    functools.update_wrapper(copy, function, updated=())
-    vars(copy).pop("__wrapped__")  # the copy is the method itself, not a wrapper around it
-    copy.__kwdefaults__ = function.__kwdefaults__
-    if doc is None:
-        lines = (function.__doc__ or "").splitlines(keepends=True)
-        doc = "".join(_fill(line, words) for line in lines)
-    copy.__doc__ = doc
-    return copy  # type: ignore[return-value]
-
-
-def _fill(line: str, words: dict[str, str]) -> str:
-    indent = line[: len(line) - len(line.lstrip())]
-    return line.format_map({k: v.replace("\n", "\n" + indent) for k, v in words.items()})
 
 
 class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
@@ -563,8 +526,43 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         *,
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
     ) -> int:
-        """Send a request and return its id without waiting for the response (each
-        protocol's class documents it in its own words)."""
+        """
+        Send a request and return its id without waiting for the response.
+
+        :param method: the request method, e.g. ``"GET"``.
+        :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
+            authority then replaces the connection's in ``:authority`` (an ``https`` URL
+            needs TLS, which an HTTP/3 connection always has).
+        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
+            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
+            and the caller did not set it. Over HTTP/2 the body is sent in frames as large as
+            the server and flow control allow.
+        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
+            Headers that only mean something to HTTP/1.1 (``Connection``, ``Keep-Alive``,
+            ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Connection`` and those ``Connection``
+            names) are left out; ``Host`` becomes ``:authority``.
+        :param timeout: this request's own timeout, in the forms the constructor takes (one
+            number, a ``(connect, read)`` pair, ``None`` for no limit), instead of the
+            connection's. Its read timeout bounds every wait for this request: for room for
+            its stream, for flow-control window while its body is sent, for its response in
+            :meth:`get_response` and for each read of that response's body, whatever
+            timeouts other requests on the connection have. Its connect timeout applies when
+            the request has to open the connection (over HTTP/3, to the QUIC handshake it
+            waits for). See :ref:`request-timeouts`.
+        :returns: the request's id (over HTTP/2, its stream id), to pass to
+            :meth:`get_response`.
+        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
+            anything is sent.
+        :raises ConnectTimeout: if the request has to open the connection and that (over
+            HTTP/3, the handshake) takes longer than the connect timeout.
+        :raises ReadTimeout: if the server's limit on concurrent streams (over HTTP/2, its
+            ``SETTINGS_MAX_CONCURRENT_STREAMS``) leaves no room for a new stream within the
+            read timeout (``request()`` waits for one, reading other streams' data
+            meanwhile), or flow control keeps the body from going out as long.
+        :raises ~hyper.http20.exceptions.StreamResetError: over HTTP/2, if the server reset
+            the stream while the body was sent.
+        :raises ~hyper.http30.exceptions.StreamResetError: over HTTP/3, likewise.
+        """
         connect_timeout, read_timeout = request_timeouts(timeout, *self._timeouts)
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
@@ -597,8 +595,24 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
         **kwargs: Any,
     ) -> int:
-        """Start building a request piece by piece (each protocol's class documents it in
-        its own words)."""
+        """
+        Start building a request piece by piece (the http.client way). Nothing is sent until
+        :meth:`endheaders`.
+
+        :param method: the request method.
+        :param selector: the path, or an absolute URL.
+        :param timeout: the request's own timeout, as for :meth:`request`: it bounds the
+            waits of :meth:`endheaders`, :meth:`send` and :meth:`get_response` for it, and
+            the reads of its response's body.
+        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
+            and change nothing (HTTP/2 and HTTP/3 have no Host header; Accept-Encoding is
+            only added by :meth:`request`); anything else raises
+            :class:`~hyper.common.exceptions.InvalidRequest`.
+        :returns: the new request's id (over HTTP/2, the stream id held for it); pass it to
+            :meth:`putheader`, :meth:`endheaders`, :meth:`send` (they default to the latest
+            one) and :meth:`get_response`.
+        :raises InvalidRequest: for an invalid method, URL or timeout.
+        """
         unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
         if unknown:
             raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
@@ -622,11 +636,15 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         replace: bool = False,
     ) -> None:
         """
-        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.{note}
+        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.
+
+        Connection-specific headers are dropped when the headers are sent, as for
+        :meth:`request`.
 
         :param header: the header name.
         :param argument: the header value.
-        :param stream_id: the request's {id}; the latest request when ``None``.
+        :param stream_id: the request's id (over HTTP/2, its stream id); the latest request
+            when ``None``.
         :param replace: replace any values already set for this header instead of adding one.
         :raises InvalidRequest: for an invalid name or value, or a request already sent.
         """
@@ -647,12 +665,13 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
             :meth:`request`'s ``body``).
         :param final: whether the request ends here. Leave it ``False`` to send more with
             :meth:`send`.
-        :param stream_id: the request's {id}; the latest request when ``None``.
+        :param stream_id: the request's id (over HTTP/2, its stream id); the latest request
+            when ``None``.
+        :raises InvalidRequest: if its headers were already sent.
         """
         request = self._table.find(stream_id)
         if request.sent:
-            noun = self._opener.noun
-            raise InvalidRequest(f"the headers of {noun} {request.handle} were already sent")
+            raise InvalidRequest(f"the headers of request {request.handle} were already sent")
         try:
             body = RequestBody(message_body)
             # The body's length is the request's length only if no send() calls follow.
@@ -669,17 +688,21 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
 
     def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
         """
-        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.{note}
+        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.
+        Data goes out as flow control allows, waiting for the server to open its window.
 
         :param data: the data (same types as :meth:`request`'s ``body``).
         :param final: whether this is the end of the request body.
-        :param stream_id: the request's {id}; the latest request when ``None``.
-        :raises ~{exceptions}.StreamResetError: if the server reset the stream.
+        :param stream_id: the request's id (over HTTP/2, its stream id); the latest request
+            when ``None``.
+        :raises InvalidRequest: if its headers were not sent yet.
+        :raises ~hyper.http20.exceptions.StreamResetError: over HTTP/2, if the server reset
+            the stream.
+        :raises ~hyper.http30.exceptions.StreamResetError: over HTTP/3, likewise.
         """
         request = self._table.find(stream_id)
         if not request.sent:
-            noun = self._opener.noun
-            raise InvalidRequest(f"call endheaders() for {noun} {request.handle} first")
+            raise InvalidRequest(f"call endheaders() for request {request.handle} first")
         self._send_body(request, RequestBody(data).chunks(), final=final)
 
     def _build_headers(
@@ -715,8 +738,14 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
     # -- responses --------------------------------------------------------------------------------
 
     def get_response(self, stream_id: int | None = None) -> _Response:
-        """Wait for and return the response to a request (each protocol's class documents it
-        in its own words)."""
+        """
+        Wait for and return the response to a request. A request that failed before its
+        response came is sent again when :ref:`hyper's rule <retries>` allows. Each
+        connection class documents what its protocol raises.
+
+        :param stream_id: the id :meth:`request` returned. ``None`` takes the oldest request
+            whose response has not been fetched yet.
+        """
         request = await_response(
             self._table.awaiting,
             self._table.lock,
@@ -730,13 +759,27 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         return self._response_class(stream.response_headers, handle)
 
     def cancel(self, stream_id: int) -> None:
-        """Give up a request whose response has not been fetched with :meth:`get_response`
-        (each protocol's class documents it in its own words)."""
+        """
+        Give up a request whose response has not been fetched with :meth:`get_response`:
+        after a :class:`~hyper.common.exceptions.ReadTimeout`, say, when the caller will not
+        wait again. A stream already sent is reset with the protocol's cancel code
+        (``CANCEL`` over HTTP/2, ``H3_REQUEST_CANCELLED`` over HTTP/3), so the server stops
+        working on it and whatever arrives for it later is dropped; over HTTP/2 it also
+        stops counting against the server's limit on open streams. The id is forgotten:
+        :meth:`get_response` raises :class:`~hyper.common.exceptions.InvalidRequest` for it
+        from then on.
+
+        To give up a response already returned, close it instead
+        (:meth:`HTTP20Response.close <hyper.HTTP20Response.close>`,
+        :meth:`HTTP30Response.close <hyper.HTTP30Response.close>`).
+
+        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
+        :raises InvalidRequest: if no request with that id awaits its response.
+        """
         with self._table.lock:
             request = self._table.awaiting.get(stream_id)
         if request is None:
-            noun = self._opener.noun
-            raise InvalidRequest(f"no request is waiting for a response on {noun} {stream_id}")
+            raise InvalidRequest(f"no request is waiting for a response with id {stream_id}")
         self._abandon(request)
 
     def _retry_verdict(self, request: PendingRequest[Any, Any]) -> tuple[bool, bool]:

@@ -37,7 +37,6 @@ from ..common.multiplexed import (
     StreamOpener,
     ready_locked,
     retire_locked,
-    reworded,
     send_body,
 )
 from ..common.request import (
@@ -216,7 +215,6 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                 connection_died=_connection_died,
                 closed_by_caller=ClosedByCaller,
                 cancel_code=ErrorCodes.CANCEL,
-                noun="stream",
             ),
             HTTP20Response,
             connect_timeout=self._connect_timeout,
@@ -431,77 +429,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             self._draining.clear()
             self._requests.fail_locked(error)
 
-    # -- sending requests -------------------------------------------------------------------------
-
-    request = reworded(
-        MultiplexedConnection.request,
-        """
-        Send a request and return its stream id without waiting for the response.
-
-        :param method: the request method, e.g. ``"GET"``.
-        :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
-            authority then replaces the connection's in ``:authority``.
-        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
-            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
-            and the caller did not set it. The body is sent in frames as large as the server
-            and flow control allow.
-        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
-            Headers that only mean something to HTTP/1.1 (``Connection``, ``Keep-Alive``,
-            ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Connection`` and those ``Connection``
-            names) are left out; ``Host`` becomes ``:authority``.
-        :param timeout: this request's own timeout, in the forms the constructor takes (one
-            number, a ``(connect, read)`` pair, ``None`` for no limit), instead of the
-            connection's. Its read timeout bounds every wait for this request: for room for
-            its stream, for flow-control window while its body is sent, for its response in
-            :meth:`get_response` and for each read of that response's body, whatever
-            timeouts other requests on the connection have. Its connect timeout applies when
-            the request has to open the connection. See :ref:`request-timeouts`.
-        :returns: the stream id, to pass to :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
-            anything is sent.
-        :raises ConnectTimeout: if the request has to open the connection and that takes
-            longer than the connect timeout.
-        :raises ReadTimeout: if the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves no room
-            for a new stream within the read timeout (``request()`` waits for one, reading
-            other streams' data meanwhile), or keeps the window for the body shut as long.
-        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream while the
-            body was sent.
-        """,
-    )
-
-    putrequest = reworded(
-        MultiplexedConnection.putrequest,
-        """
-        Start building a request piece by piece (the http.client way). Nothing is sent until
-        :meth:`endheaders`.
-
-        :param method: the request method.
-        :param selector: the path, or an absolute URL.
-        :param timeout: the request's own timeout, as for :meth:`request`: it bounds the
-            waits of :meth:`endheaders`, :meth:`send` and :meth:`get_response` for it, and
-            the reads of its response's body.
-        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
-            (HTTP/2 has no Host header; Accept-Encoding is only added by :meth:`request`);
-            anything else raises :class:`~hyper.common.exceptions.InvalidRequest`.
-        :returns: the stream id of the new request; pass it to :meth:`putheader`,
-            :meth:`endheaders` and :meth:`send` (they default to the latest one).
-        :raises InvalidRequest: for an invalid method, URL or timeout.
-        """,
-    )
-
-    putheader = reworded(
-        MultiplexedConnection.putheader,
-        id="stream id",
-        note="\n\nConnection-specific headers are dropped when the headers are sent, as for\n"
-        ":meth:`request`.",
-    )
-    endheaders = reworded(MultiplexedConnection.endheaders, id="stream id")
-    send = reworded(
-        MultiplexedConnection.send,
-        id="stream id",
-        note="\nData goes out as flow control allows, waiting for the server to open its window.",
-        exceptions="hyper.http20.exceptions",
-    )
+    # -- opening streams (the StreamOpener) -------------------------------------------------------
 
     def _reserve_locked(self) -> int:
         """The stream id of a request putrequest() starts, held until its headers go out."""
@@ -647,24 +575,6 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             ``get_response()`` again to wait more, or :meth:`cancel` to give it up.
         """
         return super().get_response(stream_id)
-
-    cancel = reworded(
-        MultiplexedConnection.cancel,
-        """
-        Give up a request whose response has not been fetched with :meth:`get_response`:
-        after a :class:`~hyper.common.exceptions.ReadTimeout`, say, when the caller will not
-        wait again. A stream already sent is reset with ``CANCEL``, so the server stops
-        working on it, it stops counting against the server's limit on open streams, and
-        whatever arrives for it later is dropped. The id is forgotten: :meth:`get_response`
-        raises :class:`~hyper.common.exceptions.InvalidRequest` for it from then on.
-
-        To give up a response already returned, close it instead
-        (:meth:`HTTP20Response.close <hyper.HTTP20Response.close>`).
-
-        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
-        :raises InvalidRequest: if no request with that id awaits its response.
-        """,
-    )
 
     def _resend(self, request: _Request) -> None:
         """

@@ -36,7 +36,6 @@ from ..common.multiplexed import (
     StreamOpener,
     ready_locked,
     retire_locked,
-    reworded,
     send_body,
 )
 from ..common.util import (
@@ -196,7 +195,6 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 connection_died=_connection_died,
                 closed_by_caller=ClosedByCaller,
                 cancel_code=H3ErrorCode.H3_REQUEST_CANCELLED,
-                noun="request",
             ),
             HTTP30Response,
             connect_timeout=self._connect_timeout,
@@ -332,61 +330,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             self._transport = None
             self._requests.fail_locked(error)
 
-    # -- sending requests -------------------------------------------------------------------------
-
-    request = reworded(
-        MultiplexedConnection.request,
-        """
-        Send a request and return its id without waiting for the response.
-
-        :param method: the request method, e.g. ``"GET"``.
-        :param url: the path (``"/search?q=1"``), or an absolute ``https`` URL whose
-            authority then replaces the connection's in ``:authority``.
-        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
-            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
-            and the caller did not set it.
-        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
-            Headers that only mean something to HTTP/1.1 are left out; ``Host`` becomes
-            ``:authority``.
-        :param timeout: this request's own timeout, in the forms the constructor takes,
-            instead of the connection's (see :ref:`request-timeouts`): its read timeout
-            bounds every wait for this request, its connect timeout a handshake the request
-            has to wait for.
-        :returns: the request's id, to pass to :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
-            anything is sent.
-        :raises ConnectTimeout: if the request has to open the connection and the handshake
-            takes longer than the connect timeout.
-        :raises ReadTimeout: if the body cannot go out within the read timeout.
-        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream while the
-            body was sent.
-        """,
-    )
-
-    putrequest = reworded(
-        MultiplexedConnection.putrequest,
-        """
-        Start building a request piece by piece (the http.client way). Nothing is sent until
-        :meth:`endheaders`.
-
-        :param method: the request method.
-        :param selector: the path, or an absolute URL.
-        :param timeout: the request's own timeout, as for :meth:`request`.
-        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
-            and change nothing; anything else raises
-            :class:`~hyper.common.exceptions.InvalidRequest`.
-        :returns: the id of the new request; pass it to :meth:`putheader`,
-            :meth:`endheaders`, :meth:`send` (they default to the latest one) and
-            :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL or timeout.
-        """,
-    )
-
-    putheader = reworded(MultiplexedConnection.putheader, id="id", note="")
-    endheaders = reworded(MultiplexedConnection.endheaders, id="id")
-    send = reworded(
-        MultiplexedConnection.send, id="id", note="", exceptions="hyper.http30.exceptions"
-    )
+    # -- opening streams (the StreamOpener) -------------------------------------------------------
 
     def _new_handle_locked(self) -> int:
         handle = self._next_handle
@@ -456,18 +400,6 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             or :meth:`cancel` to give it up.
         """
         return super().get_response(stream_id)
-
-    cancel = reworded(
-        MultiplexedConnection.cancel,
-        """
-        Give up a request whose response has not been fetched with :meth:`get_response`
-        (after a :class:`~hyper.common.exceptions.ReadTimeout`, say): its stream is reset
-        with ``H3_REQUEST_CANCELLED`` and the id forgotten.
-
-        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
-        :raises InvalidRequest: if no request with that id awaits its response.
-        """,
-    )
 
     def _resend(self, request: _Request) -> None:
         """Send an unprocessed request again (on a usable transport); the caller's id keeps
