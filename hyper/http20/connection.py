@@ -22,7 +22,6 @@ from typing import Any
 
 from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
-from ..common.condition import Condition
 from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -31,30 +30,23 @@ from ..common.exceptions import (
     SocketError,
 )
 from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
-from ..common.header_list import (
-    build_header_list,
-    finish_header_list,
-)
 from ..common.multiplexed import (
+    MultiplexedConnection,
     PendingRequest,
-    add_header,
-    await_response,
-    find_request,
-    retry_verdict,
+    RequestTable,
+    StreamOpener,
+    ready_locked,
+    retire_locked,
     send_body,
-    send_request_body,
 )
 from ..common.request import (
-    BodyArg,
     HeadersArg,
-    RequestBody,
     to_header_bytes,
 )
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
     CONNECTION_TIMEOUT,
-    ClosingContextManager,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
@@ -104,7 +96,7 @@ def _connection_died(error: HyperError | None) -> bool:
     )
 
 
-class HTTP20Connection(ClosingContextManager):
+class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
     """
     A connection to one server, speaking HTTP/2 over TLS (ALPN ``h2``) or in plaintext with
     prior knowledge (``h2c``).
@@ -195,26 +187,44 @@ class HTTP20Connection(ClosingContextManager):
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
 
         self._scheme = b"https" if self.secure else b"http"
-        self._authority = authority_for(self.host, self.port, 443 if self.secure else 80).encode(
-            "ascii"
-        )
 
-        self._lock = threading.Lock()
-        self._cond = Condition(self._lock)
+        #: The requests this connection holds stream ids for, oldest first, and the lock that
+        #: guards them and the transports (the methods of MultiplexedConnection use them too).
+        self._requests: RequestTable[_Request] = RequestTable()
+        self._lock, self._cond = self._requests.lock, self._requests.cond
+        self._awaiting = self._requests.awaiting
         self._connect_lock = threading.Lock()
 
         #: The transport new streams go on (None before the first connect).
         self._transport: Transport | None = None
         #: Older transports finishing the streams they carry after a GOAWAY.
         self._draining: list[Transport] = []
-        #: Requests whose response has not been fetched with get_response, oldest first.
-        self._awaiting: dict[int, _Request] = {}
         #: Requests started by putrequest() whose headers are not sent yet: id -> thread id.
         self._reserved: dict[int, int] = {}
         self._next_stream_id = 1
-        self._recent_stream_id: int | None = None
         #: The engine prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
         self._upgrade_engine: Engine | None = None
+        super().__init__(
+            self._requests,
+            StreamOpener(
+                open=self._open_stream,
+                send_headers=self._send_reserved,
+                reserve_locked=self._reserve_locked,
+                release_locked=self._release_locked,
+                resend=self._resend,
+                connection_died=_connection_died,
+                closed_by_caller=ClosedByCaller,
+                cancel_code=ErrorCodes.CANCEL,
+            ),
+            HTTP20Response,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            scheme=self._scheme,
+            authority=authority_for(self.host, self.port, 443 if self.secure else 80).encode(
+                "ascii"
+            ),
+            secure=self.secure,
+        )
 
     def __repr__(self) -> str:
         state = "open" if self._usable() else "closed"
@@ -285,16 +295,14 @@ class HTTP20Connection(ClosingContextManager):
     def _set_aside_locked(self) -> None:
         """Retire the current transport: let it drain if it still carries streams, else
         close it."""
-        old = self._transport
-        self._draining = [t for t in self._draining if t.alive()]
-        if old is None:
-            return
-        self._transport = None
-        old.retired = True
-        if old.alive() and old.unfinished():
-            self._draining.append(old)  # closed by its last stream (Transport.drained_locked)
-        else:
-            old.close_locked(ErrorCodes.NO_ERROR, ConnectionClosed("the connection was closed"))
+        old, self._transport = self._transport, None
+        self._draining = retire_locked(
+            old,
+            self._draining,
+            lambda idle: idle.close_locked(
+                ErrorCodes.NO_ERROR, ConnectionClosed("the connection was closed")
+            ),
+        )
 
     def _new_engine(self) -> Engine:
         return Engine(enable_push=self.enable_push, window_manager=self.window_manager_cls)
@@ -368,7 +376,7 @@ class HTTP20Connection(ClosingContextManager):
                 request.sent = True
                 request.transport, request.stream = transport, stream
                 self._awaiting[1] = request
-                self._recent_stream_id = 1
+                self._requests.latest = 1
                 self._next_stream_id = max(self._next_stream_id, 3)
         return 1
 
@@ -419,219 +427,23 @@ class HTTP20Connection(ClosingContextManager):
                 if transport is not None:
                     transport.close_locked(error_code or ErrorCodes.NO_ERROR, error)
             self._draining.clear()
-            for request in self._awaiting.values():
-                stream = request.stream
-                if stream is not None and not stream.finished:
-                    stream.error = error
-            self._cond.notify_all()
+            self._requests.fail_locked(error)
 
-    # -- sending requests -------------------------------------------------------------------------
+    # -- opening streams (the StreamOpener) -------------------------------------------------------
 
-    def request(
-        self,
-        method: str | bytes,
-        url: str | bytes,
-        body: BodyArg = None,
-        headers: HeadersArg | None = None,
-        *,
-        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
-    ) -> int:
-        """
-        Send a request and return its stream id without waiting for the response.
-
-        :param method: the request method, e.g. ``"GET"``.
-        :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
-            authority then replaces the connection's in ``:authority``.
-        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
-            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
-            and the caller did not set it. The body is sent in frames as large as the server
-            and flow control allow.
-        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
-            Headers that only mean something to HTTP/1.1 (``Connection``, ``Keep-Alive``,
-            ``Transfer-Encoding``, ``Upgrade``, ``Proxy-Connection`` and those ``Connection``
-            names) are left out; ``Host`` becomes ``:authority``.
-        :param timeout: this request's own timeout, in the forms the constructor takes (one
-            number, a ``(connect, read)`` pair, ``None`` for no limit), instead of the
-            connection's. Its read timeout bounds every wait for this request: for room for
-            its stream, for flow-control window while its body is sent, for its response in
-            :meth:`get_response` and for each read of that response's body, whatever
-            timeouts other requests on the connection have. Its connect timeout applies when
-            the request has to open the connection. See :ref:`request-timeouts`.
-        :returns: the stream id, to pass to :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
-            anything is sent.
-        :raises ConnectTimeout: if the request has to open the connection and that takes
-            longer than the connect timeout.
-        :raises ReadTimeout: if the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves no room
-            for a new stream within the read timeout (``request()`` waits for one, reading
-            other streams' data meanwhile), or keeps the window for the body shut as long.
-        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream while the
-            body was sent.
-        """
-        connect_timeout, read_timeout = request_timeouts(
-            timeout, self._connect_timeout, self._read_timeout
-        )
-        request_body = RequestBody(body)
-        header_list = self._build_headers(method, url, headers, request_body.length)
-        end_stream = request_body.is_empty
-        try:
-            request = self._open_stream(
-                header_list, end_stream, None, connect_timeout, read_timeout
-            )
-        except InvalidRequest:
-            raise
-        except HyperError as failure:
-            raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
-        if request_body.data is not None:
-            # In memory: it can be sent again if the server says it never processed it.
-            request.replay = (header_list, request_body.data)
-        if not end_stream:
-            chunks = request_body.chunks()
-            send_request_body(
-                request,
-                lambda: self._send_body(request, chunks, final=True),
-                lambda: self._retry_verdict(request),
-                lambda: self._resend(request),
-                lambda: self._abandon(request),
-            )
-        return request.handle
-
-    def putrequest(
-        self,
-        method: str | bytes,
-        selector: str | bytes,
-        *,
-        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
-        **kwargs: Any,
-    ) -> int:
-        """
-        Start building a request piece by piece (the http.client way). Nothing is sent until
-        :meth:`endheaders`.
-
-        :param method: the request method.
-        :param selector: the path, or an absolute URL.
-        :param timeout: the request's own timeout, as for :meth:`request`: it bounds the
-            waits of :meth:`endheaders`, :meth:`send` and :meth:`get_response` for it, and
-            the reads of its response's body.
-        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
-            (HTTP/2 has no Host header; Accept-Encoding is only added by :meth:`request`);
-            anything else raises :class:`~hyper.common.exceptions.InvalidRequest`.
-        :returns: the stream id of the new request; pass it to :meth:`putheader`,
-            :meth:`endheaders` and :meth:`send` (they default to the latest one).
-        :raises InvalidRequest: for an invalid method, URL or timeout.
-        """
-        unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
-        if unknown:
-            raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
-        connect_timeout, read_timeout = request_timeouts(
-            timeout, self._connect_timeout, self._read_timeout
-        )
-        header_list = self._build_headers(method, selector, None, None)
-        del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
-        with self._lock:
-            stream_id = self._allocate_stream_id_locked()
-            self._reserved[stream_id] = threading.get_ident()
-            self._awaiting[stream_id] = _Request(
-                stream_id, header_list, connect_timeout, read_timeout
-            )
-            self._recent_stream_id = stream_id
+    def _reserve_locked(self) -> int:
+        """The stream id of a request putrequest() starts, held until its headers go out."""
+        stream_id = self._allocate_stream_id_locked()
+        self._reserved[stream_id] = threading.get_ident()
         return stream_id
 
-    def putheader(
-        self,
-        header: str | bytes,
-        argument: str | bytes,
-        stream_id: int | None = None,
-        replace: bool = False,
-    ) -> None:
-        """
-        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.
+    def _release_locked(self, request: _Request) -> None:
+        self._reserved.pop(request.handle, None)
 
-        Connection-specific headers are dropped when the headers are sent, as for
-        :meth:`request`.
-
-        :param header: the header name.
-        :param argument: the header value.
-        :param stream_id: the request's stream id; the latest request when ``None``.
-        :param replace: replace any values already set for this header instead of adding one.
-        :raises InvalidRequest: for an invalid name or value, or a request already sent.
-        """
-        request = self._request_for(stream_id)
-        with self._lock:
-            add_header(request, header, argument, replace)
-
-    def endheaders(
-        self,
-        message_body: BodyArg = None,
-        final: bool = False,
-        stream_id: int | None = None,
-    ) -> None:
-        """
-        Send the headers of a request started with :meth:`putrequest`, and optionally a body.
-
-        :param message_body: data to send after the headers (same types as
-            :meth:`request`'s ``body``).
-        :param final: whether the request ends here. Leave it ``False`` to send more with
-            :meth:`send`.
-        :param stream_id: the request's stream id; the latest request when ``None``.
-        """
-        request = self._pending_request(stream_id)
-        try:
-            body = RequestBody(message_body)
-            # The body's length is the request's length only if no send() calls follow.
-            length = body.length if final else None
-            request.headers = finish_header_list(request.headers, length)
-            end_now = final and body.is_empty
-            self._open_stream(
-                request.headers, end_now, request, request.connect_timeout, request.read_timeout
-            )
-            if not body.is_empty:
-                self._send_body(request, body.chunks(), final=final)
-        except BaseException:
-            # A half-built request would block every later one: give its stream up.
-            self._abandon(request)
-            raise
-
-    def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
-        """
-        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.
-        Data goes out as flow control allows, waiting for the server to open its window.
-
-        :param data: the data (same types as :meth:`request`'s ``body``).
-        :param final: whether this is the end of the request body.
-        :param stream_id: the request's stream id; the latest request when ``None``.
-        :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream.
-        """
-        request = self._request_for(stream_id)
-        if not request.sent:
-            raise InvalidRequest(f"call endheaders() for stream {request.handle} first")
-        self._send_body(request, RequestBody(data).chunks(), final=final)
-
-    def _pending_request(self, stream_id: int | None) -> _Request:
-        request = self._request_for(stream_id)
-        if request.sent:
-            raise InvalidRequest(f"the headers of stream {request.handle} were already sent")
-        return request
-
-    def _request_for(self, stream_id: int | None) -> _Request:
-        recent = self._recent_stream_id if stream_id is None else stream_id
-        return find_request(self._awaiting, recent)
-
-    def _build_headers(
-        self,
-        method: str | bytes,
-        url: str | bytes,
-        headers: HeadersArg | None,
-        body_length: int | None,
-    ) -> HeaderList:
-        return build_header_list(
-            method,
-            url,
-            headers,
-            body_length,
-            scheme=self._scheme,
-            authority=self._authority,
-            secure=self.secure,
+    def _send_reserved(self, request: _Request, end_stream: bool) -> None:
+        """Send the headers of a request started with putrequest(), on its reserved id."""
+        self._open_stream(
+            request.headers, end_stream, request.connect_timeout, request.read_timeout, request
         )
 
     def _allocate_stream_id_locked(self) -> int:
@@ -655,9 +467,9 @@ class HTTP20Connection(ClosingContextManager):
         self,
         headers: HeaderList,
         end_stream: bool,
-        reserved: _Request | None,
         connect_timeout: float | None,
         read_timeout: float | None,
+        reserved: _Request | None = None,
     ) -> _Request:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest(), waiting
         for the connection and for room within the request's timeouts."""
@@ -670,19 +482,7 @@ class HTTP20Connection(ClosingContextManager):
             self._connect(connect_timeout)
             with self._lock:
                 transport = self._transport
-                if transport is None:
-                    continue
-                if not transport.unfinished():
-                    # Idle: a GOAWAY or the server's close of an idle connection may be
-                    # waiting unread. Notice it now rather than send into a closed socket.
-                    transport.poll_locked()
-                if not transport.usable():
-                    if transport not in lost:
-                        lost.append(transport)
-                    if len(lost) > 2:
-                        # The server closes fresh connections at once: no point going on.
-                        transport.raise_if_dead_locked()
-                        raise ConnectionClosed("the server keeps closing new connections")
+                if transport is None or not ready_locked(transport, lost):
                     continue
                 lower = [sid for sid in self._reserved if reserved_id is None or sid < reserved_id]
                 if lower:
@@ -736,7 +536,7 @@ class HTTP20Connection(ClosingContextManager):
         if reserved is None:
             stream_id = self._allocate_stream_id_locked()
             request = _Request(stream_id, headers, connect_timeout, read_timeout)
-            self._recent_stream_id = stream_id
+            self._requests.latest = stream_id
         else:
             request = reserved
             stream_id = reserved.handle
@@ -748,29 +548,6 @@ class HTTP20Connection(ClosingContextManager):
         request.transport, request.stream, request.sent = transport, stream, True
         self._awaiting[request.handle] = request
         return request
-
-    def _abandon(self, request: _Request) -> None:
-        """A request failed on its way out: release its id, reset it if it was sent."""
-        with self._lock:
-            self._reserved.pop(request.handle, None)
-            if request.transport is not None and request.stream is not None:
-                request.transport.reset_locked(request.stream, ErrorCodes.CANCEL)
-            self._awaiting.pop(request.handle, None)
-            self._cond.notify_all()
-
-    def _send_body(
-        self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
-    ) -> None:
-        """Send body pieces, the last one with END_STREAM when ``final``, within the
-        request's Content-Length (see :func:`~hyper.common.multiplexed.send_body`)."""
-        transport, stream = request.transport, request.stream
-        assert transport is not None and stream is not None
-        timeout = request.read_timeout
-
-        def send(piece: bytes | memoryview, last: bool) -> None:
-            transport.send_data(stream, piece, last, timeout)
-
-        send_body(request, chunks, final, send, lambda: self._abandon(request))
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -797,46 +574,7 @@ class HTTP20Connection(ClosingContextManager):
             timeout (its own, or the connection's). The request stays pending: call
             ``get_response()`` again to wait more, or :meth:`cancel` to give it up.
         """
-        request = await_response(
-            self._awaiting, self._lock, stream_id, self._retry_verdict, self._resend
-        )
-        transport, stream = request.transport, request.stream
-        assert transport is not None and stream is not None and stream.response_headers is not None
-        return HTTP20Response(
-            stream.response_headers, transport.handle(stream, request.read_timeout)
-        )
-
-    def cancel(self, stream_id: int) -> None:
-        """
-        Give up a request whose response has not been fetched with :meth:`get_response`:
-        after a :class:`~hyper.common.exceptions.ReadTimeout`, say, when the caller will not
-        wait again. A stream already sent is reset with ``CANCEL``, so the server stops
-        working on it, it stops counting against the server's limit on open streams, and
-        whatever arrives for it later is dropped. The id is forgotten: :meth:`get_response`
-        raises :class:`~hyper.common.exceptions.InvalidRequest` for it from then on.
-
-        To give up a response already returned, close it instead
-        (:meth:`HTTP20Response.close <hyper.HTTP20Response.close>`).
-
-        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
-        :raises InvalidRequest: if no request with that id awaits its response.
-        """
-        with self._lock:
-            request = self._awaiting.get(stream_id)
-        if request is None:
-            raise InvalidRequest(f"no request is waiting for a response on stream {stream_id}")
-        self._abandon(request)
-
-    @staticmethod
-    def _retry_verdict(request: _Request) -> tuple[bool, bool]:
-        """
-        For a request that failed before its response came: whether hyper sends it again by
-        itself, and whether it is safe to send again at all (docs/advanced.rst, retries; see
-        :func:`~hyper.common.multiplexed.retry_verdict`). The connection died under it when
-        it was closed, reset or failed TLS, or the server ended it with a GOAWAY error; not
-        when the stream was reset, timed out, or the server broke the protocol.
-        """
-        return retry_verdict(request, _connection_died, ClosedByCaller)
+        return super().get_response(stream_id)
 
     def _resend(self, request: _Request) -> None:
         """
@@ -845,19 +583,22 @@ class HTTP20Connection(ClosingContextManager):
         """
         assert request.replay is not None
         headers, data = request.replay
-        new = self._open_stream(
-            headers, not data, None, request.connect_timeout, request.read_timeout
-        )
+        new = self._open_stream(headers, not data, request.connect_timeout, request.read_timeout)
+        transport, stream = new.transport, new.stream
+        assert transport is not None and stream is not None
         with self._lock:
             self._awaiting.pop(new.handle, None)
-            request.transport, request.stream = new.transport, new.stream
+            request.transport, request.stream = transport, stream
             request.body_sent = 0  # the body goes out again from its start
             self._awaiting[request.handle] = request
         if data:
             try:
-                self._send_body(request, iter((data,)), final=True)
+                # The body fits its Content-Length: it did the first time.
+                send_body(request, iter((data,)), True, lambda: None)
             except BaseException:
-                self._abandon(new)
+                with self._lock:
+                    transport.reset_locked(stream, ErrorCodes.CANCEL)
+                    self._cond.notify_all()
                 raise
 
     def get_pushes(
@@ -876,7 +617,7 @@ class HTTP20Connection(ClosingContextManager):
         :returns: a generator of :class:`~hyper.HTTP20Push`.
         """
         if stream_id is None:
-            stream_id = self._recent_stream_id
+            stream_id = self._requests.latest
         if stream_id is None:
             return iter(())
         transport: Transport | None

@@ -18,10 +18,9 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from ..common.condition import Condition
 from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -29,28 +28,18 @@ from ..common.exceptions import (
     ReadTimeout,
     SocketError,
 )
-from ..common.header_list import (
-    HeaderList,
-    build_header_list,
-    finish_header_list,
-)
+from ..common.header_list import HeaderList
 from ..common.multiplexed import (
+    MultiplexedConnection,
     PendingRequest,
-    add_header,
-    await_response,
-    find_request,
-    retry_verdict,
+    RequestTable,
+    StreamOpener,
+    ready_locked,
+    retire_locked,
     send_body,
-    send_request_body,
-)
-from ..common.request import (
-    BodyArg,
-    HeadersArg,
-    RequestBody,
 )
 from ..common.util import (
     CONNECTION_TIMEOUT,
-    ClosingContextManager,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
@@ -89,7 +78,7 @@ def _connection_died(error: HyperError | None) -> bool:
     )
 
 
-class HTTP30Connection(ClosingContextManager):
+class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
     """
     A connection to one server speaking HTTP/3 over QUIC (UDP, TLS 1.3, ALPN ``h3``).
 
@@ -180,12 +169,13 @@ class HTTP30Connection(ClosingContextManager):
             max_stream_data=max_stream_data,
         )
         authority_port = self.port if origin_port is None else parse_port(origin_port)
-        self._scheme = b"https"
-        self._authority = authority_for(self.host, authority_port, 443).encode("ascii")
         self._origin = authority_for(self.host, self.port, 0)
 
-        self._lock = threading.Lock()
-        self._cond = Condition(self._lock)
+        #: The requests this connection holds ids for, oldest first, and the lock that
+        #: guards them and the transports (the methods of MultiplexedConnection use them too).
+        self._requests: RequestTable[_Request] = RequestTable()
+        self._lock, self._cond = self._requests.lock, self._requests.cond
+        self._awaiting = self._requests.awaiting
         self._connect_lock = threading.Lock()
         #: The transport new requests go on (None before the first connect).
         self._transport: Transport | None = None
@@ -193,10 +183,26 @@ class HTTP30Connection(ClosingContextManager):
         self._handshaking: Transport | None = None
         #: Older transports finishing the requests they carry.
         self._draining: list[Transport] = []
-        #: Requests whose response has not been fetched with get_response, oldest first.
-        self._awaiting: dict[int, _Request] = {}
         self._next_handle = 1
-        self._recent_handle: int | None = None
+        super().__init__(
+            self._requests,
+            StreamOpener(
+                open=self._open_request,
+                send_headers=self._send_headers,
+                reserve_locked=self._new_handle_locked,
+                release_locked=lambda request: None,  # a request holds nothing else
+                resend=self._resend,
+                connection_died=_connection_died,
+                closed_by_caller=ClosedByCaller,
+                cancel_code=H3ErrorCode.H3_REQUEST_CANCELLED,
+            ),
+            HTTP30Response,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            scheme=b"https",
+            authority=authority_for(self.host, authority_port, 443).encode("ascii"),
+            secure=True,
+        )
         #: How many QUIC connections this object has opened.
         self.connections_opened = 0
 
@@ -297,16 +303,12 @@ class HTTP30Connection(ClosingContextManager):
     def _set_aside_locked(self) -> None:
         """Retire the current transport: let it drain if it still carries requests, else
         close it."""
-        old = self._transport
-        self._draining = [t for t in self._draining if t.alive()]
-        if old is None:
-            return
-        self._transport = None
-        old.retired = True
-        if old.alive() and old.unfinished():
-            self._draining.append(old)  # closed by its last stream (Transport.drained_locked)
-        else:
-            old.close_locked(ConnectionClosed("the connection was closed"))
+        old, self._transport = self._transport, None
+        self._draining = retire_locked(
+            old,
+            self._draining,
+            lambda idle: idle.close_locked(ConnectionClosed("the connection was closed")),
+        )
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -326,209 +328,27 @@ class HTTP30Connection(ClosingContextManager):
                     transport.close_locked(error)
             self._draining.clear()
             self._transport = None
-            for request in self._awaiting.values():
-                stream = request.stream
-                if stream is not None and not stream.finished:
-                    stream.error = error
-            self._cond.notify_all()
+            self._requests.fail_locked(error)
 
-    # -- sending requests -------------------------------------------------------------------------
-
-    def request(
-        self,
-        method: str | bytes,
-        url: str | bytes,
-        body: BodyArg = None,
-        headers: HeadersArg | None = None,
-        *,
-        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
-    ) -> int:
-        """
-        Send a request and return its id without waiting for the response.
-
-        :param method: the request method, e.g. ``"GET"``.
-        :param url: the path (``"/search?q=1"``), or an absolute ``https`` URL whose
-            authority then replaces the connection's in ``:authority``.
-        :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
-            mode, or an iterable of ``bytes``. Content-Length is set when the length is known
-            and the caller did not set it.
-        :param headers: a mapping or an iterable of ``(name, value)`` pairs (str or bytes).
-            Headers that only mean something to HTTP/1.1 are left out; ``Host`` becomes
-            ``:authority``.
-        :param timeout: this request's own timeout, in the forms the constructor takes,
-            instead of the connection's (see :ref:`request-timeouts`): its read timeout
-            bounds every wait for this request, its connect timeout a handshake the request
-            has to wait for.
-        :returns: the request's id, to pass to :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
-            anything is sent.
-        :raises ConnectTimeout: if the request has to open the connection and the handshake
-            takes longer than the connect timeout.
-        :raises ReadTimeout: if the body cannot go out within the read timeout.
-        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream while the
-            body was sent.
-        """
-        connect_timeout, read_timeout = request_timeouts(
-            timeout, self._connect_timeout, self._read_timeout
-        )
-        request_body = RequestBody(body)
-        header_list = self._build_headers(method, url, headers, request_body.length)
-        end_stream = request_body.is_empty
-        with self._lock:
-            request = _Request(
-                self._new_handle_locked(), header_list, connect_timeout, read_timeout
-            )
-        try:
-            self._send_headers(request, end_stream)
-        except InvalidRequest:
-            raise
-        except HyperError as failure:
-            raise failure.for_request(True) from failure.__cause__  # nothing of it left hyper
-        if request_body.data is not None:
-            # In memory: it can be sent again if the server says it never processed it.
-            request.replay = (header_list, request_body.data)
-        if not end_stream:
-            chunks = request_body.chunks()
-            send_request_body(
-                request,
-                lambda: self._send_body(request, chunks, final=True),
-                lambda: self._retry_verdict(request),
-                lambda: self._resend(request),
-                lambda: self._abandon(request),
-            )
-        return request.handle
-
-    def putrequest(
-        self,
-        method: str | bytes,
-        selector: str | bytes,
-        *,
-        timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
-        **kwargs: Any,
-    ) -> int:
-        """
-        Start building a request piece by piece (the http.client way). Nothing is sent until
-        :meth:`endheaders`.
-
-        :param method: the request method.
-        :param selector: the path, or an absolute URL.
-        :param timeout: the request's own timeout, as for :meth:`request`.
-        :param kwargs: http.client's ``skip_host`` and ``skip_accept_encoding`` are accepted
-            and change nothing; anything else raises
-            :class:`~hyper.common.exceptions.InvalidRequest`.
-        :returns: the id of the new request; pass it to :meth:`putheader`,
-            :meth:`endheaders`, :meth:`send` (they default to the latest one) and
-            :meth:`get_response`.
-        :raises InvalidRequest: for an invalid method, URL or timeout.
-        """
-        unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
-        if unknown:
-            raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
-        connect_timeout, read_timeout = request_timeouts(
-            timeout, self._connect_timeout, self._read_timeout
-        )
-        header_list = self._build_headers(method, selector, None, None)
-        del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
-        with self._lock:
-            handle = self._new_handle_locked()
-            self._awaiting[handle] = _Request(handle, header_list, connect_timeout, read_timeout)
-            self._recent_handle = handle
-        return handle
-
-    def putheader(
-        self,
-        header: str | bytes,
-        argument: str | bytes,
-        stream_id: int | None = None,
-        replace: bool = False,
-    ) -> None:
-        """
-        Add a header to a request started with :meth:`putrequest`. Nothing is sent yet.
-
-        :param header: the header name.
-        :param argument: the header value.
-        :param stream_id: the request's id; the latest request when ``None``.
-        :param replace: replace any values already set for this header instead of adding one.
-        :raises InvalidRequest: for an invalid name or value, or a request already sent.
-        """
-        request = self._request_for(stream_id)
-        with self._lock:
-            add_header(request, header, argument, replace)
-
-    def endheaders(
-        self,
-        message_body: BodyArg = None,
-        final: bool = False,
-        stream_id: int | None = None,
-    ) -> None:
-        """
-        Send the headers of a request started with :meth:`putrequest`, and optionally a body.
-
-        :param message_body: data to send after the headers (same types as
-            :meth:`request`'s ``body``).
-        :param final: whether the request ends here. Leave it ``False`` to send more with
-            :meth:`send`.
-        :param stream_id: the request's id; the latest request when ``None``.
-        """
-        request = self._pending_request(stream_id)
-        try:
-            body = RequestBody(message_body)
-            # The body's length is the request's length only if no send() calls follow.
-            length = body.length if final else None
-            request.headers = finish_header_list(request.headers, length)
-            self._send_headers(request, final and body.is_empty)
-            if not body.is_empty:
-                self._send_body(request, body.chunks(), final=final)
-        except BaseException:
-            self._abandon(request)
-            raise
-
-    def send(self, data: BodyArg, final: bool = False, stream_id: int | None = None) -> None:
-        """
-        Send (more) body data on a request whose headers were sent with :meth:`endheaders`.
-
-        :param data: the data (same types as :meth:`request`'s ``body``).
-        :param final: whether this is the end of the request body.
-        :param stream_id: the request's id; the latest request when ``None``.
-        :raises ~hyper.http30.exceptions.StreamResetError: if the server reset the stream.
-        """
-        request = self._request_for(stream_id)
-        if not request.sent:
-            raise InvalidRequest(f"call endheaders() for request {request.handle} first")
-        self._send_body(request, RequestBody(data).chunks(), final=final)
+    # -- opening streams (the StreamOpener) -------------------------------------------------------
 
     def _new_handle_locked(self) -> int:
         handle = self._next_handle
         self._next_handle += 1
         return handle
 
-    def _pending_request(self, stream_id: int | None) -> _Request:
-        request = self._request_for(stream_id)
-        if request.sent:
-            raise InvalidRequest(f"the headers of request {request.handle} were already sent")
-        return request
-
-    def _request_for(self, stream_id: int | None) -> _Request:
-        return find_request(
-            self._awaiting, self._recent_handle if stream_id is None else stream_id
-        )
-
-    def _build_headers(
+    def _open_request(
         self,
-        method: str | bytes,
-        url: str | bytes,
-        headers: HeadersArg | None,
-        body_length: int | None,
-    ) -> HeaderList:
-        return build_header_list(
-            method,
-            url,
-            headers,
-            body_length,
-            scheme=self._scheme,
-            authority=self._authority,
-            secure=True,
-        )
+        headers: HeaderList,
+        end_stream: bool,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+    ) -> _Request:
+        """A new request, its headers sent (see :meth:`_send_headers`)."""
+        with self._lock:
+            request = _Request(self._new_handle_locked(), headers, connect_timeout, read_timeout)
+        self._send_headers(request, end_stream)
+        return request
 
     def _send_headers(self, request: _Request, end_stream: bool) -> None:
         """Send a request's headers on a new stream of the current QUIC connection (opening
@@ -538,23 +358,13 @@ class HTTP30Connection(ClosingContextManager):
         while True:
             transport = self._connect(request.connect_timeout)
             with self._lock:
-                if not transport.unfinished():
-                    # Idle: the idle timeout may have passed, or a GOAWAY or the server's
-                    # close may be waiting unread. Notice it now.
-                    transport.poll_locked()
-                if not transport.usable():
-                    if transport not in lost:
-                        lost.append(transport)
-                    if len(lost) > 2:
-                        # The server ends fresh connections at once: no point going on.
-                        transport.raise_if_dead_locked()
-                        raise ConnectionClosed("the server keeps closing new connections")
+                if not ready_locked(transport, lost):
                     continue
                 if transport.engine.can_open_stream():
                     stream = transport.open_stream_locked(request.headers, end_stream)
                     request.transport, request.stream, request.sent = transport, stream, True
                     self._awaiting[request.handle] = request
-                    self._recent_handle = request.handle
+                    self._requests.latest = request.handle
                     return
             # The server allows no more streams now: read until one ends (or it goes away).
             transport.read_until(self._room_or_gone(transport), request.read_timeout)
@@ -563,28 +373,6 @@ class HTTP30Connection(ClosingContextManager):
     def _room_or_gone(transport: Transport) -> Callable[[], bool]:
         """A predicate: ``transport`` can take another stream, or can take none at all."""
         return lambda: not transport.usable() or transport.engine.can_open_stream()
-
-    def _abandon(self, request: _Request) -> None:
-        """A request failed on its way out: forget it, reset it if it was sent."""
-        with self._lock:
-            if request.transport is not None and request.stream is not None:
-                request.transport.reset_locked(request.stream, H3ErrorCode.H3_REQUEST_CANCELLED)
-            self._awaiting.pop(request.handle, None)
-            self._cond.notify_all()
-
-    def _send_body(
-        self, request: _Request, chunks: Iterator[bytes | memoryview], final: bool
-    ) -> None:
-        """Send body pieces, ending the request with the last one when ``final``, within its
-        Content-Length (see :func:`~hyper.common.multiplexed.send_body`)."""
-        transport, stream = request.transport, request.stream
-        assert transport is not None and stream is not None
-        timeout = request.read_timeout
-
-        def send(piece: bytes | memoryview, last: bool) -> None:
-            transport.send_data(stream, piece, last, timeout)
-
-        send_body(request, chunks, final, send, lambda: self._abandon(request))
 
     # -- responses --------------------------------------------------------------------------------
 
@@ -611,36 +399,7 @@ class HTTP30Connection(ClosingContextManager):
             timeout. The request stays pending: call ``get_response()`` again to wait more,
             or :meth:`cancel` to give it up.
         """
-        request = await_response(
-            self._awaiting, self._lock, stream_id, self._retry_verdict, self._resend
-        )
-        transport, stream = request.transport, request.stream
-        assert transport is not None and stream is not None and stream.response_headers is not None
-        return HTTP30Response(
-            stream.response_headers, transport.handle(stream, request.read_timeout)
-        )
-
-    def cancel(self, stream_id: int) -> None:
-        """
-        Give up a request whose response has not been fetched with :meth:`get_response`
-        (after a :class:`~hyper.common.exceptions.ReadTimeout`, say): its stream is reset
-        with ``H3_REQUEST_CANCELLED`` and the id forgotten.
-
-        :param stream_id: the id :meth:`request` or :meth:`putrequest` returned.
-        :raises InvalidRequest: if no request with that id awaits its response.
-        """
-        with self._lock:
-            request = self._awaiting.get(stream_id)
-        if request is None:
-            raise InvalidRequest(f"no request is waiting for a response with id {stream_id}")
-        self._abandon(request)
-
-    @staticmethod
-    def _retry_verdict(request: _Request) -> tuple[bool, bool]:
-        """Whether hyper sends a failed request again by itself, and whether that is safe at
-        all: the rule of HTTP/2 (:func:`~hyper.common.multiplexed.retry_verdict`), with a
-        GOAWAY below the request or ``H3_REQUEST_REJECTED`` as "not processed"."""
-        return retry_verdict(request, _connection_died, ClosedByCaller)
+        return super().get_response(stream_id)
 
     def _resend(self, request: _Request) -> None:
         """Send an unprocessed request again (on a usable transport); the caller's id keeps
@@ -651,7 +410,8 @@ class HTTP30Connection(ClosingContextManager):
         request.body_sent = 0  # the body goes out again from its start
         self._send_headers(request, not data)
         if data:
-            self._send_body(request, iter((data,)), final=True)
+            # The body fits its Content-Length: it did the first time.
+            send_body(request, iter((data,)), True, lambda: None)
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the current QUIC connection to end by itself
