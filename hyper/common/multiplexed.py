@@ -532,7 +532,8 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         :param method: the request method, e.g. ``"GET"``.
         :param url: the path (``"/search?q=1"``), or an absolute ``http(s)`` URL whose
             authority then replaces the connection's in ``:authority`` (an ``https`` URL
-            needs TLS, which an HTTP/3 connection always has).
+            needs TLS, which an HTTP/3 connection always has; over HTTP/3 a URL for another
+            host also needs the server's certificate to cover that host).
         :param body: ``bytes``, ``str`` (sent as UTF-8), a file-like object opened in binary
             mode, or an iterable of ``bytes``. Content-Length is set when the length is known
             and the caller did not set it. Over HTTP/2 the body is sent in frames as large as
