@@ -4,7 +4,9 @@ TLS: the :class:`ssl.SSLContext` hyper uses, the handshake that picks a protocol
 
 :func:`init_context` builds a context suitable for HTTP/2 (RFC 9113 section 9.2): TLS 1.2 or
 newer, ALPN offering ``h2`` then ``http/1.1``, certificate and host name verification on, and
-certifi's CA bundle unless told otherwise.
+certifi's CA bundle unless told otherwise: ``trust="system"`` verifies with the operating
+system's trust store instead (on macOS and Windows through the optional ``truststore``
+package).
 
 :func:`start_tls` runs the handshake over a connected socket through memory buffers
 (:class:`ssl.MemoryBIO`): the socket is read in large pieces, every TLS record that has
@@ -18,15 +20,24 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import platform
+import re
 import select
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .common.exceptions import CertificateError, ConnectTimeout, TLSError
+from .common.exceptions import (
+    CertificateError,
+    ConnectTimeout,
+    InvalidRequest,
+    TLSError,
+    TrustStoreUnavailable,
+)
 from .common.hosts import encode_host
 from .common.util import poll_step
 
@@ -40,33 +51,188 @@ H2_PROTOCOL = "h2"
 
 PasswordType = str | bytes | bytearray | Callable[[], str | bytes | bytearray]
 
+#: The trust stores :func:`init_context` verifies servers with: ``"certifi"``, the CA bundle
+#: of the certifi package (hyper's default, the same on every machine), and ``"system"``, the
+#: operating system's store.
+TRUST_STORES: tuple[str, ...] = ("certifi", "system")
+
+#: Whether the system's trust store is its own certificate verifier (macOS, Windows), which
+#: only ``truststore`` reaches, rather than CA files OpenSSL reads (Linux, the BSDs).
+OS_VERIFIER: bool = platform.system() in ("Darwin", "Windows")
+
+#: Where Linux distributions keep their CA bundle, for a Python whose OpenSSL was built to
+#: look elsewhere (one built by its own installer), in the order truststore tries them.
+SYSTEM_CA_FILES: tuple[str, ...] = (
+    "/etc/ssl/cert.pem",  # Alpine, Arch, Fedora 34-43, OpenWRT, RHEL 9-10, the BSDs
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora 44+, RHEL 11+
+    "/etc/pki/tls/cert.pem",  # older Fedora, RHEL and CentOS
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
+    "/etc/ssl/ca-bundle.pem",  # SUSE
+)
+
+#: The names OpenSSL looks certificates up by in a CA directory (``c_rehash``): ``1a2b3c4d.0``.
+_HASHED_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]$")
+
+
+class SystemTrustContext(ssl.SSLContext):
+    """
+    The :class:`ssl.SSLContext` :func:`init_context` makes for ``trust="system"`` where the
+    system's trust store is CA files (not :data:`OS_VERIFIER`): it trusts
+    :func:`system_ca_locations`, read when it was made. It adds nothing to
+    :class:`ssl.SSLContext` but :attr:`ca_locations`; its type says what it trusts
+    (:func:`uses_system_trust`), so that HTTP/3 can trust the same.
+    """
+
+    #: The CA file and directory the context loaded (``(cafile, capath)``, either ``None``).
+    ca_locations: tuple[str | None, str | None] = (None, None)
+
+
+def check_trust(trust: str) -> None:
+    """
+    Refuse a ``trust`` argument :func:`init_context` cannot honour.
+
+    :param trust: ``"certifi"`` or ``"system"``.
+    :raises InvalidRequest: for any other value.
+    :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``"system"`` on macOS and
+        Windows when ``truststore`` is not installed.
+    """
+    if trust not in TRUST_STORES:
+        raise InvalidRequest(f"trust must be 'certifi' or 'system', not {trust!r}")
+    if trust == "system" and OS_VERIFIER:
+        _truststore()
+
+
+def _truststore() -> Any:
+    """The truststore module, imported on first use (it is an optional dependency)."""
+    try:
+        import truststore
+    except ImportError as exc:
+        raise TrustStoreUnavailable(
+            f"trust='system' needs the truststore package on {platform.system()}, which "
+            f"cannot be imported ({exc}): install it with pip install 'hyper[truststore]'"
+        ) from exc
+    return truststore
+
+
+def uses_system_trust(context: ssl.SSLContext) -> bool:
+    """
+    Whether ``context`` verifies servers with the operating system's trust store: it is a
+    :class:`SystemTrustContext` or a ``truststore.SSLContext`` (as :func:`init_context` makes
+    for ``trust="system"``, or as one made by hand is). HTTP/3, whose TLS is not OpenSSL's,
+    asks this to find the same CAs itself.
+
+    :param context: any context.
+    :returns: whether it trusts the system's store.
+    """
+    if isinstance(context, SystemTrustContext):
+        return True
+    # Not imported here: a truststore context cannot exist before truststore is imported.
+    truststore = sys.modules.get("truststore")
+    return truststore is not None and isinstance(context, truststore.SSLContext)
+
+
+def system_ca_locations() -> tuple[str | None, str | None]:
+    """
+    The CA file and directory of the system's trust store where it is CA files (Linux, the
+    BSDs): OpenSSL's default ones, which the ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    environment variables replace, else the first of :data:`SYSTEM_CA_FILES` that exists. These
+    are what truststore trusts there; they are read when this is called.
+
+    :returns: ``(cafile, capath)``; one of them may be ``None``, never both.
+    :raises TLSError: on macOS and Windows (:data:`OS_VERIFIER`), whose store is not files,
+        or when no store is found.
+    """
+    if OS_VERIFIER:
+        raise TLSError(
+            f"the {platform.system()} trust store is not CA files: only the system's "
+            "certificate verifier reaches it"
+        )
+    defaults = ssl.get_default_verify_paths()  # each None unless it exists
+    capath: str | None = defaults.capath
+    if capath is not None and not hashed_certificate_files(capath):
+        capath = None
+    cafile: str | None = defaults.cafile
+    if cafile or capath:
+        return cafile, capath
+    for cafile in SYSTEM_CA_FILES:
+        if os.path.isfile(cafile):
+            return cafile, None
+    raise TLSError(
+        "no system trust store found: OpenSSL's default CA file and directory "
+        f"({defaults.openssl_cafile}, {defaults.openssl_capath}) are missing or empty, and "
+        f"so are {', '.join(SYSTEM_CA_FILES)}; set SSL_CERT_FILE"
+    )
+
+
+def hashed_certificate_files(capath: str) -> list[str]:
+    """
+    The certificate files of a CA directory that OpenSSL looks up (those named by subject
+    hash, ``1a2b3c4d.0``, as ``c_rehash`` and ``openssl rehash`` make them), sorted.
+
+    :param capath: the directory.
+    :returns: their paths; empty if the directory cannot be read.
+    """
+    try:
+        names = os.listdir(capath)
+    except OSError:
+        return []
+    return sorted(os.path.join(capath, name) for name in names if _HASHED_NAME.match(name))
+
 
 def init_context(
     cert_path: str | os.PathLike[str] | None = None,
     cert: str | os.PathLike[str] | tuple[str, str] | None = None,
     cert_password: PasswordType | None = None,
+    *,
+    trust: str = "certifi",
 ) -> ssl.SSLContext:
     """
     Create an :class:`ssl.SSLContext` ready for HTTP/2 and HTTP/1.1 connections.
 
-    The context is a normal stdlib context, so it can be adjusted (for example
+    The context is an :class:`ssl.SSLContext`, so it can be adjusted (for example
     ``check_hostname = False`` and ``verify_mode = ssl.CERT_NONE`` to turn verification off)
     before it is passed to a connection as ``ssl_context``.
 
     If the environment variable ``SSLKEYLOGFILE`` names a file, TLS secrets are appended to it
-    in the NSS key log format, so captures can be decrypted with Wireshark.
+    in the NSS key log format, so captures can be decrypted with Wireshark (whatever
+    ``trust``).
 
     :param cert_path: a file of PEM CA certificates to trust instead of certifi's bundle, or a
-        directory of them (prepared with ``c_rehash``).
+        directory of them (prepared with ``c_rehash``). Not with ``trust="system"``.
     :param cert: a client certificate: the path of a PEM file holding the certificate, its
         chain and its private key, or a ``(certificate_path, key_path)`` pair.
     :param cert_password: the password of an encrypted private key: ``str`` (encoded as
         UTF-8), ``bytes``/``bytearray``, or a callable returning one of them, called only when
         the key is encrypted.
+    :param trust: what verifies servers (:data:`TRUST_STORES`): ``"certifi"``, certifi's
+        bundle (or ``cert_path``), or ``"system"``, the operating system's trust store. On
+        Linux and the BSDs that is a :class:`SystemTrustContext` trusting
+        :func:`system_ca_locations` (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` replace them), on
+        macOS and Windows a ``truststore.SSLContext``, which asks the system's certificate
+        verifier (the ``truststore`` extra). See :ref:`trust`.
     :returns: the new context.
-    :raises TLSError: if the CA file or the client certificate cannot be loaded.
+    :raises InvalidRequest: for an unknown ``trust``, or ``cert_path`` with
+        ``trust="system"``.
+    :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` on macOS
+        and Windows when ``truststore`` is not installed.
+    :raises TLSError: if the CA certificates (``cert_path``, certifi's, or the system's) or
+        the client certificate cannot be loaded.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    check_trust(trust)
+    if trust == "system" and cert_path is not None:
+        # Both at once would be ambiguous (the system's roots and these, or these alone?),
+        # and HTTP/3 could not tell what the context holds.
+        raise InvalidRequest(
+            "cert_path replaces certifi's CA bundle and cannot be combined with "
+            "trust='system': add the CA to the system's trust store, or use cert_path alone"
+        )
+    context: ssl.SSLContext
+    if trust == "certifi":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    elif OS_VERIFIER:
+        context = _truststore().SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = SystemTrustContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # PROTOCOL_TLS_CLIENT already sets CERT_REQUIRED and check_hostname; set them explicitly
     # so that this function documents the defaults it promises.
@@ -80,20 +246,10 @@ def init_context(
     if hasattr(ssl, "OP_NO_RENEGOTIATION"):
         context.options |= ssl.OP_NO_RENEGOTIATION
     context.set_alpn_protocols(list(SUPPORTED_PROTOCOLS))
-
-    try:
-        if cert_path is not None:
-            ca = os.fspath(cert_path)
-        else:
-            import certifi  # only when its bundle is used: it costs import time
-
-            ca = certifi.where()
-        if os.path.isdir(ca):
-            context.load_verify_locations(capath=ca)
-        else:
-            context.load_verify_locations(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise TLSError(f"cannot load CA certificates from {cert_path!r}: {exc}") from exc
+    if trust == "certifi":
+        _load_certifi_or(context, cert_path)
+    elif isinstance(context, SystemTrustContext):
+        _load_system_store(context)
 
     if cert is not None:
         if isinstance(cert, tuple):
@@ -114,6 +270,36 @@ def init_context(
             # A debugging aid must not break connections: say so and carry on without it.
             log.warning("cannot write TLS secrets to SSLKEYLOGFILE=%r: %s", keylog, exc)
     return context
+
+
+def _load_certifi_or(context: ssl.SSLContext, cert_path: str | os.PathLike[str] | None) -> None:
+    """Trust the CAs of ``cert_path`` (a file or a hashed directory), else certifi's."""
+    try:
+        if cert_path is not None:
+            ca = os.fspath(cert_path)
+        else:
+            import certifi  # only when its bundle is used: it costs import time
+
+            ca = certifi.where()
+        if os.path.isdir(ca):
+            context.load_verify_locations(capath=ca)
+        else:
+            context.load_verify_locations(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(f"cannot load CA certificates from {cert_path!r}: {exc}") from exc
+
+
+def _load_system_store(context: SystemTrustContext) -> None:
+    """Trust the system's CA file and directory, read once (truststore reads them before
+    every handshake, which costs tens of milliseconds each with OpenSSL 3.0)."""
+    cafile, capath = system_ca_locations()
+    try:
+        context.load_verify_locations(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(
+            f"cannot load the system's CA certificates from {cafile or capath!r}: {exc}"
+        ) from exc
+    context.ca_locations = (cafile, capath)
 
 
 def _password_for_ssl(

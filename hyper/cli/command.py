@@ -13,12 +13,13 @@ import os
 import ssl
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 from ..common.exceptions import HyperError
 from ..common.response import BaseResponse
+from ..tls import check_trust
 from .bodies import read_stdin
 from .connect import Connector, Protocol, check_http3_only, send, tls_context
 from .errors import (
@@ -120,7 +121,12 @@ def prepare(args: argparse.Namespace, console: Console) -> PreparedRequest:
     if console.stdin is not None and not args.ignore_stdin and not console.stdin_is_terminal:
         read_body = functools.partial(read_stdin, console.stdin, console.waiting_for_stdin)
     if args.http3 or args.http3_only:
-        _require_http3("--http3" if args.http3 else "--http3-only")
+        _require(
+            "--http3" if args.http3 else "--http3-only",
+            lambda: importlib.import_module("hyper.http30.stack"),
+        )
+    if args.trust_system:
+        _require("--trust-system", lambda: check_trust("system"))
     request = prepare_request(method, url, texts, form=args.form, stdin=read_body)
     try:
         proxy = proxy_for(request.target, os.environ, args.proxy, args.noproxy)
@@ -133,10 +139,11 @@ def prepare(args: argparse.Namespace, console: Console) -> PreparedRequest:
     return request
 
 
-def _require_http3(option: str) -> None:
-    """:raises UsageError: when the QUIC stack HTTP/3 needs is not installed."""
+def _require(option: str, load: Callable[[], object]) -> None:
+    """:raises UsageError: when ``load`` finds the optional package ``option`` needs (the QUIC
+    stack, truststore) not installed."""
     try:
-        importlib.import_module("hyper.http30.stack")
+        load()
     except ImportError as exc:
         raise UsageError(f"{option}: {exc}") from None
 
@@ -183,7 +190,8 @@ def _protocol(args: argparse.Namespace) -> Protocol:
 
 
 def _context_factory(args: argparse.Namespace, console: Console) -> ssl.SSLContext:
-    context = tls_context(args.cacert, args.insecure, _protocol(args))
+    trust = "system" if args.trust_system else "certifi"
+    context = tls_context(args.cacert, args.insecure, _protocol(args), trust)
     if args.insecure:
         console.stderr.write("hyper: warning: --insecure: the TLS certificate is not verified\n")
     return context

@@ -30,13 +30,16 @@ Protocol = Literal["auto", "http1.1", "http2", "http3", "http3-only"]
 Connection: TypeAlias = "HTTPConnection | HTTP11Connection | HTTP20Connection | HTTP30Connection"
 
 
-def tls_context(cacert: str | None, insecure: bool, protocol: Protocol) -> ssl.SSLContext:
+def tls_context(
+    cacert: str | None, insecure: bool, protocol: Protocol, trust: str = "certifi"
+) -> ssl.SSLContext:
     """
-    hyper's TLS context (:func:`~hyper.tls.init_context`), trusting ``cacert`` if given.
-    ``insecure`` turns verification off; with ``http1.1`` only ``http/1.1`` is offered in
-    ALPN, so that the server cannot pick HTTP/2.
+    hyper's TLS context (:func:`~hyper.tls.init_context`), trusting ``cacert`` if given, else
+    the ``trust`` store (``"certifi"`` or ``"system"``). ``insecure`` turns verification off;
+    with ``http1.1`` only ``http/1.1`` is offered in ALPN, so that the server cannot pick
+    HTTP/2.
     """
-    context = init_context(cacert)
+    context = init_context(cacert, trust=trust)
     if protocol == "http1.1":
         context.set_alpn_protocols(["http/1.1"])
     if insecure:

@@ -150,5 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="connect and read timeout (default: 30)",
     )
     _switch(connection, "-k", "--insecure", help="do not verify the TLS certificate")
-    connection.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in FILE")
+    trust = connection.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--cacert", metavar="FILE", help="trust the CA certificates in FILE (and no others)"
+    )
+    _switch(
+        trust,
+        "--trust-system",
+        help="verify with the operating system's trust store instead of certifi's CA bundle "
+        "(needs the truststore extra)",
+    )
     return parser

@@ -103,6 +103,12 @@ class CertificateError(TLSError):
     """The server's certificate could not be verified, or does not match the host name."""
 
 
+class TrustStoreUnavailable(HyperError, ImportError):
+    """Verifying with the operating system's trust store (``trust="system"``) needs the
+    optional ``truststore`` package, which is not installed: install it with
+    ``pip install 'hyper[truststore]'``."""
+
+
 class ProxyError(HyperError):
     """
     The proxy refused or failed to carry the request.

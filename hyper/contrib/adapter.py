@@ -104,6 +104,13 @@ class HTTP20Adapter(HTTPAdapter):
     :param http3: allow HTTP/3 for ``https`` URLs without a proxy: a new connection tries
         QUIC first and races TCP, and follows what ``Alt-Svc`` fields advertised (see
         :class:`hyper.HTTPConnection` and :doc:`http3`). Needs the ``http3`` extra.
+    :param trust: what requests' ``verify=True`` verifies servers with: ``"certifi"``,
+        certifi's CA bundle (as requests itself does), or ``"system"``, the operating
+        system's trust store (needs the ``truststore`` extra; see :ref:`trust`). A ``verify``
+        path (or ``REQUESTS_CA_BUNDLE``) still trusts that bundle alone.
+    :raises InvalidRequest: for another ``trust``.
+    :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` without
+        ``truststore``.
     """
 
     __attrs__ = [
@@ -114,6 +121,7 @@ class HTTP20Adapter(HTTPAdapter):
         "pool_block",
         "idle_timeout",
         "http3",
+        "trust",
     ]
 
     def __init__(
@@ -126,11 +134,15 @@ class HTTP20Adapter(HTTPAdapter):
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         *,
         http3: bool = False,
+        trust: str = "certifi",
     ) -> None:
         if http3:
             # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
             importlib.import_module("hyper.http30.stack")
+        tls.check_trust(trust)  # a wrong value or a missing truststore fails now, too
         self.http3 = http3
+        #: What ``verify=True`` trusts: ``"certifi"`` or ``"system"``.
+        self.trust = trust
         self.window_manager = window_manager
         self.pool_connections = pool_connections
         self.pool_maxsize = pool_maxsize
@@ -322,7 +334,11 @@ class HTTP20Adapter(HTTPAdapter):
             cert_path = verify if isinstance(verify, str) else None
             client_cert, password = _client_cert(cert)
             context = tls.init_context(
-                cert_path=cert_path, cert=client_cert, cert_password=password
+                cert_path=cert_path,
+                cert=client_cert,
+                cert_password=password,
+                # A CA bundle named for the request is trusted alone, as requests does.
+                trust="certifi" if cert_path is not None else self.trust,
             )
             if verify is False:
                 context.check_hostname = False

@@ -7,6 +7,14 @@ QUIC does its own TLS (the QUIC stack's, not the :mod:`ssl` module's), so an
 :class:`ssl.SSLContext` cannot be used as it is. What it says that QUIC can honour is taken
 from it: whether to verify the certificate and the host name, the CA certificates it loaded
 from a file or from memory, and the file it logs TLS secrets to.
+
+A context that verifies with the operating system's trust store
+(:func:`hyper.tls.uses_system_trust`) is not asked for its CAs (it lists only those loaded
+from a file, a truststore one none at all). Where that store is CA files (Linux, the BSDs),
+QUIC is given the same file and directory (:func:`hyper.tls.system_ca_locations`). On macOS
+and Windows the store is the system's own certificate verifier, which QUIC's TLS cannot
+call: such a context is refused there (:class:`~hyper.common.exceptions.TLSError`), unless
+``cert_path`` names the CAs to trust instead.
 """
 
 from __future__ import annotations
@@ -19,6 +27,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..common.exceptions import TLSError
+from ..tls import (
+    SystemTrustContext,
+    hashed_certificate_files,
+    system_ca_locations,
+    uses_system_trust,
+)
 from .stack import H3_ALPN, QuicConfiguration
 
 __all__ = ["QuicSettings", "quic_configuration"]
@@ -95,7 +109,8 @@ def quic_configuration(settings: QuicSettings) -> tuple[QuicConfiguration, TextI
 
 
 def _load_authorities(configuration: QuicConfiguration, settings: QuicSettings) -> None:
-    """Trust ``cert_path``, else the CAs the context loaded, else certifi's bundle."""
+    """Trust ``cert_path``, else the system's store for a system-trust context, else the CAs
+    the context loaded, else certifi's bundle."""
     if settings.cert_path is not None:
         path = os.fspath(settings.cert_path)
         if os.path.isdir(path):
@@ -106,6 +121,9 @@ def _load_authorities(configuration: QuicConfiguration, settings: QuicSettings) 
             raise TLSError(f"cannot load CA certificates from {path!r}: no such file")
         return
     context = settings.ssl_context
+    if context is not None and uses_system_trust(context):
+        _load_system_authorities(configuration, context)
+        return
     if context is not None:
         # The certificates a context loaded from a file or from memory; those of a CA
         # directory are loaded lazily by OpenSSL and cannot be listed (pass cert_path).
@@ -117,6 +135,36 @@ def _load_authorities(configuration: QuicConfiguration, settings: QuicSettings) 
     import certifi  # only when its bundle is used: it costs import time
 
     configuration.load_verify_locations(cafile=certifi.where())
+
+
+def _load_system_authorities(configuration: QuicConfiguration, context: ssl.SSLContext) -> None:
+    """Trust the CA file and directory the context trusts over TCP; refuse where the
+    system's store is its certificate verifier, which QUIC's TLS cannot call."""
+    try:
+        # truststore's context reads the system's files before each handshake: read now.
+        loaded = context.ca_locations if isinstance(context, SystemTrustContext) else None
+        cafile, capath = loaded if loaded and any(loaded) else system_ca_locations()
+    except TLSError as exc:
+        raise TLSError(
+            f"HTTP/3 cannot verify with the system trust store: {exc}. Give HTTP30Connection "
+            "cert_path (CA certificates to trust instead), or use trust='certifi'"
+        ) from exc
+    # The QUIC stack reads every entry of a capath, and fails on a subdirectory (Debian's
+    # /etc/ssl/certs has one, java/): it is given the certificates OpenSSL would look up.
+    cadata = _read_certificates(hashed_certificate_files(capath)) if capath else None
+    configuration.load_verify_locations(cafile=cafile, cadata=cadata)
+
+
+def _read_certificates(paths: list[str]) -> bytes | None:
+    """The PEM certificates of these files, one after the other (``None`` for none)."""
+    pem = []
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                pem.append(file.read().strip() + b"\n")
+        except OSError as exc:
+            log.warning("cannot read the CA certificate %s: %s", path, exc)
+    return b"".join(pem) or None
 
 
 #: A PEM private key block, of any kind (PKCS#8, EC, RSA, encrypted).
