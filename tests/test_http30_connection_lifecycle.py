@@ -11,6 +11,7 @@ import hashlib
 import random
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -105,6 +106,28 @@ def test_certificate_files_that_cannot_be_loaded_are_tls_errors(tmp_path: Path) 
     conn = HTTP30Connection("127.0.0.1", 1, cert=str(garbage))
     with conn, pytest.raises(TLSError, match="client certificate"):
         conn.connect()
+    conn = HTTP30Connection("127.0.0.1", 1, cert_path=tmp_path)  # no hash-named file in it
+    with conn, pytest.raises(TLSError, match="rehash"):
+        conn.connect()
+
+
+def test_a_ca_directory_is_read_as_openssl_reads_it(
+    hypercorn_h3: H3Server, tmp_path: Path
+) -> None:
+    hashed = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(hypercorn_h3.ca_cert_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    (tmp_path / f"{hashed}.0").write_bytes(hypercorn_h3.ca_cert_path.read_bytes())
+    (tmp_path / "java").mkdir()  # as in Debian's /etc/ssl/certs: not a certificate
+    (tmp_path / "README").write_text("not a certificate either")
+    with HTTP30Connection(
+        hypercorn_h3.host, hypercorn_h3.port, cert_path=tmp_path, timeout=TIMEOUT
+    ) as conn:
+        assert conn.get_response(conn.request("GET", "/get")).status == 200
 
 
 def _udp_port_nobody_answers() -> tuple[socket.socket, int]:

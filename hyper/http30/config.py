@@ -113,12 +113,26 @@ def _load_authorities(configuration: QuicConfiguration, settings: QuicSettings) 
     the context loaded, else certifi's bundle."""
     if settings.cert_path is not None:
         path = os.fspath(settings.cert_path)
-        if os.path.isdir(path):
-            configuration.load_verify_locations(capath=path)
-        elif os.path.isfile(path):
-            configuration.load_verify_locations(cafile=path)
-        else:
-            raise TLSError(f"cannot load CA certificates from {path!r}: no such file")
+        try:
+            if os.path.isdir(path):
+                # As OpenSSL reads a CA directory: its hash-named files (the QUIC stack would
+                # read every entry, and fail on a subdirectory).
+                cadata = _read_certificates(hashed_certificate_files(path))
+                if cadata is None:
+                    raise TLSError(
+                        f"cannot load CA certificates from {path!r}: no certificate named by "
+                        "subject hash in it (run openssl rehash on it)"
+                    )
+                configuration.load_verify_locations(cadata=cadata)
+            elif os.path.isfile(path):
+                configuration.load_verify_locations(cafile=path)
+            else:
+                raise TLSError(f"cannot load CA certificates from {path!r}: no such file")
+        except TLSError:
+            raise
+        except Exception as exc:
+            # The QUIC stack reports a file it cannot parse in many ways: a file not loaded.
+            raise TLSError(f"cannot load CA certificates from {path!r}: {exc!r}") from exc
         return
     context = settings.ssl_context
     if context is not None and uses_system_trust(context):
