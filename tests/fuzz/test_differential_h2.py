@@ -71,6 +71,11 @@ REASONS = {
         "(control characters, uppercase, connection-specific fields) is malformed; older h2 "
         "releases accept some of them"
     ),
+    "content-length-must-be-one-number": (
+        "RFC 9110 8.6 and RFC 9113 8.1.1: a content-length that is not a number, or values that "
+        "disagree, make the response malformed; h2 4.1 lets an empty value through beside a "
+        "valid one"
+    ),
     "status-must-be-three-digits": (
         "RFC 9113 8.3.2 and RFC 9110 15: a response whose :status is not a three-digit code is "
         "malformed; h2 accepts any value"
@@ -459,6 +464,8 @@ def explain(frame: bytes, kind: int, hyper: View, reference: View, history: byte
         status = _header_value(theirs.headers or theirs.informational, b":status")
         if status is not None and not (len(status) == 3 and status.isdigit()):
             return "status-must-be-three-digits"
+        if theirs.headers is not None and _bad_content_length(theirs.headers):
+            return "content-length-must-be-one-number"
     if (
         mine is not None
         and theirs is not None
@@ -511,6 +518,12 @@ def _invalid(headers: list[tuple[bytes, bytes]]) -> bool:
     except MalformedHeaders:
         return True
     return False
+
+
+def _bad_content_length(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a header block's content-length values are not one number (RFC 9110 8.6)."""
+    values = {value.strip() for name, value in headers if name == b"content-length"}
+    return len(values) > 1 or any(not value.isdigit() for value in values)
 
 
 def _length_differs(view: StreamView) -> bool:
