@@ -35,6 +35,7 @@ from .common.exceptions import (
     InvalidResponse,
     ReadTimeout,
 )
+from .common.eyeballs import DEFAULT_DELAY, Resolver
 from .common.request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .common.response import BaseResponse
 from .common.util import (
@@ -123,6 +124,12 @@ class HTTPConnection(ClosingContextManager):
         on the port the origin advertised with ``Alt-Svc`` or else on its own port number,
         and starts TCP beside it after :data:`~hyper.discovery.HTTP3_HEAD_START` seconds;
         whichever completes first is used (see :doc:`http3`). Needs the ``http3`` extra.
+    :param happy_eyeballs_delay: seconds each TCP connection attempt has to itself before the
+        next address is tried beside it (see :doc:`connecting`).
+    :param address_family: ``socket.AF_INET`` or ``socket.AF_INET6`` to connect over TCP
+        with that family only; ``None`` for both.
+    :param resolver: a function resolving host names for TCP connections (see
+        :data:`hyper.common.eyeballs.Resolver`); ``None`` for :func:`socket.getaddrinfo`.
     :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
         this protocol whatever ALPN said. With ``http3=True``, also the QUIC settings of
         :class:`~hyper.HTTP30Connection`: ``cert`` and ``cert_password`` (a client
@@ -147,6 +154,9 @@ class HTTPConnection(ClosingContextManager):
         timeout: TimeoutArg = None,
         *,
         http3: bool = False,
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
+        address_family: int | None = None,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
         host, port = resolve_host_port(host, port, 443 if secure else 80)
@@ -162,6 +172,9 @@ class HTTPConnection(ClosingContextManager):
             "proxy_port": proxy_port,
             "proxy_headers": proxy_headers,
             "timeout": timeout,
+            "happy_eyeballs_delay": happy_eyeballs_delay,
+            "address_family": address_family,
+            "resolver": resolver,
         }
         # Keywords only one protocol takes go to that protocol; unknown ones are an error.
         http11_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP11_ONLY}
@@ -327,6 +340,7 @@ class HTTPConnection(ClosingContextManager):
             read_timeout=self._read_timeout,
             buffer_size=conn.network_buffer_size,
             force_proto=self._http20_kwargs.get("force_proto"),
+            connect_policy=conn.connect_policy,
         )
 
     def _adopt_tls(self, sock: BufferedSocket, proto: str | None) -> None:

@@ -11,9 +11,10 @@ failed or lost counts as broken for that origin and port for a while
 (:meth:`~hyper.common.altsvc.AltSvcCache.mark_broken`): later connections go straight to TCP
 rather than wait for UDP that a firewall drops.
 
-The TCP attempt runs in a short-lived thread of its own, the only one hyper starts: it ends
-with the attempt, and never outlives its connect timeout. The QUIC attempt runs in the
-caller's thread.
+The TCP attempt runs in a short-lived thread of its own: it ends with the attempt, and never
+outlives its connect timeout. (The only other thread hyper starts resolves a host name within
+a connect timeout, :mod:`hyper.common.eyeballs`.) The QUIC attempt runs in the caller's
+thread; the TCP one gets Happy Eyeballs like any other TCP connection.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from hyper import (
     HTTP20Response,
     HTTPConnection,
 )
+from hyper.common import sockets as hyper_sockets
 from hyper.common.response import BaseResponse
 from hyper.common.util import HTTPVersion
 from hyper.tls import init_context
@@ -97,19 +98,20 @@ def _cases() -> Iterator[Any]:
 
 
 class ConnectionCounter:
-    """Counts TCP connections opened (through ``socket.create_connection``) to one port."""
+    """Counts TCP connections hyper opens (through ``hyper.common.sockets.open_tcp``) to one
+    port."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.port: int | None = None
-        original = socket.create_connection
+        original = hyper_sockets.open_tcp
 
-        def counting(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-            if self.port is not None and address[1] == self.port:
+        def counting(host: str, port: int, *args: Any, **kwargs: Any) -> socket.socket:
+            if self.port is not None and port == self.port:
                 self.count += 1
-            return original(address, *args, **kwargs)
+            return original(host, port, *args, **kwargs)
 
-        monkeypatch.setattr(socket, "create_connection", counting)
+        monkeypatch.setattr(hyper_sockets, "open_tcp", counting)
 
 
 @pytest.fixture

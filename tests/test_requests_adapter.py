@@ -40,6 +40,7 @@ import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
 import hyper.common.sockets
+from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
 from hyper.contrib import HTTP20Adapter, HyperRawResponse
 from tests.support.certs import TLSMaterial
 from tests.support.dante import DanteServer
@@ -102,10 +103,12 @@ def tcp_opens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     lock = threading.Lock()
     real = hyper.common.sockets.open_tcp
 
-    def counting(host: str, port: int, timeout: float | None) -> socket.socket:
+    def counting(
+        host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    ) -> socket.socket:
         with lock:
             opened.append((host, port))
-        return real(host, port, timeout)
+        return real(host, port, timeout, policy)
 
     monkeypatch.setattr(hyper.common.sockets, "open_tcp", counting)
     return opened

@@ -33,6 +33,7 @@ from .exceptions import (
     SocketTimeout,
     TLSError,
 )
+from .eyeballs import ConnectReport
 from .util import poll_step
 
 #: The default size of a connection's receive buffer (64 KiB).
@@ -140,6 +141,14 @@ class BufferedSocket:
     def socket(self) -> socket.socket:
         """The TCP socket underneath (for TLS, the ciphertext's)."""
         return self._sock
+
+    @property
+    def connect_report(self) -> ConnectReport | None:
+        """How the TCP connection under this socket was opened (which address won the Happy
+        Eyeballs race, and when): to the server, or to the HTTP proxy in between. ``None``
+        for a socket hyper did not connect itself (through a SOCKS proxy, or adopted)."""
+        report = getattr(self._sock, "connect_report", None)
+        return report if isinstance(report, ConnectReport) else None
 
     @property
     def buffer_size(self) -> int:

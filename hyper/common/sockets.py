@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Mapping
 
 from .. import tls
+from . import eyeballs
 from .bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
 from .exceptions import (
     ConnectTimeout,
@@ -20,6 +21,7 @@ from .exceptions import (
     SocketError,
     SocketTimeout,
 )
+from .eyeballs import DEFAULT_POLICY, ConnectPolicy
 from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
 from .socks import SocksProxy, open_socks
@@ -30,28 +32,24 @@ _MAX_PROXY_LINE = 8192
 _MAX_PROXY_HEADERS = 100
 
 
-def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+def open_tcp(
+    host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+) -> socket.socket:
     """
-    Connect to ``host``:``port`` with TCP_NODELAY set. A non-ASCII ``host`` is resolved in
-    its IDNA 2008 form (:func:`~hyper.common.hosts.encode_host`).
+    Connect to ``host``:``port`` with TCP_NODELAY set, racing its addresses with Happy
+    Eyeballs (:func:`hyper.common.eyeballs.connect`; the socket's ``connect_report`` says
+    which address won). A non-ASCII ``host`` is resolved in its IDNA 2008 form
+    (:func:`~hyper.common.hosts.encode_host`).
 
-    :param timeout: bound on the connection attempt, in seconds (``None``: the OS default).
+    :param timeout: bound on resolving and connecting together, in seconds (``None``: no
+        bound of hyper's).
+    :param policy: the delay between attempts, the family to keep to, the resolver.
     :raises InvalidRequest: if ``host`` is not a valid host name.
     :raises ConnectTimeout: if the attempt takes longer than ``timeout``.
-    :raises SocketError: if the name does not resolve or the connection is refused.
+    :raises SocketError: if the name does not resolve or every address refused.
     """
     # A str host would otherwise go through Python's IDNA 2003 codec inside socket.
-    host = encode_host(host)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
-    except socket.gaierror as exc:
-        raise SocketError(f"cannot resolve host {host!r}: {exc}") from exc
-    except UnicodeError as exc:  # an "IPv6 address" that is none, with an over-long label
-        raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
-    except OSError as exc:
-        raise SocketError(f"cannot connect to {host}:{port}: {exc}") from exc
+    sock = eyeballs.connect(encode_host(host), port, timeout, policy)
     # Requests are written in one burst each; Nagle's algorithm would only add latency.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -76,6 +74,7 @@ def open_tunnel(
     port: int,
     proxy_headers: HeadersArg | None = None,
     timeout: float | None = None,
+    policy: ConnectPolicy = DEFAULT_POLICY,
 ) -> socket.socket:
     """
     Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``
@@ -83,6 +82,7 @@ def open_tunnel(
 
     :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
     :param timeout: bound on connecting and on the proxy's answer, in seconds.
+    :param policy: how to race the proxy's addresses (:func:`open_tcp`).
     :returns: the socket, now a byte pipe to the origin (TLS not yet started).
     :raises InvalidRequest: if ``host`` or ``proxy_host`` is not a valid host name.
     :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense (the
@@ -90,7 +90,7 @@ def open_tunnel(
         before the client spoke, which cannot happen before TLS.
     """
     sock, early, (status, reason) = _open_tunnel(
-        proxy_host, proxy_port, host, port, proxy_headers, timeout
+        proxy_host, proxy_port, host, port, proxy_headers, timeout, policy
     )
     if early:
         sock.close()
@@ -107,6 +107,7 @@ def _open_tunnel(
     port: int,
     proxy_headers: HeadersArg | None,
     timeout: float | None,
+    policy: ConnectPolicy,
 ) -> tuple[socket.socket, bytes, tuple[int, str]]:
     """
     :func:`open_tunnel`, also returning what the origin already sent through the tunnel and
@@ -115,7 +116,7 @@ def _open_tunnel(
     target = authority_for(encode_host(host), port, default_port=-1).encode("ascii")
     request = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
     request.extend(header_lines(proxy_headers))
-    sock = open_tcp(proxy_host, proxy_port, timeout)
+    sock = open_tcp(proxy_host, proxy_port, timeout, policy=policy)
     try:
         buffered = BufferedSocket(sock, buffer_size=16384)
         buffered.sendall(b"\r\n".join(request) + b"\r\n\r\n")
@@ -173,6 +174,7 @@ def open_connection(
     read_timeout: float | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     force_proto: str | None = None,
+    connect_policy: ConnectPolicy = DEFAULT_POLICY,
 ) -> tuple[BufferedSocket, str | None]:
     """
     Open the socket a connection runs on: TCP to the server, to an HTTP proxy (through a
@@ -182,6 +184,9 @@ def open_connection(
     :param ssl_context: the TLS context; :func:`hyper.tls.default_context` when ``None``.
     :param socks_proxy: a SOCKS proxy to reach the server through (not with ``proxy_host``).
     :param force_proto: report this protocol whatever ALPN chose.
+    :param connect_policy: how to race the addresses of the server or HTTP proxy
+        (:func:`open_tcp`). A SOCKS proxy is reached through python-socks, which tries its
+        addresses one after the other.
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
@@ -199,15 +204,17 @@ def open_connection(
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")
         if tunnel and secure:
-            raw = open_tunnel(proxy_host, proxy_port, host, port, proxy_headers, connect_timeout)
+            raw = open_tunnel(
+                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
+            )
         elif tunnel:
             raw, early, _ = _open_tunnel(
-                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout
+                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
             )
         else:
-            raw = open_tcp(proxy_host, proxy_port, connect_timeout)
+            raw = open_tcp(proxy_host, proxy_port, connect_timeout, policy=connect_policy)
     else:
-        raw = open_tcp(host, port, connect_timeout)
+        raw = open_tcp(host, port, connect_timeout, policy=connect_policy)
     proto = force_proto
     if secure:
         channel, proto = tls.start_tls(raw, host, ssl_context, force_proto)

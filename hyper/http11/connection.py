@@ -29,6 +29,7 @@ from ..common.exceptions import (
     SocketError,
     TLSError,
 )
+from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy, Resolver
 from ..common.request import (
     IDEMPOTENT_METHODS,
     METHODS_EXPECTING_BODY,
@@ -91,7 +92,16 @@ class HTTP11Connection(ClosingContextManager):
         every request when proxying plain ``http``. A SOCKS proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
-    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    :param happy_eyeballs_delay: seconds each connection attempt has to itself before the
+        next address of the server (or HTTP proxy) is tried beside it (Happy Eyeballs,
+        :doc:`connecting`). At least 0.01.
+    :param address_family: ``socket.AF_INET`` or ``socket.AF_INET6`` to connect over that
+        family only; ``None`` (the default) for both.
+    :param resolver: a function ``(host, port, family)`` returning the addresses to try as
+        ``(family, sockaddr)`` pairs (see :data:`hyper.common.eyeballs.Resolver`); ``None``
+        for the system's :func:`socket.getaddrinfo`.
+    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, or an
+        unknown keyword.
     """
 
     #: The protocol this connection speaks.
@@ -111,6 +121,10 @@ class HTTP11Connection(ClosingContextManager):
         proxy_port: int | None = None,
         proxy_headers: HeadersArg | None = None,
         timeout: TimeoutArg = None,
+        *,
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
+        address_family: int | None = None,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -134,6 +148,8 @@ class HTTP11Connection(ClosingContextManager):
         self.timeout = timeout
         check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        #: How addresses are resolved and raced (:class:`~hyper.common.eyeballs.ConnectPolicy`).
+        self.connect_policy = ConnectPolicy.build(happy_eyeballs_delay, address_family, resolver)
         #: The object that parses response heads; see :class:`hyper.http11.parser.Parser`.
         self.parser = Parser()
         self._scheme = "https" if self.secure else "http"
@@ -210,6 +226,7 @@ class HTTP11Connection(ClosingContextManager):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             buffer_size=self.network_buffer_size,
+            connect_policy=self.connect_policy,
         )
         if proto == tls.H2_PROTOCOL:
             sock.close()

@@ -29,6 +29,7 @@ from ..common.exceptions import (
     ReadTimeout,
     SocketError,
 )
+from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy, Resolver
 from ..common.grammar import CONNECTION_SPECIFIC_FIELDS
 from ..common.multiplexed import (
     MultiplexedConnection,
@@ -133,7 +134,12 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         ``Proxy-Authorization``). A SOCKS proxy takes none.
     :param timeout: seconds to wait for the network: one number, or a ``(connect, read)``
         pair. ``None`` waits forever.
-    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    :param happy_eyeballs_delay: how addresses are raced (:doc:`connecting`); as for
+        :class:`~hyper.HTTP11Connection`.
+    :param address_family: the one address family to use, or ``None``; likewise.
+    :param resolver: the function resolving host names, or ``None``; likewise.
+    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, or an
+        unknown keyword.
     """
 
     #: The protocol this connection speaks.
@@ -157,6 +163,10 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         force_proto: str | None = None,
         proxy_headers: HeadersArg | None = None,
         timeout: TimeoutArg = None,
+        *,
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
+        address_family: int | None = None,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -185,6 +195,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         self.timeout = timeout
         check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        #: How addresses are resolved and raced (:class:`~hyper.common.eyeballs.ConnectPolicy`).
+        self.connect_policy = ConnectPolicy.build(happy_eyeballs_delay, address_family, resolver)
 
         self._scheme = b"https" if self.secure else b"http"
 
@@ -395,6 +407,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             # The socket is shared: its own timeout (for writes) stays the connection's.
             read_timeout=self._read_timeout,
             buffer_size=self.network_buffer_size,
+            connect_policy=self.connect_policy,
             force_proto=self.force_proto,
         )
         if self.secure and proto != tls.H2_PROTOCOL:

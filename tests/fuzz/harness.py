@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 import hyper.common.sockets
 from hyper.common.exceptions import HyperError, InvalidRequest, SocketTimeout
+from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
 
 #: The modules whose exception classes ``docs/api.rst`` documents (``automodule :members:``).
 DOCUMENTED_MODULES = frozenset({"hyper.common.exceptions", "hyper.http20.exceptions"})
@@ -168,7 +169,9 @@ class ScriptedPeer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def open_tcp(self, host: str, port: int, timeout: float | None) -> socket.socket:
+    def open_tcp(
+        self, host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    ) -> socket.socket:
         """Stand-in for :func:`hyper.common.sockets.open_tcp`."""
         client, server = socket.socketpair()
         with self._lock:

@@ -17,7 +17,9 @@ from hyper.common.exceptions import (
     ProxyError,
     SocketError,
 )
+from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
 from hyper.common.sockets import header_lines, open_tcp, open_tunnel
+from tests.support.addresses import StaticResolver, black_hole
 
 #: Upper bound on every blocking operation of the helpers here.
 SAFETY_TIMEOUT = 5.0
@@ -198,18 +200,13 @@ def test_open_tcp_unresolvable_host() -> None:
     assert isinstance(info.value.__cause__, socket.gaierror)
 
 
-def test_open_tcp_timeout_is_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[object, object]] = []
-
-    def slow_connect(address: object, timeout: object = None, *args: object) -> socket.socket:
-        calls.append((address, timeout))
-        raise TimeoutError("timed out")
-
-    monkeypatch.setattr(socket, "create_connection", slow_connect)
-    with pytest.raises(ConnectTimeout, match=r"example\.com:443") as info:
-        open_tcp("example.com", 443, 0.25)
+def test_open_tcp_timeout_is_connect_timeout() -> None:
+    with black_hole("127.0.0.1") as hole:
+        resolver = StaticResolver("example.com", [hole])
+        with pytest.raises(ConnectTimeout, match=r"example\.com:443") as info:
+            open_tcp("example.com", 443, 0.25, ConnectPolicy.build(resolver=resolver))
     assert isinstance(info.value, TimeoutError)
-    assert calls == [(("example.com", 443), 0.25)]
+    assert resolver.calls == [("example.com", 443, socket.AF_UNSPEC)]
 
 
 def test_open_tcp_invalid_idna_host_is_a_hyper_error() -> None:
@@ -461,8 +458,10 @@ def test_tunnel_overlong_status_line(
 ) -> None:
     opened: list[socket.socket] = []
 
-    def recording_open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
-        sock = open_tcp(host, port, timeout)
+    def recording_open_tcp(
+        host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    ) -> socket.socket:
+        sock = open_tcp(host, port, timeout, policy)
         opened.append(sock)
         return sock
 
