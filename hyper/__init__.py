@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .common.exceptions import HyperError
 from .common.headers import HTTPHeaderMap
+from .common.timeout import Timeout
 from .common.util import lazy_attributes
 from .connection import HTTPConnection
 from .http11.connection import HTTP11Connection
@@ -39,6 +40,7 @@ __all__ = [
     "HTTPConnection",
     "HTTPHeaderMap",
     "HyperError",
+    "Timeout",
     "__version__",
 ]
 

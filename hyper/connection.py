@@ -38,6 +38,7 @@ from .common.exceptions import (
 from .common.eyeballs import DEFAULT_DELAY, Resolver
 from .common.request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .common.response import BaseResponse
+from .common.timeout import Deadline, Timeout, connect_limit, split_wait
 from .common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
@@ -48,6 +49,7 @@ from .common.util import (
     request_timeouts,
     resolve_host_port,
     split_timeout,
+    total_timeout,
 )
 from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
@@ -199,6 +201,7 @@ class HTTPConnection(ClosingContextManager):
         }
         check_ssl_context(ssl_context)
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        self._total_timeout = total_timeout(timeout)
         self._ssl_context = ssl_context
         self._conn: HTTP11Connection | HTTP20Connection | HTTP30Connection = HTTP11Connection(
             **shared, **http11_only
@@ -401,6 +404,13 @@ class HTTPConnection(ClosingContextManager):
             (including the request that asks to upgrade a plaintext connection).
         :raises InvalidRequest: for an invalid method, URL, header, body or timeout.
         """
+        if self._total_timeout is not None or isinstance(timeout, Timeout):
+            # One deadline from here, settling the protocol included, to the response's end.
+            started = request_timeouts(
+                timeout, self._connect_timeout, self._read_timeout, self._total_timeout
+            )[1]
+            if isinstance(started, Deadline):
+                timeout = started
         if not self._settled:
             sent, headers = self._negotiate(method, url, body, headers, timeout)
             if sent:
@@ -431,7 +441,8 @@ class HTTPConnection(ClosingContextManager):
         connect_timeout, read_timeout = request_timeouts(
             timeout, self._connect_timeout, self._read_timeout
         )
-        deadline = None if read_timeout is None else time.monotonic() + read_timeout
+        wait, total = split_wait(read_timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._negotiation:
             # Another request's upgrade answer is pending: its outcome decides for us.
             while self._upgrading is not None:
@@ -443,11 +454,11 @@ class HTTPConnection(ClosingContextManager):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ReadTimeout("timed out waiting for the protocol to be settled")
-                self._negotiation.wait(remaining)
+                self._negotiation.wait(remaining if total is None else total.wait(remaining))
             if self._settled:
                 return False, headers
             if self.secure:
-                self._negotiate_tls(connect_timeout)
+                self._negotiate_tls(connect_limit(connect_timeout))
                 return False, headers
             assert isinstance(self._conn, HTTP11Connection)
             if self._conn.proxy_host is not None:

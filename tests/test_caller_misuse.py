@@ -196,8 +196,11 @@ def test_invalid_options_are_refused_by_the_constructor(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"timeout": "foo"}, r"timeout must be an int, float or None, or a \(connect, read\)"),
-        ({"timeout": (3, 4, 5)}, r"\(connect, read\) pair of them, not a tuple of 3"),
+        ({"timeout": "foo"}, r"timeout must be an int, float or None, a \(connect, read\)"),
+        (
+            {"timeout": (3, 4, 5)},
+            r"\(connect, read\) pair of them, or a hyper.Timeout, not a tuple of 3",
+        ),
         ({"timeout": (1, "x")}, r"timeout must be an int, float or None.*not str 'x'"),
         ({"timeout": True}, r"timeout must be an int, float or None.*not bool"),
         ({"timeout": float("nan")}, r"timeout must be a number of seconds >= 0"),

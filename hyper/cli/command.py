@@ -19,6 +19,7 @@ from typing import BinaryIO, TextIO
 
 from ..common.exceptions import HyperError
 from ..common.response import BaseResponse
+from ..common.timeout import Timeout
 from ..tls import check_trust
 from .bodies import read_stdin
 from .connect import Connector, Protocol, check_http3_only, send, tls_context
@@ -207,7 +208,11 @@ def run(
     return the exit status."""
     verbose = args.verbose or args.debug
     heads = console.text if verbose else console.stderr
-    connector = Connector(lambda: _context_factory(args, console), _protocol(args), args.timeout)
+    # --max-time runs from here: every hop and body read shares the one deadline.
+    limits = Timeout(args.timeout, args.timeout, args.max_time)
+    connector = Connector(
+        lambda: _context_factory(args, console), _protocol(args), args.timeout, limits.start()
+    )
     hop = 0  # redirects followed so far
     try:
         while True:
@@ -218,7 +223,7 @@ def run(
             conn = connector.connection(request.target, proxy)
             if verbose:
                 _show_request(heads, request, conn.version.value, proxy)
-            with send(conn, request) as response:
+            with send(conn, request, connector.request_timeout) as response:
                 redirect = response.status in REDIRECT_STATUSES and args.follow
                 location = _location(response) if redirect else None
                 if location is None:

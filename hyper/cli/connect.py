@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ..common.response import BaseResponse
+from ..common.timeout import Deadline
+from ..common.util import CONNECTION_TIMEOUT, RequestTimeoutArg, TimeoutArg
 from ..connection import HTTPConnection
 from ..http11.connection import HTTP11Connection
 from ..http20.connection import HTTP20Connection
@@ -64,7 +66,7 @@ def open_connection(
     target: Target,
     context: ssl.SSLContext | None,
     protocol: Protocol,
-    timeout: float,
+    timeout: TimeoutArg,
     proxy: Proxy | None = None,
 ) -> Connection:
     """
@@ -101,11 +103,14 @@ def open_connection(
     return HTTPConnection(target.host, target.port, http3=protocol == "http3", **common)
 
 
-def send(conn: Connection, request: PreparedRequest) -> BaseResponse:
-    """Send ``request`` on ``conn`` and return its response (head read, body not)."""
+def send(
+    conn: Connection, request: PreparedRequest, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT
+) -> BaseResponse:
+    """Send ``request`` on ``conn`` and return its response (head read, body not), within
+    ``timeout`` (by default the connection's)."""
     body = request.body.payload() if request.body is not None else None
     stream_id = conn.request(
-        request.method, request.target.path, body=body, headers=request.headers
+        request.method, request.target.path, body=body, headers=request.headers, timeout=timeout
     )
     if isinstance(conn, HTTP11Connection):
         return conn.get_response()
@@ -121,15 +126,26 @@ class Connector:
     :param context_factory: builds the TLS context.
     :param protocol: see :data:`Protocol`.
     :param timeout: the connect and read timeout, in seconds.
+    :param deadline: the total deadline of the whole transfer (``--max-time``), if any: it
+        bounds connecting, and every request is sent with it.
     """
 
     def __init__(
-        self, context_factory: Callable[[], ssl.SSLContext], protocol: Protocol, timeout: float
+        self,
+        context_factory: Callable[[], ssl.SSLContext],
+        protocol: Protocol,
+        timeout: float,
+        deadline: Deadline | None = None,
     ) -> None:
         self._context_factory = context_factory
         self._context: ssl.SSLContext | None = None
         self.protocol = protocol
         self.timeout = timeout
+        self.deadline = deadline
+        #: The ``timeout`` every request is sent with: the deadline, or the connection's.
+        self.request_timeout: RequestTimeoutArg = (
+            CONNECTION_TIMEOUT if deadline is None else deadline
+        )
         self._conn: Connection | None = None
         self._key: tuple[object, ...] | None = None
 
@@ -143,7 +159,12 @@ class Connector:
                 if self._context is None:
                     self._context = self._context_factory()
                 context = self._context
-            self._conn = open_connection(target, context, self.protocol, self.timeout, proxy)
+            deadline = self.deadline
+            timeout: TimeoutArg = self.timeout
+            if deadline is not None:
+                # Connecting (below, or on a redirect) is bounded by what is left too.
+                timeout = (deadline.connect_timeout(), self.timeout)
+            self._conn = open_connection(target, context, self.protocol, timeout, proxy)
             self._key = key
         self._conn.connect()
         return self._conn

@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="connect and read timeout (default: 30)",
     )
+    connection.add_argument(
+        "--max-time",
+        metavar="SECONDS",
+        type=_timeout,
+        default=None,
+        help="the longest the whole transfer may take: connecting, every request and "
+        "redirect followed, and reading the body (default: no limit)",
+    )
     _switch(connection, "-k", "--insecure", help="do not verify the TLS certificate")
     trust = connection.add_mutually_exclusive_group()
     trust.add_argument(

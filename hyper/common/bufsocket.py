@@ -34,6 +34,7 @@ from .exceptions import (
     TLSError,
 )
 from .eyeballs import ConnectReport
+from .timeout import Deadline
 from .util import poll_step
 
 #: The default size of a connection's receive buffer (64 KiB).
@@ -49,6 +50,11 @@ _HAS_POLL = hasattr(select, "poll")
 _Socket = socket.socket  # the class has a property named `socket`
 _IN = getattr(select, "POLLIN", 1)
 _OUT = getattr(select, "POLLOUT", 4)
+
+
+#: What a read and a write that waited too long say.
+_NO_DATA = "timed out waiting for data from the server"
+_NOT_SENT = "timed out sending data to the server"
 
 
 class _WouldBlock(Exception):
@@ -86,6 +92,7 @@ class BufferedSocket:
         "_state_lock",
         "_timeout",
         "_tls",
+        "_total",
         "_view",
         "_wake_pending",
         "_wake_poller",
@@ -108,6 +115,8 @@ class BufferedSocket:
             self._tls = None
             self._sock = sock
         self._timeout: float | None = self._sock.gettimeout()
+        #: The total deadline of the exchange under way, if it has one.
+        self._total: Deadline | None = None
         self._sock.settimeout(0)
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
@@ -192,6 +201,25 @@ class BufferedSocket:
     def gettimeout(self) -> float | None:
         """The timeout of reads and writes, in seconds (``None``: no limit)."""
         return self._timeout
+
+    def set_deadline(self, deadline: Deadline | None) -> None:
+        """
+        Bound every later read and write by a request's total deadline too, besides the
+        timeout (``None``: no deadline). One that passes raises
+        :class:`~hyper.common.exceptions.DeadlineExceeded`. For a socket one exchange at a
+        time has to itself (HTTP/1.1); a shared one leaves it to its waits.
+        """
+        self._total = deadline
+
+    def _timed_out(
+        self, error: type[SocketTimeout], message: str, deadline: float | None
+    ) -> SocketTimeout:
+        """The error of a wait until ``deadline`` that ended: the total deadline's when that
+        was the one that bound it."""
+        total = self._total
+        if total is not None and deadline == total.at:
+            return total.exceeded()
+        return error(message)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -331,7 +359,12 @@ class BufferedSocket:
         return waker
 
     def _deadline(self) -> float | None:
-        return None if self._timeout is None else time.monotonic() + self._timeout
+        total = self._total
+        if total is None:
+            return None if self._timeout is None else time.monotonic() + self._timeout
+        if self._timeout is None:
+            return total.at
+        return min(total.at, time.monotonic() + self._timeout)
 
     def _readable_in_memory(self) -> bool:
         """Whether a read may make progress without the socket: data buffered here, the end
@@ -425,13 +458,17 @@ class BufferedSocket:
             # pay for a read that finds nothing (as CPython does for sockets with a timeout).
             self._awaiting_reply = False
             if not self._readable_in_memory() and not self._wait(_IN, deadline):
-                raise ReadTimeout("timed out waiting for data from the server")
+                raise self._timed_out(
+                    ReadTimeout, "timed out waiting for data from the server", deadline
+                )
         while True:
             try:
                 count = self._recv_once()
             except _WouldBlock:
                 if not self._wait(_IN, deadline):
-                    raise ReadTimeout("timed out waiting for data from the server") from None
+                    raise self._timed_out(
+                        ReadTimeout, "timed out waiting for data from the server", deadline
+                    ) from None
                 continue
             return count
 
@@ -628,7 +665,9 @@ class BufferedSocket:
             except OSError as exc:
                 self._write_failed(exc)
             if not self._wait(_OUT, deadline):
-                raise SocketTimeout("timed out sending data to the server")
+                raise self._timed_out(
+                    SocketTimeout, "timed out sending data to the server", deadline
+                )
 
     def _send_tls(self, view: memoryview) -> None:
         tls = self._tls
@@ -650,14 +689,18 @@ class BufferedSocket:
                 # handshake: send what it owes, then take what has arrived (or wait for it).
                 self._flush_tls(tls, deadline)
                 if not self._tls_call(tls.pull) and not self._wait(_IN, deadline):
-                    raise SocketTimeout("timed out sending data to the server") from None
+                    raise self._timed_out(
+                        SocketTimeout, "timed out sending data to the server", deadline
+                    ) from None
             except ssl.SSLError as exc:
                 raise TLSError(f"TLS error while sending: {exc}") from exc
 
     def _flush_tls(self, tls: TLSChannel, deadline: float | None) -> None:
         while not self._tls_call(tls.flush):
             if not self._wait(_OUT, deadline):
-                raise SocketTimeout("timed out sending data to the server")
+                raise self._timed_out(
+                    SocketTimeout, "timed out sending data to the server", deadline
+                )
 
     def _tls_call(self, call: Callable[[], bool]) -> bool:
         """One non-blocking step of the channel, its failures translated."""

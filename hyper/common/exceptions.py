@@ -95,6 +95,16 @@ class ReadTimeout(SocketTimeout):
     """The server sent nothing for longer than the read timeout."""
 
 
+class DeadlineExceeded(ReadTimeout):
+    """
+    The request's total deadline (:attr:`hyper.Timeout.total`) passed once the connection
+    was open: while waiting for room for its stream, sending its body, waiting for its
+    response or reading that response's body. (A deadline that passes while connecting
+    raises :class:`ConnectTimeout`.) A subclass of :class:`ReadTimeout`, so code that
+    catches that catches this too.
+    """
+
+
 class TLSError(SocketError):
     """The TLS handshake or a TLS record failed."""
 

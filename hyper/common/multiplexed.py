@@ -20,10 +20,22 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from .condition import Condition
-from .exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
+from .exceptions import (
+    ConnectionClosed,
+    DeadlineExceeded,
+    HyperError,
+    InvalidRequest,
+    ReadTimeout,
+)
 from .header_list import HeaderList, build_header_list, declared_length, finish_header_list
 from .request import IDEMPOTENT_METHODS, BodyArg, HeadersArg, RequestBody, iter_header_pairs
-from .util import CONNECTION_TIMEOUT, ClosingContextManager, RequestTimeoutArg, request_timeouts
+from .util import (
+    CONNECTION_TIMEOUT,
+    ClosingContextManager,
+    RequestTimeoutArg,
+    WaitArg,
+    request_timeouts,
+)
 
 __all__ = [
     "HeaderWaiter",
@@ -76,7 +88,8 @@ class PendingRequest(Generic[TransportT, StreamT]):
     :param handle: the id the caller holds.
     :param headers: the header list (built up by ``putheader()`` until sent).
     :param connect_timeout: the request's connect timeout (for a connection it needs).
-    :param read_timeout: the request's read timeout (every wait for the server).
+    :param read_timeout: the request's read timeout (every wait for the server). With a
+        total deadline both are the request's :class:`~hyper.common.timeout.Deadline`.
     """
 
     __slots__ = (
@@ -95,8 +108,8 @@ class PendingRequest(Generic[TransportT, StreamT]):
         self,
         handle: int,
         headers: HeaderList,
-        connect_timeout: float | None,
-        read_timeout: float | None,
+        connect_timeout: WaitArg,
+        read_timeout: WaitArg,
     ) -> None:
         self.handle = handle
         self.headers = headers
@@ -399,6 +412,7 @@ def await_response(
     request_id: int | None,
     verdict: Callable[[_Request], tuple[bool, bool]],
     resend: Callable[[_Request], None],
+    abandon: Callable[[_Request], None],
 ) -> _Request:
     """
     ``get_response(request_id)``'s wait: find the request (see :func:`waiting_request`),
@@ -406,7 +420,8 @@ def await_response(
     the stream fails first, send the request again once if the rule allows
     (``verdict(request)``, ``resend(request)``), else raise the failure, saying whether it
     is safe to retry. The request leaves ``awaiting`` at the end, and on every failure but a
-    time-out of a stream still under way (the caller may wait again).
+    time-out of a stream still under way (the caller may wait again); when its total
+    deadline passed, ``abandon(request)`` gives it up (its stream is reset).
 
     :param awaiting: the connection's table of requests.
     :param lock: the connection's lock, which guards ``awaiting``.
@@ -428,6 +443,9 @@ def await_response(
                 return request
             stream.raise_if_failed()
             raise ConnectionClosed(f"stream {request.handle} ended without a response")
+        except DeadlineExceeded:
+            abandon(request)  # its time is up: the stream is reset, the connection lives on
+            raise
         except HyperError as failure:
             error = failure
             again, safe = verdict(request)
@@ -459,7 +477,7 @@ class StreamOpener(NamedTuple):
     #: ``open(headers, end_stream, connect_timeout, read_timeout)``: a new request, its
     #: headers sent on a new stream (opening a connection, waiting for room under the
     #: server's stream limit), in the table of requests as the latest one.
-    open: Callable[[HeaderList, bool, float | None, float | None], PendingRequest[Any, Any]]
+    open: Callable[[HeaderList, bool, WaitArg, WaitArg], PendingRequest[Any, Any]]
     #: ``send_headers(request, end_stream)``: send the headers of a request started with
     #: ``putrequest()``, on a new stream.
     send_headers: Callable[[PendingRequest[Any, Any], bool], None]
@@ -492,6 +510,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
     :param connect_timeout: the connection's connect timeout, for requests without their
         own.
     :param read_timeout: the connection's read timeout, likewise.
+    :param total_timeout: the connection's total deadline per request, likewise.
     :param scheme: ``:scheme`` of the requests.
     :param authority: ``:authority`` of the requests, unless the URL names another.
     :param secure: whether the connection uses TLS (an ``https`` URL needs it).
@@ -505,6 +524,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
+        total_timeout: float | None = None,
         scheme: bytes,
         authority: bytes,
         secure: bool,
@@ -512,7 +532,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         self._table = table
         self._opener = opener
         self._response_class = response_class
-        self._timeouts = (connect_timeout, read_timeout)
+        self._timeouts = (connect_timeout, read_timeout, total_timeout)
         self._header_context = (scheme, authority, secure)
 
     # -- sending requests -------------------------------------------------------------------------
@@ -753,6 +773,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
             stream_id,
             self._retry_verdict,
             self._opener.resend,
+            self._abandon,
         )
         transport, stream = request.transport, request.stream
         assert transport is not None and stream is not None and stream.response_headers is not None

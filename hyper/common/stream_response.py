@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Protocol, TypeVar
 
-from .exceptions import InvalidResponse
+from .exceptions import DeadlineExceeded, InvalidResponse
 from .headers import HTTPHeaderMap
 from .response import BaseResponse
 
@@ -91,7 +91,9 @@ class StreamHandle(Generic[_Stream]):
     :param transport: the transport the stream is on.
     :param stream: the stream.
     :param timeout: the longest wait for the server in each read (the request's read
-        timeout, or the transport's own).
+        timeout, or the transport's own), or the request's total deadline. When that
+        passes, the stream is reset (the connection stays usable for the others) and
+        :class:`~hyper.common.exceptions.DeadlineExceeded` raised.
     """
 
     __slots__ = ("stream", "timeout", "transport")
@@ -117,15 +119,27 @@ class StreamHandle(Generic[_Stream]):
 
     def read(self, amt: int | None) -> bytes:
         """Up to ``amt`` raw body bytes (the rest of the body when ``None``)."""
-        return self.transport.read_body(self.stream, amt, self.timeout)
+        try:
+            return self.transport.read_body(self.stream, amt, self.timeout)
+        except DeadlineExceeded:
+            self.close()
+            raise
 
     def read_chunk(self) -> bytes | None:
         """The next piece of the body (possibly empty); ``None`` at the end of the body."""
-        return self.transport.read_chunk(self.stream, self.timeout)
+        try:
+            return self.transport.read_chunk(self.stream, self.timeout)
+        except DeadlineExceeded:
+            self.close()
+            raise
 
     def wait_for_headers(self) -> None:
         """Wait for the response headers (for a push)."""
-        self.transport.wait_for_headers(self.stream, self.timeout)
+        try:
+            self.transport.wait_for_headers(self.stream, self.timeout)
+        except DeadlineExceeded:
+            self.close()
+            raise
 
     def trailers(self) -> list[tuple[bytes, bytes]] | None:
         """The trailers, once the body has ended (``None`` if there were none).

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from .exceptions import InvalidRequest
 from .hosts import encode_host
+from .timeout import Deadline, Timeout
 
 _Closeable = TypeVar("_Closeable", bound="ClosingContextManager")
 
@@ -189,23 +190,31 @@ def authority_for(host: str, port: int, default_port: int) -> str:
     return f"{shown}:{port}"
 
 
-#: A ``timeout`` argument: seconds for both phases, a ``(connect, read)`` pair, or ``None``.
-TimeoutArg = float | int | tuple[float | None, float | None] | None
+#: A ``timeout`` argument: seconds for both phases, a ``(connect, read)`` pair, a
+#: :class:`~hyper.Timeout` (which may add a total deadline), or ``None``.
+TimeoutArg = float | int | tuple[float | None, float | None] | Timeout | None
+
+#: A request's timeout as it travels with the request: seconds, ``None`` (no limit), or its
+#: :class:`~hyper.common.timeout.Deadline` (which carries the per-wait timeout too).
+WaitArg = float | None | Deadline
 
 
 def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
     """
-    Split a ``timeout`` argument into (connect, read) timeouts.
+    Split a ``timeout`` argument into (connect, read) timeouts (a :class:`~hyper.Timeout`'s
+    total is :func:`total_timeout`'s).
 
-    :param timeout: ``None`` (no timeout), a number of seconds for both, or a
-        ``(connect, read)`` pair whose members may be ``None``.
+    :param timeout: ``None`` (no timeout), a number of seconds for both, a
+        ``(connect, read)`` pair whose members may be ``None``, or a :class:`~hyper.Timeout`.
     :raises InvalidRequest: for negative numbers or other types.
     """
+    if isinstance(timeout, Timeout):
+        return timeout.connect, timeout.read
     if isinstance(timeout, tuple):
         if len(timeout) != 2:
             raise InvalidRequest(
-                f"timeout must be an int, float or None, or a (connect, read) pair of them, "
-                f"not a tuple of {len(timeout)}"
+                f"timeout must be an int, float or None, a (connect, read) pair of them, or "
+                f"a hyper.Timeout, not a tuple of {len(timeout)}"
             )
         connect, read = timeout
     else:
@@ -215,12 +224,18 @@ def split_timeout(timeout: TimeoutArg) -> tuple[float | None, float | None]:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidRequest(
-                "timeout must be an int, float or None, or a (connect, read) pair of them, "
-                f"not {type(value).__name__} {value!r}"
+                "timeout must be an int, float or None, a (connect, read) pair of them, or a "
+                f"hyper.Timeout, not {type(value).__name__} {value!r}"
             )
         if not value >= 0:  # also refuses NaN
             raise InvalidRequest(f"timeout must be a number of seconds >= 0, not {timeout!r}")
     return connect, read
+
+
+def total_timeout(timeout: TimeoutArg) -> float | None:
+    """The total deadline of a ``timeout`` argument, in seconds (only a
+    :class:`~hyper.Timeout` has one)."""
+    return timeout.total if isinstance(timeout, Timeout) else None
 
 
 class DefaultTimeout(enum.Enum):
@@ -235,24 +250,42 @@ class DefaultTimeout(enum.Enum):
 #: connection's ``timeout`` says.
 CONNECTION_TIMEOUT = DefaultTimeout.CONNECTION
 
-#: A per-request ``timeout`` argument: a :data:`TimeoutArg`, or :data:`CONNECTION_TIMEOUT`.
-RequestTimeoutArg = TimeoutArg | DefaultTimeout
+#: A per-request ``timeout`` argument: a :data:`TimeoutArg`, :data:`CONNECTION_TIMEOUT`, or a
+#: :class:`~hyper.common.timeout.Deadline` already running (one total deadline shared by
+#: several requests; :class:`hyper.HTTPConnection` hands its requests' on this way).
+RequestTimeoutArg = TimeoutArg | DefaultTimeout | Deadline
 
 
 def request_timeouts(
-    timeout: RequestTimeoutArg, connect: float | None, read: float | None
-) -> tuple[float | None, float | None]:
+    timeout: RequestTimeoutArg,
+    connect: float | None,
+    read: float | None,
+    total: float | None = None,
+) -> tuple[WaitArg, WaitArg]:
     """
-    The (connect, read) timeouts of one request.
+    The (connect, read) timeouts of one request, called when the request starts. With a
+    total deadline both are the request's :class:`~hyper.common.timeout.Deadline`, which
+    carries both timeouts and the time the request must be over by.
 
     :param timeout: the request's ``timeout`` argument.
     :param connect: the connection's connect timeout, used with :data:`CONNECTION_TIMEOUT`.
     :param read: the connection's read timeout, used with :data:`CONNECTION_TIMEOUT`.
+    :param total: the connection's total deadline, used with :data:`CONNECTION_TIMEOUT`.
     :raises InvalidRequest: for a ``timeout`` the constructors refuse too (see
         :func:`split_timeout`).
     """
     if timeout is CONNECTION_TIMEOUT:
-        return connect, read
+        if total is None:
+            return connect, read
+        deadline = Deadline(connect, read, total)
+        return deadline, deadline
+    if isinstance(timeout, Deadline):
+        return timeout, timeout
+    if isinstance(timeout, Timeout):
+        started = timeout.start()
+        if started is None:
+            return timeout.connect, timeout.read
+        return started, started
     return split_timeout(timeout)
 
 

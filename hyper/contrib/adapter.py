@@ -69,6 +69,7 @@ from ..common.exceptions import (
 )
 from ..common.response import BaseResponse
 from ..common.socks import SOCKS_SCHEMES, load_python_socks
+from ..common.timeout import Deadline
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
@@ -399,7 +400,11 @@ class HTTP20Adapter(HTTPAdapter):
 
         :param request: the request, as the Session prepared it.
         :param stream: leave the body unread until the caller iterates over it.
-        :param timeout: seconds, a ``(connect, read)`` pair, or a :class:`urllib3.Timeout`.
+        :param timeout: seconds, a ``(connect, read)`` pair, or a :class:`urllib3.Timeout`,
+            whose ``total`` becomes the request's total deadline (see :class:`hyper.Timeout`):
+            the exchange, retries included, must be over (the body read, when ``stream`` is
+            false) within it, or the request fails with requests' ``ReadTimeout`` (or
+            ``ConnectTimeout``, while connecting).
         :param verify: verify the server's certificate (``True``/``False``), or the path of a
             CA bundle or directory to verify it with.
         :param cert: a client certificate path, or a (certificate, key) pair.
@@ -424,7 +429,9 @@ class HTTP20Adapter(HTTPAdapter):
                 load_python_socks(proxy)
             except InvalidRequest as exc:
                 raise InvalidSchema(f"Missing dependencies for SOCKS support: {exc}") from exc
-        timeout = _timeout(timeout)
+        timeout, total = _timeout(timeout)
+        # urllib3's total bounds the whole exchange, every try included, from here on.
+        request_timeout: Any = timeout if total is None else _deadline(timeout, total)
         _check_tls_paths(scheme, verify, cert)
         if scheme == "https" and verify is False:
             warnings.warn(
@@ -451,7 +458,7 @@ class HTTP20Adapter(HTTPAdapter):
                     request.path_url,
                     body=body,
                     headers=_sendable(request.headers),
-                    timeout=timeout,
+                    timeout=request_timeout,
                 )
                 hyper_response = _response_or_cancel(conn, stream_id)
             except HyperError as exc:
@@ -639,9 +646,10 @@ def _client_cert(cert: Any) -> tuple[Any, Any]:
     return (tuple(fields) if len(fields) == 2 else (fields[0] if fields else None)), password
 
 
-def _timeout(timeout: Any) -> Any:
+def _timeout(timeout: Any) -> tuple[Any, float | None]:
     """requests' timeout (a number, a pair, or a urllib3 Timeout) as hyper takes it, checked
-    as requests checks it (same errors, same messages)."""
+    as requests checks it (same errors, same messages), and urllib3's total (``None``
+    without one). urllib3 already caps the connect and read parts by the total."""
     if isinstance(timeout, tuple):
         try:
             connect, read = timeout
@@ -659,7 +667,14 @@ def _timeout(timeout: Any) -> Any:
         None if value is Timeout.DEFAULT_TIMEOUT else value
         for value in (checked.connect_timeout, checked.read_timeout)
     )
-    return connect_s if connect_s == read_s else (connect_s, read_s)
+    total = checked.total if isinstance(checked.total, (int, float)) else None
+    return (connect_s if connect_s == read_s else (connect_s, read_s)), total
+
+
+def _deadline(timeout: Any, total: float) -> Deadline:
+    """The total deadline of a request starting now, with its (connect, read) timeouts."""
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    return Deadline(connect, read, total)
 
 
 def _requests_error(exc: HyperError, request: PreparedRequest, proxy: str | None) -> Exception:

@@ -43,16 +43,20 @@ from ..common.request import (
 )
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
+from ..common.timeout import connect_limit, split_wait
 from ..common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
+    WaitArg,
     authority_for,
     check_ssl_context,
+    request_timeouts,
     resolve_host_port,
     split_timeout,
+    total_timeout,
 )
 from .parser import DEFAULT_MAX_LINE, Parser
 from .response import ConnectionLease, HTTP11Response
@@ -62,7 +66,7 @@ SMALL_BODY = 64 * 1024
 
 #: A request kept to be sent again: head, body, whether chunked, the caller's
 #: Content-Length, and its own (connect, read) timeouts if it has them.
-_Replay = tuple[bytes, RequestBody, bool, int | None, tuple[float | None, float | None] | None]
+_Replay = tuple[bytes, RequestBody, bool, int | None, tuple[WaitArg, WaitArg] | None]
 
 _ACCEPT_ENCODING = ", ".join(SUPPORTED_ENCODINGS).encode("ascii")
 
@@ -150,6 +154,7 @@ class HTTP11Connection(ClosingContextManager):
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
         #: How addresses are resolved and raced (:class:`~hyper.common.eyeballs.ConnectPolicy`).
         self.connect_policy = ConnectPolicy.build(happy_eyeballs_delay, address_family, resolver)
+        self._total_timeout = total_timeout(timeout)
         #: The object that parses response heads; see :class:`hyper.http11.parser.Parser`.
         self.parser = Parser()
         self._scheme = "https" if self.secure else "http"
@@ -181,9 +186,10 @@ class HTTP11Connection(ClosingContextManager):
         #: The lease of the response whose body is still being read.
         self._lease: ConnectionLease | None = None
         #: The (connect, read) timeouts of the exchange under way, when its request has its
-        #: own (None: the connection's apply). The socket carries the read one until the
-        #: exchange ends.
-        self._exchange_timeouts: tuple[float | None, float | None] | None = None
+        #: own (None: the connection's apply); with a total deadline, both are its
+        #: :class:`~hyper.common.timeout.Deadline`. The socket carries the read one (and the
+        #: deadline) until the exchange ends.
+        self._exchange_timeouts: tuple[WaitArg, WaitArg] | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._sock is not None else "closed"
@@ -212,6 +218,7 @@ class HTTP11Connection(ClosingContextManager):
             self._connect_timeout,
             self._read_timeout,
         )
+        wait, total = split_wait(read_timeout)
         sock, proto = open_connection(
             self.host,
             self.port,
@@ -223,11 +230,12 @@ class HTTP11Connection(ClosingContextManager):
             # Plain http goes to the proxy in absolute form; TLS needs a tunnel.
             tunnel=self.secure,
             socks_proxy=self.socks_proxy,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            connect_timeout=connect_limit(connect_timeout),
+            read_timeout=wait,
             buffer_size=self.network_buffer_size,
             connect_policy=self.connect_policy,
         )
+        sock.set_deadline(total)
         if proto == tls.H2_PROTOCOL:
             sock.close()
             raise TLSError(
@@ -272,6 +280,7 @@ class HTTP11Connection(ClosingContextManager):
             self._idle.notify_all()
         if sock is None:
             raise ConnectionClosed("the connection is closed")
+        sock.set_deadline(None)  # the exchange that set it is over for this protocol
         return sock
 
     # -- closing ----------------------------------------------------------------------------------
@@ -334,7 +343,13 @@ class HTTP11Connection(ClosingContextManager):
             then.
         """
         method_b = check_method(method)
-        timeouts = None if timeout is CONNECTION_TIMEOUT else split_timeout(timeout)
+        timeouts = (
+            None
+            if timeout is CONNECTION_TIMEOUT and self._total_timeout is None
+            else request_timeouts(
+                timeout, self._connect_timeout, self._read_timeout, self._total_timeout
+            )
+        )
         request_body = RequestBody(body)
         head, chunked, declared, closes = self._build_head(method_b, url, headers, request_body)
         with self._lock:
@@ -354,7 +369,9 @@ class HTTP11Connection(ClosingContextManager):
                     "chunked body: give the body's length (a Content-Length, or bytes)"
                 )
             if timeouts is not None:
-                sock.settimeout(timeouts[1])
+                wait, total = split_wait(timeouts[1])
+                sock.settimeout(wait)
+                sock.set_deadline(total)
             self._pending_method = method_b
             # A request that says Connection: close is the connection's last (RFC 9112 9.6).
             self._last_request = closes
@@ -470,13 +487,15 @@ class HTTP11Connection(ClosingContextManager):
         lines.append(b"\r\n")
         return b"\r\n".join(lines), chunked, declared, closes
 
-    def _wait_idle_locked(self, timeout: float | None) -> None:
+    def _wait_idle_locked(self, timeout: WaitArg) -> None:
         """
         Wait until the previous exchange is over (its response read or closed). Another
-        thread's exchange is waited for, bounded by ``timeout`` (the request's read timeout);
-        the caller's own is an error, since waiting for oneself would never end.
+        thread's exchange is waited for, bounded by ``timeout`` (the request's read timeout,
+        and its total deadline); the caller's own is an error, since waiting for oneself
+        would never end.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        wait, total = split_wait(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         while self._owner is not None:
             if self._owner == threading.get_ident():
                 if self._pending_method is not None:
@@ -495,7 +514,7 @@ class HTTP11Connection(ClosingContextManager):
                     "timed out waiting for another thread's exchange on this HTTP/1.1 "
                     "connection to finish"
                 )
-            self._idle.wait(remaining)
+            self._idle.wait(remaining if total is None else total.wait(remaining))
 
     def _ensure_socket_locked(self) -> BufferedSocket:
         sock = self._sock
@@ -653,6 +672,7 @@ class HTTP11Connection(ClosingContextManager):
                 sock = self._sock
                 if self._exchange_timeouts is not None and sock is not None:
                     sock.settimeout(self._read_timeout)  # the request's own ends with it
+                    sock.set_deadline(None)
                 self._exchange_timeouts = None
                 if not reusable or self._last_request:
                     self._close_socket_locked()

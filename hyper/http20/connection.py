@@ -46,17 +46,20 @@ from ..common.request import (
 )
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
+from ..common.timeout import connect_limit, split_wait
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
     CONNECTION_TIMEOUT,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
+    WaitArg,
     authority_for,
     check_ssl_context,
     request_timeouts,
     resolve_host_port,
     split_timeout,
     to_host_port_tuple,
+    total_timeout,
 )
 from .engine import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_LIST_SIZE, Engine
 from .errors import ErrorCodes
@@ -197,6 +200,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
         #: How addresses are resolved and raced (:class:`~hyper.common.eyeballs.ConnectPolicy`).
         self.connect_policy = ConnectPolicy.build(happy_eyeballs_delay, address_family, resolver)
+        self._total_timeout = total_timeout(timeout)
 
         self._scheme = b"https" if self.secure else b"http"
 
@@ -231,6 +235,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             HTTP20Response,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
+            total_timeout=self._total_timeout,
             scheme=self._scheme,
             authority=authority_for(self.host, self.port, 443 if self.secure else 80).encode(
                 "ascii"
@@ -282,8 +287,9 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         """
         self._connect(self._connect_timeout)
 
-    def _connect(self, connect_timeout: float | None) -> None:
-        """:meth:`connect`, opening the socket within ``connect_timeout`` (a request's)."""
+    def _connect(self, connect_timeout: WaitArg) -> None:
+        """:meth:`connect`, opening the socket within ``connect_timeout`` (a request's, or
+        what is left of its total deadline)."""
         if self._usable():
             return
         with self._connect_lock:
@@ -295,7 +301,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                     # Nothing from the old transport can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
-            sock = self._open_socket(connect_timeout)
+            sock = self._open_socket(connect_limit(connect_timeout))
             engine = self._new_engine()
             engine.start()
             try:
@@ -372,7 +378,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         :raises InvalidRequest: for an invalid ``timeout``.
         """
         connect_timeout, read_timeout = request_timeouts(
-            timeout, self._connect_timeout, self._read_timeout
+            timeout, self._connect_timeout, self._read_timeout, self._total_timeout
         )
         engine = self._upgrade_engine
         if engine is None:
@@ -480,14 +486,15 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         self,
         headers: HeaderList,
         end_stream: bool,
-        connect_timeout: float | None,
-        read_timeout: float | None,
+        connect_timeout: WaitArg,
+        read_timeout: WaitArg,
         reserved: _Request | None = None,
     ) -> _Request:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest(), waiting
         for the connection and for room within the request's timeouts."""
         me = threading.get_ident()
-        deadline = None if read_timeout is None else time.monotonic() + read_timeout
+        wait, total = split_wait(read_timeout)
+        deadline = None if wait is None else time.monotonic() + wait
         lost: list[Transport] = []
         reserved_id = reserved.handle if reserved is not None else None
         while True:
@@ -509,7 +516,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise ReadTimeout("timed out waiting for another thread's request")
-                    self._cond.wait(remaining)
+                    self._cond.wait(remaining if total is None else total.wait(remaining))
                     continue
                 if self._next_stream_id > MAX_STREAM_ID and reserved_id is None:
                     # Out of stream ids: new streams go on a new transport, ids from 1 again.
@@ -543,8 +550,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         headers: HeaderList,
         end_stream: bool,
         reserved: _Request | None,
-        connect_timeout: float | None,
-        read_timeout: float | None,
+        connect_timeout: WaitArg,
+        read_timeout: WaitArg,
     ) -> _Request:
         if reserved is None:
             stream_id = self._allocate_stream_id_locked()

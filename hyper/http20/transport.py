@@ -26,7 +26,6 @@ still waiting reports the same error.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from io import BytesIO
@@ -36,6 +35,7 @@ from ..common.bufsocket import BufferedSocket
 from ..common.condition import Condition
 from ..common.exceptions import ConnectionClosed, HyperError, InvalidRequest, ReadTimeout
 from ..common.stream_response import StreamHandle
+from ..common.timeout import Deadline, WaitLimit
 from ..common.util import CONNECTION_TIMEOUT, DefaultTimeout
 from .engine import Engine
 from .errors import ErrorCodes
@@ -56,46 +56,9 @@ PushPolicy = Callable[["Transport", int, HeaderList], "tuple[int, str] | None"]
 _STREAMING_READ = 16 * 1024
 
 #: A read timeout as the transport's methods take it: seconds, ``None`` (no limit), or
-#: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`).
-WaitTimeout = float | None | DefaultTimeout
-
-
-class _Deadline:
-    """
-    When one wait of :meth:`Transport.read_until` gives up: ``timeout`` seconds after it
-    began, or after the latest progress, when ``progress`` is given (a body read waits for
-    its data, and each piece that arrives starts the wait again).
-
-    The deadline is the waiting thread's own, whatever other threads do meanwhile: being
-    woken because another stream's data came, or another thread sent a request, does not
-    start it again.
-    """
-
-    __slots__ = ("deadline", "mark", "progress", "timeout")
-
-    def __init__(self, timeout: float, progress: Callable[[], int] | None) -> None:
-        self.timeout = timeout
-        self.progress = progress
-        self.mark = progress() if progress is not None else 0
-        self.deadline = time.monotonic() + timeout
-
-    def remaining(self) -> float:
-        """
-        The seconds left (lock held, since ``progress`` reads the stream).
-
-        :raises ReadTimeout: if none are left.
-        """
-        now = time.monotonic()
-        progress = self.progress
-        if progress is not None:
-            mark = progress()
-            if mark != self.mark:
-                self.mark = mark
-                self.deadline = now + self.timeout
-        left = self.deadline - now
-        if left <= 0:
-            raise ReadTimeout(f"timed out waiting for the server ({self.timeout:g} s)")
-        return left
+#: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`),
+#: or a request's :class:`~hyper.common.timeout.Deadline` (its read timeout and total deadline).
+WaitTimeout = float | None | DefaultTimeout | Deadline
 
 
 class Transport:
@@ -199,28 +162,34 @@ class Transport:
 
         :param ready: what the caller waits for.
         :param timeout: the longest wait in seconds (``None``: no limit); by default the
-            transport's :attr:`read_timeout`.
+            transport's :attr:`read_timeout`. A request's
+            :class:`~hyper.common.timeout.Deadline` bounds the wait by its read timeout and
+            by the time left to it.
         :param progress: a count that grows as what the caller waits for comes nearer (body
             bytes received, say); the wait starts again whenever it changes.
         :raises ReadTimeout: if ``ready()`` stays false for ``timeout`` seconds.
+        :raises DeadlineExceeded: if the request's total deadline passes first.
         :raises HyperError: if the connection fails.
         """
         cond = self.cond
         lock = self.lock
         if timeout is CONNECTION_TIMEOUT:
             timeout = self.read_timeout
+        deadline: Deadline | None = None
+        if isinstance(timeout, Deadline):
+            deadline, timeout = timeout, timeout.read
         # Made only once a wait begins: a predicate that is true already costs nothing.
-        limit: _Deadline | None = None
+        limit: WaitLimit | None = None
         wait: float | None = None
         while True:
             with lock:
                 if ready():
                     return
                 self.raise_if_dead_locked()
-                if timeout is not None:
+                if timeout is not None or deadline is not None:
                     if limit is None:
-                        limit = _Deadline(timeout, progress)
-                        wait = timeout
+                        limit = WaitLimit(timeout, progress, ReadTimeout, deadline)
+                        wait = timeout if deadline is None else limit.remaining()
                     else:
                         wait = limit.remaining()
                 if self.reader_active:
@@ -256,8 +225,10 @@ class Transport:
                             break
                         if limit is not None:
                             wait = limit.remaining()
-            except ReadTimeout:
-                raise
+            except ReadTimeout as exc:
+                if limit is None:
+                    raise
+                raise limit.translate(exc) from None
             except HyperError as exc:
                 with lock:
                     if self.sock is not sock:

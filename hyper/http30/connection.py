@@ -38,17 +38,20 @@ from ..common.multiplexed import (
     retire_locked,
     send_body,
 )
+from ..common.timeout import connect_limit
 from ..common.util import (
     CONNECTION_TIMEOUT,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
+    WaitArg,
     authority_for,
     check_ssl_context,
     parse_port,
     request_timeouts,
     resolve_host_port,
     split_timeout,
+    total_timeout,
 )
 from .config import DEFAULT_IDLE_TIMEOUT, QuicSettings, quic_configuration
 from .engine import QuicEngine
@@ -158,6 +161,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         self.ssl_context = ssl_context
         self.timeout = timeout
         self._connect_timeout, self._read_timeout = split_timeout(timeout)
+        self._total_timeout = total_timeout(timeout)
         self._settings = QuicSettings(
             server_name=self.host,
             ssl_context=ssl_context,
@@ -199,6 +203,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             HTTP30Response,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
+            total_timeout=self._total_timeout,
             scheme=b"https",
             authority=authority_for(self.host, authority_port, 443).encode("ascii"),
             secure=True,
@@ -261,9 +266,9 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         connect_timeout = request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0]
         self._connect(connect_timeout)
 
-    def _connect(self, connect_timeout: float | None) -> Transport:
-        """:meth:`connect`, within ``connect_timeout`` (a request's); returns the transport
-        new requests go on."""
+    def _connect(self, connect_timeout: WaitArg) -> Transport:
+        """:meth:`connect`, within ``connect_timeout`` (a request's, or what is left of its
+        total deadline); returns the transport new requests go on."""
         transport = self._transport
         if transport is not None and transport.usable():
             return transport
@@ -287,7 +292,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             with self._lock:
                 self._handshaking = transport
             try:
-                transport.handshake(connect_timeout)
+                transport.handshake(connect_limit(connect_timeout))
             finally:
                 with self._lock:
                     self._handshaking = None
@@ -341,8 +346,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         self,
         headers: HeaderList,
         end_stream: bool,
-        connect_timeout: float | None,
-        read_timeout: float | None,
+        connect_timeout: WaitArg,
+        read_timeout: WaitArg,
     ) -> _Request:
         """A new request, its headers sent (see :meth:`_send_headers`)."""
         with self._lock:

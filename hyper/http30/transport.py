@@ -47,6 +47,7 @@ from ..common.exceptions import (
 )
 from ..common.header_list import HeaderList
 from ..common.stream_response import StreamHandle
+from ..common.timeout import Deadline, WaitLimit
 from ..common.util import CONNECTION_TIMEOUT, POLL_SLICE, DefaultTimeout
 from .engine import QuicEngine
 from .errors import H3ErrorCode
@@ -58,50 +59,15 @@ __all__ = ["Transport"]
 log = logging.getLogger("hyper.http30")
 
 #: A read timeout as the transport's methods take it: seconds, ``None`` (no limit), or
-#: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`).
-WaitTimeout = float | None | DefaultTimeout
+#: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`),
+#: or a request's :class:`~hyper.common.timeout.Deadline` (its read timeout and total deadline).
+WaitTimeout = float | None | DefaultTimeout | Deadline
 
 #: The most request body bytes of one stream queued in the QUIC stack before the sender
 #: waits for them to go out: the stack copies what it is given, so this bounds that copy.
 SEND_BUFFER = 1024 * 1024
 #: The most body bytes handed to the stack at once (one HTTP/3 DATA frame).
 SEND_PIECE = 256 * 1024
-
-
-class _Deadline:
-    """
-    The end of one thread's wait: ``timeout`` seconds after it began, or after the latest
-    progress when ``progress`` is given (a body read starts again with each piece of data).
-
-    :param error: the exception class raised when the time is up.
-    """
-
-    __slots__ = ("at", "error", "mark", "progress", "timeout")
-
-    def __init__(
-        self,
-        timeout: float,
-        progress: Callable[[], int] | None,
-        error: type[ReadTimeout | ConnectTimeout],
-    ) -> None:
-        self.timeout = timeout
-        self.progress = progress
-        self.error = error
-        self.mark = progress() if progress is not None else 0
-        self.at = time.monotonic() + timeout
-
-    def remaining(self, what: str) -> float:
-        """The seconds left (lock held); raises :attr:`error` if none are."""
-        now = time.monotonic()
-        if self.progress is not None:
-            mark = self.progress()
-            if mark != self.mark:
-                self.mark = mark
-                self.at = now + self.timeout
-        left = self.at - now
-        if left <= 0:
-            raise self.error(f"timed out waiting for {what} ({self.timeout:g} s)")
-        return left
 
 
 class Transport:
@@ -223,13 +189,18 @@ class Transport:
         :param connecting: the wait is the handshake's: its end raises
             :class:`~hyper.common.exceptions.ConnectTimeout`.
         :raises ReadTimeout: if ``ready()`` stays false for ``timeout`` seconds.
+        :raises DeadlineExceeded: if the request's total deadline (a
+            :class:`~hyper.common.timeout.Deadline` given as ``timeout``) passes first.
         :raises HyperError: if the connection fails.
         """
         if timeout is CONNECTION_TIMEOUT:
             timeout = self.read_timeout
+        deadline: Deadline | None = None
+        if isinstance(timeout, Deadline):
+            deadline, timeout = timeout, timeout.read
         cond = self.cond
         lock = self.lock
-        limit: _Deadline | None = None
+        limit: WaitLimit | None = None
         wait: float | None = None
         what = "the QUIC handshake" if connecting else "the server"
         while True:
@@ -237,10 +208,10 @@ class Transport:
                 if ready():
                     return
                 self.raise_if_dead_locked()
-                if timeout is not None:
+                if timeout is not None or deadline is not None:
                     if limit is None:
                         error = ConnectTimeout if connecting else ReadTimeout
-                        limit = _Deadline(timeout, progress, error)
+                        limit = WaitLimit(timeout, progress, error, deadline)
                     wait = limit.remaining(what)
                 if self.reader_active:
                     # Woken after every read of the reader's, and at the deadline.
@@ -263,7 +234,7 @@ class Transport:
                     cond.notify_all()
 
     def _read_as_reader(
-        self, ready: Callable[[], bool], limit: _Deadline | None, wait: float | None, what: str
+        self, ready: Callable[[], bool], limit: WaitLimit | None, wait: float | None, what: str
     ) -> None:
         """The reader's loop: wait for the socket or QUIC's next timer, then process, until
         ``ready()``, the deadline, or the end of the connection."""
