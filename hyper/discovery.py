@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .common.altsvc import AltSvcCache, Origin
@@ -50,16 +49,20 @@ def quic_port(origin: Origin, cache: AltSvcCache) -> int | None:
     return None if cache.broken(origin, port) else port
 
 
-@dataclass
 class RaceResult(Generic[FirstT, SecondT]):
     """What :func:`race` ended with: exactly one of ``first`` and ``second`` is set."""
 
-    #: The first attempt's result, if it won.
-    first: FirstT | None
-    #: The second attempt's result, if it won.
-    second: SecondT | None
-    #: Why the first attempt failed, if it did (it may also have lost without failing).
-    first_error: HyperError | None = None
+    __slots__ = ("first", "first_error", "second")
+
+    def __init__(
+        self, first: FirstT | None, second: SecondT | None, first_error: HyperError | None = None
+    ) -> None:
+        #: The first attempt's result, if it won.
+        self.first = first
+        #: The second attempt's result, if it won.
+        self.second = second
+        #: Why the first attempt failed, if it did (it may also have lost without failing).
+        self.first_error = first_error
 
 
 class _Race(Generic[SecondT]):

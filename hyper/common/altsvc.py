@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 #: How long an alternative is kept when the field gives no ``ma`` (RFC 7838 section 3).
@@ -37,8 +37,7 @@ BROKEN_FOR = 300.0
 Origin = tuple[str, str, int]
 
 
-@dataclass(frozen=True)
-class Alternative:
+class Alternative(NamedTuple):
     """One alternative service from an ``Alt-Svc`` field value."""
 
     #: The ALPN protocol id (``h3``, ``h2``...).

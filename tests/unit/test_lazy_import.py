@@ -88,3 +88,17 @@ def test_http3_without_qh3_says_how_to_install_it() -> None:
     ).stdout
     assert out.startswith("HTTP3Unavailable True ")
     assert "pip install 'hyper[http3]'" in out
+
+
+def test_import_hyper_leaves_heavy_stdlib_modules_unloaded() -> None:
+    """dataclasses (with inspect) and the QUIC stack cost import time hyper's plain use does
+    not need."""
+    probe = (
+        "import sys, json; import hyper; "
+        "print(json.dumps(sorted(m for m in ('dataclasses', 'inspect', 'qh3') "
+        "if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
