@@ -496,12 +496,13 @@ class HTTPConnection(ClosingContextManager):
         :meth:`HTTP20Connection.get_response <hyper.HTTP20Connection.get_response>`; over
         HTTP/1.1 a stream id of ``None`` (what :meth:`request` returned) is accepted.
 
-        Over TLS, an ``Alt-Svc`` field in the response is remembered for the origin
-        (:data:`~hyper.common.altsvc.ALT_SVC_CACHE`): a later connection with ``http3=True``
-        tries HTTP/3 where it says.
+        With ``http3=True``, over TLS, an ``Alt-Svc`` field in the response is remembered for
+        the origin (:data:`~hyper.common.altsvc.ALT_SVC_CACHE`): a later connection with
+        ``http3=True`` tries HTTP/3 where it says.
         """
         response = self._get_response(args, kwargs)
-        if self.secure:
+        if self.http3 and self.secure:
+            # Only connections that may use HTTP/3 pay for looking: the others never ask.
             advertised = response.headers.get(b"alt-svc")
             if advertised:
                 values = [value.decode("latin-1") for value in advertised]
