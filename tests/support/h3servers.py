@@ -27,13 +27,12 @@ import contextlib
 import hashlib
 import random
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .certs import CertPaths
-from .http2bin import _require_modules
+from .http2bin import _require_modules, hypercorn_argv
 from .processes import ServerProcess, require_binary, serve_on_free_port
 
 #: hypercorn logs this once the QUIC socket is bound; the port is the UDP one, bound to ``:0``.
@@ -84,30 +83,7 @@ def run_hypercorn_h3(
     _require_modules("hypercorn", "httpbin", "aioquic")
     log_dir.mkdir(parents=True, exist_ok=True)
     app = Path(__file__).resolve().parent / "h3_app.py"
-    argv = [
-        sys.executable,
-        "-m",
-        "hypercorn",
-        "--bind",
-        f"{host}:0",
-        "--quic-bind",
-        f"{host}:0",
-        "--workers",
-        "1",
-        "--keep-alive",
-        "3600",
-        "--graceful-timeout",
-        "1",
-        "--log-level",
-        "info",
-        "--error-logfile",
-        "-",
-        "--certfile",
-        str(cert.cert_path),
-        "--keyfile",
-        str(cert.key_path),
-        f"{app}:app",
-    ]
+    argv = hypercorn_argv(f"{app}:app", host, cert, "--quic-bind", f"{host}:0")
     with ServerProcess(
         "hypercorn-h3",
         argv,

@@ -53,6 +53,36 @@ def _require_modules(*names: str) -> None:
             missing_requirement(f"required Python package {name!r} is not installed")
 
 
+def hypercorn_argv(app: str, host: str, cert: CertPaths | None, *options: str) -> list[str]:
+    """
+    The command line of one hypercorn worker serving ``app`` on a free port of ``host``
+    (the OS picks it; hypercorn names it in the line :data:`READY_PATTERN` reads), over TLS
+    with ``cert``, keeping connections open for :data:`KEEP_ALIVE_SECONDS`, its errors on
+    standard output; ``options`` go before the application.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "hypercorn",
+        "--bind",
+        f"{host}:0",
+        "--workers",
+        "1",
+        "--keep-alive",
+        str(KEEP_ALIVE_SECONDS),
+        "--graceful-timeout",
+        "1",
+        "--log-level",
+        "info",
+        "--error-logfile",
+        "-",
+        *options,
+    ]
+    if cert is not None:
+        argv += ["--certfile", str(cert.cert_path), "--keyfile", str(cert.key_path)]
+    return [*argv, app]
+
+
 @contextlib.contextmanager
 def run_http2bin(
     log_dir: Path,
@@ -64,28 +94,7 @@ def run_http2bin(
     """Run ``hypercorn wsgi:httpbin:app`` on a free port (TLS when ``cert`` is given)."""
     _require_modules("hypercorn", "httpbin")
     name = "http2bin-tls" if cert else "http2bin-plain"
-    argv = [
-        sys.executable,
-        "-m",
-        "hypercorn",
-        "--bind",
-        f"{host}:0",  # the OS picks the port; hypercorn reports it in its ready line
-        "--workers",
-        "1",
-        "--keep-alive",
-        str(KEEP_ALIVE_SECONDS),
-        "--graceful-timeout",
-        "1",
-        "--log-level",
-        "info",
-        "--error-logfile",
-        "-",
-        "--access-logfile",
-        "-",
-    ]
-    if cert is not None:
-        argv += ["--certfile", str(cert.cert_path), "--keyfile", str(cert.key_path)]
-    argv.append("wsgi:httpbin:app")
+    argv = hypercorn_argv("wsgi:httpbin:app", host, cert, "--access-logfile", "-")
     log_dir.mkdir(parents=True, exist_ok=True)
     with ServerProcess(
         name,

@@ -27,14 +27,13 @@ import importlib.metadata
 import os
 import pwd
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from . import interop_app
 from .certs import CertPaths
 from .http2bin import READY_PATTERN as HYPERCORN_READY_PATTERN
-from .http2bin import _require_modules
+from .http2bin import _require_modules, hypercorn_argv
 from .interop import (
     PUSH_PAGE,
     PUSHED_FILE,
@@ -251,29 +250,9 @@ _APP_SPEC = f"{Path(interop_app.__file__).resolve()}:app"
 def _hypercorn(
     docroot: InteropDocroot, log_dir: Path, name: str, cert: CertPaths | None, host: str
 ) -> ServerProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "hypercorn",
-        "--bind",
-        f"{host}:0",  # the OS picks the port; hypercorn reports it in its ready line
-        "--workers",
-        "1",
-        "--keep-alive",
-        "3600",
-        "--graceful-timeout",
-        "1",
-        "--log-level",
-        "info",
-        "--error-logfile",
-        "-",
-    ]
-    if cert is not None:
-        argv += ["--certfile", str(cert.cert_path), "--keyfile", str(cert.key_path)]
-    argv.append(_APP_SPEC)
     return ServerProcess(
         name,
-        argv,
+        hypercorn_argv(_APP_SPEC, host, cert),
         log_path=log_dir / f"{name}.log",
         host=host,
         ready_pattern=HYPERCORN_READY_PATTERN,
