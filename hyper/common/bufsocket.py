@@ -42,6 +42,10 @@ DEFAULT_BUFFER_SIZE = 64 * 1024
 #: The default for HTTP/2, whose bulk transfers gain from taking more data per read.
 HTTP2_BUFFER_SIZE = 256 * 1024
 
+#: While a send is watched (see :meth:`BufferedSocket.sendall`), the socket is checked for
+#: incoming data after every this many bytes that went out without waiting.
+WATCH_INTERVAL = 1024 * 1024
+
 #: Unread data dropped before closing: at most this many reads of this size.
 _DISCARD_READS, _DISCARD_SIZE = 16, 64 * 1024
 
@@ -93,6 +97,7 @@ class BufferedSocket:
         "_timeout",
         "_tls",
         "_total",
+        "_unwatched",
         "_view",
         "_wake_pending",
         "_wake_poller",
@@ -126,6 +131,8 @@ class BufferedSocket:
         self._buffer[: self._end] = initial
         #: Data was sent since the last blocking read: the next one polls first.
         self._awaiting_reply = False
+        #: Bytes a watched send has sent since the socket was last checked for incoming data.
+        self._unwatched = 0
         #: wake() was called while no waker socket existed yet: the next wait returns at once.
         self._wake_pending = False
         self._poller: select.poll | None = None
@@ -223,10 +230,11 @@ class BufferedSocket:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _wait(self, events: int, deadline: float | None, wakeable: bool = False) -> bool:
+    def _wait(self, events: int, deadline: float | None, wakeable: bool = False) -> int:
         """
-        Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``; False on time-out. With
-        ``wakeable``, :meth:`wake` ends the wait too (returning True).
+        Wait for ``events`` (POLLIN/POLLOUT) until ``deadline``: the events that happened
+        (POLLERR and POLLHUP among them), 0 on time-out. With ``wakeable``, :meth:`wake` ends
+        the wait too (returning a true value).
         """
         with self._state_lock:
             if self._closed:
@@ -235,7 +243,7 @@ class BufferedSocket:
             if wakeable:
                 if self._wake_pending:
                     self._wake_pending = False
-                    return True
+                    return _IN
                 waker = self._wake_pair()[0]
             self._pollers += 1
         try:
@@ -247,7 +255,7 @@ class BufferedSocket:
             if last_out:
                 self._close_descriptors()
 
-    def _wait_open(self, events: int, deadline: float | None, waker: _Socket | None) -> bool:
+    def _wait_open(self, events: int, deadline: float | None, waker: _Socket | None) -> int:
         fd = self._sock.fileno()
         if fd < 0:  # closed, possibly by another thread a moment ago
             raise ConnectionClosed("the connection was closed")
@@ -264,15 +272,16 @@ class BufferedSocket:
                     poller = self._poller = select.poll()
                 try:
                     poller.register(fd, events)
-                    ready = bool(poller.poll(int(step * 1000)))
+                    polled = poller.poll(int(step * 1000))
                 except (OSError, ValueError) as exc:
                     raise SocketError(f"error waiting on the socket: {exc}") from exc
+                ready = polled[0][1] if polled else 0
             if ready:
-                return True
+                return ready
             if last:
-                return False
+                return 0
 
-    def _select_once(self, events: int, timeout: float, waker: _Socket | None) -> bool:
+    def _select_once(self, events: int, timeout: float, waker: _Socket | None) -> int:
         """One wait with select(), where poll() does not exist (Windows, which has no
         descriptor limit for select())."""
         readers: list[Any] = [self._sock] if events & _IN else []
@@ -282,7 +291,7 @@ class BufferedSocket:
         ready = select.select(readers, writers, [], timeout)
         if waker is not None and waker in ready[0]:
             self._drain_waker()
-        return bool(ready[0] or ready[1])
+        return (_IN if ready[0] else 0) | (_OUT if ready[1] else 0)
 
     def _readable_now(self) -> bool:
         """Whether the socket is readable at this moment (data, the end, or an error).
@@ -307,7 +316,7 @@ class BufferedSocket:
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
 
-    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float) -> bool:
+    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float) -> int:
         poller = self._wake_poller
         milliseconds = int(timeout * 1000)
         try:
@@ -321,7 +330,7 @@ class BufferedSocket:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
         if len(ready) > 1 or (ready and ready[0][0] != fd):
             self._drain_waker()  # the waker is readable (it is the other descriptor)
-        return bool(ready)
+        return _IN if ready else 0
 
     def _drain_waker(self) -> None:
         waker = self._waker
@@ -556,6 +565,38 @@ class BufferedSocket:
         """
         return self._fill()
 
+    def receive_available(self) -> bool:
+        """
+        Take in what the peer has sent so far, without waiting, and keep it buffered for the
+        reads that follow (:meth:`peek`, :meth:`fill`...). A read that fails is not raised
+        here: the failure comes from the first read after the buffered bytes, as it would
+        have. Stops when the buffer is full.
+
+        :returns: whether anything new came: data, the end of the stream, or a failure.
+        """
+        arrived = False
+        while self._can_receive():
+            self._make_room()
+            try:
+                count = self._recv_once()
+            except _WouldBlock:
+                break
+            except (SocketError, TLSError):
+                return True  # kept in _deferred_error for the next read
+            arrived = True
+            if not count:
+                break
+        return arrived
+
+    def _can_receive(self) -> bool:
+        """Whether a read could still take something in: the stream has not ended or
+        failed, and the buffer has room (once what was read is moved to its front)."""
+        return (
+            not self._eof
+            and self._deferred_error is None
+            and self._end - self._start < len(self._buffer)
+        )
+
     def read_exact(self, amt: int) -> bytes:
         """
         Return exactly ``amt`` bytes.
@@ -637,47 +678,88 @@ class BufferedSocket:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+    def sendall(
+        self, data: bytes | bytearray | memoryview, watch: Callable[[], bool] | None = None
+    ) -> bool:
         """
         Send all of ``data``, waiting (up to the timeout) whenever the socket is full.
 
+        :param watch: for a send the peer may answer before it ends (an HTTP/1.1 request
+            body): while sending, whatever the peer sends is taken in as it arrives (checked
+            whenever the send has to wait, and otherwise every :data:`WATCH_INTERVAL` bytes)
+            and kept buffered, and ``watch()`` is called each time something new came (data,
+            the end of the stream, or a failure). When it returns True the send stops there.
+        :returns: True once all of ``data`` went out; False if ``watch`` stopped the send.
         :raises SocketTimeout: if the peer takes none of the data for longer than the timeout.
         :raises SocketError: (or a subclass) if the connection fails.
         """
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-        if self._tls is not None:
-            self._send_tls(view)
-        else:
-            self._send_plain(view)
         self._awaiting_reply = True
+        if self._tls is not None:
+            return self._send_tls(view, watch)
+        return self._send_plain(view, watch)
 
-    def _send_plain(self, view: memoryview) -> None:
+    def _send_plain(self, view: memoryview, watch: Callable[[], bool] | None) -> bool:
         offset, total = 0, len(view)
         deadline = self._deadline()
         sock = self._sock
         while offset < total:
             try:
-                offset += sock.send(view[offset:])
-                deadline = self._deadline()  # progress: the timeout starts again
-                continue
+                sent = sock.send(view[offset:])
             except _WOULD_BLOCK:
                 pass
             except OSError as exc:
                 self._write_failed(exc)
-            if not self._wait(_OUT, deadline):
-                raise self._timed_out(
-                    SocketTimeout, "timed out sending data to the server", deadline
-                )
+            else:
+                offset += sent
+                deadline = self._deadline()  # progress: the timeout starts again
+                if watch is not None and self._watch_due(sent, watch):
+                    return False
+                continue
+            if not self._wait_to_send(deadline, watch):
+                return False
+        return True
 
-    def _send_tls(self, view: memoryview) -> None:
+    def _send_tls(self, view: memoryview, watch: Callable[[], bool] | None) -> bool:
         tls = self._tls
         assert tls is not None
         total = len(view)
         for start in range(0, total or 1, PLAINTEXT_WRITE_SIZE):
             deadline = self._deadline()
+            piece = view[start : start + PLAINTEXT_WRITE_SIZE]
             if total:
-                self._encrypt(tls, view[start : start + PLAINTEXT_WRITE_SIZE], deadline)
-            self._flush_tls(tls, deadline)
+                self._encrypt(tls, piece, deadline)
+            if not self._flush_tls(tls, deadline, watch):
+                return False
+            if watch is not None and self._watch_due(len(piece), watch):
+                return False
+        return True
+
+    def _watch_due(self, sent: int, watch: Callable[[], bool]) -> bool:
+        """Count ``sent`` bytes of a watched send; every :data:`WATCH_INTERVAL` of them, take
+        in what has arrived. Whether ``watch`` then says to stop."""
+        self._unwatched += sent
+        if self._unwatched < WATCH_INTERVAL:
+            return False
+        self._unwatched = 0
+        tls = self._tls
+        if not (tls is not None and tls.ready()) and not self._readable_now():
+            return False
+        return self.receive_available() and watch()
+
+    def _wait_to_send(self, deadline: float | None, watch: Callable[[], bool] | None) -> bool:
+        """Wait until the socket takes more data; with ``watch``, until the peer sends
+        something too, which is taken in. False if ``watch`` then says to stop."""
+        watching = watch is not None and self._can_receive()
+        events = self._wait(_OUT | _IN if watching else _OUT, deadline)
+        if not events:
+            raise self._timed_out(SocketTimeout, _NOT_SENT, deadline)
+        if watch is None or events == _OUT:
+            return True
+        # Readable, or an error or hang-up: a failure is kept for the next read, and the
+        # next send reports its own.
+        self._unwatched = 0
+        return not (self.receive_available() and watch())
 
     def _encrypt(self, tls: TLSChannel, piece: memoryview, deadline: float | None) -> None:
         while True:
@@ -687,7 +769,7 @@ class BufferedSocket:
             except ssl.SSLWantReadError:
                 # TLS must first read the rest of a message the peer sent after the
                 # handshake: send what it owes, then take what has arrived (or wait for it).
-                self._flush_tls(tls, deadline)
+                self._flush_tls(tls, deadline, None)
                 if not self._tls_call(tls.pull) and not self._wait(_IN, deadline):
                     raise self._timed_out(
                         SocketTimeout, "timed out sending data to the server", deadline
@@ -695,12 +777,14 @@ class BufferedSocket:
             except ssl.SSLError as exc:
                 raise TLSError(f"TLS error while sending: {exc}") from exc
 
-    def _flush_tls(self, tls: TLSChannel, deadline: float | None) -> None:
+    def _flush_tls(
+        self, tls: TLSChannel, deadline: float | None, watch: Callable[[], bool] | None
+    ) -> bool:
+        """Send the ciphertext TLS holds; False if ``watch`` stopped it."""
         while not self._tls_call(tls.flush):
-            if not self._wait(_OUT, deadline):
-                raise self._timed_out(
-                    SocketTimeout, "timed out sending data to the server", deadline
-                )
+            if not self._wait_to_send(deadline, watch):
+                return False
+        return True
 
     def _tls_call(self, call: Callable[[], bool]) -> bool:
         """One non-blocking step of the channel, its failures translated."""

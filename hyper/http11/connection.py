@@ -59,7 +59,7 @@ from ..common.util import (
     total_timeout,
 )
 from .parser import DEFAULT_MAX_LINE, Parser
-from .response import ConnectionLease, HTTP11Response
+from .response import ConnectionLease, HTTP11Response, connection_persists
 
 #: Bodies up to this size are sent in the same write as the request head.
 SMALL_BODY = 64 * 1024
@@ -540,26 +540,84 @@ class HTTP11Connection(ClosingContextManager):
         chunked: bool,
         declared: int | None,
     ) -> None:
+        """
+        Send the request. A server may answer before the body has all gone out (RFC 9112
+        section 9.5): the body then stops early when :meth:`_stops_body` says so, and a send
+        that fails (the server closed, or stopped reading) after an answer arrived leaves
+        that answer to :meth:`get_response` instead of raising. Either way the server did
+        not get the whole request, so the connection ends with this exchange.
+        """
         data = body.data
-        if data is not None and not chunked and len(data) <= SMALL_BODY:
-            sock.sendall(head + bytes(data) if data else head)
-            return
-        sock.sendall(head)
+        try:
+            if data is not None and not chunked and len(data) <= SMALL_BODY:
+                sock.sendall(head + bytes(data) if data else head)
+                return
+            sock.sendall(head)
+            finished = self._send_body(sock, body, chunked, declared)
+        except SocketError:
+            # An answer may be waiting behind the failure (curl and urllib3 return it too).
+            sock.receive_available()
+            if not sock.buffered:
+                raise
+            finished = False
+        if not finished:
+            self._last_request = True
+
+    def _send_body(
+        self, sock: BufferedSocket, body: RequestBody, chunked: bool, declared: int | None
+    ) -> bool:
+        """Send the body after the head, while the server lets it; whether all went out."""
+
+        def watch() -> bool:
+            return self._stops_body(sock)
+
         sent = 0
         for piece in body.chunks():
             if chunked:
-                sock.sendall(b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n")
+                piece = b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n"
             else:
                 sent += len(piece)
                 if declared is not None and sent > declared:
                     raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
-                sock.sendall(piece)
+            if not sock.sendall(piece, watch):
+                return False
         if chunked:
             sock.sendall(b"0\r\n\r\n")
         elif declared is not None and sent != declared and body.data is None:
             raise InvalidRequest(
                 f"the body had {sent} bytes, not the {declared} its Content-Length announced"
             )
+        return True
+
+    def _stops_body(self, sock: BufferedSocket) -> bool:
+        """
+        The server sent something while the request body goes out: whether the body stops
+        there. Interim (1xx) responses are taken off the buffer, as :meth:`get_response`
+        would skip them, and the body goes on. A final response stops it when it says the
+        connection closes after it: the server then does not want the rest (RFC 9112
+        section 9.5). One that keeps the connection open, a refusal included, lets the body
+        go on to its end, as RFC 9110 section 7.5 asks: by not closing, the server said it
+        reads on (RFC 9110 section 10.1.1). So does a ``101``: the request goes out whole
+        before the protocol changes. The end of the stream and bytes that do not parse stop
+        the body (:meth:`get_response` reports them), and so does a response that fills the
+        receive buffer: a server that waits for its answer to be read before it reads on
+        would otherwise wait for hyper forever.
+        """
+        while not sock.at_eof:
+            try:
+                head = self.parser.parse_response(sock.peek())
+            except HyperError:
+                return True
+            if head is not None and 100 <= head.status < 200 and head.status != 101:
+                sock.advance(head.consumed)
+                continue
+            if sock.buffered >= sock.buffer_size:
+                return True
+            if head is None:
+                return False  # the rest of the head is still to come
+            connection = [value for name, value in head.headers if name.lower() == b"connection"]
+            return not connection_persists(connection, head.minor_version)
+        return True
 
     # -- responses --------------------------------------------------------------------------------
 

@@ -56,6 +56,21 @@ def _tokens(values: list[bytes]) -> list[bytes]:
     return [token.strip().lower() for value in values for token in value.split(b",")]
 
 
+def connection_persists(connection: list[bytes] | None, minor_version: int) -> bool:
+    """
+    Whether a response's Connection field values and HTTP/1.x minor version let the
+    connection carry another request (RFC 9112 section 9.3): not when ``close`` is among the
+    options; in HTTP/1.0 only with ``keep-alive``.
+
+    :param connection: the values of the response's Connection fields (``None``: none).
+    :param minor_version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    """
+    options = _tokens(connection) if connection else []
+    if b"close" in options:
+        return False
+    return minor_version >= 1 or b"keep-alive" in options
+
+
 class ConnectionLease:
     """
     A response's hold on its connection while the body is read: the socket to read from,
@@ -223,14 +238,11 @@ class HTTP11Response(BaseResponse):
         return _UNTIL_CLOSE, 0
 
     def _wants_keep_alive(self) -> bool:
-        fields = self._fields.get(b"connection")
-        connection = _tokens(fields) if fields else []
-        if b"close" in connection:
+        minor_version = self._lease.minor_version
+        if not connection_persists(self._fields.get(b"connection"), minor_version):
             return False
-        if self._lease.minor_version >= 1:
-            return True
         # HTTP/1.0 with Transfer-Encoding: faulty framing, never reused (RFC 9112 6.1).
-        return b"keep-alive" in connection and b"transfer-encoding" not in self._fields
+        return minor_version >= 1 or b"transfer-encoding" not in self._fields
 
     def _finish(self) -> None:
         """The body is complete: hand the connection back, or close it."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hyper.common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
+from hyper.common.bufsocket import DEFAULT_BUFFER_SIZE, WATCH_INTERVAL, BufferedSocket
 from hyper.common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -462,6 +462,125 @@ def test_sendall_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
         buffered.sendall(b"\0" * (16 * 1024 * 1024))
     assert time.monotonic() - started < 2.0
     assert isinstance(info.value, TimeoutError)
+
+
+# -- watched sends: taking in what the peer says meanwhile --------------------------------------
+
+
+@contextlib.contextmanager
+def draining_peer(
+    pair: tuple[socket.socket, socket.socket], says: bytes
+) -> Iterator[tuple[BufferedSocket, list[int]]]:
+    """Our end of ``pair`` as a BufferedSocket, with the peer having sent ``says`` and then
+    reading everything in a thread. On exit our side is shut and the list gets the count of
+    bytes the peer read."""
+    ours, peer = pair
+    peer.sendall(says)
+    counted: list[int] = []
+
+    def drain() -> None:
+        total = 0
+        while data := peer.recv(65536):
+            total += len(data)
+        counted.append(total)
+
+    thread, errors = start_thread(drain)
+    try:
+        yield BufferedSocket(ours), counted
+    finally:
+        ours.shutdown(socket.SHUT_WR)
+        join_thread(thread, errors)
+
+
+def test_a_watched_send_that_waits_stops_when_the_peer_answers(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = tcp_pair  # the peer reads nothing
+    # Small socket buffers: the send has to wait long before WATCH_INTERVAL bytes went out.
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.sendall(b"no thanks")
+    buffered = BufferedSocket(ours)
+    seen: list[bytes] = []
+
+    def watch() -> bool:
+        seen.append(bytes(buffered.peek()))
+        return True
+
+    assert buffered.sendall(b"\0" * (WATCH_INTERVAL // 2), watch) is False
+    assert seen == [b"no thanks"]
+    assert bytes(buffered.recv()) == b"no thanks"  # kept for the reads that follow
+
+
+def test_a_watched_send_that_never_waits_still_sees_the_answer(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    payload = b"\0" * (64 * 1024 * 1024)
+    with draining_peer(tcp_pair, b"no thanks") as (buffered, counted):
+        assert buffered.sendall(payload, lambda: True) is False
+        assert bytes(buffered.peek()) == b"no thanks"
+    assert counted[0] < len(payload)
+
+
+def test_a_watch_that_says_go_on_lets_the_send_finish(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    calls: list[int] = []
+    payload = os.urandom(4 * 1024 * 1024)
+    with draining_peer(tcp_pair, b"go on") as (buffered, counted):
+        assert buffered.sendall(payload, lambda: bool(calls.append(buffered.buffered))) is True
+    assert counted == [len(payload)]
+    assert calls == [5]  # called once, when the answer came
+    assert bytes(buffered.recv()) == b"go on"
+
+
+def test_a_watched_tls_send_stops_when_the_peer_answers(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    done = threading.Event()
+
+    def serve(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"no thanks")
+        assert done.wait(SAFETY_TIMEOUT)  # and read nothing meanwhile
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client)
+    try:
+        assert buffered.sendall(b"\0" * (64 * 1024 * 1024), lambda: True) is False
+        assert bytes(buffered.recv()) == b"no thanks"
+    finally:
+        done.set()
+        buffered.close()
+        join_thread(thread, errors)
+
+
+def test_receive_available_takes_in_without_waiting(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = tcp_pair
+    buffered = BufferedSocket(ours)
+    buffered.settimeout(SAFETY_TIMEOUT)
+    started = time.monotonic()
+    assert buffered.receive_available() is False
+    assert time.monotonic() - started < SAFETY_TIMEOUT / 2
+    peer.sendall(b"first line\n")
+    assert buffered.receive_available() is True
+    assert buffered.buffered == len(b"first line\n")
+    assert bytes(buffered.readline()) == b"first line\n"
+
+
+def test_receive_available_keeps_a_reset_for_after_the_data(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = tcp_pair
+    peer.sendall(b"last words")
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+    buffered = BufferedSocket(ours)
+    assert buffered.receive_available() is True  # the data, then the reset: not raised
+    assert bytes(buffered.recv()) == b"last words"
+    with pytest.raises(ConnectionClosed, match="reset"):
+        buffered.recv()
 
 
 # -- timeouts and failures ---------------------------------------------------------------------
