@@ -1186,7 +1186,7 @@ class Engine:
     def _apply_setting(self, identifier: int, value: int) -> None:
         """Apply one of the server's settings (section 6.5.2); unknown ones are ignored."""
         if identifier == SettingCodes.HEADER_TABLE_SIZE:
-            self.encoder.header_table_size = value
+            self.encoder.limit_table_size(value)
         elif identifier == SettingCodes.ENABLE_PUSH:
             if value != 0:
                 self._connection_error(

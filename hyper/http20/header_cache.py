@@ -127,9 +127,37 @@ class CachingEncoder(hpack.Encoder):
         self._table = self.header_table = _VersionedTable()
         self._cache: dict[tuple[Any, ...], bytes] = {}
         self._cache_state: tuple[int, bool] = (-1, True)
+        # The smallest and the latest maximum table size the peer set since the last block.
+        self._pending_sizes: tuple[int, int] | None = None
+
+    def limit_table_size(self, value: int) -> None:
+        """
+        Take ``value`` as the table's new maximum size (the peer's
+        SETTINGS_HEADER_TABLE_SIZE). It applies from the next block encoded, which opens
+        with the size updates :rfc:`7541` section 4.2 asks for: the smallest size set since
+        the previous block (when it is below both the size in use and the final one), then
+        the final size, and none when the size in use does not change.
+
+        Setting :attr:`header_table_size` directly signals every change in turn, and none
+        when the same value is set twice, so the engine calls this instead.
+        """
+        pending = self._pending_sizes
+        smallest = value if pending is None else min(pending[0], value)
+        self._pending_sizes = (smallest, value)
+
+    def _resize_for_next_block(self, sizes: tuple[int, int]) -> None:
+        self._pending_sizes = None
+        smallest, final = sizes
+        if smallest < min(self.header_table_size, final):
+            self.header_table_size = smallest
+        if final != self.header_table_size:
+            self.header_table_size = final
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        """Encode ``headers`` as :meth:`hpack.Encoder.encode` does, from memory when possible."""
+        """Encode ``headers`` as :meth:`hpack.Encoder.encode` does, from memory when possible,
+        after the size changes :meth:`limit_table_size` recorded."""
+        if self._pending_sizes is not None:
+            self._resize_for_next_block(self._pending_sizes)
         table = self._table
         key: tuple[Any, ...] | None = None
         if type(headers) is list and not table.resized:
