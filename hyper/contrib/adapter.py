@@ -67,6 +67,7 @@ from ..common.exceptions import (
     SocketError,
     TLSError,
 )
+from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy
 from ..common.response import BaseResponse
 from ..common.socks import SOCKS_SCHEMES, load_python_socks
 from ..common.timeout import Deadline
@@ -109,7 +110,12 @@ class HTTP20Adapter(HTTPAdapter):
         certifi's CA bundle (as requests itself does), or ``"system"``, the operating
         system's trust store (needs the ``truststore`` extra; see :ref:`trust`). A ``verify``
         path (or ``REQUESTS_CA_BUNDLE``) still trusts that bundle alone.
-    :raises InvalidRequest: for another ``trust``.
+    :param happy_eyeballs_delay: seconds each TCP connection attempt has to itself before
+        the next address is tried beside it (see :doc:`connecting`); for every connection
+        the adapter opens, to the server or a proxy, and the TCP attempt racing QUIC.
+    :param address_family: ``socket.AF_INET`` or ``socket.AF_INET6`` to resolve names to,
+        and connect over, that family only; ``None`` for both.
+    :raises InvalidRequest: for another ``trust``, a delay under 10 ms or another family.
     :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` without
         ``truststore``.
     """
@@ -123,6 +129,8 @@ class HTTP20Adapter(HTTPAdapter):
         "idle_timeout",
         "http3",
         "trust",
+        "happy_eyeballs_delay",
+        "address_family",
     ]
 
     def __init__(
@@ -136,11 +144,17 @@ class HTTP20Adapter(HTTPAdapter):
         *,
         http3: bool = False,
         trust: str = "certifi",
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
+        address_family: int | None = None,
     ) -> None:
         if http3:
             # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
             importlib.import_module("hyper.http30.stack")
         tls.check_trust(trust)  # a wrong value or a missing truststore fails now, too
+        policy = ConnectPolicy.build(happy_eyeballs_delay, address_family)  # and these
+        #: How every connection races addresses: its delay, and the family it keeps to.
+        self.happy_eyeballs_delay = policy.delay
+        self.address_family = policy.family
         self.http3 = http3
         #: What ``verify=True`` trusts: ``"certifi"`` or ``"system"``.
         self.trust = trust
@@ -245,6 +259,8 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_host=proxy_host,
                 proxy_headers=proxy_headers,
                 timeout=timeout,
+                happy_eyeballs_delay=self.happy_eyeballs_delay,
+                address_family=self.address_family,
                 **(self._http3_settings(verify, cert) if secure else {}),
             )
             if len(pool) < self.pool_maxsize:
