@@ -113,8 +113,8 @@ class HTTPConnection(ClosingContextManager):
         ``http/1.1`` in ALPN, as :func:`hyper.tls.init_context` does.
     :param proxy_host: a proxy: an HTTP proxy as ``host[:port]`` or ``http://host[:port]``,
         or a SOCKS proxy as a URL, ``socks5h://[user:password@]host[:port]`` (also
-        ``socks5``, ``socks4a``, ``socks4`` with an optional user id; needs
-        ``hyper[socks]``). ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
+        ``socks5``, ``socks4a``, ``socks4`` with an optional user id). ``socks5h`` and
+        ``socks4a`` let the proxy resolve ``host``.
         Through a SOCKS proxy the connection behaves as a direct one (ALPN, ``h2c``).
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).

@@ -154,8 +154,8 @@ class BufferedSocket:
     @property
     def connect_report(self) -> ConnectReport | None:
         """How the TCP connection under this socket was opened (which address won the Happy
-        Eyeballs race, and when): to the server, or to the HTTP proxy in between. ``None``
-        for a socket hyper did not connect itself (through a SOCKS proxy, or adopted)."""
+        Eyeballs race, and when): to the server, or to the HTTP or SOCKS proxy in between.
+        ``None`` for a socket hyper did not connect itself (one it was given)."""
         report = getattr(self._sock, "connect_report", None)
         return report if isinstance(report, ConnectReport) else None
 

@@ -33,7 +33,6 @@ from requests.exceptions import (
     ChunkedEncodingError,
     InvalidHeader,
     InvalidProxyURL,
-    InvalidSchema,
     InvalidURL,
     RetryError,
 )
@@ -60,7 +59,6 @@ from ..common.exceptions import (
     ContentDecodingError,
     HyperError,
     IncompleteResponseHead,
-    InvalidRequest,
     InvalidResponseHeader,
     ProxyError,
     ReadTimeout,
@@ -69,7 +67,7 @@ from ..common.exceptions import (
 )
 from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy
 from ..common.response import BaseResponse
-from ..common.socks import SOCKS_SCHEMES, load_python_socks
+from ..common.socks import SOCKS_SCHEMES
 from ..common.timeout import Deadline
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
@@ -440,11 +438,6 @@ class HTTP20Adapter(HTTPAdapter):
             raise InvalidURL(f"Invalid URL {url!r}: No host supplied", request=request)
         port = parts.port or (443 if scheme == "https" else 80)
         proxy = select_proxy(url, dict(proxies or {}))
-        if proxy is not None and _proxy_url(proxy).scheme in SOCKS_SCHEMES:
-            try:
-                load_python_socks(proxy)
-            except InvalidRequest as exc:
-                raise InvalidSchema(f"Missing dependencies for SOCKS support: {exc}") from exc
         timeout, total = _timeout(timeout)
         # urllib3's total bounds the whole exchange, every try included, from here on.
         request_timeout: Any = timeout if total is None else _deadline(timeout, total)

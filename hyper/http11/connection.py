@@ -88,7 +88,7 @@ class HTTP11Connection(ClosingContextManager):
         (plain ``http`` requests go to it in absolute form, TLS connections through a
         ``CONNECT`` tunnel), or a SOCKS proxy as a URL,
         ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
-        with an optional user id; needs ``hyper[socks]``), through which every connection
+        with an optional user id), through which every connection
         runs as if direct. ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).

@@ -127,8 +127,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
     :param proxy_host: a proxy to tunnel through: an HTTP proxy (``CONNECT``) as
         ``host[:port]`` or ``http://host[:port]``, or a SOCKS proxy as a URL,
         ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
-        with an optional user id; needs ``hyper[socks]``). ``socks5h`` and ``socks4a`` let
-        the proxy resolve ``host``.
+        with an optional user id). ``socks5h`` and ``socks4a`` let the proxy resolve
+        ``host``.
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).
     :param force_proto: assume this protocol was negotiated (``"h2"``) even if ALPN said
