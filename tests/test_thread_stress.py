@@ -748,22 +748,22 @@ def test_close_response_while_another_thread_reads_it(
     )
     consumed = 0
     reader_blocked = threading.Event()
-    original_wait, original_recv = BufferedSocket.wait_readable, BufferedSocket.recv
+    original_wait, original_recv = BufferedSocket.wait_io, BufferedSocket.recv
 
     def note_wait() -> None:
         # R is about to wait for the socket although it has read all the server may send.
         if threading.current_thread().name.startswith("owner") and consumed >= STALL_WINDOW:
             reader_blocked.set()
 
-    def wait_readable(self: BufferedSocket, timeout: float | None) -> None:
+    def wait_io(self: BufferedSocket, timeout: float | None, writing: bool) -> None:
         note_wait()
-        original_wait(self, timeout)
+        original_wait(self, timeout, writing)
 
     def recv(self: BufferedSocket, amt: int | None = None) -> memoryview:
         note_wait()
         return original_recv(self, amt)
 
-    monkeypatch.setattr(BufferedSocket, "wait_readable", wait_readable)
+    monkeypatch.setattr(BufferedSocket, "wait_io", wait_io)
     monkeypatch.setattr(BufferedSocket, "recv", recv)
 
     with hang_guard(watchdog_fd, 50), conn:
