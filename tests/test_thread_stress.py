@@ -491,7 +491,7 @@ def test_upgrade_while_another_thread_owns_a_plain_exchange(
     assert isinstance(h11, HTTP11Connection)
     c_sent = threading.Event()
     a_waiting = threading.Event()
-    original_wait = h11._wait_idle_locked
+    original_wait = h11._claim
 
     def observed_wait(timeout: float | None) -> None:
         # A is inside HTTP11Connection.request(), waiting for C's exchange to end.
@@ -499,7 +499,7 @@ def test_upgrade_while_another_thread_owns_a_plain_exchange(
             a_waiting.set()
         original_wait(timeout)
 
-    monkeypatch.setattr(h11, "_wait_idle_locked", observed_wait)
+    monkeypatch.setattr(h11, "_claim", observed_wait)
 
     def thread_c() -> bytes:
         assert conn.request("POST", "/status/200", body=iter([b"unknown ", b"length"])) is None
