@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +28,34 @@ from . import discovery
 from .common import sockets
 from .common.altsvc import ALT_SVC_CACHE, Origin
 from .common.bufsocket import BufferedSocket
+from .common.condition import (
+    ChangeSignal,
+    acquire_within,
+    connect_time_left,
+)
 from .common.exceptions import (
     HTTP2PriorKnowledgeOnly,
     InvalidRequest,
     InvalidResponse,
-    ReadTimeout,
 )
 from .common.eyeballs import DEFAULT_DELAY, Resolver
 from .common.request import BodyArg, HeadersArg, RequestBody, iter_header_pairs
 from .common.response import BaseResponse
-from .common.timeout import Deadline, Timeout, connect_limit, split_wait
+from .common.timeout import (
+    Deadline,
+    Timeout,
+    WaitLimit,
+    connect_limit,
+    connect_wait,
+    split_wait,
+)
 from .common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
+    WaitArg,
     check_ssl_context,
     request_timeouts,
     resolve_host_port,
@@ -113,8 +124,8 @@ class HTTPConnection(ClosingContextManager):
         ``http/1.1`` in ALPN, as :func:`hyper.tls.init_context` does.
     :param proxy_host: a proxy: an HTTP proxy as ``host[:port]`` or ``http://host[:port]``,
         or a SOCKS proxy as a URL, ``socks5h://[user:password@]host[:port]`` (also
-        ``socks5``, ``socks4a``, ``socks4`` with an optional user id; needs
-        ``hyper[socks]``). ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
+        ``socks5``, ``socks4a``, ``socks4`` with an optional user id). ``socks5h`` and
+        ``socks4a`` let the proxy resolve ``host``.
         Through a SOCKS proxy the connection behaves as a direct one (ALPN, ``h2c``).
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).
@@ -224,7 +235,10 @@ class HTTPConnection(ClosingContextManager):
         self._plain_requests: dict[int, _Record] = {}
         #: The HTTP/1.1 connection each thread's last request went out on.
         self._http11_pending: dict[int, HTTP11Connection] = {}
-        self._negotiation = threading.Condition(threading.Lock())
+        #: Held while the protocol is being settled (connecting, an upgrade's answer).
+        self._negotiation = threading.Lock()
+        #: Counts the upgrades that ended, for the threads waiting for one without the lock.
+        self._settling = ChangeSignal()
         #: The thread that sent the upgrade request (only it must not wait for the answer).
         self._upgrade_owner: int | None = None
 
@@ -277,16 +291,47 @@ class HTTPConnection(ClosingContextManager):
 
     # -- negotiation ------------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT) -> None:
         """
         Connect and settle the protocol now: over TLS, ALPN picks it; in plaintext the
         connection starts as HTTP/1.1 (the upgrade rides on the first suitable request).
+
+        :param timeout: bounds opening the connection instead of the connection's connect
+            timeout, in the forms :meth:`request` takes (of a pair, the connect part
+            counts; a total deadline bounds it too). Another thread settling the protocol
+            is waited for within it (in plaintext, where that thread awaits an upgrade's
+            answer, within the read timeout).
         """
-        with self._negotiation:
-            if not self._settled and self.secure:
-                self._negotiate_tls(self._connect_timeout)
+        connect_timeout, read_timeout = request_timeouts(
+            timeout, self._connect_timeout, self._read_timeout
+        )
+        limit = self._settling_limit(connect_timeout, read_timeout)
+        acquire_within(self._negotiation, limit, _SETTLING)
+        try:
+            if not self.secure:
+                self._conn.connect(timeout=_connect_part(connect_timeout, self._read_timeout))
+            elif not self._settled:
+                self._negotiate_tls(connect_time_left(limit))
             else:
-                self._conn.connect()
+                self._conn.connect(timeout=(connect_time_left(limit), self._read_timeout))
+        finally:
+            self._negotiation.release()
+
+    def _settling_limit(self, connect_timeout: WaitArg, read_timeout: WaitArg) -> WaitLimit | None:
+        """
+        How long a request waits for another thread that holds the negotiation: over TLS that
+        thread is opening the connection, so the wait is part of opening it (the connect
+        timeout and the total deadline); in plaintext it awaits an upgrade's answer (the
+        read timeout and the total deadline). ``None`` when nothing bounds the wait.
+        """
+        if self.secure:
+            return connect_wait(connect_timeout)
+        wait, total = split_wait(read_timeout)
+        return (
+            WaitLimit(wait, None, deadline=total)
+            if wait is not None or total is not None
+            else None
+        )
 
     def _negotiate_tls(self, connect_timeout: float | None) -> None:
         """Settle the protocol of a secure connection: HTTP/3 if allowed and QUIC wins its
@@ -441,20 +486,24 @@ class HTTPConnection(ClosingContextManager):
         connect_timeout, read_timeout = request_timeouts(
             timeout, self._connect_timeout, self._read_timeout
         )
-        wait, total = split_wait(read_timeout)
-        deadline = None if wait is None else time.monotonic() + wait
-        with self._negotiation:
+        # The thread settling the protocol holds the lock while it connects, or while it
+        # waits for its upgrade's answer: this one gives up on it by its own limits.
+        limit = self._settling_limit(connect_timeout, read_timeout)
+        while True:
+            acquire_within(self._negotiation, limit, _SETTLING)
+            if self._upgrading is None:
+                break
             # Another request's upgrade answer is pending: its outcome decides for us.
-            while self._upgrading is not None:
-                if self._upgrade_owner == me:
-                    raise InvalidRequest(
-                        "call get_response() for the previous request first: its answer "
-                        "decides whether this connection speaks HTTP/2"
-                    )
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise ReadTimeout("timed out waiting for the protocol to be settled")
-                self._negotiation.wait(remaining if total is None else total.wait(remaining))
+            if self._upgrade_owner == me:
+                self._negotiation.release()
+                raise InvalidRequest(
+                    "call get_response() for the previous request first: its answer "
+                    "decides whether this connection speaks HTTP/2"
+                )
+            mark = self._settling.count
+            self._negotiation.release()
+            self._settling.wait_past(mark, limit, _SETTLING)
+        try:
             if self._settled:
                 return False, headers
             if self.secure:
@@ -483,10 +532,13 @@ class HTTPConnection(ClosingContextManager):
                 )
             except BaseException:
                 self._upgrading = None
+                self._settling.notify_all()
                 raise
             self._upgrade_owner = me
             self._upgrade_request = replayable
             return True, pairs
+        finally:
+            self._negotiation.release()
 
     def get_response(
         self, *args: Any, **kwargs: Any
@@ -527,7 +579,7 @@ class HTTPConnection(ClosingContextManager):
         with self._negotiation:
             # None: another thread settled the protocol meanwhile.
             upgraded = None if self._upgrading is None else self._finish_upgrade(conn)
-            self._negotiation.notify_all()
+            self._settling.notify_all()
         if upgraded is None:
             return self._conn.get_response(*args)
         if isinstance(upgraded, BaseResponse):
@@ -546,7 +598,7 @@ class HTTPConnection(ClosingContextManager):
                 raise
             with self._negotiation:
                 response = self._switch_to_prior_knowledge(record)
-                self._negotiation.notify_all()
+                self._settling.notify_all()
             return response
         finally:
             self._plain_requests.pop(me, None)
@@ -630,7 +682,19 @@ class HTTPConnection(ClosingContextManager):
         with self._negotiation:
             self._upgrading = self._upgrade_request = self._upgrade_owner = None
             self._plain_requests.clear()
-            self._negotiation.notify_all()
+            self._settling.notify_all()
+
+
+#: What a request waits for while another thread settles the protocol.
+_SETTLING = "the protocol to be settled"
+
+
+def _connect_part(connect_timeout: WaitArg, read_timeout: float | None) -> RequestTimeoutArg:
+    """A request's connect timeout (a number, ``None``, or its total deadline) in a form
+    ``connect(timeout=)`` takes."""
+    if isinstance(connect_timeout, Deadline):
+        return connect_timeout
+    return (connect_timeout, read_timeout)
 
 
 #: Keyword arguments only one protocol's connection takes.

@@ -682,6 +682,12 @@ class TLSChannel:
                 return False
             self._unsent = unsent[sent:] if sent < len(unsent) else None
 
+    @property
+    def unsent(self) -> int:
+        """How many bytes of ciphertext wait to go out (:meth:`flush` sends them)."""
+        unsent = self._unsent
+        return (len(unsent) if unsent is not None else 0) + self._outgoing.pending
+
     def send_close_notify(self) -> None:
         """
         Send the TLS closure alert (``close_notify``, RFC 8446 section 6.1) as far as the

@@ -201,9 +201,13 @@ def test_max_redirs_zero_refuses_the_first(scripted_raw_server: ServerFactory) -
 
 
 def test_max_redirs_must_be_a_count() -> None:
-    result = run_cli("-L", "--max-redirs", "-1", "127.0.0.1:9/")
+    result = run_cli("-L", "--max-redirs=-1", "127.0.0.1:9/")
     assert result.returncode == 2
     assert "expected a whole number" in err_text(result)
+    # Written apart, -1 reads as an option (the command has -4 and -6): still a usage error.
+    result = run_cli("-L", "--max-redirs", "-1", "127.0.0.1:9/")
+    assert result.returncode == 2
+    assert "--max-redirs: expected one argument" in err_text(result)
 
 
 @pytest.mark.parametrize(

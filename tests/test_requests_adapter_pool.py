@@ -28,6 +28,7 @@ import hyper.common.sockets
 from hyper.common.exceptions import SocketError
 from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
 from hyper.contrib import HTTP20Adapter
+from tests.support.adapter import session_with
 from tests.support.http11 import RawReply, http11_responder
 from tests.support.http11 import Reply as Reply11
 from tests.support.http11 import Request as Request11
@@ -36,14 +37,6 @@ from tests.support.scripted import ScriptedRawServer
 pytestmark = pytest.mark.timeout(20)
 
 RawFactory = Callable[..., ScriptedRawServer]
-
-
-def session_with(adapter: HTTP20Adapter) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 @pytest.fixture

@@ -491,7 +491,7 @@ def test_upgrade_while_another_thread_owns_a_plain_exchange(
     assert isinstance(h11, HTTP11Connection)
     c_sent = threading.Event()
     a_waiting = threading.Event()
-    original_wait = h11._wait_idle_locked
+    original_wait = h11._claim
 
     def observed_wait(timeout: float | None) -> None:
         # A is inside HTTP11Connection.request(), waiting for C's exchange to end.
@@ -499,7 +499,7 @@ def test_upgrade_while_another_thread_owns_a_plain_exchange(
             a_waiting.set()
         original_wait(timeout)
 
-    monkeypatch.setattr(h11, "_wait_idle_locked", observed_wait)
+    monkeypatch.setattr(h11, "_claim", observed_wait)
 
     def thread_c() -> bytes:
         assert conn.request("POST", "/status/200", body=iter([b"unknown ", b"length"])) is None
@@ -748,22 +748,22 @@ def test_close_response_while_another_thread_reads_it(
     )
     consumed = 0
     reader_blocked = threading.Event()
-    original_wait, original_recv = BufferedSocket.wait_readable, BufferedSocket.recv
+    original_wait, original_recv = BufferedSocket.wait_io, BufferedSocket.recv
 
     def note_wait() -> None:
         # R is about to wait for the socket although it has read all the server may send.
         if threading.current_thread().name.startswith("owner") and consumed >= STALL_WINDOW:
             reader_blocked.set()
 
-    def wait_readable(self: BufferedSocket, timeout: float | None) -> None:
+    def wait_io(self: BufferedSocket, timeout: float | None, writing: bool) -> None:
         note_wait()
-        original_wait(self, timeout)
+        original_wait(self, timeout, writing)
 
     def recv(self: BufferedSocket, amt: int | None = None) -> memoryview:
         note_wait()
         return original_recv(self, amt)
 
-    monkeypatch.setattr(BufferedSocket, "wait_readable", wait_readable)
+    monkeypatch.setattr(BufferedSocket, "wait_io", wait_io)
     monkeypatch.setattr(BufferedSocket, "recv", recv)
 
     with hang_guard(watchdog_fd, 50), conn:

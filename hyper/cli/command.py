@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ..common.exceptions import HyperError
 from ..common.response import BaseResponse
@@ -128,6 +128,11 @@ def prepare(args: argparse.Namespace, console: Console) -> PreparedRequest:
         )
     if args.trust_system:
         _require("--trust-system", lambda: check_trust("system"))
+    if args.http3_only and _tcp_options(args):
+        raise UsageError(
+            "-4, -6 and --happy-eyeballs-delay choose how TCP connects: --http3-only "
+            "makes no TCP connection"
+        )
     request = prepare_request(method, url, texts, form=args.form, stdin=read_body)
     try:
         proxy = proxy_for(request.target, os.environ, args.proxy, args.noproxy)
@@ -190,6 +195,17 @@ def _protocol(args: argparse.Namespace) -> Protocol:
     return "auto"
 
 
+def _tcp_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``-4``, ``-6`` and ``--happy-eyeballs-delay`` ask of the connections (only what
+    was given: the rest keeps the connections' defaults)."""
+    options: dict[str, Any] = {}
+    if args.address_family is not None:
+        options["address_family"] = args.address_family
+    if args.happy_eyeballs_delay is not None:
+        options["happy_eyeballs_delay"] = args.happy_eyeballs_delay
+    return options
+
+
 def _context_factory(args: argparse.Namespace, console: Console) -> ssl.SSLContext:
     trust = "system" if args.trust_system else "certifi"
     context = tls_context(args.cacert, args.insecure, _protocol(args), trust)
@@ -211,7 +227,11 @@ def run(
     # --max-time runs from here: every hop and body read shares the one deadline.
     limits = Timeout(args.timeout, args.timeout, args.max_time)
     connector = Connector(
-        lambda: _context_factory(args, console), _protocol(args), args.timeout, limits.start()
+        lambda: _context_factory(args, console),
+        _protocol(args),
+        args.timeout,
+        limits.start(),
+        _tcp_options(args),
     )
     hop = 0  # redirects followed so far
     try:

@@ -7,7 +7,7 @@ connection kept open while redirects stay on the same origin.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ..common.response import BaseResponse
@@ -68,6 +68,7 @@ def open_connection(
     protocol: Protocol,
     timeout: TimeoutArg,
     proxy: Proxy | None = None,
+    tcp_options: Mapping[str, Any] | None = None,
 ) -> Connection:
     """
     The connection for ``target``: an :class:`~hyper.HTTPConnection` (ALPN over TLS, an h2c
@@ -75,6 +76,9 @@ def open_connection(
     :class:`~hyper.HTTP11Connection`, with ``http2`` an :class:`~hyper.HTTP20Connection`
     (prior knowledge in plaintext, ``force_proto="h2"`` over TLS), or with ``http3-only`` an
     :class:`~hyper.HTTP30Connection`; through ``proxy`` if given.
+
+    :param tcp_options: how TCP connections race addresses, as the connection classes take
+        it (``address_family``, ``happy_eyeballs_delay``); ``http3-only`` opens none.
 
     :raises CommandError: for ``http3-only`` with an ``http://`` URL or a proxy (a
         redirect to one: :func:`check_http3_only` checks the command line's URL sooner).
@@ -94,6 +98,7 @@ def open_connection(
         "proxy_host": None if proxy is None else (proxy.socks_url or proxy.host),
         "proxy_port": None if proxy is None or proxy.socks_url else proxy.port,
         "proxy_headers": list(proxy.headers) if proxy is not None and proxy.headers else None,
+        **(tcp_options or {}),
     }
     if protocol == "http2":
         force = "h2" if target.secure else None
@@ -128,6 +133,7 @@ class Connector:
     :param timeout: the connect and read timeout, in seconds.
     :param deadline: the total deadline of the whole transfer (``--max-time``), if any: it
         bounds connecting, and every request is sent with it.
+    :param tcp_options: how TCP connections race addresses (see :func:`open_connection`).
     """
 
     def __init__(
@@ -136,12 +142,14 @@ class Connector:
         protocol: Protocol,
         timeout: float,
         deadline: Deadline | None = None,
+        tcp_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._context_factory = context_factory
         self._context: ssl.SSLContext | None = None
         self.protocol = protocol
         self.timeout = timeout
         self.deadline = deadline
+        self.tcp_options = dict(tcp_options or {})
         #: The ``timeout`` every request is sent with: the deadline, or the connection's.
         self.request_timeout: RequestTimeoutArg = (
             CONNECTION_TIMEOUT if deadline is None else deadline
@@ -164,7 +172,9 @@ class Connector:
             if deadline is not None:
                 # Connecting (below, or on a redirect) is bounded by what is left too.
                 timeout = (deadline.connect_timeout(), self.timeout)
-            self._conn = open_connection(target, context, self.protocol, timeout, proxy)
+            self._conn = open_connection(
+                target, context, self.protocol, timeout, proxy, self.tcp_options
+            )
             self._key = key
         self._conn.connect()
         return self._conn

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import socket
 from typing import Any, Protocol
 
 from .. import __version__
+from ..common.eyeballs import DEFAULT_DELAY, MIN_DELAY
 from .redirects import DEFAULT_MAX_REDIRECTS
 
 #: The usage line.
@@ -38,6 +41,18 @@ def _timeout(text: str) -> float:
         value = -1.0
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_DELAY <= value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, at least {MIN_DELAY}, got {text!r}"
+        )
     return value
 
 
@@ -156,6 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the longest the whole transfer may take: connecting, every request and "
         "redirect followed, and reading the body (default: no limit)",
+    )
+    family = connection.add_mutually_exclusive_group()
+    for digit, value in (("4", socket.AF_INET), ("6", socket.AF_INET6)):
+        family.add_argument(
+            f"-{digit}",
+            f"--ipv{digit}",
+            dest="address_family",
+            action="store_const",
+            const=value,
+            help=f"resolve host names to IPv{digit} addresses only, and connect over IPv{digit}",
+        )
+    connection.add_argument(
+        "--happy-eyeballs-delay",
+        metavar="SECONDS",
+        type=_delay,
+        default=None,
+        help="how long a TCP connection attempt has to itself before the next address is "
+        f"tried beside it (default: {DEFAULT_DELAY:g}, at least {MIN_DELAY:g})",
     )
     _switch(connection, "-k", "--insecure", help="do not verify the TLS certificate")
     trust = connection.add_mutually_exclusive_group()

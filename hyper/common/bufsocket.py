@@ -10,7 +10,10 @@ a bare ``OSError`` or ``ssl.SSLError``.
 The socket is kept non-blocking and the timeout is applied here, with ``poll()``. That way a
 read can also be attempted without waiting at all, which the HTTP/2 transport needs: it reads
 while holding its lock (TLS must not read and write one connection at the same time) and must
-never wait there for the rest of a record. TLS goes through a
+never wait there for the rest of a record. For the same reason it writes with
+:meth:`BufferedSocket.send_nowait`, which sends what the socket takes and keeps the rest for
+later (a thread waiting in :meth:`BufferedSocket.wait_io` sees when the socket takes more),
+where HTTP/1.1 uses :meth:`BufferedSocket.sendall`, which waits. TLS goes through a
 :class:`~hyper.tls.TLSChannel`, which reads every record that has arrived in one system call.
 """
 
@@ -21,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -89,6 +93,8 @@ class BufferedSocket:
         "_end",
         "_eof",
         "_eof_confirmed",
+        "_outbox",
+        "_outbox_size",
         "_poller",
         "_pollers",
         "_sock",
@@ -99,9 +105,11 @@ class BufferedSocket:
         "_total",
         "_unwatched",
         "_view",
+        "_wake_events",
         "_wake_pending",
         "_wake_poller",
         "_waker",
+        "_write_needs_read",
     )
 
     def __init__(
@@ -152,6 +160,14 @@ class BufferedSocket:
         self._pollers = 0
         self._state_lock = threading.Lock()
         self._wake_poller: select.poll | None = None
+        #: The events the socket is registered for in ``_wake_poller``.
+        self._wake_events = _IN
+        #: What :meth:`send_nowait` could not send yet, in order.
+        self._outbox: deque[memoryview] = deque()
+        self._outbox_size = 0
+        #: TLS must read before it can encrypt more of the outbox: waiting for the socket to
+        #: take data would not help.
+        self._write_needs_read = False
 
     @property
     def socket(self) -> socket.socket:
@@ -161,8 +177,8 @@ class BufferedSocket:
     @property
     def connect_report(self) -> ConnectReport | None:
         """How the TCP connection under this socket was opened (which address won the Happy
-        Eyeballs race, and when): to the server, or to the HTTP proxy in between. ``None``
-        for a socket hyper did not connect itself (through a SOCKS proxy, or adopted)."""
+        Eyeballs race, and when): to the server, or to the HTTP or SOCKS proxy in between.
+        ``None`` for a socket hyper did not connect itself (one it was given)."""
         report = getattr(self._sock, "connect_report", None)
         return report if isinstance(report, ConnectReport) else None
 
@@ -264,7 +280,7 @@ class BufferedSocket:
             if not _HAS_POLL:
                 ready = self._select_once(events, step, waker)
             elif waker is not None:
-                ready = self._poll_wakeable(fd, waker, step)
+                ready = self._poll_wakeable(fd, waker, step, events)
             else:
                 poller = self._poller
                 if poller is None:
@@ -316,7 +332,7 @@ class BufferedSocket:
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
 
-    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float) -> int:
+    def _poll_wakeable(self, fd: int, waker: _Socket, timeout: float, events: int) -> int:
         poller = self._wake_poller
         milliseconds = int(timeout * 1000)
         try:
@@ -324,13 +340,22 @@ class BufferedSocket:
                 # Both descriptors stay registered: the socket's never changes while open.
                 poller = self._wake_poller = select.poll()
                 poller.register(waker.fileno(), _IN)
-                poller.register(fd, _IN)
+                poller.register(fd, events)
+                self._wake_events = events
+            elif events != self._wake_events:
+                poller.modify(fd, events)
+                self._wake_events = events
             ready = poller.poll(milliseconds)
         except (OSError, ValueError) as exc:
             raise SocketError(f"error waiting on the socket: {exc}") from exc
-        if len(ready) > 1 or (ready and ready[0][0] != fd):
-            self._drain_waker()  # the waker is readable (it is the other descriptor)
-        return _IN if ready else 0
+        happened = 0
+        for descriptor, revents in ready:
+            if descriptor == fd:
+                happened |= revents
+            else:
+                self._drain_waker()  # the waker is readable
+        # A wake-up alone reads as "readable": the woken caller looks again.
+        return happened or (_IN if ready else 0)
 
     def _drain_waker(self) -> None:
         waker = self._waker
@@ -344,7 +369,7 @@ class BufferedSocket:
 
     def wake(self) -> None:
         """
-        Make a thread blocked in :meth:`wait_readable` return now (another thread changed
+        Make a thread blocked in :meth:`wait_io` return now (another thread changed
         what it waits for). Safe to call from any thread; costs nothing when nobody waits.
         """
         with self._state_lock:
@@ -385,18 +410,24 @@ class BufferedSocket:
             or (self._tls is not None and self._tls.ready())
         )
 
-    def wait_readable(self, timeout: float | None) -> None:
+    def wait_io(self, timeout: float | None, writing: bool) -> None:
         """
         Block until a read would find something (data buffered here or in TLS, data on the
-        socket, or the peer closed it), or until another thread calls :meth:`wake`.
+        socket, or the peer closed it), until another thread calls :meth:`wake`, or, with
+        ``writing``, until the socket takes more of what :meth:`send_nowait` could not send
+        yet (the caller then calls it again).
 
         :param timeout: the longest wait in seconds; ``None`` waits forever.
-        :raises ReadTimeout: if nothing arrives within ``timeout``.
+        :param writing: whether something waits to go out (:attr:`unsent`, which the
+            caller looks at where it writes: TLS must not be asked while another thread
+            writes to it).
+        :raises ReadTimeout: if neither happens within ``timeout``.
         """
         if self._readable_in_memory():
             return
+        events = _IN | _OUT if writing and not self._write_needs_read else _IN
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._wait(_IN, deadline, wakeable=True):
+        if not self._wait(events, deadline, wakeable=True):
             raise ReadTimeout("timed out waiting for data from the server")
 
     # -- reading ----------------------------------------------------------------------------
@@ -694,10 +725,88 @@ class BufferedSocket:
         :raises SocketError: (or a subclass) if the connection fails.
         """
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        if self._outbox:
+            # What send_nowait() left goes first (a socket that changed protocol).
+            view = memoryview(b"".join([*self._outbox, view]))
+            self._outbox.clear()
+            self._outbox_size = 0
         self._awaiting_reply = True
         if self._tls is not None:
             return self._send_tls(view, watch)
         return self._send_plain(view, watch)
+
+    @property
+    def unsent(self) -> int:
+        """How many bytes :meth:`send_nowait` took that have not gone out yet (for TLS,
+        what is still to be encrypted plus the ciphertext still to be sent)."""
+        tls = self._tls
+        return self._outbox_size + (tls.unsent if tls is not None else 0)
+
+    def send_nowait(self, data: bytes | bytearray | memoryview = b"") -> bool:
+        """
+        Send ``data`` after what earlier calls left unsent, as much as the socket takes now,
+        without waiting, and keep the rest for the next call (``b""``: just send more of
+        it). For a socket shared by threads that hold a lock while they write: none of them
+        ever waits for the network with it. Nothing is lost or reordered: data goes out in
+        the order it was given, however many calls that takes.
+
+        :returns: whether everything has gone out (see :attr:`unsent`).
+        :raises SocketError: (or a subclass) if the connection fails.
+        :raises TLSError: if TLS fails.
+        """
+        if data:
+            view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+            self._outbox.append(view)
+            self._outbox_size += len(view)
+            self._awaiting_reply = True
+        if self._tls is not None:
+            self._push_tls(self._tls)
+        elif self._outbox:
+            self._push_plain()
+        return not self.unsent
+
+    def _push_plain(self) -> None:
+        """Send what the socket takes now from the outbox."""
+        outbox = self._outbox
+        send = self._sock.send
+        while outbox:
+            view = outbox[0]
+            try:
+                sent = send(view)
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:
+                self._write_failed(exc)
+            self._outbox_size -= sent
+            if sent == len(view):
+                outbox.popleft()
+            else:
+                outbox[0] = view[sent:]
+
+    def _push_tls(self, tls: TLSChannel) -> None:
+        """Encrypt the outbox a record's worth at a time, sending what the socket takes
+        now; only as much ciphertext as one piece waits in memory."""
+        outbox = self._outbox
+        self._write_needs_read = False
+        while self._tls_call(tls.flush) and outbox:
+            view = outbox[0]
+            piece = view[:PLAINTEXT_WRITE_SIZE]
+            try:
+                tls.write(piece)
+            except ssl.SSLWantReadError:
+                # TLS must first read the rest of a message the peer sent: take what has
+                # arrived, or wait until something does (see wait_io).
+                if not self._tls_call(tls.pull):
+                    self._write_needs_read = True
+                    return
+                continue
+            except ssl.SSLError as exc:
+                raise TLSError(f"TLS error while sending: {exc}") from exc
+            self._outbox_size -= len(piece)
+            if len(piece) == len(view):
+                outbox.popleft()
+            else:
+                outbox[0] = view[len(piece) :]
 
     def _send_plain(self, view: memoryview, watch: Callable[[], bool] | None) -> bool:
         offset, total = 0, len(view)

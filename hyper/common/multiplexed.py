@@ -579,7 +579,8 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         :raises ReadTimeout: if the server's limit on concurrent streams (over HTTP/2, its
             ``SETTINGS_MAX_CONCURRENT_STREAMS``) leaves no room for a new stream within the
             read timeout (``request()`` waits for one, reading other streams' data
-            meanwhile), or flow control keeps the body from going out as long.
+            meanwhile), or flow control (over HTTP/2, also a server that reads nothing)
+            keeps the body from going out as long.
         :raises ~hyper.http20.exceptions.StreamResetError: over HTTP/2, if the server reset
             the stream while the body was sent.
         :raises ~hyper.http30.exceptions.StreamResetError: over HTTP/3, likewise.

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 
 from .. import tls
-from . import eyeballs
+from . import eyeballs, socks
 from .bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
 from .exceptions import (
     ConnectTimeout,
@@ -24,7 +25,7 @@ from .exceptions import (
 from .eyeballs import DEFAULT_POLICY, ConnectPolicy
 from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
-from .socks import SocksProxy, open_socks
+from .socks import SocksProxy
 from .util import authority_for
 
 #: The longest status or header line accepted from a proxy, and the most header lines.
@@ -52,6 +53,51 @@ def open_tcp(
     sock = eyeballs.connect(encode_host(host), port, timeout, policy)
     # Requests are written in one burst each; Nagle's algorithm would only add latency.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def open_socks(
+    proxy: SocksProxy,
+    host: str,
+    port: int,
+    timeout: float | None,
+    policy: ConnectPolicy = DEFAULT_POLICY,
+) -> socket.socket:
+    """
+    Connect to ``host``:``port`` through a SOCKS proxy: TCP to the proxy, its addresses raced
+    with Happy Eyeballs (:func:`open_tcp`; the socket's ``connect_report`` says which one
+    won), then the proxy's handshake (:func:`hyper.common.socks.handshake`). ``socks5`` and
+    ``socks4`` resolve ``host`` here first, with the same policy.
+
+    :param timeout: bound on resolving, connecting to the proxy and its handshake together,
+        in seconds (``None``: no bound).
+    :returns: the socket, with TCP_NODELAY set: a byte pipe to the origin (TLS not yet
+        started).
+    :raises InvalidRequest: for an origin the proxy's protocol cannot name, or an invalid
+        host name.
+    :raises ConnectTimeout: if the proxy is not reached, or does not answer, within
+        ``timeout``.
+    :raises SocketError: if the proxy cannot be reached, or (``socks4``, ``socks5``) the
+        origin's name does not resolve here.
+    :raises ProxyError: if the proxy refuses or breaks the protocol (see
+        :func:`~hyper.common.socks.handshake`).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    target = socks.destination(proxy, host, port, policy, deadline)
+    left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    try:
+        sock = open_tcp(proxy.host, proxy.port, left, policy)
+    except ConnectTimeout as exc:
+        raise ConnectTimeout(f"timed out connecting to SOCKS proxy {proxy}: {exc}") from exc
+    except InvalidRequest:
+        raise
+    except SocketError as exc:
+        raise SocketError(f"cannot connect to SOCKS proxy {proxy}: {exc}") from exc
+    try:
+        socks.handshake(sock, proxy, target, port, deadline)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -184,14 +230,12 @@ def open_connection(
     :param ssl_context: the TLS context; :func:`hyper.tls.default_context` when ``None``.
     :param socks_proxy: a SOCKS proxy to reach the server through (not with ``proxy_host``).
     :param force_proto: report this protocol whatever ALPN chose.
-    :param connect_policy: how to race the addresses of the server or HTTP proxy
-        (:func:`open_tcp`). A SOCKS proxy is reached through python-socks, which tries its
-        addresses one after the other.
+    :param connect_policy: how to race the addresses of the server or proxy
+        (:func:`open_tcp`).
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
-        :func:`open_tunnel`, :func:`hyper.common.socks.open_socks` and
-        :func:`hyper.tls.start_tls`.
+        :func:`open_tunnel`, :func:`open_socks` and :func:`hyper.tls.start_tls`.
     """
     early = b""
     if socks_proxy is not None:
@@ -199,7 +243,7 @@ def open_connection(
             raise InvalidRequest(
                 "a connection goes through one proxy, not an HTTP and a SOCKS one"
             )
-        raw = open_socks(socks_proxy, host, port, connect_timeout)
+        raw = open_socks(socks_proxy, host, port, connect_timeout, connect_policy)
     elif proxy_host is not None:
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")

@@ -1,7 +1,8 @@
 """
-SOCKS proxies: telling a SOCKS proxy URL in ``proxy_host`` from an HTTP proxy, and opening a
-connection through one with the optional ``python-socks`` library (``pip install
-hyper[socks]``).
+SOCKS proxies: telling a SOCKS proxy URL in ``proxy_host`` from an HTTP proxy, and asking a
+proxy for a connection over a socket connected to it (:func:`handshake`; the protocol itself
+is :mod:`hyper.common.socks_protocol`'s). :func:`hyper.common.sockets.open_connection`
+connects to the proxy, with Happy Eyeballs like every TCP connection of hyper's.
 
 A SOCKS proxy is a tunnel for everything, plain ``http`` included: hyper asks it for a TCP
 connection to the origin and then speaks to the origin as it would directly (TLS with SNI and
@@ -13,13 +14,17 @@ certificate checks for the origin's name, origin-form requests, ``h2c``). ``sock
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping
-from types import ModuleType
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from .exceptions import ConnectTimeout, HyperError, InvalidRequest, ProxyError, SocketError
+from . import eyeballs
+from .exceptions import ConnectTimeout, InvalidRequest, ProxyError, SocketError
+from .eyeballs import ConnectPolicy
+from .hosts import encode_host
 from .request import HeadersArg
+from .socks_protocol import Handshake, destination_field
 from .util import authority_for, resolve_host_port, resolve_proxy
 
 #: The SOCKS URL schemes: protocol version, and whether the proxy resolves host names.
@@ -35,9 +40,6 @@ DEFAULT_SOCKS_PORT = 1080
 
 #: The port of an ``http://`` proxy URL that names none (as for a bare ``host``).
 DEFAULT_HTTP_PROXY_PORT = 8080
-
-#: What to install when python-socks is missing.
-INSTALL_HINT = "pip install 'hyper[socks]'"
 
 #: The longest host name, user name or password a SOCKS5 request can carry (one length byte).
 _MAX_FIELD = 255
@@ -112,8 +114,8 @@ def parse_proxy(
     ``proxy_port``, when given, is the port whatever ``proxy_host`` says.
 
     :param proxy_headers: the connection's headers for the proxy: a SOCKS proxy takes none.
-    :raises InvalidRequest: for an unusable host, port, scheme or credentials, headers for a
-        SOCKS proxy, or a SOCKS proxy while python-socks is not installed.
+    :raises InvalidRequest: for an unusable host, port, scheme or credentials, or headers for
+        a SOCKS proxy.
     """
     if proxy_host is None or not isinstance(proxy_host, str) or "://" not in proxy_host:
         return ProxySettings(*resolve_proxy(proxy_host, proxy_port), None)
@@ -147,13 +149,12 @@ def parse_proxy(
         )
     host, port = resolve_host_port(hostport, proxy_port, DEFAULT_SOCKS_PORT)
     username, password = _credentials(userinfo if at else None, SOCKS_SCHEMES[scheme][0], shown)
-    load_python_socks(shown)
     return ProxySettings(None, None, SocksProxy(scheme, host, port, username, password))
 
 
 def _credentials(userinfo: str | None, version: int, shown: str) -> tuple[str | None, str | None]:
     """The user name and password of a SOCKS URL's ``user:password`` part, checked against
-    what the protocol (and python-socks, which sends them as ASCII) can carry."""
+    what the protocol can carry (as hyper sends them: ASCII, which RFC 1929 leaves open)."""
     if userinfo is None:
         return None, None
     user_text, colon, password_text = userinfo.partition(":")
@@ -178,99 +179,96 @@ def _credentials(userinfo: str | None, version: int, shown: str) -> tuple[str | 
     return username, password
 
 
-def load_python_socks(proxy: object) -> ModuleType:
+def destination(
+    proxy: SocksProxy,
+    host: str,
+    port: int,
+    policy: ConnectPolicy,
+    deadline: float | None,
+) -> str:
     """
-    The ``python_socks.sync`` module, which connects through SOCKS proxies.
+    What to ask ``proxy`` to connect to for ``host``: the name itself (its A-label form) for
+    a proxy that resolves names (``socks5h``, ``socks4a``) and for an IP address; else the
+    first address ``host`` resolves to here, with the connection's resolver and family
+    (SOCKS4: IPv4).
 
-    :param proxy: the proxy that needs it, named in the error.
-    :raises InvalidRequest: if python-socks is not installed (its message says what to
-        install).
+    :param deadline: the :func:`time.monotonic` time resolving must end by (``None``: none).
+    :raises InvalidRequest: for a host the proxy's protocol cannot name (an IPv6 address or
+        ``address_family=AF_INET6`` for SOCKS4, a name too long), or no valid host name.
+    :raises SocketError: if the name does not resolve here.
+    :raises ConnectTimeout: if resolving does not end by ``deadline``.
     """
-    try:
-        import python_socks.sync
-    except ImportError as exc:
-        raise InvalidRequest(
-            f"SOCKS proxy {proxy} needs the python-socks library: {INSTALL_HINT}"
-        ) from exc
-    return python_socks.sync
-
-
-def open_socks(proxy: SocksProxy, host: str, port: int, timeout: float | None) -> socket.socket:
-    """
-    Connect to ``host``:``port`` through a SOCKS proxy.
-
-    :param timeout: bound on connecting to the proxy and on each step of its handshake, in
-        seconds. ``None`` leaves python-socks' own bound of 60 seconds a step.
-    :returns: the socket, with TCP_NODELAY set: a byte pipe to the origin (TLS not yet
-        started).
-    :raises InvalidRequest: for an origin SOCKS4 cannot name (IPv6), a host name too long
-        for the protocol, or python-socks missing.
-    :raises ConnectTimeout: if the proxy does not accept or answer within ``timeout``.
-    :raises SocketError: if the proxy cannot be reached, or (``socks4``, ``socks5``) the
-        origin's name does not resolve locally.
-    :raises ProxyError: if the proxy refuses (credentials, its rules, an unreachable origin:
-        ``status`` is the SOCKS reply code when it sent one) or breaks the protocol.
-    """
-    sync = load_python_socks(proxy)
-    import python_socks
-
-    _check_destination(proxy, host)
-    proxy_type = (
-        python_socks.ProxyType.SOCKS5 if proxy.version == 5 else python_socks.ProxyType.SOCKS4
-    )
-    client = sync.Proxy(
-        proxy_type,
-        proxy.host,
-        proxy.port,
-        username=proxy.username,
-        password=proxy.password,
-        rdns=proxy.remote_dns,
-    )
-    try:
-        sock: socket.socket = client.connect(host, port, timeout=timeout)
-    except (python_socks.ProxyError, OSError, ValueError) as exc:
-        raise _translate(exc, proxy, host, port) from exc
-    # Requests are written in one burst each; Nagle's algorithm would only add latency.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def _translate(exc: Exception, proxy: SocksProxy, host: str, port: int) -> HyperError:
-    """The hyper error for what python-socks (or the socket under it) raised."""
-    import python_socks
-
-    where = authority_for(host, port, default_port=-1)
-    if isinstance(exc, python_socks.ProxyTimeoutError):
-        return ConnectTimeout(f"SOCKS proxy {proxy} did not answer in time")
-    if isinstance(exc, python_socks.ProxyConnectionError):
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        if isinstance(cause, TimeoutError):
-            return ConnectTimeout(f"timed out connecting to SOCKS proxy {proxy}")
-        return SocketError(f"cannot connect to SOCKS proxy {proxy}: {cause}")
-    if isinstance(exc, python_socks.ProxyError):
-        code = exc.error_code
-        if code is None:  # authentication refused, or the handshake broke off
-            message = f"SOCKS proxy {proxy} failed to connect to {where}: {exc}"
-        else:
-            message = f"SOCKS proxy {proxy} refused the connection to {where}: {exc} "
-            message += f"(reply code {code:#04x})"
-        return ProxyError(message, code, str(exc))
-    if isinstance(exc, socket.gaierror):
-        # Only the origin's name: python-socks reports the proxy's own as a connection error.
-        return SocketError(
-            f"cannot resolve host {host!r} for SOCKS proxy {proxy}: {exc} "
-            f"({proxy.scheme}:// resolves names locally)"
-        )
-    if isinstance(exc, OSError):
-        return ProxyError(f"SOCKS proxy {proxy} failed: {exc}")
-    return ProxyError(f"SOCKS proxy {proxy} sent an invalid reply: {exc}")
-
-
-def _check_destination(proxy: SocksProxy, host: str) -> None:
-    """Refuse an origin the proxy's protocol cannot name."""
-    if proxy.version == 4 and ":" in host:
+    name = encode_host(host)
+    if proxy.version == 4 and ":" in name:
         raise InvalidRequest(
             f"SOCKS4 proxy {proxy} cannot reach the IPv6 address {host}: use socks5"
         )
-    if ":" not in host and len(host.encode("idna")) > _MAX_FIELD:
-        raise InvalidRequest(f"host name too long for a SOCKS request: {host[:60]}...")
+    destination_field(name)  # refuses a name too long for the protocol
+    if proxy.remote_dns or eyeballs.ip_literal(name, port) is not None:
+        return name
+    if proxy.version == 4:
+        if policy.family == socket.AF_INET6:
+            raise InvalidRequest(
+                f"SOCKS4 proxy {proxy} takes IPv4 addresses only, and address_family asks "
+                f"for IPv6: use socks4a or socks5"
+            )
+        policy = ConnectPolicy(policy.delay, socket.AF_INET, policy.resolver)
+    try:
+        addresses = eyeballs.resolve(name, port, policy, deadline)
+    except ConnectTimeout:
+        raise
+    except SocketError as exc:
+        raise SocketError(
+            f"cannot resolve host {host!r} for SOCKS proxy {proxy}: {exc} "
+            f"({proxy.scheme}:// resolves names locally)"
+        ) from exc
+    return addresses[0].host
+
+
+def handshake(
+    sock: socket.socket, proxy: SocksProxy, host: str, port: int, deadline: float | None
+) -> None:
+    """
+    Ask ``proxy``, over ``sock`` (a blocking socket connected to it), for a connection to
+    ``host``:``port`` (what :func:`destination` gave). Nothing past the proxy's last reply
+    is read: the socket is then a pipe to the destination.
+
+    :param deadline: the :func:`time.monotonic` time the handshake must end by (``None``:
+        no bound).
+    :raises ConnectTimeout: if the proxy does not answer by ``deadline``.
+    :raises ProxyError: if the proxy refuses (``status`` is its reply code when it sent one:
+        its rules, an unreachable destination; ``None`` for refused credentials), breaks the
+        protocol, closes the connection or fails.
+    :raises InvalidRequest: for a destination the protocol cannot name.
+    """
+    shake = Handshake(proxy.version, host, port, proxy.username, proxy.password, str(proxy))
+    try:
+        while not shake.done:
+            outgoing = shake.data_to_send()
+            if outgoing:
+                sock.settimeout(_time_left(deadline, proxy))
+                sock.sendall(outgoing)
+            sock.settimeout(_time_left(deadline, proxy))
+            data = sock.recv(shake.wanted)
+            if not data:
+                raise ProxyError(f"SOCKS proxy {proxy} closed the connection before it answered")
+            shake.receive(data)
+    except ConnectTimeout:
+        raise
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"SOCKS proxy {proxy} did not answer in time") from exc
+    except OSError as exc:
+        raise ProxyError(f"SOCKS proxy {proxy} failed: {exc}") from exc
+
+
+def _time_left(deadline: float | None, proxy: SocksProxy) -> float | None:
+    """The seconds left to the handshake.
+
+    :raises ConnectTimeout: if none are.
+    """
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConnectTimeout(f"SOCKS proxy {proxy} did not answer in time")
+    return left

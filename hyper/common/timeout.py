@@ -13,7 +13,15 @@ from collections.abc import Callable
 
 from .exceptions import ConnectTimeout, DeadlineExceeded, InvalidRequest, ReadTimeout
 
-__all__ = ["Deadline", "Timeout", "WaitLimit", "check_seconds", "connect_limit", "split_wait"]
+__all__ = [
+    "Deadline",
+    "Timeout",
+    "WaitLimit",
+    "check_seconds",
+    "connect_limit",
+    "connect_wait",
+    "split_wait",
+]
 
 
 def check_seconds(name: str, value: object) -> float | None:
@@ -177,6 +185,19 @@ def connect_limit(timeout: float | Deadline | None) -> float | None:
     if isinstance(timeout, Deadline):
         return timeout.connect_timeout()
     return timeout
+
+
+def connect_wait(timeout: float | Deadline | None) -> WaitLimit | None:
+    """
+    The limit of opening a connection for a request, from now on: its connect timeout (a
+    number, ``None``, or its :class:`Deadline`) and its total deadline. It runs through every
+    wait opening takes (another thread's connect, then one's own), and says
+    :class:`~hyper.common.exceptions.ConnectTimeout` when it is up. ``None`` when nothing
+    bounds opening.
+    """
+    if isinstance(timeout, Deadline):
+        return WaitLimit(timeout.connect, None, ConnectTimeout, timeout)
+    return None if timeout is None else WaitLimit(timeout, None, ConnectTimeout)
 
 
 class WaitLimit:

@@ -33,7 +33,6 @@ from requests.exceptions import (
     ChunkedEncodingError,
     InvalidHeader,
     InvalidProxyURL,
-    InvalidSchema,
     InvalidURL,
     RetryError,
 )
@@ -58,18 +57,19 @@ from ..common.exceptions import (
     ConnectionClosed,
     ConnectTimeout,
     ContentDecodingError,
+    DeadlineExceeded,
     HyperError,
     IncompleteResponseHead,
-    InvalidRequest,
     InvalidResponseHeader,
     ProxyError,
     ReadTimeout,
     SocketError,
     TLSError,
 )
+from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy
 from ..common.response import BaseResponse
-from ..common.socks import SOCKS_SCHEMES, load_python_socks
-from ..common.timeout import Deadline
+from ..common.socks import SOCKS_SCHEMES
+from ..common.timeout import Deadline, WaitLimit
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
@@ -109,7 +109,12 @@ class HTTP20Adapter(HTTPAdapter):
         certifi's CA bundle (as requests itself does), or ``"system"``, the operating
         system's trust store (needs the ``truststore`` extra; see :ref:`trust`). A ``verify``
         path (or ``REQUESTS_CA_BUNDLE``) still trusts that bundle alone.
-    :raises InvalidRequest: for another ``trust``.
+    :param happy_eyeballs_delay: seconds each TCP connection attempt has to itself before
+        the next address is tried beside it (see :doc:`connecting`); for every connection
+        the adapter opens, to the server or a proxy, and the TCP attempt racing QUIC.
+    :param address_family: ``socket.AF_INET`` or ``socket.AF_INET6`` to resolve names to,
+        and connect over, that family only; ``None`` for both.
+    :raises InvalidRequest: for another ``trust``, a delay under 10 ms or another family.
     :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` without
         ``truststore``.
     """
@@ -123,6 +128,8 @@ class HTTP20Adapter(HTTPAdapter):
         "idle_timeout",
         "http3",
         "trust",
+        "happy_eyeballs_delay",
+        "address_family",
     ]
 
     def __init__(
@@ -136,11 +143,17 @@ class HTTP20Adapter(HTTPAdapter):
         *,
         http3: bool = False,
         trust: str = "certifi",
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
+        address_family: int | None = None,
     ) -> None:
         if http3:
             # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
             importlib.import_module("hyper.http30.stack")
         tls.check_trust(trust)  # a wrong value or a missing truststore fails now, too
+        policy = ConnectPolicy.build(happy_eyeballs_delay, address_family)  # and these
+        #: How every connection races addresses: its delay, and the family it keeps to.
+        self.happy_eyeballs_delay = policy.delay
+        self.address_family = policy.family
         self.http3 = http3
         #: What ``verify=True`` trusts: ``"certifi"`` or ``"system"``.
         self.trust = trust
@@ -194,12 +207,14 @@ class HTTP20Adapter(HTTPAdapter):
         verify: Any = True,
         proxy: str | None = None,
         timeout: Any = None,
+        deadline: Deadline | None = None,
     ) -> HTTPConnection:
         """
         Return a pooled connection for these parameters, creating it if needed: the HTTP/2
         connection of the key, or an HTTP/1.1 one that is not busy. When the key's pool is
         full of busy HTTP/1.1 connections, wait for one if ``pool_block`` (failing with
-        :class:`requests.exceptions.ConnectionError` after the connect timeout), otherwise
+        :class:`requests.exceptions.ConnectionError` after the connect timeout, or with
+        :class:`~hyper.common.exceptions.DeadlineExceeded` at ``deadline``), otherwise
         open one more, closed when its response is done.
 
         :param host: the server's host name or address.
@@ -211,14 +226,19 @@ class HTTP20Adapter(HTTPAdapter):
         :param timeout: the timeout of the request the connection is for: its connect part
             bounds the wait for a busy pool, and a new connection takes it as its own
             (for socket writes; every request passes its own timeout for the rest).
+        :param deadline: the request's total deadline, if it has one: it bounds the wait for
+            a busy pool too.
         :returns: a :class:`hyper.HTTPConnection`.
+        :raises DeadlineExceeded: if ``deadline`` passes while the pool is busy.
         """
         secure = scheme == "https"
         tls_key = (self._verify_key(verify), _cert_key(cert)) if secure else None
         key: PoolKey = (scheme, host.lower(), port, tls_key, proxy)
         proxy_host, proxy_headers = self._proxy_settings(proxy)
         wait = timeout[0] if isinstance(timeout, tuple) else timeout
-        deadline = None if wait is None else time.monotonic() + wait
+        limit = (
+            None if wait is None and deadline is None else WaitLimit(wait, None, deadline=deadline)
+        )
         with self._pool_lock:
             pool = self._pool_for(key)
             while True:
@@ -229,12 +249,15 @@ class HTTP20Adapter(HTTPAdapter):
                         return conn
                 if len(pool) < self.pool_maxsize or not self.pool_block:
                     break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                try:
+                    remaining = None if limit is None else limit.remaining("a pooled connection")
+                except DeadlineExceeded:
+                    raise
+                except ReadTimeout:
                     raise RequestsConnectionError(
                         f"every connection to {host}:{port} is busy (pool_maxsize="
                         f"{self.pool_maxsize}) and none was released in time"
-                    )
+                    ) from None
                 self._pool_lock.wait(remaining)
             conn = HTTPConnection(
                 host,
@@ -245,6 +268,8 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_host=proxy_host,
                 proxy_headers=proxy_headers,
                 timeout=timeout,
+                happy_eyeballs_delay=self.happy_eyeballs_delay,
+                address_family=self.address_family,
                 **(self._http3_settings(verify, cert) if secure else {}),
             )
             if len(pool) < self.pool_maxsize:
@@ -424,14 +449,10 @@ class HTTP20Adapter(HTTPAdapter):
             raise InvalidURL(f"Invalid URL {url!r}: No host supplied", request=request)
         port = parts.port or (443 if scheme == "https" else 80)
         proxy = select_proxy(url, dict(proxies or {}))
-        if proxy is not None and _proxy_url(proxy).scheme in SOCKS_SCHEMES:
-            try:
-                load_python_socks(proxy)
-            except InvalidRequest as exc:
-                raise InvalidSchema(f"Missing dependencies for SOCKS support: {exc}") from exc
         timeout, total = _timeout(timeout)
         # urllib3's total bounds the whole exchange, every try included, from here on.
-        request_timeout: Any = timeout if total is None else _deadline(timeout, total)
+        deadline = None if total is None else _deadline(timeout, total)
+        request_timeout: Any = timeout if deadline is None else deadline
         _check_tls_paths(scheme, verify, cert)
         if scheme == "https" and verify is False:
             warnings.warn(
@@ -446,11 +467,18 @@ class HTTP20Adapter(HTTPAdapter):
         rewind = _rewinder(body)
         retries = self.max_retries
         while True:
-            conn = self.get_connection(host, port, scheme, cert, verify, proxy, timeout)
             try:
-                conn.connect()
+                conn = self.get_connection(
+                    host, port, scheme, cert, verify, proxy, timeout, deadline=deadline
+                )
+            except DeadlineExceeded as exc:
+                raise _requests_error(exc, request, proxy) from exc
+            try:
+                conn.connect(timeout=request_timeout)
             except HyperError as exc:
-                retries = self._next_try(retries, request, exc, _connect_error(exc), proxy)
+                retries = self._next_try(
+                    retries, request, exc, _connect_error(exc), proxy, deadline
+                )
                 continue
             try:
                 stream_id = conn.request(
@@ -465,7 +493,9 @@ class HTTP20Adapter(HTTPAdapter):
                 if rewind is None:
                     # A body that was streamed out cannot be sent again.
                     raise _requests_error(exc, request, proxy) from exc
-                retries = self._next_try(retries, request, exc, _read_error(exc, url), proxy)
+                retries = self._next_try(
+                    retries, request, exc, _read_error(exc, url), proxy, deadline
+                )
                 rewind()
                 continue
             response = self.build_response(request, hyper_response)
@@ -482,7 +512,10 @@ class HTTP20Adapter(HTTPAdapter):
                     raise RetryError(exc, request=request) from exc
                 return response
             response.close()
-            retries.sleep(response.raw)
+            try:
+                _back_off(retries, response.raw, deadline)
+            except DeadlineExceeded as exc:
+                raise _requests_error(exc, request, proxy) from exc
             if rewind is None:
                 raise RetryError(
                     f"the body of {method} {url} cannot be sent again", request=request
@@ -496,15 +529,20 @@ class HTTP20Adapter(HTTPAdapter):
         error: HyperError,
         as_urllib3: Exception,
         proxy: str | None,
+        deadline: Deadline | None,
     ) -> Retry:
         """The retry state after ``error`` (urllib3's rules, with ``as_urllib3`` as the error
         they classify), having waited its backoff; raises the requests error for ``error``
-        when no retry is left or allowed."""
+        when no retry is left or allowed, and for the total deadline when the backoff would
+        outlast it."""
         try:
             retries = retries.increment(request.method, request.url, error=as_urllib3)
         except (MaxRetryError, urllib3.exceptions.HTTPError) as exc:
             raise _requests_error(error, request, proxy) from exc
-        retries.sleep()
+        try:
+            _back_off(retries, None, deadline)
+        except DeadlineExceeded as exc:
+            raise _requests_error(exc, request, proxy) from exc
         return retries
 
     def build_response(self, req: PreparedRequest, resp: Any) -> Response:
@@ -529,6 +567,31 @@ class HTTP20Adapter(HTTPAdapter):
         response.connection = self
         extract_cookies_to_jar(response.cookies, req, response.raw)
         return response
+
+
+def _back_off(retries: Retry, response: Any, deadline: Deadline | None) -> None:
+    """
+    Wait before the next try as urllib3's ``Retry.sleep()`` does (the response's
+    ``Retry-After`` when the rules respect it, else the backoff), but never past the
+    request's total ``deadline``: a wait that would outlast it is not begun.
+
+    :raises DeadlineExceeded: if the wait would end at or after ``deadline``.
+    """
+    if deadline is None:
+        retries.sleep(response)
+        return
+    seconds = None
+    if response is not None and retries.respect_retry_after_header:
+        seconds = retries.get_retry_after(response) or None
+    if seconds is None:
+        seconds = retries.get_backoff_time()
+    if seconds >= deadline.remaining():
+        raise DeadlineExceeded(
+            f"the next try would start after a wait of {seconds:g} s, past the request's "
+            f"total deadline of {deadline.total:g} s"
+        )
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def _response_or_cancel(conn: HTTPConnection, stream_id: int | None) -> Any:
@@ -660,9 +723,12 @@ def _timeout(timeout: Any) -> tuple[Any, float | None]:
             ) from None
         checked = Timeout(connect=connect, read=read)
     elif isinstance(timeout, Timeout):
-        checked = timeout
+        checked = timeout.clone()
     else:
         checked = Timeout(connect=timeout, read=timeout)
+    # A total without a read part makes the read part what is left of the total once
+    # connected, which urllib3 computes only for a timer it started (as its pool does).
+    checked.start_connect()
     connect_s, read_s = (
         None if value is Timeout.DEFAULT_TIMEOUT else value
         for value in (checked.connect_timeout, checked.read_timeout)

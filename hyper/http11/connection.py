@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import ssl
 import threading
-import time
 from typing import Any
 
 from .. import tls
 from ..common.bufsocket import DEFAULT_BUFFER_SIZE, BufferedSocket
-from ..common.condition import Condition
+from ..common.condition import (
+    ChangeSignal,
+    acquire_within,
+    connect_time_left,
+    take_connect_lock,
+)
 from ..common.decoder import SUPPORTED_ENCODINGS
 from ..common.exceptions import (
     ConnectionClosed,
@@ -43,10 +47,11 @@ from ..common.request import (
 )
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
-from ..common.timeout import connect_limit, split_wait
+from ..common.timeout import WaitLimit, connect_limit, split_wait
 from ..common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
+    DefaultTimeout,
     HTTPVersion,
     RequestTimeoutArg,
     TimeoutArg,
@@ -88,7 +93,7 @@ class HTTP11Connection(ClosingContextManager):
         (plain ``http`` requests go to it in absolute form, TLS connections through a
         ``CONNECT`` tunnel), or a SOCKS proxy as a URL,
         ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
-        with an optional user id; needs ``hyper[socks]``), through which every connection
+        with an optional user id), through which every connection
         runs as if direct. ``socks5h`` and ``socks4a`` let the proxy resolve ``host``.
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).
@@ -166,7 +171,9 @@ class HTTP11Connection(ClosingContextManager):
         self._sock: BufferedSocket | None = None
         # Re-entrant: a response may report its end while get_response() holds the lock.
         self._lock = threading.RLock()
-        self._idle = Condition(self._lock)
+        #: Counts the exchanges that ended (and other changes of ``_owner``), for the
+        #: threads waiting for one without the lock.
+        self._idle = ChangeSignal()
         #: The thread whose exchange (request, then response until read) is under way.
         self._owner: int | None = None
         #: A 101 response switched the socket to another protocol.
@@ -197,28 +204,43 @@ class HTTP11Connection(ClosingContextManager):
 
     # -- connecting -------------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT) -> None:
         """
         Open the connection (TCP, through the proxy if one is set, then TLS when secure).
         Does nothing if it is open; :meth:`request` calls it as needed.
 
+        :param timeout: bounds opening the connection instead of the connection's connect
+            timeout, in the forms :meth:`request` takes (of a pair, the connect part
+            counts; a total deadline bounds it too). Another thread's exchange, which keeps
+            the connection while it sends and while it waits for its response head, is
+            waited for within it.
         :raises ConnectTimeout: if connecting takes longer than the connect timeout.
         :raises CertificateError: if the server's certificate can't be verified.
         :raises TLSError: if the TLS handshake fails, or the server insists on HTTP/2.
         :raises ProxyError: if the proxy refuses the tunnel (``CONNECT`` or SOCKS).
         :raises SocketError: for any other network failure.
         """
-        with self._lock:
+        if self._sock is not None:
+            return
+        connect_timeout = request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0]
+        limit = take_connect_lock(self._lock, connect_timeout)
+        try:
             if self._sock is None:
-                self._sock = self._open_socket()
+                self._sock = self._open_socket(connect_time_left(limit))
+        finally:
+            self._lock.release()
 
-    def _open_socket(self) -> BufferedSocket:
+    def _open_socket(
+        self, connect: float | DefaultTimeout | None = CONNECTION_TIMEOUT
+    ) -> BufferedSocket:
         # A request with its own timeouts that has to connect does so within them.
         connect_timeout, read_timeout = self._exchange_timeouts or (
             self._connect_timeout,
             self._read_timeout,
         )
         wait, total = split_wait(read_timeout)
+        if connect is CONNECTION_TIMEOUT:
+            connect = connect_limit(connect_timeout)
         sock, proto = open_connection(
             self.host,
             self.port,
@@ -230,7 +252,7 @@ class HTTP11Connection(ClosingContextManager):
             # Plain http goes to the proxy in absolute form; TLS needs a tunnel.
             tunnel=self.secure,
             socks_proxy=self.socks_proxy,
-            connect_timeout=connect_limit(connect_timeout),
+            connect_timeout=connect,
             read_timeout=wait,
             buffer_size=self.network_buffer_size,
             connect_policy=self.connect_policy,
@@ -352,8 +374,8 @@ class HTTP11Connection(ClosingContextManager):
         )
         request_body = RequestBody(body)
         head, chunked, declared, closes = self._build_head(method_b, url, headers, request_body)
-        with self._lock:
-            self._wait_idle_locked(self._read_timeout if timeouts is None else timeouts[1])
+        self._claim(self._read_timeout if timeouts is None else timeouts[1])
+        try:
             # From here until the exchange ends, the socket waits by the request's timeouts.
             self._exchange_timeouts = timeouts
             try:
@@ -403,6 +425,8 @@ class HTTP11Connection(ClosingContextManager):
             except BaseException:
                 self._close_socket_locked()
                 raise
+        finally:
+            self._lock.release()
 
     def _resend_locked(self, method: bytes) -> None:
         """Send the request kept in ``_replay`` again, once, on a new socket (lock held)."""
@@ -487,18 +511,31 @@ class HTTP11Connection(ClosingContextManager):
         lines.append(b"\r\n")
         return b"\r\n".join(lines), chunked, declared, closes
 
-    def _wait_idle_locked(self, timeout: WaitArg) -> None:
+    def _claim(self, timeout: WaitArg) -> None:
         """
-        Wait until the previous exchange is over (its response read or closed). Another
-        thread's exchange is waited for, bounded by ``timeout`` (the request's read timeout,
-        and its total deadline); the caller's own is an error, since waiting for oneself
-        would never end.
+        Take the connection's lock once no other thread's exchange is under way (its
+        response read to the end, or closed). The thread of that exchange holds the lock
+        while it sends its request and while it waits for its response head, so the lock is
+        taken, and the end of that exchange waited for (without the lock), each within
+        ``timeout``: the request's read timeout, and its total deadline. The caller's own
+        exchange is an error, since waiting for oneself would never end.
+
+        :raises ReadTimeout: if the other exchange is not over within the read timeout.
+        :raises DeadlineExceeded: if the request's total deadline passes first.
+        :raises InvalidRequest: if the caller's own exchange is under way.
         """
         wait, total = split_wait(timeout)
-        deadline = None if wait is None else time.monotonic() + wait
-        while self._owner is not None:
-            if self._owner == threading.get_ident():
-                if self._pending_method is not None:
+        limit = None if wait is None and total is None else WaitLimit(wait, None, deadline=total)
+        lock = self._lock
+        while True:
+            acquire_within(lock, limit, _OTHER_EXCHANGE)
+            owner = self._owner
+            if owner is None:
+                return
+            if owner == threading.get_ident():
+                fetched = self._pending_method is None
+                lock.release()
+                if not fetched:
                     raise InvalidRequest(
                         "the previous request's response has not been fetched: call "
                         "get_response() before sending another request on this HTTP/1.1 "
@@ -508,13 +545,9 @@ class HTTP11Connection(ClosingContextManager):
                     "the previous response's body has not been read: read it to the end or "
                     "close it before sending another request on this HTTP/1.1 connection"
                 )
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise ReadTimeout(
-                    "timed out waiting for another thread's exchange on this HTTP/1.1 "
-                    "connection to finish"
-                )
-            self._idle.wait(remaining if total is None else total.wait(remaining))
+            mark = self._idle.count
+            lock.release()
+            self._idle.wait_past(mark, limit, _OTHER_EXCHANGE)
 
     def _ensure_socket_locked(self) -> BufferedSocket:
         sock = self._sock
@@ -737,6 +770,10 @@ class HTTP11Connection(ClosingContextManager):
                 else:
                     self._reused_socket = self._sock
             self._idle.notify_all()
+
+
+#: What a request waits for while another thread's exchange holds the connection.
+_OTHER_EXCHANGE = "another thread's exchange on this HTTP/1.1 connection to finish"
 
 
 def _connection_died(error: HyperError) -> bool:

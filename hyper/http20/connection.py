@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import tls
 from ..common.bufsocket import HTTP2_BUFFER_SIZE, BufferedSocket
+from ..common.condition import connect_time_left, take_connect_lock
 from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -46,7 +47,7 @@ from ..common.request import (
 )
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
-from ..common.timeout import connect_limit, split_wait
+from ..common.timeout import split_wait
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
     CONNECTION_TIMEOUT,
     HTTPVersion,
@@ -127,8 +128,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
     :param proxy_host: a proxy to tunnel through: an HTTP proxy (``CONNECT``) as
         ``host[:port]`` or ``http://host[:port]``, or a SOCKS proxy as a URL,
         ``socks5h://[user:password@]host[:port]`` (also ``socks5``, ``socks4a``, ``socks4``
-        with an optional user id; needs ``hyper[socks]``). ``socks5h`` and ``socks4a`` let
-        the proxy resolve ``host``.
+        with an optional user id). ``socks5h`` and ``socks4a`` let the proxy resolve
+        ``host``.
     :param proxy_port: the proxy's port when ``proxy_host`` names none. Defaults to 8080
         (1080 for SOCKS).
     :param force_proto: assume this protocol was negotiated (``"h2"``) even if ALPN said
@@ -270,13 +271,18 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
 
     # -- connecting -------------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT) -> None:
         """
         Open the connection: TCP (through the proxy's tunnel if one is set), TLS with ALPN when
         secure, then the HTTP/2 preface and settings. Does nothing if the connection is already
         open; :meth:`request` calls it as needed, so calling it is optional.
 
-        Safe to call from several threads: one connects, the others wait for it.
+        Safe to call from several threads: one connects, the others wait for it, each within
+        its connect timeout.
+
+        :param timeout: bounds opening the connection instead of the connection's connect
+            timeout, in the forms :meth:`request` takes (of a pair, the connect part
+            counts; a total deadline bounds it too).
 
         :raises ConnectTimeout: if connecting takes longer than the connect timeout.
         :raises CertificateError: if the server's certificate can't be verified.
@@ -285,14 +291,16 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         :raises HTTP20Error: if the server does not offer HTTP/2 over TLS.
         :raises SocketError: for any other network failure.
         """
-        self._connect(self._connect_timeout)
+        self._connect(request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0])
 
     def _connect(self, connect_timeout: WaitArg) -> None:
         """:meth:`connect`, opening the socket within ``connect_timeout`` (a request's, or
         what is left of its total deadline)."""
         if self._usable():
             return
-        with self._connect_lock:
+        # Another thread may be opening it: this request waits for that by its own limits.
+        limit = take_connect_lock(self._connect_lock, connect_timeout)
+        try:
             if self._usable():
                 return
             with self._lock:
@@ -301,7 +309,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                     # Nothing from the old transport can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
-            sock = self._open_socket(connect_limit(connect_timeout))
+            sock = self._open_socket(connect_time_left(limit))
             engine = self._new_engine()
             engine.start()
             try:
@@ -309,6 +317,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             except BaseException:
                 sock.close()
                 raise
+        finally:
+            self._connect_lock.release()
 
     def _set_aside_locked(self) -> None:
         """Retire the current transport: let it drain if it still carries streams, else

@@ -12,11 +12,18 @@ Threading model (no thread of hyper's own):
 
 * The connection's lock guards every transport's engine, the stream records and every write;
   its condition wakes threads waiting for something to arrive.
+* Nobody waits for the network while holding the lock, so that a thread holds it for
+  moments only, and every other thread waits by its own limits (its read timeout, its total
+  deadline). Writes send what the socket takes and leave the rest queued in the socket
+  (:meth:`~hyper.common.bufsocket.BufferedSocket.send_nowait`): a server that stops reading
+  fills the queue, not the lock's hold time. A request body waits (without the lock) while
+  more than :data:`SEND_BACKLOG` bytes are queued.
 * At most one thread reads a transport's socket at a time (:attr:`Transport.reader_active`).
   A thread that needs data that has not arrived becomes the reader if nobody is: it waits for
-  the socket *without* the lock, then, under the lock, reads what is there (never waiting for
-  more), feeds the engine, handles its events, sends what the engine queued (acknowledgements,
-  WINDOW_UPDATEs) and wakes the waiters.
+  the socket *without* the lock (for data, or for room for what is queued to go out), then,
+  under the lock, sends more of what is queued, reads what is there (never waiting for
+  more), feeds the engine, handles its events, sends what the engine queued
+  (acknowledgements, WINDOW_UPDATEs) and wakes the waiters.
 
 Errors of the socket and of TLS reach the transport as hyper exceptions already (see
 :mod:`hyper.common.bufsocket`); the transport fails the engine with them, so that every stream
@@ -54,6 +61,11 @@ PushPolicy = Callable[["Transport", int, HeaderList], "tuple[int, str] | None"]
 
 #: A read this large suggests a bulk transfer: the next read is tried before polling.
 _STREAMING_READ = 16 * 1024
+
+#: The most bytes a request body keeps queued behind a socket that takes no more: beyond
+#: it, the body waits for the server to read (by the request's own timeouts). Enough to keep
+#: a fast connection busy between two turns of the sending thread.
+SEND_BACKLOG = 1024 * 1024
 
 #: A read timeout as the transport's methods take it: seconds, ``None`` (no limit), or
 #: :data:`~hyper.common.util.CONNECTION_TIMEOUT` (the transport's :attr:`Transport.read_timeout`),
@@ -200,6 +212,8 @@ class Transport:
                 self.reader_active = True
                 sock = self.sock
                 assert sock is not None
+                # Looked at under the lock, where the socket's queue is written.
+                writing = sock.unsent > 0
             try:
                 # Wait for data without the lock (another thread may wake us: it closed a
                 # stream we wait for), then read what is there without waiting, under the
@@ -210,10 +224,14 @@ class Transport:
                 streaming = self.streaming
                 while True:
                     if not streaming:
-                        sock.wait_readable(wait)
+                        sock.wait_io(wait, writing)
                     with lock:
                         if self.sock is not sock:
                             break
+                        if sock.unsent:
+                            self.flush_locked()  # the socket may take more now
+                            cond.notify_all()
+                        writing = sock.unsent > 0
                         data = sock.recv_nowait()
                         streaming = self.streaming = (
                             data is not None and len(data) >= _STREAMING_READ
@@ -298,18 +316,24 @@ class Transport:
     # -- writing ------------------------------------------------------------------------------
 
     def flush_locked(self) -> None:
-        """Send what the engine has queued (lock held); a failure fails the transport."""
+        """
+        Send what the engine has queued (lock held), after what earlier flushes left, as much
+        as the socket takes without waiting; the rest stays queued in the socket, and the
+        reader sends it when the socket takes more. A failure fails the transport.
+        """
         sock = self.sock
         if sock is None:
             return
         data = self.engine.data_to_send()
-        if not data:
+        if not data and not sock.unsent:
             return
-        if self._debug:
+        if self._debug and data:
             for line in describe(data):
                 log.debug("send: %s", line)
         try:
-            sock.sendall(data)
+            if not sock.send_nowait(data) and self.reader_active:
+                # The reader may be waiting for data alone: now it must watch for room too.
+                sock.wake()
         except HyperError as exc:
             # What the server sent before it went away (a GOAWAY saying which requests it
             # never processed) still counts: read it before the streams fail.
@@ -359,15 +383,18 @@ class Transport:
     ) -> None:
         """
         Send ``data`` on ``stream`` as flow control allows, waiting for the server to open its
-        windows (reading meanwhile), each time for up to ``timeout`` seconds (see
-        :meth:`read_until`). Call without the lock.
+        windows, or to read what waits to go out when more than :data:`SEND_BACKLOG` bytes
+        do (reading meanwhile), each time for up to ``timeout`` seconds (see
+        :meth:`read_until`). Returns once all of it is queued: the last of it may still be
+        going out. Call without the lock.
 
         If the server has already answered and ended the response, the rest of the body is
         not sent and the stream is closed with ``RST_STREAM(NO_ERROR)`` (RFC 9113 section
         8.1).
 
         :raises ~hyper.http20.exceptions.StreamResetError: if the server reset the stream.
-        :raises ReadTimeout: if the windows stay shut for ``timeout`` seconds.
+        :raises ReadTimeout: if the windows stay shut, or the server reads nothing, for
+            ``timeout`` seconds.
         :raises HyperError: if the connection failed.
         """
         view = memoryview(data)
@@ -377,8 +404,22 @@ class Transport:
         offset = 0
         engine = self.engine
 
+        def backlog() -> int:
+            sock = self.sock
+            return sock.unsent if sock is not None else 0
+
+        def room() -> int:
+            """How much more of the body may be queued now (lock held)."""
+            return min(engine.sendable(stream), SEND_BACKLOG - backlog())
+
         def writable() -> bool:
-            return stream.finished or engine.sendable(stream) > 0 or not self.alive()
+            # Once the backlog is full, wait until half of it went out: then each turn
+            # queues a large piece, rather than whatever the socket took last.
+            return (
+                stream.finished
+                or not self.alive()
+                or (engine.sendable(stream) > 0 and backlog() <= SEND_BACKLOG // 2)
+            )
 
         while True:
             with self.lock:
@@ -397,7 +438,7 @@ class Transport:
                     raise InvalidRequest(
                         f"the request on stream {stream.stream_id} was already ended"
                     )
-                size = min(engine.sendable(stream), total - offset)
+                size = max(min(room(), total - offset), 0)
                 last = end_stream and offset + size == total
                 if size or last:
                     engine.send_data(stream, view[offset : offset + size], last)

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..common.condition import connect_time_left, take_connect_lock
 from ..common.exceptions import (
     ConnectionClosed,
     HyperError,
@@ -38,7 +39,6 @@ from ..common.multiplexed import (
     retire_locked,
     send_body,
 )
-from ..common.timeout import connect_limit
 from ..common.util import (
     CONNECTION_TIMEOUT,
     HTTPVersion,
@@ -250,7 +250,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         """
         Open the QUIC connection and complete its handshake, if it is not open already;
         :meth:`request` calls it as needed, so calling it is optional. Safe to call from
-        several threads: one connects, the others wait for it.
+        several threads: one connects, the others wait for it, each within its own connect
+        timeout.
 
         :param timeout: bounds this handshake instead of the connection's connect timeout,
             in the forms the constructor takes (of a pair, the connect part counts).
@@ -272,7 +273,9 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         transport = self._transport
         if transport is not None and transport.usable():
             return transport
-        with self._connect_lock:
+        # Another thread may be handshaking: this request waits for that by its own limits.
+        limit = take_connect_lock(self._connect_lock, connect_timeout)
+        try:
             with self._lock:
                 transport = self._transport
                 if transport is not None:
@@ -282,7 +285,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 self._set_aside_locked()
             configuration, key_log = quic_configuration(self._settings)
             try:
-                sock = open_datagram_socket(self.host, self.port)
+                sock = open_datagram_socket(self.host, self.port, connect_time_left(limit))
             except BaseException:
                 if key_log is not None:
                     key_log.close()
@@ -292,7 +295,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             with self._lock:
                 self._handshaking = transport
             try:
-                transport.handshake(connect_limit(connect_timeout))
+                transport.handshake(connect_time_left(limit))
             finally:
                 with self._lock:
                     self._handshaking = None
@@ -304,6 +307,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 self.connections_opened += 1
                 self._cond.notify_all()
             return transport
+        finally:
+            self._connect_lock.release()
 
     def _set_aside_locked(self) -> None:
         """Retire the current transport: let it drain if it still carries requests, else

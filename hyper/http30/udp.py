@@ -14,9 +14,11 @@ from __future__ import annotations
 import errno
 import select
 import socket
+import time
 from typing import Any
 
 from ..common.exceptions import SocketError
+from ..common.eyeballs import DEFAULT_POLICY, resolve
 from ..common.util import POLL_SLICE
 
 __all__ = ["DatagramSocket", "open_datagram_socket"]
@@ -33,17 +35,21 @@ _MAX_DATAGRAM = 65535
 _RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
-def open_datagram_socket(host: str, port: int) -> DatagramSocket:
+def open_datagram_socket(host: str, port: int, timeout: float | None = None) -> DatagramSocket:
     """
-    A UDP socket connected to ``host:port`` (the first address the name resolves to).
+    A UDP socket connected to ``host:port`` (the first address the name resolves to, as
+    :func:`hyper.common.eyeballs.resolve` orders them).
 
+    :param timeout: bound on resolving the name, in seconds (``None``: none; the lookup
+        then runs in the caller's thread).
     :raises SocketError: if the name does not resolve or the socket cannot be made.
+    :raises ConnectTimeout: if resolving takes longer than ``timeout``.
+    :raises InvalidRequest: if ``host`` is no valid host name.
     """
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-    except (OSError, UnicodeError) as exc:
-        raise SocketError(f"cannot resolve {host!r}: {exc}") from exc
-    sock = socket.socket(family, kind, proto)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    first = resolve(host, port, DEFAULT_POLICY, deadline)[0]
+    address = first.sockaddr
+    sock = socket.socket(first.family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)

@@ -583,6 +583,84 @@ def test_receive_available_keeps_a_reset_for_after_the_data(
         buffered.recv()
 
 
+# -- send_nowait ---------------------------------------------------------------------------------
+
+
+def receive_exactly(reader: BufferedSocket, size: int) -> bytes:
+    """Read ``size`` bytes through ``reader`` (bounded by its socket's timeout)."""
+    return reader.read_exact(size)
+
+
+def test_send_nowait_keeps_what_the_socket_cannot_take(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    first, second = os.urandom(4_000_000), os.urandom(100)
+    started = time.monotonic()
+    assert buffered.send_nowait(first) is False  # more than the socket buffers hold
+    assert buffered.send_nowait(second) is False  # queued behind, in order
+    assert time.monotonic() - started < 1.0  # never waited for the peer
+    unsent = buffered.unsent
+    assert 0 < unsent <= len(first) + len(second)
+    received: list[bytes] = []
+    reader = BufferedSocket(peer)
+    thread, errors = start_thread(
+        lambda: received.append(receive_exactly(reader, len(first) + len(second)))
+    )
+    try:
+        while buffered.unsent:
+            buffered.wait_io(SAFETY_TIMEOUT, True)  # returns once the socket takes more
+            buffered.send_nowait()
+    finally:
+        join_thread(thread, errors)
+    assert received == [first + second]
+
+
+def test_send_nowait_sends_at_once_when_there_is_room(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    assert buffered.send_nowait(b"hello, ") is True
+    assert buffered.send_nowait(memoryview(bytearray(b"world"))) is True
+    assert buffered.unsent == 0
+    assert receive_exactly(BufferedSocket(peer), 12) == b"hello, world"
+
+
+def test_wait_io_without_writing_waits_for_data_alone(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, _ = pair
+    buffered = BufferedSocket(ours)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeout):
+        buffered.wait_io(0.2, False)  # writable all along, but nothing is queued
+    assert time.monotonic() - started >= 0.19
+
+
+def test_sendall_sends_what_send_nowait_left_first(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = pair
+    buffered = BufferedSocket(ours)
+    queued = os.urandom(4_000_000)
+    buffered.send_nowait(queued)
+    reader = BufferedSocket(peer)
+    thread, errors = start_thread(lambda: buffered.sendall(b"after"))
+    try:
+        assert receive_exactly(reader, len(queued) + 5) == queued + b"after"
+    finally:
+        join_thread(thread, errors)
+
+
+def test_send_nowait_to_a_closed_peer(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    peer.close()
+    with pytest.raises(ConnectionClosed):
+        BufferedSocket(ours).send_nowait(b"anyone there?")
+
+
 # -- timeouts and failures ---------------------------------------------------------------------
 
 
@@ -752,6 +830,35 @@ def test_tls_large_read_exact(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext
         join_thread(thread, errors)
 
 
+def test_tls_send_nowait_keeps_order_behind_a_full_socket(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    payload = os.urandom(3_000_000)
+    may_read = threading.Event()
+    received = bytearray()
+
+    def serve(tls: ssl.SSLSocket) -> None:
+        assert may_read.wait(SAFETY_TIMEOUT)
+        while len(received) < len(payload) + 4:
+            chunk = tls.recv(65536)
+            assert chunk
+            received.extend(chunk)
+
+    client, thread, errors = tls_pair(tls_contexts, serve)
+    buffered = BufferedSocket(client)
+    try:
+        assert buffered.send_nowait(payload) is False
+        assert buffered.send_nowait(b"done") is False
+        may_read.set()
+        while buffered.unsent:
+            buffered.wait_io(SAFETY_TIMEOUT, True)
+            buffered.send_nowait()
+    finally:
+        join_thread(thread, errors)
+        buffered.close()
+    assert bytes(received) == payload + b"done"
+
+
 def test_tls_garbage_record_is_a_tls_error(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
@@ -870,7 +977,7 @@ def test_the_end_of_the_stream_behind_buffered_data(
     assert buffered.at_eof
     assert bytes(buffered.peek()) == b"def"
     assert buffered.can_read()
-    buffered.wait_readable(SAFETY_TIMEOUT)  # returns at once
+    buffered.wait_io(SAFETY_TIMEOUT, False)  # returns at once
     assert bytes(buffered.recv()) == b"def"
     for _ in range(2):
         assert bytes(buffered.recv()) == b""
@@ -946,11 +1053,11 @@ def wait_until_polling(buffered: BufferedSocket, count: int = 1) -> None:
         tick.wait(0.001)
 
 
-def test_close_wakes_a_thread_in_wait_readable(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_close_wakes_a_thread_in_wait_io(pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
     ours.settimeout(None)
     buffered = BufferedSocket(ours)
-    thread, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    thread, outcome = run_in_thread(lambda: buffered.wait_io(30, False))
     wait_until_polling(buffered)
     assert ours.fileno() >= 0  # open while the waiter is inside poll()
     started = time.monotonic()
@@ -964,7 +1071,7 @@ def test_close_wakes_a_thread_in_wait_readable(pair: tuple[socket.socket, socket
     assert ours.fileno() == -1
     assert buffered._waker is None
     with pytest.raises(ConnectionClosed):
-        buffered.wait_readable(SAFETY_TIMEOUT)
+        buffered.wait_io(SAFETY_TIMEOUT, False)
     buffered.close()  # again: harmless
     assert peer.recv(10) == b""  # the peer sees the end too
 
@@ -989,7 +1096,7 @@ def test_close_with_two_waiters_closes_after_both_leave(
     ours, _ = pair
     buffered = BufferedSocket(ours)
     buffered.settimeout(30)
-    first, first_outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    first, first_outcome = run_in_thread(lambda: buffered.wait_io(30, False))
     second, second_outcome = run_in_thread(lambda: bytes(buffered.recv()))
     wait_until_polling(buffered, 2)
     buffered.close()
@@ -1008,7 +1115,7 @@ def test_close_without_waiters_closes_at_once(pair: tuple[socket.socket, socket.
     buffered.close()
     assert ours.fileno() == -1
     with pytest.raises(ConnectionClosed):
-        buffered.wait_readable(SAFETY_TIMEOUT)
+        buffered.wait_io(SAFETY_TIMEOUT, False)
     assert peer.recv(10) == b""
 
 
@@ -1016,7 +1123,7 @@ def test_wake_ends_a_wait_without_data(pair: tuple[socket.socket, socket.socket]
     ours, _ = pair
     ours.settimeout(None)
     buffered = BufferedSocket(ours)
-    thread, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+    thread, outcome = run_in_thread(lambda: buffered.wait_io(30, False))
     wait_until_polling(buffered)
     assert buffered._waker is not None  # made by the waiting thread before it polls
     buffered.wake()
@@ -1035,10 +1142,10 @@ def test_wake_before_the_first_wait_is_not_lost(pair: tuple[socket.socket, socke
     buffered = BufferedSocket(ours)
     assert buffered._waker is None
     buffered.wake()
-    buffered.wait_readable(0.1)  # woken: must not time out
+    buffered.wait_io(0.1, False)  # woken: must not time out
     # The wake-up is used up: the next wait without data times out again.
     with pytest.raises(ReadTimeout):
-        buffered.wait_readable(0.1)
+        buffered.wait_io(0.1, False)
 
 
 def test_tls_close_wakes_a_waiting_thread(
@@ -1052,14 +1159,14 @@ def test_tls_close_wakes_a_waiting_thread(
     buffered = BufferedSocket(client)
     try:
         # TLS 1.3 session tickets come first: read up to the data, so the socket is quiet.
-        buffered.wait_readable(SAFETY_TIMEOUT)
+        buffered.wait_io(SAFETY_TIMEOUT, False)
         view = buffered.recv_nowait()
         while view is None:
-            buffered.wait_readable(SAFETY_TIMEOUT)
+            buffered.wait_io(SAFETY_TIMEOUT, False)
             view = buffered.recv_nowait()
         assert bytes(view) == b"x"
         assert not buffered.can_read()
-        waiter, outcome = run_in_thread(lambda: buffered.wait_readable(30))
+        waiter, outcome = run_in_thread(lambda: buffered.wait_io(30, False))
         wait_until_polling(buffered)
         buffered.close()
         waiter.join(SAFETY_TIMEOUT)

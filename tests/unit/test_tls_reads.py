@@ -332,7 +332,7 @@ def test_a_read_stops_when_the_buffer_has_no_room_for_another_record(
         assert queued(buffered.socket) == 0  # one read of the socket took every record
         assert channel(buffered).ready()
         assert buffered.can_read()
-        buffered.wait_readable(SAFETY)  # returns at once: the records are in memory
+        buffered.wait_io(SAFETY, False)  # returns at once: the records are in memory
         while len(got) < len(payloads) * size:
             assert buffered.can_read()
             view = take(buffered.recv_nowait())
@@ -493,7 +493,7 @@ def test_close_notify_behind_data_counts_as_readable(
     assert take(buffered.recv_nowait()) == b"".join(payloads)
     assert buffered.can_read()
     with quickly(1.0):
-        buffered.wait_readable(0.5)
+        buffered.wait_io(0.5, False)
         assert take(buffered.recv_nowait()) == b""
 
 
@@ -552,7 +552,7 @@ def test_tls_error_behind_good_records_counts_as_readable(
     assert take(buffered.recv_nowait()) == b"".join(payloads)
     assert buffered.can_read()
     with quickly(1.0):
-        buffered.wait_readable(0.5)
+        buffered.wait_io(0.5, False)
         with pytest.raises(TLSError):
             buffered.recv_nowait()
 
@@ -723,7 +723,7 @@ def test_a_write_while_a_session_ticket_is_half_read() -> None:
             wait_arrived(buffered, len(rest))
             buffered.sendall(b"request")
             with quickly(1.0):
-                buffered.wait_readable(SAFETY)
+                buffered.wait_io(SAFETY, False)
                 assert take(buffered.recv_nowait()) == b"B" * 100
             assert bio.recv() == b"request"
         finally:
@@ -736,7 +736,7 @@ def test_a_write_while_a_session_ticket_is_half_read() -> None:
 # -- records that do not count ------------------------------------------------------------------
 
 
-def test_wait_readable_times_out_when_nothing_is_left(
+def test_wait_io_times_out_when_nothing_is_left(
     tls_connection: Callable[..., tuple[BufferedSocket, Server]],
 ) -> None:
     """After every record has been read, nothing in memory counts as readable: a wait
@@ -746,4 +746,4 @@ def test_wait_readable_times_out_when_nothing_is_left(
     assert take(buffered.recv_nowait()) == b"".join(records(3, 40))
     assert not buffered.can_read()
     with pytest.raises(ReadTimeout):
-        buffered.wait_readable(0.05)
+        buffered.wait_io(0.05, False)
