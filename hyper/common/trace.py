@@ -73,12 +73,14 @@ TLS_START = "tls_start"
 #: protocol the server selected, or ``None``); ``error`` instead if it failed.
 TLS_END = "tls_end"
 #: A request began waiting for a stream slot (HTTP/2, HTTP/3: the server's limit on
-#: concurrent streams was reached). ``info``: empty.
+#: concurrent streams was reached). ``stream_id``: ``None``, as the request has no stream
+#: yet (unless ``putrequest()`` reserved one). ``info``: empty.
 QUEUED_START = "queued_start"
-#: The request got its slot, or stopped waiting. ``info``: empty.
+#: The request got its slot. ``stream_id``: its stream. ``info``: empty.
 QUEUED_END = "queued_end"
 #: The request's head was handed to the socket. ``stream_id``: its stream (HTTP/2, HTTP/3).
-#: ``info``: ``method``, ``path``.
+#: ``info``: ``method`` and ``target`` (the request target as sent: the path and query;
+#: to an HTTP proxy in plain http, the absolute URL).
 REQUEST_HEADERS_SENT = "request_headers_sent"
 #: The request's last byte was handed to the socket. ``info``: ``bytes`` (body bytes sent).
 REQUEST_BODY_SENT = "request_body_sent"
@@ -179,6 +181,32 @@ class Timings:
         "tls_start",
     )
 
+    #: When resolving the host name began (``None`` for an IP address).
+    dns_start: float | None
+    #: When resolving the host name ended.
+    dns_end: float | None
+    #: When connecting began: the whole Happy Eyeballs race; through a proxy, the connection
+    #: to the proxy.
+    connect_start: float | None
+    #: When connecting ended.
+    connect_end: float | None
+    #: When the TLS handshake began (``None`` without TLS).
+    tls_start: float | None
+    #: When the TLS handshake ended.
+    tls_end: float | None
+    #: When the request began waiting for a stream slot (``None`` if it never waited).
+    queued_start: float | None
+    #: When the request stopped waiting for a stream slot.
+    queued_end: float | None
+    #: When the request's head was handed to the socket.
+    headers_sent: float | None
+    #: When the request's last byte was handed to the socket.
+    request_sent: float | None
+    #: When the first byte of the response's head arrived (an interim 1xx head counts).
+    first_byte: float | None
+    #: When the response body ended.
+    body_done: float | None
+
     #: The connection-opening phases, which a request takes from its connection.
     CONNECTION_PHASES = (
         "dns_start",
@@ -202,49 +230,13 @@ class Timings:
     #: The durations, as properties of the same names.
     DURATIONS = ("dns", "connect", "tls", "queued", "send", "wait", "receive", "total")
 
-    def __init__(
-        self,
-        start: float,
-        *,
-        dns_start: float | None = None,
-        dns_end: float | None = None,
-        connect_start: float | None = None,
-        connect_end: float | None = None,
-        tls_start: float | None = None,
-        tls_end: float | None = None,
-        queued_start: float | None = None,
-        queued_end: float | None = None,
-        headers_sent: float | None = None,
-        request_sent: float | None = None,
-        first_byte: float | None = None,
-        body_done: float | None = None,
-        reused: bool = False,
-        protocol: str | None = None,
-    ) -> None:
+    def __init__(self, start: float, reused: bool = False, protocol: str | None = None) -> None:
+        # One chained store for the phases still to come: a Timings is made per request.
+        self.dns_start = self.dns_end = self.connect_start = self.connect_end = None
+        self.tls_start = self.tls_end = self.queued_start = self.queued_end = None
+        self.headers_sent = self.request_sent = self.first_byte = self.body_done = None
         #: When the request call began.
         self.start = start
-        #: When resolving the host name began and ended (``None`` for an IP address).
-        self.dns_start = dns_start
-        self.dns_end = dns_end
-        #: When connecting began and ended: the whole Happy Eyeballs race; through a proxy,
-        #: the connection to the proxy.
-        self.connect_start = connect_start
-        self.connect_end = connect_end
-        #: When the TLS handshake began and ended (``None`` without TLS).
-        self.tls_start = tls_start
-        self.tls_end = tls_end
-        #: When the request began and stopped waiting for a stream slot (``None`` if it
-        #: never waited).
-        self.queued_start = queued_start
-        self.queued_end = queued_end
-        #: When the request's head was handed to the socket.
-        self.headers_sent = headers_sent
-        #: When the request's last byte was handed to the socket.
-        self.request_sent = request_sent
-        #: When the first byte of the response's head arrived (an interim 1xx head counts).
-        self.first_byte = first_byte
-        #: When the response body was read to its end.
-        self.body_done = body_done
         #: Whether the request ran on a connection opened before it (the connection phases
         #: are then ``None``).
         self.reused = reused

@@ -22,9 +22,17 @@ from hyper.common.trace import (
 )
 
 
+def timings(start: float, **fields: object) -> Timings:
+    """A Timings started at ``start``, with ``fields`` set."""
+    made = Timings(start)
+    for name, value in fields.items():
+        setattr(made, name, value)
+    return made
+
+
 def full() -> Timings:
     """A fresh-connection request with every phase, at easy numbers."""
-    return Timings(
+    return timings(
         100.0,
         dns_start=100.5,
         dns_end=101.0,
@@ -53,7 +61,7 @@ def test_durations_are_the_differences_of_their_timestamps() -> None:
 
 
 def test_absent_phases_give_none() -> None:
-    t = Timings(5.0, request_sent=5.25, first_byte=6.0, reused=True, protocol="HTTP/1.1")
+    t = timings(5.0, request_sent=5.25, first_byte=6.0, reused=True, protocol="HTTP/1.1")
     assert (t.dns, t.connect, t.tls, t.queued) == (None, None, None, None)
     assert t.send == 0.25  # from the start: nothing came between
     assert t.wait == 0.75
@@ -61,17 +69,17 @@ def test_absent_phases_give_none() -> None:
 
 
 def test_send_is_none_until_the_request_is_sent() -> None:
-    assert Timings(1.0, connect_end=2.0).send is None
+    assert timings(1.0, connect_end=2.0).send is None
 
 
 def test_send_counts_from_the_start_when_the_connection_was_opened_earlier() -> None:
     # connect() called before the request: its phases come before start.
-    t = Timings(50.0, connect_start=10.0, connect_end=11.0, request_sent=50.5)
+    t = timings(50.0, connect_start=10.0, connect_end=11.0, request_sent=50.5)
     assert t.send == 0.5
 
 
 def test_a_request_adopts_the_phases_of_the_connection_it_opened() -> None:
-    phases = Timings(1.0, dns_start=1.0, dns_end=1.5, connect_start=1.5, connect_end=2.0)
+    phases = timings(1.0, dns_start=1.0, dns_end=1.5, connect_start=1.5, connect_end=2.0)
     t = Timings(0.5, reused=True)
     t.adopt_connection(phases)
     assert (t.dns_start, t.dns_end, t.connect_start, t.connect_end) == (1.0, 1.5, 1.5, 2.0)
@@ -99,7 +107,7 @@ def test_summary_is_one_line_in_milliseconds() -> None:
 
 
 def test_summary_of_a_reused_connection_dashes_the_missing_phases() -> None:
-    t = Timings(0.0, request_sent=0.001, first_byte=0.003, body_done=0.004, reused=True)
+    t = timings(0.0, request_sent=0.001, first_byte=0.003, body_done=0.004, reused=True)
     t.protocol = "HTTP/1.1"
     assert t.summary() == (
         "HTTP/1.1 reused dns=- connect=- tls=- queued=- send=1.0ms wait=2.0ms receive=1.0ms "
