@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 
 from .. import tls
@@ -25,6 +26,7 @@ from .eyeballs import DEFAULT_POLICY, ConnectPolicy
 from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
 from .socks import SocksProxy, open_socks
+from .trace import CONNECT_END, CONNECT_START, TLS_END, TLS_START, ConnectRecorder
 from .util import authority_for
 
 #: The longest status or header line accepted from a proxy, and the most header lines.
@@ -33,7 +35,11 @@ _MAX_PROXY_HEADERS = 100
 
 
 def open_tcp(
-    host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    host: str,
+    port: int,
+    timeout: float | None,
+    policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> socket.socket:
     """
     Connect to ``host``:``port`` with TCP_NODELAY set, racing its addresses with Happy
@@ -44,12 +50,13 @@ def open_tcp(
     :param timeout: bound on resolving and connecting together, in seconds (``None``: no
         bound of hyper's).
     :param policy: the delay between attempts, the family to keep to, the resolver.
+    :param recorder: where the DNS and connect phases and each attempt's events go.
     :raises InvalidRequest: if ``host`` is not a valid host name.
     :raises ConnectTimeout: if the attempt takes longer than ``timeout``.
     :raises SocketError: if the name does not resolve or every address refused.
     """
     # A str host would otherwise go through Python's IDNA 2003 codec inside socket.
-    sock = eyeballs.connect(encode_host(host), port, timeout, policy)
+    sock = eyeballs.connect(encode_host(host), port, timeout, policy, recorder)
     # Requests are written in one burst each; Nagle's algorithm would only add latency.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -75,6 +82,7 @@ def open_tunnel(
     proxy_headers: HeadersArg | None = None,
     timeout: float | None = None,
     policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> socket.socket:
     """
     Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``
@@ -83,6 +91,7 @@ def open_tunnel(
     :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
     :param timeout: bound on connecting and on the proxy's answer, in seconds.
     :param policy: how to race the proxy's addresses (:func:`open_tcp`).
+    :param recorder: where the phases of connecting to the proxy go (:func:`open_tcp`).
     :returns: the socket, now a byte pipe to the origin (TLS not yet started).
     :raises InvalidRequest: if ``host`` or ``proxy_host`` is not a valid host name.
     :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense (the
@@ -90,7 +99,7 @@ def open_tunnel(
         before the client spoke, which cannot happen before TLS.
     """
     sock, early, (status, reason) = _open_tunnel(
-        proxy_host, proxy_port, host, port, proxy_headers, timeout, policy
+        proxy_host, proxy_port, host, port, proxy_headers, timeout, policy, recorder
     )
     if early:
         sock.close()
@@ -108,6 +117,7 @@ def _open_tunnel(
     proxy_headers: HeadersArg | None,
     timeout: float | None,
     policy: ConnectPolicy,
+    recorder: ConnectRecorder | None = None,
 ) -> tuple[socket.socket, bytes, tuple[int, str]]:
     """
     :func:`open_tunnel`, also returning what the origin already sent through the tunnel and
@@ -116,7 +126,7 @@ def _open_tunnel(
     target = authority_for(encode_host(host), port, default_port=-1).encode("ascii")
     request = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
     request.extend(header_lines(proxy_headers))
-    sock = open_tcp(proxy_host, proxy_port, timeout, policy=policy)
+    sock = open_tcp(proxy_host, proxy_port, timeout, policy=policy, recorder=recorder)
     try:
         buffered = BufferedSocket(sock, buffer_size=16384)
         buffered.sendall(b"\r\n".join(request) + b"\r\n\r\n")
@@ -159,6 +169,52 @@ def _read_proxy_answer(sock: BufferedSocket) -> tuple[int, str]:
     return status, reason
 
 
+def _open_socks(
+    proxy: SocksProxy,
+    host: str,
+    port: int,
+    timeout: float | None,
+    recorder: ConnectRecorder | None,
+) -> socket.socket:
+    """:func:`~hyper.common.socks.open_socks`, its span recorded as the connect phase and
+    reported as one attempt at the proxy's address."""
+    if recorder is None:
+        return open_socks(proxy, host, port, timeout)
+    info: dict[str, object] = {"address": authority_for(proxy.host, proxy.port, -1)}
+    tracer = recorder.tracer
+    started = recorder.phases.connect_start = time.monotonic()
+    tracer.emit(CONNECT_START, None, info, started)
+    try:
+        raw = open_socks(proxy, host, port, timeout)
+    except BaseException as exc:
+        tracer.emit(CONNECT_END, None, {**info, "outcome": "failed", "error": exc})
+        raise
+    ended = recorder.phases.connect_end = time.monotonic()
+    tracer.emit(CONNECT_END, None, {**info, "outcome": "connected", "error": None}, ended)
+    return raw
+
+
+def _start_tls(
+    raw: socket.socket,
+    host: str,
+    context: ssl.SSLContext | None,
+    force_proto: str | None,
+    recorder: ConnectRecorder | None,
+) -> tuple[tls.TLSChannel, str | None]:
+    """:func:`hyper.tls.start_tls`, recorded as the TLS phase."""
+    if recorder is None:
+        return tls.start_tls(raw, host, context, force_proto)
+    recorder.mark(TLS_START, {"server_name": host})
+    try:
+        channel, proto = tls.start_tls(raw, host, context, force_proto)
+    except BaseException as exc:
+        recorder.mark(TLS_END, {"error": exc})
+        raise
+    alpn = channel.selected_alpn_protocol()  # what the server chose, even if force_proto
+    recorder.mark(TLS_END, {"version": channel.version(), "alpn": alpn})
+    return channel, proto
+
+
 def open_connection(
     host: str,
     port: int,
@@ -175,6 +231,7 @@ def open_connection(
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     force_proto: str | None = None,
     connect_policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> tuple[BufferedSocket, str | None]:
     """
     Open the socket a connection runs on: TCP to the server, to an HTTP proxy (through a
@@ -187,6 +244,10 @@ def open_connection(
     :param connect_policy: how to race the addresses of the server or HTTP proxy
         (:func:`open_tcp`). A SOCKS proxy is reached through python-socks, which tries its
         addresses one after the other.
+    :param recorder: where the phases of opening the connection (DNS, connect, TLS) and
+        their events go: connect is to the proxy when there is one (for a SOCKS proxy, the
+        whole SOCKS handshake, whose resolving python-socks does); DNS is absent for an IP
+        address and for a SOCKS proxy.
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
@@ -199,25 +260,25 @@ def open_connection(
             raise InvalidRequest(
                 "a connection goes through one proxy, not an HTTP and a SOCKS one"
             )
-        raw = open_socks(socks_proxy, host, port, connect_timeout)
+        raw = _open_socks(socks_proxy, host, port, connect_timeout, recorder)
     elif proxy_host is not None:
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")
-        if tunnel and secure:
-            raw = open_tunnel(
-                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
-            )
-        elif tunnel:
-            raw, early, _ = _open_tunnel(
-                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
-            )
+        if tunnel:
+            route = (proxy_host, proxy_port, host, port, proxy_headers, connect_timeout)
+            if secure:
+                raw = open_tunnel(*route, connect_policy, recorder)
+            else:
+                raw, early, _ = _open_tunnel(*route, connect_policy, recorder)
         else:
-            raw = open_tcp(proxy_host, proxy_port, connect_timeout, policy=connect_policy)
+            raw = open_tcp(
+                proxy_host, proxy_port, connect_timeout, policy=connect_policy, recorder=recorder
+            )
     else:
-        raw = open_tcp(host, port, connect_timeout, policy=connect_policy)
+        raw = open_tcp(host, port, connect_timeout, policy=connect_policy, recorder=recorder)
     proto = force_proto
     if secure:
-        channel, proto = tls.start_tls(raw, host, ssl_context, force_proto)
+        channel, proto = _start_tls(raw, host, ssl_context, force_proto, recorder)
         raw.settimeout(read_timeout)
         return BufferedSocket(channel, buffer_size), proto
     raw.settimeout(read_timeout)

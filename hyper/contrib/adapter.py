@@ -70,6 +70,7 @@ from ..common.exceptions import (
 from ..common.response import BaseResponse
 from ..common.socks import SOCKS_SCHEMES, load_python_socks
 from ..common.timeout import Deadline
+from ..common.trace import Timings, TraceHook, tracer_for
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
@@ -109,7 +110,10 @@ class HTTP20Adapter(HTTPAdapter):
         certifi's CA bundle (as requests itself does), or ``"system"``, the operating
         system's trust store (needs the ``truststore`` extra; see :ref:`trust`). A ``verify``
         path (or ``REQUESTS_CA_BUNDLE``) still trusts that bundle alone.
-    :raises InvalidRequest: for another ``trust``.
+    :param trace: a trace hook given to every connection the adapter opens (see
+        :doc:`timings`); each connection detaches it on its own if it raises. The timings of
+        each response are ``response.raw.timings``.
+    :raises InvalidRequest: for another ``trust``, or a ``trace`` that is not callable.
     :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` without
         ``truststore``.
     """
@@ -123,6 +127,7 @@ class HTTP20Adapter(HTTPAdapter):
         "idle_timeout",
         "http3",
         "trust",
+        "trace",
     ]
 
     def __init__(
@@ -136,7 +141,9 @@ class HTTP20Adapter(HTTPAdapter):
         *,
         http3: bool = False,
         trust: str = "certifi",
+        trace: TraceHook | None = None,
     ) -> None:
+        tracer_for(trace)  # a hook that cannot be called fails now, not at the first request
         if http3:
             # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
             importlib.import_module("hyper.http30.stack")
@@ -144,6 +151,8 @@ class HTTP20Adapter(HTTPAdapter):
         self.http3 = http3
         #: What ``verify=True`` trusts: ``"certifi"`` or ``"system"``.
         self.trust = trust
+        #: The trace hook every new connection gets (``None``: none).
+        self.trace = trace
         self.window_manager = window_manager
         self.pool_connections = pool_connections
         self.pool_maxsize = pool_maxsize
@@ -245,6 +254,7 @@ class HTTP20Adapter(HTTPAdapter):
                 proxy_host=proxy_host,
                 proxy_headers=proxy_headers,
                 timeout=timeout,
+                trace=self.trace,
                 **(self._http3_settings(verify, cert) if secure else {}),
             )
             if len(pool) < self.pool_maxsize:
@@ -446,6 +456,8 @@ class HTTP20Adapter(HTTPAdapter):
         rewind = _rewinder(body)
         retries = self.max_retries
         while True:
+            # Each try's timings start before it takes a connection and connects it.
+            timings = Timings(time.monotonic())
             conn = self.get_connection(host, port, scheme, cert, verify, proxy, timeout)
             try:
                 conn.connect()
@@ -459,6 +471,7 @@ class HTTP20Adapter(HTTPAdapter):
                     body=body,
                     headers=_sendable(request.headers),
                     timeout=request_timeout,
+                    timings=timings,
                 )
                 hyper_response = _response_or_cancel(conn, stream_id)
             except HyperError as exc:
@@ -770,6 +783,15 @@ class HyperRawResponse:
         self._closed = False
         self._fp_bytes_read = 0
         self._done: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def timings(self) -> Timings:
+        """When each phase of the request and of this response happened
+        (:class:`~hyper.common.trace.Timings`, see :doc:`timings`). requests' own
+        ``response.elapsed`` is something else: the time its ``Session.send`` spent in the
+        adapter's ``send()``, connecting and waiting for the response headers included,
+        reading the body not."""
+        return self._response.timings
 
     def on_done(self, callback: Callable[[], None]) -> None:
         """
