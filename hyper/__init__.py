@@ -22,6 +22,7 @@ from .http11.connection import HTTP11Connection
 from .http11.response import HTTP11Response
 
 if TYPE_CHECKING:
+    from .common.trace import Timings, TraceEvent
     from .http20.connection import HTTP20Connection
     from .http20.response import HTTP20Push, HTTP20Response
     from .http30.connection import HTTP30Connection
@@ -41,6 +42,8 @@ __all__ = [
     "HTTPHeaderMap",
     "HyperError",
     "Timeout",
+    "Timings",
+    "TraceEvent",
     "__version__",
 ]
 
@@ -57,5 +60,7 @@ __getattr__ = lazy_attributes(
         "HTTP20Response": ".http20.response",
         "HTTP30Connection": ".http30.connection",
         "HTTP30Response": ".http30.response",
+        "Timings": ".common.trace",
+        "TraceEvent": ".common.trace",
     },
 )

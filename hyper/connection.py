@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ from .common.timeout import (
     connect_wait,
     split_wait,
 )
+from .common.trace import ConnectRecorder, Timings, TraceHook, Tracer, tracer_for
 from .common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
@@ -143,13 +145,18 @@ class HTTPConnection(ClosingContextManager):
         with that family only; ``None`` for both.
     :param resolver: a function resolving host names for TCP connections (see
         :data:`hyper.common.eyeballs.Resolver`); ``None`` for :func:`socket.getaddrinfo`.
+    :param trace: a trace hook: a callable given each
+        :class:`~hyper.common.trace.TraceEvent` of this connection (negotiation included)
+        as it happens, whichever protocol it settles on over TCP (see :doc:`timings`);
+        ``None`` for none.
     :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
         this protocol whatever ALPN said. With ``http3=True``, also the QUIC settings of
         :class:`~hyper.HTTP30Connection`: ``cert`` and ``cert_password`` (a client
         certificate for QUIC, whose TLS cannot take it from ``ssl_context``), ``cert_path``
         (a CA directory: QUIC's TLS cannot list what ``ssl_context`` loads from one),
         ``idle_timeout``, ``max_data`` and ``max_stream_data``.
-    :raises InvalidRequest: for an unusable host, port or timeout, or an unknown keyword.
+    :raises InvalidRequest: for an unusable host, port or timeout, a ``trace`` that is not
+        callable, or an unknown keyword.
     :raises HTTP3Unavailable: (an :class:`ImportError`) for ``http3=True`` without ``qh3``.
     """
 
@@ -170,9 +177,13 @@ class HTTPConnection(ClosingContextManager):
         happy_eyeballs_delay: float = DEFAULT_DELAY,
         address_family: int | None = None,
         resolver: Resolver | None = None,
+        trace: TraceHook | Tracer | None = None,
         **kwargs: Any,
     ) -> None:
         host, port = resolve_host_port(host, port, 443 if secure else 80)
+        #: Where this connection's trace events go; the connection it delegates to shares it
+        #: (:class:`~hyper.common.trace.Tracer`).
+        self.tracer = tracer_for(trace)
         self.host = host
         self.port = port
         self.secure = bool(secure) if secure is not None else port == 443
@@ -188,6 +199,7 @@ class HTTPConnection(ClosingContextManager):
             "happy_eyeballs_delay": happy_eyeballs_delay,
             "address_family": address_family,
             "resolver": resolver,
+            "trace": self.tracer,
         }
         # Keywords only one protocol takes go to that protocol; unknown ones are an error.
         http11_only = {k: kwargs.pop(k) for k in list(kwargs) if k in _HTTP11_ONLY}
@@ -371,11 +383,15 @@ class HTTPConnection(ClosingContextManager):
             self._adopt_tls(*result.second)
         self._settled = True
 
-    def _open_tls(self, connect_timeout: float | None) -> tuple[BufferedSocket, str | None]:
-        """A TLS connection over TCP, and the protocol ALPN picked."""
+    def _open_tls(
+        self, connect_timeout: float | None
+    ) -> tuple[BufferedSocket, str | None, Timings]:
+        """A TLS connection over TCP, the protocol ALPN picked, and the phases of opening
+        it."""
         conn = self._conn
         assert isinstance(conn, HTTP11Connection)
-        return sockets.open_connection(
+        recorder = ConnectRecorder(self.tracer)
+        sock, proto = sockets.open_connection(
             self.host,
             self.port,
             secure=True,
@@ -389,22 +405,24 @@ class HTTPConnection(ClosingContextManager):
             buffer_size=conn.network_buffer_size,
             force_proto=self._http20_kwargs.get("force_proto"),
             connect_policy=conn.connect_policy,
+            recorder=recorder,
         )
+        return sock, proto, recorder.phases
 
-    def _adopt_tls(self, sock: BufferedSocket, proto: str | None) -> None:
-        """Speak over ``sock`` what ALPN picked."""
+    def _adopt_tls(self, sock: BufferedSocket, proto: str | None, phases: Timings) -> None:
+        """Speak over ``sock`` what ALPN picked; the next request takes ``phases``."""
         if proto == "h2":
             http2 = _http2()(**self._http20_kwargs)
             self._apply_buffer_size(http2)
             try:
-                http2.adopt_socket(sock)
+                http2.adopt_socket(sock, phases)
             except BaseException:
                 sock.close()
                 raise
             self._conn = http2
         else:
             assert isinstance(self._conn, HTTP11Connection)
-            self._conn.adopt_socket(sock)
+            self._conn.adopt_socket(sock, phases)
 
     def _upgrade_headers(
         self, body: RequestBody, pairs: list[tuple[bytes, bytes]]
@@ -437,6 +455,7 @@ class HTTPConnection(ClosingContextManager):
         headers: HeadersArg | None = None,
         *,
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        timings: Timings | None = None,
     ) -> int | None:
         """
         Send a request (see :meth:`HTTP20Connection.request <hyper.HTTP20Connection.request>`
@@ -445,10 +464,16 @@ class HTTPConnection(ClosingContextManager):
         :param timeout: this request's own timeout, in the forms the constructor takes,
             instead of the connection's; it also bounds settling the protocol when this
             request does that (see :ref:`request-timeouts`).
+        :param timings: the :class:`~hyper.common.trace.Timings` to record this request's
+            phases in, when the caller began them earlier (say, before its own
+            ``connect()``); a new one, started now, by default.
         :returns: the stream id when the connection speaks HTTP/2; ``None`` over HTTP/1.1
             (including the request that asks to upgrade a plaintext connection).
         :raises InvalidRequest: for an invalid method, URL, header, body or timeout.
         """
+        # Its timings start here: settling the protocol is part of the first request.
+        if timings is None:
+            timings = Timings(time.monotonic())
         if self._total_timeout is not None or isinstance(timeout, Timeout):
             # One deadline from here, settling the protocol included, to the response's end.
             started = request_timeouts(
@@ -457,11 +482,13 @@ class HTTPConnection(ClosingContextManager):
             if isinstance(started, Deadline):
                 timeout = started
         if not self._settled:
-            sent, headers = self._negotiate(method, url, body, headers, timeout)
+            sent, headers = self._negotiate(method, url, body, headers, timeout, timings)
             if sent:
                 return None  # sent over HTTP/1.1, asking to upgrade
         conn = self._conn
-        result = conn.request(method, url, body=body, headers=headers, timeout=timeout)
+        result = conn.request(
+            method, url, body=body, headers=headers, timeout=timeout, timings=timings
+        )
         if isinstance(conn, HTTP11Connection):
             # Its response must come from this connection, even if the protocol is settled
             # to HTTP/2 by another thread's upgrade before this thread asks for it.
@@ -475,6 +502,7 @@ class HTTPConnection(ClosingContextManager):
         body: BodyArg,
         headers: HeadersArg | None,
         timeout: RequestTimeoutArg,
+        timings: Timings,
     ) -> tuple[bool, HeadersArg | None]:
         """
         Settle the protocol if this request can: ALPN over TLS, or send it asking for an h2c
@@ -528,7 +556,12 @@ class HTTPConnection(ClosingContextManager):
                 return False, pairs
             try:
                 self._conn.request(
-                    method, url, body=request_body.data, headers=upgrade, timeout=timeout
+                    method,
+                    url,
+                    body=request_body.data,
+                    headers=upgrade,
+                    timeout=timeout,
+                    timings=timings,
                 )
             except BaseException:
                 self._upgrading = None
@@ -635,7 +668,9 @@ class HTTPConnection(ClosingContextManager):
                 "not to h2c, which hyper asked for"
             )
         head = method in (b"HEAD", "HEAD")
-        http2.complete_upgrade(conn.detach_socket(), head_request=head, timeout=timeout)
+        http2.complete_upgrade(
+            conn.detach_socket(), head_request=head, timeout=timeout, timings=response.timings
+        )
         self._conn = http2
         return http2
 

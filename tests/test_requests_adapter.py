@@ -41,6 +41,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 import hyper.common.sockets
 from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
+from hyper.common.trace import ConnectRecorder
 from hyper.contrib import HTTP20Adapter, HyperRawResponse
 from tests.support.certs import TLSMaterial
 from tests.support.dante import DanteServer
@@ -104,11 +105,15 @@ def tcp_opens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     real = hyper.common.sockets.open_tcp
 
     def counting(
-        host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+        host: str,
+        port: int,
+        timeout: float | None,
+        policy: ConnectPolicy = DEFAULT_POLICY,
+        recorder: ConnectRecorder | None = None,
     ) -> socket.socket:
         with lock:
             opened.append((host, port))
-        return real(host, port, timeout, policy)
+        return real(host, port, timeout, policy, recorder)
 
     monkeypatch.setattr(hyper.common.sockets, "open_tcp", counting)
     return opened

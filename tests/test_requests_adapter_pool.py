@@ -27,6 +27,7 @@ from urllib3.util import Retry
 import hyper.common.sockets
 from hyper.common.exceptions import SocketError
 from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
+from hyper.common.trace import ConnectRecorder
 from hyper.contrib import HTTP20Adapter
 from tests.support.adapter import session_with
 from tests.support.http11 import RawReply, http11_responder
@@ -364,7 +365,11 @@ def test_a_proxy_without_port_uses_port_80(monkeypatch: pytest.MonkeyPatch) -> N
     attempts: list[tuple[str, int]] = []
 
     def refuse(
-        host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+        host: str,
+        port: int,
+        timeout: float | None,
+        policy: ConnectPolicy = DEFAULT_POLICY,
+        recorder: ConnectRecorder | None = None,
     ) -> socket.socket:
         attempts.append((host, port))
         raise SocketError("refused by the test")

@@ -12,6 +12,7 @@ import importlib
 import os
 import ssl
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO, TextIO
 from ..common.exceptions import HyperError
 from ..common.response import BaseResponse
 from ..common.timeout import Timeout
+from ..common.trace import Timings
 from ..tls import check_trust
 from .bodies import read_stdin
 from .connect import Connector, Protocol, check_http3_only, send, tls_context
@@ -240,10 +242,11 @@ def run(
                 proxy = proxy_for(request.target, os.environ, args.proxy, args.noproxy)
             except UsageError as exc:  # a redirect to a scheme whose proxy variable is wrong
                 raise CommandError(str(exc)) from None
+            timings = Timings(time.monotonic())  # connecting counts in the request's timings
             conn = connector.connection(request.target, proxy)
             if verbose:
                 _show_request(heads, request, conn.version.value, proxy)
-            with send(conn, request, connector.request_timeout) as response:
+            with send(conn, request, connector.request_timeout, timings) as response:
                 redirect = response.status in REDIRECT_STATUSES and args.follow
                 location = _location(response) if redirect else None
                 if location is None:
@@ -251,6 +254,8 @@ def run(
                     if verbose:
                         _write_lines(heads, [""], "< ")
                     _write_response_body(response, console, output)
+                    if verbose or args.timing:
+                        _show_timing(console.stderr, response)
                     return exit_status(response.status, args.check_status, args.follow)
                 if verbose:
                     _write_lines(heads, [*response_head(response), ""], "< ")
@@ -261,6 +266,8 @@ def run(
                     )
                 for _ in response:
                     pass  # read to its end, so that the connection can be reused
+                if verbose or args.timing:
+                    _show_timing(console.stderr, response)
                 hop += 1
                 request = redirected(request, response.status, location)
                 if verbose:
@@ -278,6 +285,13 @@ def _show_request(
     line = f"{request.method} {request.target.path} {version}"
     headers = [f"{name}: {value}" for name, value in request.headers]
     _write_lines(heads, [line, *headers, ""], "> ")
+
+
+def _show_timing(stream: TextIO, response: BaseResponse) -> None:
+    """The response's phase timings on one line (``--timing``, ``-v``): the protocol,
+    ``new`` or ``reused`` connection, then each phase in milliseconds, ``-`` for one that did
+    not happen (:meth:`~hyper.common.trace.Timings.summary`)."""
+    _write_lines(stream, [f"timing: {response.timings.summary()}"], "* ")
 
 
 def _write_response_body(

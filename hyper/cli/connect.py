@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ..common.response import BaseResponse
 from ..common.timeout import Deadline
+from ..common.trace import Timings
 from ..common.util import CONNECTION_TIMEOUT, RequestTimeoutArg, TimeoutArg
 from ..connection import HTTPConnection
 from ..http11.connection import HTTP11Connection
@@ -109,13 +110,22 @@ def open_connection(
 
 
 def send(
-    conn: Connection, request: PreparedRequest, timeout: RequestTimeoutArg = CONNECTION_TIMEOUT
+    conn: Connection,
+    request: PreparedRequest,
+    timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+    timings: Timings | None = None,
 ) -> BaseResponse:
     """Send ``request`` on ``conn`` and return its response (head read, body not), within
-    ``timeout`` (by default the connection's)."""
+    ``timeout`` (by default the connection's), recording its phases in ``timings`` (begun
+    before the connection was opened for it, if it was)."""
     body = request.body.payload() if request.body is not None else None
     stream_id = conn.request(
-        request.method, request.target.path, body=body, headers=request.headers, timeout=timeout
+        request.method,
+        request.target.path,
+        body=body,
+        headers=request.headers,
+        timeout=timeout,
+        timings=timings,
     )
     if isinstance(conn, HTTP11Connection):
         return conn.get_response()

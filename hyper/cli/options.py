@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug",
         help="-v, and log every HTTP/2 frame and header block to stderr; full tracebacks",
     )
+    _switch(
+        output,
+        "--timing",
+        help="print each response's phase timings on one line to stderr (-v prints them too)",
+    )
     output.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
     _switch(
         output, "--check-status", help="exit 3, 4 or 5 on a 3xx (not followed), 4xx or 5xx status"

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .exceptions import ConnectTimeout, InvalidRequest, SocketError
+from .trace import CONNECT_END, CONNECT_START, DNS_END, DNS_START, ConnectRecorder
 
 __all__ = [
     "DEFAULT_DELAY",
@@ -263,13 +264,21 @@ class _Lookup:
             self.done.set()
 
 
-def resolve(host: str, port: int, policy: ConnectPolicy, deadline: float | None) -> list[Address]:
+def resolve(
+    host: str,
+    port: int,
+    policy: ConnectPolicy,
+    deadline: float | None,
+    recorder: ConnectRecorder | None = None,
+) -> list[Address]:
     """
     The addresses of ``host``, interleaved (:func:`interleave`) and limited to the policy's
     family. An IP literal is returned as is, without calling the resolver.
 
     :param deadline: the :func:`time.monotonic` time resolving must end by: the resolver
         then runs in a helper thread. ``None`` runs it in the caller's thread.
+    :param recorder: where the ``dns_start`` and ``dns_end`` phases go (not for an IP
+        literal, which is not looked up).
     :raises ConnectTimeout: if the resolver has not answered by ``deadline``.
     :raises SocketError: if the name does not resolve, or to no address of the family.
     :raises InvalidRequest: if the resolver returns something that is no address.
@@ -287,6 +296,30 @@ def resolve(host: str, port: int, policy: ConnectPolicy, deadline: float | None)
     def lookup() -> list[Address]:
         return _checked(resolver(host, port, wanted), host)
 
+    if recorder is not None:
+        recorder.mark(DNS_START, {"host": host})
+    try:
+        found = _lookup(host, port, lookup, deadline)
+    except BaseException as exc:
+        if recorder is not None:
+            recorder.mark(DNS_END, {"host": host, "error": exc})
+        raise
+    if policy.family is not None:
+        found = [a for a in found if a.family == policy.family]
+    ordered = interleave(found)
+    if recorder is not None:
+        recorder.mark(DNS_END, {"host": host, "addresses": [str(a) for a in ordered]})
+    if not ordered:
+        which = "" if policy.family is None else f" {_family_name(policy.family)}"
+        raise SocketError(f"cannot resolve host {host!r}: no{which} address")
+    return ordered
+
+
+def _lookup(
+    host: str, port: int, lookup: Callable[[], list[Address]], deadline: float | None
+) -> list[Address]:
+    """Run ``lookup``, in a helper thread waited for until ``deadline`` if there is one;
+    its failures become hyper exceptions."""
     try:
         if deadline is None:
             found = lookup()
@@ -304,12 +337,7 @@ def resolve(host: str, port: int, policy: ConnectPolicy, deadline: float | None)
         raise SocketError(f"cannot resolve host {host!r}: {exc}") from exc
     except UnicodeError as exc:  # an "IPv6 address" that is none, with an over-long label
         raise InvalidRequest(f"invalid host name {host!r}: {exc}") from exc
-    if policy.family is not None:
-        found = [a for a in found if a.family == policy.family]
-    if not found:
-        which = "" if policy.family is None else f" {_family_name(policy.family)}"
-        raise SocketError(f"cannot resolve host {host!r}: no{which} address")
-    return interleave(found)
+    return found
 
 
 def _checked(entries: Iterable[tuple[int, tuple[Any, ...]]], host: str) -> list[Address]:
@@ -337,7 +365,9 @@ def _family_name(family: int) -> str:
 class _Racer:
     """The attempts of one race: the sockets in flight and what became of each."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: ConnectRecorder | None = None) -> None:
+        #: Where each attempt's start and end are reported, if anywhere.
+        self.recorder = recorder if recorder is not None and recorder.tracing else None
         #: Attempts in flight: file descriptor -> socket, address, start time.
         self.pending: dict[int, tuple[TCPSocket, Address, float]] = {}
         self.done: list[Attempt] = []
@@ -347,10 +377,12 @@ class _Racer:
     def start(self, address: Address) -> bool:
         """Start an attempt; whether it is in flight (it may connect, or fail, at once)."""
         started = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.tracer.emit(CONNECT_START, None, {"address": str(address)}, started)
         try:
             sock = TCPSocket(address.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         except OSError as exc:  # the family is not supported here
-            self.done.append(Attempt(address, started, time.monotonic(), exc))
+            self._record(Attempt(address, started, time.monotonic(), exc))
             return False
         try:
             sock.setblocking(False)
@@ -358,7 +390,7 @@ class _Racer:
         except (OSError, OverflowError, TypeError) as exc:  # a sockaddr the OS refuses
             sock.close()
             error = exc if isinstance(exc, OSError) else OSError(errno.EINVAL, str(exc))
-            self.done.append(Attempt(address, started, time.monotonic(), error))
+            self._record(Attempt(address, started, time.monotonic(), error))
             return False
         if code not in _IN_PROGRESS:
             self._settle(sock, address, started, code)
@@ -394,14 +426,19 @@ class _Racer:
     def _settle(self, sock: TCPSocket, address: Address, started: float, code: int) -> None:
         """Record an attempt that ended with ``code`` (0: connected)."""
         if code == 0:
-            self.done.append(Attempt(address, started, time.monotonic(), None))
             self.winner = (sock, address)
+            self._record(Attempt(address, started, time.monotonic(), None), "connected")
             return
         sock.close()
         # OSError(code, ...) is the subclass for the code: ConnectionRefusedError...
-        self.done.append(
-            Attempt(address, started, time.monotonic(), OSError(code, _strerror(code)))
-        )
+        self._record(Attempt(address, started, time.monotonic(), OSError(code, _strerror(code))))
+
+    def _record(self, attempt: Attempt, outcome: str = "failed") -> None:
+        """Keep an attempt that ended, and report it."""
+        self.done.append(attempt)
+        if self.recorder is not None:
+            info = {"address": str(attempt.address), "outcome": outcome, "error": attempt.error}
+            self.recorder.tracer.emit(CONNECT_END, None, info, attempt.ended)
 
     def _drop(self, fd: int) -> None:
         del self.pending[fd]
@@ -415,7 +452,7 @@ class _Racer:
             sock, address, started = self.pending[fd]
             self._drop(fd)
             sock.close()
-            self.done.append(Attempt(address, started, now, None))
+            self._record(Attempt(address, started, now, None), "abandoned")
 
 
 def _strerror(code: int) -> str:
@@ -426,7 +463,10 @@ def _strerror(code: int) -> str:
 
 
 def race(
-    addresses: list[Address], delay: float, deadline: float | None
+    addresses: list[Address],
+    delay: float,
+    deadline: float | None,
+    recorder: ConnectRecorder | None = None,
 ) -> tuple[tuple[TCPSocket, Address] | None, list[Attempt]]:
     """
     Connect to the first of ``addresses`` that accepts, starting the next attempt ``delay``
@@ -434,10 +474,12 @@ def race(
     still in flight. The losers are closed.
 
     :param deadline: the :func:`time.monotonic` time to give up at; ``None`` for never.
+    :param recorder: where each attempt's ``connect_start`` and ``connect_end`` events go,
+        as the attempt starts and ends.
     :returns: the connected socket (non-blocking) and its address, or ``None`` if every
         attempt failed or the deadline passed; and the attempts, in the order they started.
     """
-    racer = _Racer()
+    racer = _Racer(recorder)
     queue = list(reversed(addresses))
     next_start = 0.0
     try:
@@ -466,11 +508,18 @@ def race(
 
 
 def connect(
-    host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    host: str,
+    port: int,
+    timeout: float | None,
+    policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> TCPSocket:
     """
     Open a TCP connection to ``host``:``port`` with Happy Eyeballs: resolve, interleave,
     race. ``timeout`` bounds all of it, resolving included.
+
+    :param recorder: where the ``dns_*`` phases, the ``connect_*`` phases (the whole race)
+        and the events of each attempt go.
 
     :returns: the socket (blocking, its timeout ``timeout``); its ``connect_report`` says
         how it was opened.
@@ -481,12 +530,16 @@ def connect(
     """
     resolve_started = time.monotonic()
     deadline = None if timeout is None else resolve_started + timeout
-    addresses = resolve(host, port, policy, deadline)
+    addresses = resolve(host, port, policy, deadline, recorder)
     resolve_ended = time.monotonic()
-    winner, attempts = race(addresses, policy.delay, deadline)
+    if recorder is not None:
+        recorder.phases.connect_start = time.monotonic()
+    winner, attempts = race(addresses, policy.delay, deadline, recorder)
     if winner is None:
         raise _failure(host, port, attempts, deadline)
     sock, address = winner
+    if recorder is not None:
+        recorder.phases.connect_end = time.monotonic()
     sock.settimeout(timeout)
     sock.connect_report = ConnectReport(
         address=address,

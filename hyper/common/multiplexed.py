@@ -15,6 +15,7 @@ died.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -29,9 +30,18 @@ from .exceptions import (
 )
 from .header_list import HeaderList, build_header_list, declared_length, finish_header_list
 from .request import IDEMPOTENT_METHODS, BodyArg, HeadersArg, RequestBody, iter_header_pairs
+from .trace import (
+    QUEUED_END,
+    QUEUED_START,
+    REQUEST_BODY_SENT,
+    REQUEST_HEADERS_SENT,
+    Timings,
+    Tracer,
+)
 from .util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
+    HTTPVersion,
     RequestTimeoutArg,
     WaitArg,
     request_timeouts,
@@ -48,6 +58,8 @@ __all__ = [
     "add_header",
     "await_response",
     "find_request",
+    "mark_headers_sent",
+    "mark_queued",
     "ready_locked",
     "retire_locked",
     "retry_verdict",
@@ -90,6 +102,8 @@ class PendingRequest(Generic[TransportT, StreamT]):
     :param connect_timeout: the request's connect timeout (for a connection it needs).
     :param read_timeout: the request's read timeout (every wait for the server). With a
         total deadline both are the request's :class:`~hyper.common.timeout.Deadline`.
+    :param timings: where the request's phases are recorded; a new one, started now, by
+        default.
     """
 
     __slots__ = (
@@ -101,6 +115,7 @@ class PendingRequest(Generic[TransportT, StreamT]):
         "replay",
         "sent",
         "stream",
+        "timings",
         "transport",
     )
 
@@ -110,8 +125,11 @@ class PendingRequest(Generic[TransportT, StreamT]):
         headers: HeaderList,
         connect_timeout: WaitArg,
         read_timeout: WaitArg,
+        timings: Timings | None = None,
     ) -> None:
         self.handle = handle
+        #: When each phase of the request happened (its response's ``timings``).
+        self.timings = timings if timings is not None else Timings(time.monotonic())
         self.headers = headers
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -222,18 +240,57 @@ def add_header(
     request.headers.extend((name, value) for _, value in pairs)
 
 
+def mark_queued(request_timings: Timings, tracer: Tracer, stream_id: int | None) -> None:
+    """A request is about to wait for a stream slot: record when it began waiting (the
+    first time), and report it."""
+    if request_timings.queued_start is None:
+        at = request_timings.queued_start = time.monotonic()
+        tracer.emit(QUEUED_START, stream_id, {}, at)
+
+
+def mark_headers_sent(request: PendingRequest[Any, Any], end_stream: bool, tracer: Tracer) -> None:
+    """
+    A request's headers went out on its stream (with the request's end when
+    ``end_stream``): record it, and the end of its wait for a slot if it waited.
+    """
+    timings = request.timings
+    now = timings.headers_sent = time.monotonic()
+    if end_stream:
+        timings.request_sent = now
+    if timings.queued_start is not None and timings.queued_end is None:
+        timings.queued_end = now
+        if tracer.hook is not None:
+            tracer.emit(QUEUED_END, _stream_id(request), {}, now)
+    if tracer.hook is not None:
+        stream_id = _stream_id(request)
+        pseudo = dict(request.headers[:4])
+        info = {
+            "method": pseudo.get(b":method", b"").decode("latin-1"),
+            "target": pseudo.get(b":path", b"").decode("latin-1"),
+        }
+        tracer.emit(REQUEST_HEADERS_SENT, stream_id, info, now)
+        if end_stream:
+            tracer.emit(REQUEST_BODY_SENT, stream_id, {"bytes": 0}, now)
+
+
+def _stream_id(request: PendingRequest[Any, Any]) -> int | None:
+    return request.stream.stream_id if request.stream is not None else None
+
+
 def send_body(
     request: PendingRequest[Any, Any],
     chunks: Iterator[bytes | memoryview],
     final: bool,
     abandon: Callable[[], None],
+    tracer: Tracer | None = None,
 ) -> None:
     """
     Send body pieces on the request's stream (``request.transport.send_data``, each wait
-    bounded by its read timeout), the last one ending the request when ``final``. A body
-    that turns out longer or shorter than its ``Content-Length`` is not sent past that
-    point: ``abandon()`` gives the request up and :class:`InvalidRequest` is raised
-    (RFC 9113 section 8.1.1, RFC 9114 section 4.1.2).
+    bounded by its read timeout), the last one ending the request when ``final`` (which
+    is then recorded in its timings, and reported to ``tracer``). A body that turns out
+    longer or shorter than its ``Content-Length`` is not sent past that point: ``abandon()``
+    gives the request up and :class:`InvalidRequest` is raised (RFC 9113 section 8.1.1,
+    RFC 9114 section 4.1.2).
     """
     transport, stream = request.transport, request.stream
     assert transport is not None and stream is not None
@@ -263,6 +320,10 @@ def send_body(
         send(previous, final)
     elif final:
         send(b"", True)
+    if final:
+        at = request.timings.request_sent = time.monotonic()
+        if tracer is not None and tracer.hook is not None:
+            tracer.emit(REQUEST_BODY_SENT, stream.stream_id, {"bytes": sent}, at)
 
 
 def retry_verdict(
@@ -474,10 +535,11 @@ class StreamOpener(NamedTuple):
     unless its name ends in ``_locked``.
     """
 
-    #: ``open(headers, end_stream, connect_timeout, read_timeout)``: a new request, its
-    #: headers sent on a new stream (opening a connection, waiting for room under the
-    #: server's stream limit), in the table of requests as the latest one.
-    open: Callable[[HeaderList, bool, WaitArg, WaitArg], PendingRequest[Any, Any]]
+    #: ``open(headers, end_stream, connect_timeout, read_timeout, timings)``: a new request,
+    #: its headers sent on a new stream (opening a connection, waiting for room under the
+    #: server's stream limit), in the table of requests as the latest one, its phases
+    #: recorded in ``timings``.
+    open: Callable[[HeaderList, bool, WaitArg, WaitArg, Timings], PendingRequest[Any, Any]]
     #: ``send_headers(request, end_stream)``: send the headers of a request started with
     #: ``putrequest()``, on a new stream.
     send_headers: Callable[[PendingRequest[Any, Any], bool], None]
@@ -514,13 +576,17 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
     :param scheme: ``:scheme`` of the requests.
     :param authority: ``:authority`` of the requests, unless the URL names another.
     :param secure: whether the connection uses TLS (an ``https`` URL needs it).
+    :param tracer: where the connection's trace events go.
     """
+
+    #: The protocol the connection speaks (each subclass says).
+    version: HTTPVersion
 
     def __init__(
         self,
         table: RequestTable[Any],
         opener: StreamOpener,
-        response_class: Callable[[HeaderList, Any], _Response],
+        response_class: Callable[[HeaderList, Any, Timings], _Response],
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
@@ -528,7 +594,12 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         scheme: bytes,
         authority: bytes,
         secure: bool,
+        tracer: Tracer | None = None,
     ) -> None:
+        #: Where this connection's trace events go (:class:`~hyper.common.trace.Tracer`).
+        self.tracer = tracer if tracer is not None else Tracer()
+        # The protocol's name for the timings, looked up once (an enum's value is a property).
+        self._protocol = self.version.value
         self._table = table
         self._opener = opener
         self._response_class = response_class
@@ -545,6 +616,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         headers: HeadersArg | None = None,
         *,
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        timings: Timings | None = None,
     ) -> int:
         """
         Send a request and return its id without waiting for the response.
@@ -570,6 +642,9 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
             timeouts other requests on the connection have. Its connect timeout applies when
             the request has to open the connection (over HTTP/3, to the QUIC handshake it
             waits for). See :ref:`request-timeouts`.
+        :param timings: the :class:`~hyper.common.trace.Timings` to record this request's
+            phases in (its response's ``timings``), when the caller began them earlier; a
+            new one, started now, by default.
         :returns: the request's id (over HTTP/2, its stream id), to pass to
             :meth:`get_response`.
         :raises InvalidRequest: for an invalid method, URL, header, body or timeout, before
@@ -585,12 +660,17 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
             the stream while the body was sent.
         :raises ~hyper.http30.exceptions.StreamResetError: over HTTP/3, likewise.
         """
+        if timings is None:
+            timings = Timings(time.monotonic())
+        timings.protocol = self._protocol
         connect_timeout, read_timeout = request_timeouts(timeout, *self._timeouts)
         request_body = RequestBody(body)
         header_list = self._build_headers(method, url, headers, request_body.length)
         end_stream = request_body.is_empty
         try:
-            request = self._opener.open(header_list, end_stream, connect_timeout, read_timeout)
+            request = self._opener.open(
+                header_list, end_stream, connect_timeout, read_timeout, timings
+            )
         except InvalidRequest:
             raise
         except HyperError as failure:
@@ -638,6 +718,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         unknown = set(kwargs) - {"skip_host", "skip_accept_encoding"}
         if unknown:
             raise InvalidRequest(f"putrequest() got unexpected arguments: {sorted(unknown)}")
+        timings = Timings(time.monotonic(), protocol=self._protocol)
         connect_timeout, read_timeout = request_timeouts(timeout, *self._timeouts)
         header_list = self._build_headers(method, selector, None, None)
         del header_list[4:]  # no default Accept-Encoding: the caller builds the headers
@@ -645,7 +726,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         with table.lock:
             handle = self._opener.reserve_locked()
             table.awaiting[handle] = PendingRequest(
-                handle, header_list, connect_timeout, read_timeout
+                handle, header_list, connect_timeout, read_timeout, timings
             )
             table.latest = handle
         return handle
@@ -744,7 +825,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
     ) -> None:
         """Send body pieces, ending the request with the last one when ``final``, within its
         Content-Length (see :func:`~hyper.common.multiplexed.send_body`)."""
-        send_body(request, chunks, final, lambda: self._abandon(request))
+        send_body(request, chunks, final, lambda: self._abandon(request), self.tracer)
 
     def _abandon(self, request: PendingRequest[Any, Any]) -> None:
         """A request failed on its way out, or the caller gave it up: forget it, and reset
@@ -779,7 +860,7 @@ class MultiplexedConnection(ClosingContextManager, Generic[_Response]):
         transport, stream = request.transport, request.stream
         assert transport is not None and stream is not None and stream.response_headers is not None
         handle = transport.handle(stream, request.read_timeout)
-        return self._response_class(stream.response_headers, handle)
+        return self._response_class(stream.response_headers, handle, request.timings)
 
     def cancel(self, stream_id: int) -> None:
         """

@@ -15,6 +15,7 @@ from io import BytesIO
 from .decoder import Decoder, get_decoder
 from .exceptions import InvalidRequest
 from .headers import HTTPHeaderMap
+from .trace import Timings
 from .util import ClosingContextManager, HTTPVersion
 
 #: The most decoded bytes produced per step when decompressing for read_chunked() or
@@ -38,6 +39,9 @@ class BaseResponse(ClosingContextManager):
     reason: str
     #: The response headers, set once and never changed.
     headers: HTTPHeaderMap
+    #: When each phase of the request and of this response happened
+    #: (:class:`~hyper.common.trace.Timings`, see :doc:`/timings`).
+    timings: Timings
 
     _decoder: Decoder | None = None
     _decoder_made = False

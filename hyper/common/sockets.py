@@ -26,6 +26,7 @@ from .eyeballs import DEFAULT_POLICY, ConnectPolicy
 from .hosts import encode_host
 from .request import HeadersArg, iter_header_pairs
 from .socks import SocksProxy
+from .trace import TLS_END, TLS_START, ConnectRecorder
 from .util import authority_for
 
 #: The longest status or header line accepted from a proxy, and the most header lines.
@@ -34,7 +35,11 @@ _MAX_PROXY_HEADERS = 100
 
 
 def open_tcp(
-    host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+    host: str,
+    port: int,
+    timeout: float | None,
+    policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> socket.socket:
     """
     Connect to ``host``:``port`` with TCP_NODELAY set, racing its addresses with Happy
@@ -45,12 +50,13 @@ def open_tcp(
     :param timeout: bound on resolving and connecting together, in seconds (``None``: no
         bound of hyper's).
     :param policy: the delay between attempts, the family to keep to, the resolver.
+    :param recorder: where the DNS and connect phases and each attempt's events go.
     :raises InvalidRequest: if ``host`` is not a valid host name.
     :raises ConnectTimeout: if the attempt takes longer than ``timeout``.
     :raises SocketError: if the name does not resolve or every address refused.
     """
     # A str host would otherwise go through Python's IDNA 2003 codec inside socket.
-    sock = eyeballs.connect(encode_host(host), port, timeout, policy)
+    sock = eyeballs.connect(encode_host(host), port, timeout, policy, recorder)
     # Requests are written in one burst each; Nagle's algorithm would only add latency.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -62,6 +68,7 @@ def open_socks(
     port: int,
     timeout: float | None,
     policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> socket.socket:
     """
     Connect to ``host``:``port`` through a SOCKS proxy: TCP to the proxy, its addresses raced
@@ -71,6 +78,8 @@ def open_socks(
 
     :param timeout: bound on resolving, connecting to the proxy and its handshake together,
         in seconds (``None``: no bound).
+    :param recorder: where the DNS and connect phases of reaching the proxy, and each
+        attempt's events, go (:func:`open_tcp`).
     :returns: the socket, with TCP_NODELAY set: a byte pipe to the origin (TLS not yet
         started).
     :raises InvalidRequest: for an origin the proxy's protocol cannot name, or an invalid
@@ -86,7 +95,7 @@ def open_socks(
     target = socks.destination(proxy, host, port, policy, deadline)
     left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
     try:
-        sock = open_tcp(proxy.host, proxy.port, left, policy)
+        sock = open_tcp(proxy.host, proxy.port, left, policy, recorder)
     except ConnectTimeout as exc:
         raise ConnectTimeout(f"timed out connecting to SOCKS proxy {proxy}: {exc}") from exc
     except InvalidRequest:
@@ -121,6 +130,7 @@ def open_tunnel(
     proxy_headers: HeadersArg | None = None,
     timeout: float | None = None,
     policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> socket.socket:
     """
     Connect to an HTTP proxy and ask it for a ``CONNECT`` tunnel to ``host``:``port``
@@ -129,6 +139,7 @@ def open_tunnel(
     :param proxy_headers: extra headers for the CONNECT request (``Proxy-Authorization``...).
     :param timeout: bound on connecting and on the proxy's answer, in seconds.
     :param policy: how to race the proxy's addresses (:func:`open_tcp`).
+    :param recorder: where the phases of connecting to the proxy go (:func:`open_tcp`).
     :returns: the socket, now a byte pipe to the origin (TLS not yet started).
     :raises InvalidRequest: if ``host`` or ``proxy_host`` is not a valid host name.
     :raises ProxyError: if the proxy answers anything but 2xx, or answers nonsense (the
@@ -136,7 +147,7 @@ def open_tunnel(
         before the client spoke, which cannot happen before TLS.
     """
     sock, early, (status, reason) = _open_tunnel(
-        proxy_host, proxy_port, host, port, proxy_headers, timeout, policy
+        proxy_host, proxy_port, host, port, proxy_headers, timeout, policy, recorder
     )
     if early:
         sock.close()
@@ -154,6 +165,7 @@ def _open_tunnel(
     proxy_headers: HeadersArg | None,
     timeout: float | None,
     policy: ConnectPolicy,
+    recorder: ConnectRecorder | None = None,
 ) -> tuple[socket.socket, bytes, tuple[int, str]]:
     """
     :func:`open_tunnel`, also returning what the origin already sent through the tunnel and
@@ -162,7 +174,7 @@ def _open_tunnel(
     target = authority_for(encode_host(host), port, default_port=-1).encode("ascii")
     request = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
     request.extend(header_lines(proxy_headers))
-    sock = open_tcp(proxy_host, proxy_port, timeout, policy=policy)
+    sock = open_tcp(proxy_host, proxy_port, timeout, policy=policy, recorder=recorder)
     try:
         buffered = BufferedSocket(sock, buffer_size=16384)
         buffered.sendall(b"\r\n".join(request) + b"\r\n\r\n")
@@ -205,6 +217,27 @@ def _read_proxy_answer(sock: BufferedSocket) -> tuple[int, str]:
     return status, reason
 
 
+def _start_tls(
+    raw: socket.socket,
+    host: str,
+    context: ssl.SSLContext | None,
+    force_proto: str | None,
+    recorder: ConnectRecorder | None,
+) -> tuple[tls.TLSChannel, str | None]:
+    """:func:`hyper.tls.start_tls`, recorded as the TLS phase."""
+    if recorder is None:
+        return tls.start_tls(raw, host, context, force_proto)
+    recorder.mark(TLS_START, {"server_name": host})
+    try:
+        channel, proto = tls.start_tls(raw, host, context, force_proto)
+    except BaseException as exc:
+        recorder.mark(TLS_END, {"error": exc})
+        raise
+    alpn = channel.selected_alpn_protocol()  # what the server chose, even if force_proto
+    recorder.mark(TLS_END, {"version": channel.version(), "alpn": alpn})
+    return channel, proto
+
+
 def open_connection(
     host: str,
     port: int,
@@ -221,6 +254,7 @@ def open_connection(
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     force_proto: str | None = None,
     connect_policy: ConnectPolicy = DEFAULT_POLICY,
+    recorder: ConnectRecorder | None = None,
 ) -> tuple[BufferedSocket, str | None]:
     """
     Open the socket a connection runs on: TCP to the server, to an HTTP proxy (through a
@@ -232,6 +266,10 @@ def open_connection(
     :param force_proto: report this protocol whatever ALPN chose.
     :param connect_policy: how to race the addresses of the server or proxy
         (:func:`open_tcp`).
+    :param recorder: where the phases of opening the connection (DNS, connect, TLS) and
+        their events go: DNS and connect are the proxy's when there is one (through a SOCKS
+        proxy, connect ends when the proxy's address connected, before its handshake); DNS
+        is absent for an IP address.
     :returns: the buffered socket (its timeout set to ``read_timeout``) and the protocol ALPN
         selected (``None`` without TLS or without ALPN).
     :raises HyperError: (a subclass) for any failure; see :func:`open_tcp`,
@@ -243,25 +281,25 @@ def open_connection(
             raise InvalidRequest(
                 "a connection goes through one proxy, not an HTTP and a SOCKS one"
             )
-        raw = open_socks(socks_proxy, host, port, connect_timeout, connect_policy)
+        raw = open_socks(socks_proxy, host, port, connect_timeout, connect_policy, recorder)
     elif proxy_host is not None:
         if proxy_port is None:
             raise InvalidRequest("a proxy needs a port")
-        if tunnel and secure:
-            raw = open_tunnel(
-                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
-            )
-        elif tunnel:
-            raw, early, _ = _open_tunnel(
-                proxy_host, proxy_port, host, port, proxy_headers, connect_timeout, connect_policy
-            )
+        if tunnel:
+            route = (proxy_host, proxy_port, host, port, proxy_headers, connect_timeout)
+            if secure:
+                raw = open_tunnel(*route, connect_policy, recorder)
+            else:
+                raw, early, _ = _open_tunnel(*route, connect_policy, recorder)
         else:
-            raw = open_tcp(proxy_host, proxy_port, connect_timeout, policy=connect_policy)
+            raw = open_tcp(
+                proxy_host, proxy_port, connect_timeout, policy=connect_policy, recorder=recorder
+            )
     else:
-        raw = open_tcp(host, port, connect_timeout, policy=connect_policy)
+        raw = open_tcp(host, port, connect_timeout, policy=connect_policy, recorder=recorder)
     proto = force_proto
     if secure:
-        channel, proto = tls.start_tls(raw, host, ssl_context, force_proto)
+        channel, proto = _start_tls(raw, host, ssl_context, force_proto, recorder)
         raw.settimeout(read_timeout)
         return BufferedSocket(channel, buffer_size), proto
     raw.settimeout(read_timeout)

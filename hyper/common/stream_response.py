@@ -10,11 +10,13 @@ on, and the trailers, which come after the body.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Generic, Protocol, TypeVar
 
 from .exceptions import DeadlineExceeded, InvalidResponse
 from .headers import HTTPHeaderMap
 from .response import BaseResponse
+from .trace import Timings
 
 __all__ = ["StreamHandle", "StreamResponse", "StreamSource", "StreamTransport"]
 
@@ -167,10 +169,24 @@ class StreamResponse(BaseResponse):
     :param headers: the response's header fields as the protocol checked them: ``:status``
         first, then regular fields only.
     :param stream: the handle the response reads its stream through.
+    :param timings: the request's :class:`~hyper.common.trace.Timings`; a new one, started
+        now, by default.
     :raises InvalidResponse: if ``:status`` is not a three-digit status code.
     """
 
-    def __init__(self, headers: list[tuple[bytes, bytes]], stream: StreamSource) -> None:
+    def __init__(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        stream: StreamSource,
+        timings: Timings | None = None,
+    ) -> None:
+        #: When each phase of the request and of this response happened
+        #: (:class:`~hyper.common.trace.Timings`; :doc:`/timings`).
+        self.timings = (
+            timings
+            if timings is not None
+            else Timings(time.monotonic(), reused=True, protocol=self.version.value)
+        )
         status = headers[0][1] if headers and headers[0][0] == b":status" else b""
         if len(status) != 3 or not status.isdigit():
             stream.close()

@@ -70,6 +70,7 @@ from ..common.eyeballs import DEFAULT_DELAY, ConnectPolicy
 from ..common.response import BaseResponse
 from ..common.socks import SOCKS_SCHEMES
 from ..common.timeout import Deadline, WaitLimit
+from ..common.trace import Timings, TraceHook, tracer_for
 from ..common.util import HTTPVersion
 from ..connection import HTTPConnection
 from ..http20.window import BaseFlowControlManager
@@ -114,7 +115,11 @@ class HTTP20Adapter(HTTPAdapter):
         the adapter opens, to the server or a proxy, and the TCP attempt racing QUIC.
     :param address_family: ``socket.AF_INET`` or ``socket.AF_INET6`` to resolve names to,
         and connect over, that family only; ``None`` for both.
-    :raises InvalidRequest: for another ``trust``, a delay under 10 ms or another family.
+    :param trace: a trace hook given to every connection the adapter opens (see
+        :doc:`timings`); each connection detaches it on its own if it raises. The timings of
+        each response are ``response.raw.timings``.
+    :raises InvalidRequest: for another ``trust``, a delay under 10 ms, another family, or a
+        ``trace`` that is not callable.
     :raises TrustStoreUnavailable: (an :class:`ImportError`) for ``trust="system"`` without
         ``truststore``.
     """
@@ -130,6 +135,7 @@ class HTTP20Adapter(HTTPAdapter):
         "trust",
         "happy_eyeballs_delay",
         "address_family",
+        "trace",
     ]
 
     def __init__(
@@ -145,7 +151,9 @@ class HTTP20Adapter(HTTPAdapter):
         trust: str = "certifi",
         happy_eyeballs_delay: float = DEFAULT_DELAY,
         address_family: int | None = None,
+        trace: TraceHook | None = None,
     ) -> None:
+        tracer_for(trace)  # a hook that cannot be called fails now, not at the first request
         if http3:
             # Without the QUIC stack this raises HTTP3Unavailable now, not at the first request.
             importlib.import_module("hyper.http30.stack")
@@ -157,6 +165,8 @@ class HTTP20Adapter(HTTPAdapter):
         self.http3 = http3
         #: What ``verify=True`` trusts: ``"certifi"`` or ``"system"``.
         self.trust = trust
+        #: The trace hook every new connection gets (``None``: none).
+        self.trace = trace
         self.window_manager = window_manager
         self.pool_connections = pool_connections
         self.pool_maxsize = pool_maxsize
@@ -270,6 +280,7 @@ class HTTP20Adapter(HTTPAdapter):
                 timeout=timeout,
                 happy_eyeballs_delay=self.happy_eyeballs_delay,
                 address_family=self.address_family,
+                trace=self.trace,
                 **(self._http3_settings(verify, cert) if secure else {}),
             )
             if len(pool) < self.pool_maxsize:
@@ -467,6 +478,8 @@ class HTTP20Adapter(HTTPAdapter):
         rewind = _rewinder(body)
         retries = self.max_retries
         while True:
+            # Each try's timings start before it takes a connection and connects it.
+            timings = Timings(time.monotonic())
             try:
                 conn = self.get_connection(
                     host, port, scheme, cert, verify, proxy, timeout, deadline=deadline
@@ -487,6 +500,7 @@ class HTTP20Adapter(HTTPAdapter):
                     body=body,
                     headers=_sendable(request.headers),
                     timeout=request_timeout,
+                    timings=timings,
                 )
                 hyper_response = _response_or_cancel(conn, stream_id)
             except HyperError as exc:
@@ -836,6 +850,15 @@ class HyperRawResponse:
         self._closed = False
         self._fp_bytes_read = 0
         self._done: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def timings(self) -> Timings:
+        """When each phase of the request and of this response happened
+        (:class:`~hyper.common.trace.Timings`, see :doc:`timings`). requests' own
+        ``response.elapsed`` is something else: the time its ``Session.send`` spent in the
+        adapter's ``send()``, connecting and waiting for the response headers included,
+        reading the body not."""
+        return self._response.timings
 
     def on_done(self, callback: Callable[[], None]) -> None:
         """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from typing import Any
 
 from .. import tls
@@ -48,6 +49,16 @@ from ..common.request import (
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
 from ..common.timeout import WaitLimit, connect_limit, split_wait
+from ..common.trace import (
+    REQUEST_BODY_SENT,
+    REQUEST_HEADERS_SENT,
+    RESPONSE_HEADERS,
+    ConnectRecorder,
+    Timings,
+    TraceHook,
+    Tracer,
+    tracer_for,
+)
 from ..common.util import (
     CONNECTION_TIMEOUT,
     ClosingContextManager,
@@ -109,8 +120,12 @@ class HTTP11Connection(ClosingContextManager):
     :param resolver: a function ``(host, port, family)`` returning the addresses to try as
         ``(family, sockaddr)`` pairs (see :data:`hyper.common.eyeballs.Resolver`); ``None``
         for the system's :func:`socket.getaddrinfo`.
-    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, or an
-        unknown keyword.
+    :param trace: a trace hook: a callable given each
+        :class:`~hyper.common.trace.TraceEvent` of this connection as it happens (see
+        :doc:`timings`), or a :class:`~hyper.common.trace.Tracer` to share; ``None`` for
+        none.
+    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, a
+        ``trace`` that is not callable, or an unknown keyword.
     """
 
     #: The protocol this connection speaks.
@@ -134,6 +149,7 @@ class HTTP11Connection(ClosingContextManager):
         happy_eyeballs_delay: float = DEFAULT_DELAY,
         address_family: int | None = None,
         resolver: Resolver | None = None,
+        trace: TraceHook | Tracer | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -160,6 +176,12 @@ class HTTP11Connection(ClosingContextManager):
         #: How addresses are resolved and raced (:class:`~hyper.common.eyeballs.ConnectPolicy`).
         self.connect_policy = ConnectPolicy.build(happy_eyeballs_delay, address_family, resolver)
         self._total_timeout = total_timeout(timeout)
+        #: Where this connection's trace events go (:class:`~hyper.common.trace.Tracer`).
+        self.tracer = tracer_for(trace)
+        # The phases of the socket opened last, until a request claims them.
+        self._fresh_phases: Timings | None = None
+        # The timings of the request sent and awaiting get_response().
+        self._timings: Timings | None = None
         #: The object that parses response heads; see :class:`hyper.http11.parser.Parser`.
         self.parser = Parser()
         self._scheme = "https" if self.secure else "http"
@@ -241,6 +263,7 @@ class HTTP11Connection(ClosingContextManager):
         wait, total = split_wait(read_timeout)
         if connect is CONNECTION_TIMEOUT:
             connect = connect_limit(connect_timeout)
+        recorder = ConnectRecorder(self.tracer)
         sock, proto = open_connection(
             self.host,
             self.port,
@@ -256,7 +279,9 @@ class HTTP11Connection(ClosingContextManager):
             read_timeout=wait,
             buffer_size=self.network_buffer_size,
             connect_policy=self.connect_policy,
+            recorder=recorder,
         )
+        self._fresh_phases = recorder.phases
         sock.set_deadline(total)
         if proto == tls.H2_PROTOCOL:
             sock.close()
@@ -273,16 +298,20 @@ class HTTP11Connection(ClosingContextManager):
         not been read to its end (or closed) yet. A new request waits until it is over."""
         return self._owner is not None
 
-    def adopt_socket(self, sock: BufferedSocket) -> None:
+    def adopt_socket(self, sock: BufferedSocket, phases: Timings | None = None) -> None:
         """
         Speak HTTP/1.1 on a socket that is already connected (and, over TLS, negotiated), as
         :class:`hyper.HTTPConnection` does after its own handshake.
 
         :param sock: the socket; the connection owns it from now on.
+        :param phases: the phases of opening it
+            (:attr:`hyper.common.trace.ConnectRecorder.phases`), for the next request's
+            timings.
         """
         sock.settimeout(self._read_timeout)
         with self._lock:
             self._sock = sock
+            self._fresh_phases = phases
 
     def detach_socket(self) -> BufferedSocket:
         """
@@ -296,6 +325,7 @@ class HTTP11Connection(ClosingContextManager):
             sock, self._sock = self._sock, None
             self._lease = None
             self._pending_method = None
+            self._timings = None
             self._owner = None
             self._switched = False
             self._exchange_timeouts = None  # the socket's new owner sets its timeout
@@ -320,6 +350,7 @@ class HTTP11Connection(ClosingContextManager):
         lease, self._lease = self._lease, None
         self._pending_method = None
         self._owner = None
+        self._fresh_phases = None
         self._switched = False
         self._exchange_timeouts = None
         if lease is not None:
@@ -338,6 +369,7 @@ class HTTP11Connection(ClosingContextManager):
         headers: HeadersArg | None = None,
         *,
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        timings: Timings | None = None,
     ) -> None:
         """
         Send a request. Call :meth:`get_response` to read the answer; read its body (or close
@@ -359,11 +391,20 @@ class HTTP11Connection(ClosingContextManager):
             thread's exchange included; the connection's applies again after that. The
             connect timeout applies when the request has to open the connection. See
             :ref:`request-timeouts`.
+        :param timings: the :class:`~hyper.common.trace.Timings` to record this request's
+            phases in (its response's :attr:`~HTTP11Response.timings`), when the caller began
+            them earlier; a new one, started now, by default.
         :returns: ``None`` (HTTP/1.1 has no stream ids).
         :raises InvalidRequest: for an invalid method, URL, header, body or timeout, or when a
             request is sent before the previous one's response was fetched; nothing is sent
             then.
         """
+        # Reused unless it turns out to open the connection (below).
+        if timings is None:
+            timings = Timings(time.monotonic(), True, "HTTP/1.1")
+        else:
+            timings.protocol = "HTTP/1.1"
+            timings.reused = True
         method_b = check_method(method)
         timeouts = (
             None
@@ -394,6 +435,10 @@ class HTTP11Connection(ClosingContextManager):
                 wait, total = split_wait(timeouts[1])
                 sock.settimeout(wait)
                 sock.set_deadline(total)
+            if self._fresh_phases is not None:  # the socket was opened for this request
+                timings.adopt_connection(self._fresh_phases)
+                self._fresh_phases = None
+            self._timings = timings
             self._pending_method = method_b
             # A request that says Connection: close is the connection's last (RFC 9112 9.6).
             self._last_request = closes
@@ -408,7 +453,7 @@ class HTTP11Connection(ClosingContextManager):
                 else None
             )
             try:
-                self._send_locked(sock, head, request_body, chunked, declared)
+                self._send_locked(sock, head, request_body, chunked, declared, timings)
             except InvalidRequest:
                 self._close_socket_locked()
                 raise
@@ -437,8 +482,15 @@ class HTTP11Connection(ClosingContextManager):
         sock = self._ensure_socket_locked()
         self._pending_method = method
         self._owner = threading.get_ident()
+        timings = self._timings
+        assert timings is not None
+        # The new socket's phases are this request's now.
+        phases, self._fresh_phases = self._fresh_phases, None
+        if phases is not None:
+            timings.adopt_connection(phases)
+        timings.first_byte = None  # of the failed attempt, if any of a head came
         try:
-            self._send_locked(sock, head, body, chunked, declared)
+            self._send_locked(sock, head, body, chunked, declared, timings)
         except BaseException:
             self._close_socket_locked()
             raise
@@ -572,6 +624,7 @@ class HTTP11Connection(ClosingContextManager):
         body: RequestBody,
         chunked: bool,
         declared: int | None,
+        timings: Timings,
     ) -> None:
         """
         Send the request. A server may answer before the body has all gone out (RFC 9112
@@ -584,22 +637,31 @@ class HTTP11Connection(ClosingContextManager):
         try:
             if data is not None and not chunked and len(data) <= SMALL_BODY:
                 sock.sendall(head + bytes(data) if data else head)
+                timings.headers_sent = timings.request_sent = time.monotonic()
+                if self.tracer.hook is not None:
+                    self._trace_sent(head, len(data) if data else 0, timings)
                 return
             sock.sendall(head)
-            finished = self._send_body(sock, body, chunked, declared)
+            timings.headers_sent = time.monotonic()
+            sent = self._send_body(sock, body, chunked, declared)
         except SocketError:
             # An answer may be waiting behind the failure (curl and urllib3 return it too).
             sock.receive_available()
             if not sock.buffered:
                 raise
-            finished = False
-        if not finished:
+            sent = None
+        if sent is None:
             self._last_request = True
+            return
+        timings.request_sent = time.monotonic()
+        if self.tracer.hook is not None:
+            self._trace_sent(head, sent, timings)
 
     def _send_body(
         self, sock: BufferedSocket, body: RequestBody, chunked: bool, declared: int | None
-    ) -> bool:
-        """Send the body after the head, while the server lets it; whether all went out."""
+    ) -> int | None:
+        """Send the body after the head, while the server lets it: the body bytes sent
+        once all went out, ``None`` if the server stopped it."""
 
         def watch() -> bool:
             return self._stops_body(sock)
@@ -613,14 +675,14 @@ class HTTP11Connection(ClosingContextManager):
                 if declared is not None and sent > declared:
                     raise InvalidRequest(f"the body is longer than its Content-Length {declared}")
             if not sock.sendall(piece, watch):
-                return False
+                return None
         if chunked:
             sock.sendall(b"0\r\n\r\n")
         elif declared is not None and sent != declared and body.data is None:
             raise InvalidRequest(
                 f"the body had {sent} bytes, not the {declared} its Content-Length announced"
             )
-        return True
+        return sent
 
     def _stops_body(self, sock: BufferedSocket) -> bool:
         """
@@ -652,6 +714,13 @@ class HTTP11Connection(ClosingContextManager):
             return not connection_persists(connection, head.minor_version)
         return True
 
+    def _trace_sent(self, head: bytes, size: int, timings: Timings) -> None:
+        """Report a request sent: its head, then its end."""
+        method, target = head[: head.index(b"\r\n")].split(b" ")[:2]
+        info = {"method": method.decode("latin-1"), "target": target.decode("latin-1")}
+        self.tracer.emit(REQUEST_HEADERS_SENT, None, info, timings.headers_sent)
+        self.tracer.emit(REQUEST_BODY_SENT, None, {"bytes": size}, timings.request_sent)
+
     # -- responses --------------------------------------------------------------------------------
 
     def get_response(self) -> HTTP11Response:
@@ -668,10 +737,11 @@ class HTTP11Connection(ClosingContextManager):
         with self._lock:
             method = self._pending_method
             sock = self._sock
-            if method is None or sock is None:
+            timings = self._timings
+            if method is None or sock is None or timings is None:
                 raise InvalidRequest("there is no request waiting for a response")
             try:
-                head = self._read_final_head_locked(sock)
+                head = self._read_final_head_locked(sock, timings)
             except HyperError as failure:
                 # Nothing of a response came before the reused connection failed: the request
                 # kept for that goes out again on a new one, once.
@@ -682,19 +752,21 @@ class HTTP11Connection(ClosingContextManager):
                     self._resend_locked(method)
                     sock = self._sock
                     assert sock is not None
-                    head = self._read_final_head_locked(sock)
+                    head = self._read_final_head_locked(sock, timings)
                 except HyperError as again:
                     self._close_socket_locked()
                     raise again.for_request(True) from again.__cause__
             self._replay = None
             try:
                 # The exchange is this thread's until the body is done (the lease returned).
+                # Positional arguments here and below: a class called with keywords builds a
+                # dict for them, once per response.
                 lease = self._lease = ConnectionLease(
                     sock,
-                    minor_version=head.minor_version,
-                    max_line_length=getattr(self.parser, "max_line_length", DEFAULT_MAX_LINE),
-                    on_release=self._lease_returned,
-                    on_close=self.close,
+                    head.minor_version,
+                    getattr(self.parser, "max_line_length", DEFAULT_MAX_LINE),
+                    self._lease_returned,
+                    self.close,
                 )
                 self._owner = threading.get_ident()
                 if head.minor_version == 0:
@@ -702,12 +774,20 @@ class HTTP11Connection(ClosingContextManager):
                 # Refused framing (an ambiguous body) must close the socket too: reading on
                 # from it is exactly what a smuggled response counts on.
                 response = HTTP11Response(
-                    head.status, head.reason, head.headers, sock, lease, request_method=method
+                    head.status,
+                    head.reason,
+                    head.headers,
+                    sock,
+                    lease,
+                    method,
+                    timings,
+                    self.tracer,
                 )
             except BaseException:
                 self._close_socket_locked()
                 raise
             self._pending_method = None
+            self._timings = None
             if head.status == 101:
                 # The socket now belongs to whichever protocol was switched to.
                 lease.revoke()
@@ -718,19 +798,25 @@ class HTTP11Connection(ClosingContextManager):
                 self._idle.notify_all()
             return response
 
-    def _read_final_head_locked(self, sock: BufferedSocket) -> Any:
+    def _read_final_head_locked(self, sock: BufferedSocket, timings: Timings) -> Any:
         """The head of the final response, interim (1xx) ones skipped; ``_replay`` is
         dropped as soon as any head arrived (the server answered)."""
         while True:
-            head = self._read_head_locked(sock)
+            head = self._read_head_locked(sock, timings)
             self._replay = None
+            if self.tracer.hook is not None:
+                self.tracer.emit(RESPONSE_HEADERS, None, {"status": head.status})
             if head.status == 101 or not 100 <= head.status < 200:
                 return head
 
-    def _read_head_locked(self, sock: BufferedSocket) -> Any:
+    def _read_head_locked(self, sock: BufferedSocket, timings: Timings) -> Any:
         parser = self.parser
         if not sock.buffered:
             sock.fill()  # nothing to parse yet: wait for the server first
+        if timings.first_byte is None:
+            # A head that fails to arrive fails the request: the value is then never seen
+            # (a request sent again clears it).
+            timings.first_byte = time.monotonic()
         while True:
             buffered = sock.peek()
             if len(buffered) >= 9 and _looks_like_http2_settings(bytes(buffered[:9])):

@@ -11,6 +11,7 @@ and request smuggling are made of.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import TypeVar
@@ -26,6 +27,7 @@ from ..common.exceptions import (
 )
 from ..common.headers import HTTPHeaderMap
 from ..common.response import BaseResponse
+from ..common.trace import RESPONSE_BODY_DONE, Timings, Tracer
 from ..common.util import HTTPVersion
 from .parser import DEFAULT_MAX_LINE
 
@@ -146,6 +148,9 @@ class HTTP11Response(BaseResponse):
     :param connection: the :class:`ConnectionLease` the connection gave the response: where
         the body comes from, and how the connection is handed back when it is done.
     :param request_method: the method of the request (a HEAD response has no body).
+    :param timings: the request's :class:`~hyper.common.trace.Timings`, which the response
+        completes when its body ends; a new one, started now, by default.
+    :param tracer: where the end of the body is reported.
     :raises InvalidResponse: if the headers do not say unambiguously where the body ends.
     """
 
@@ -159,8 +164,16 @@ class HTTP11Response(BaseResponse):
         sock: BufferedSocket | None,
         connection: ConnectionLease | None = None,
         request_method: bytes | str | None = None,
+        timings: Timings | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.status = code
+        #: When each phase of the request and of this response happened
+        #: (:class:`~hyper.common.trace.Timings`; :doc:`timings`).
+        self.timings = (
+            timings if timings is not None else Timings(time.monotonic(), protocol="HTTP/1.1")
+        )
+        self._tracer = tracer
         self.reason = reason
         if type(headers) is list:  # from the parser: the usual case, and no ABC check
             self.headers = HTTPHeaderMap.from_trusted(headers)
@@ -244,11 +257,17 @@ class HTTP11Response(BaseResponse):
         # HTTP/1.0 with Transfer-Encoding: faulty framing, never reused (RFC 9112 6.1).
         return minor_version >= 1 or b"transfer-encoding" not in self._fields
 
-    def _finish(self) -> None:
-        """The body is complete: hand the connection back, or close it."""
+    def _finish(self, complete: bool = True) -> None:
+        """The body is over (``complete``: read to its end; else abandoned): hand the
+        connection back, or close it."""
         if self._done:
             return
         self._done = True
+        if complete:
+            at = self.timings.body_done = time.monotonic()
+            tracer = self._tracer
+            if tracer is not None and tracer.hook is not None:
+                tracer.emit(RESPONSE_BODY_DONE, None, {}, at)
         self._lease.release(self._keep_alive)
 
     @property
@@ -434,7 +453,7 @@ class HTTP11Response(BaseResponse):
     def _abort(self) -> None:
         """The body cannot be finished: the connection cannot be reused."""
         self._keep_alive = False
-        self._finish()
+        self._finish(complete=False)
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -447,7 +466,7 @@ class HTTP11Response(BaseResponse):
         """
         if not self._done:
             self._keep_alive = False
-            self._finish()
+            self._finish(complete=False)
         elif socket_close:
             self._lease.close_connection()
 

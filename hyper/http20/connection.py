@@ -37,6 +37,8 @@ from ..common.multiplexed import (
     PendingRequest,
     RequestTable,
     StreamOpener,
+    mark_headers_sent,
+    mark_queued,
     ready_locked,
     retire_locked,
     send_body,
@@ -48,6 +50,7 @@ from ..common.request import (
 from ..common.sockets import open_connection
 from ..common.socks import parse_proxy
 from ..common.timeout import split_wait
+from ..common.trace import ConnectRecorder, Timings, TraceHook, Tracer, tracer_for
 from ..common.util import (  # TimeoutArg and split_timeout are re-exported from here
     CONNECTION_TIMEOUT,
     HTTPVersion,
@@ -142,8 +145,13 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         :class:`~hyper.HTTP11Connection`.
     :param address_family: the one address family to use, or ``None``; likewise.
     :param resolver: the function resolving host names, or ``None``; likewise.
-    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, or an
-        unknown keyword.
+    :param trace: a trace hook: a callable given each
+        :class:`~hyper.common.trace.TraceEvent` of this connection as it happens, or a
+        :class:`~hyper.common.trace.Tracer` to share; ``None`` for none (see
+        :doc:`timings`). It is called in whichever thread drives the event: the thread
+        reading the connection may report another stream's reset, or a GOAWAY.
+    :raises InvalidRequest: for an unusable host, port, timeout or connect setting, a
+        ``trace`` that is not callable, or an unknown keyword.
     """
 
     #: The protocol this connection speaks.
@@ -171,6 +179,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         happy_eyeballs_delay: float = DEFAULT_DELAY,
         address_family: int | None = None,
         resolver: Resolver | None = None,
+        trace: TraceHook | Tracer | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -221,6 +230,10 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         self._next_stream_id = 1
         #: The engine prepared for an ``Upgrade: h2c`` request (hyper.HTTPConnection).
         self._upgrade_engine: Engine | None = None
+        # The phases of the transport opened last without a request (connect(),
+        # adopt_socket()), until a request claims them.
+        self._fresh_phases: Timings | None = None
+        tracer = tracer_for(trace)
         super().__init__(
             self._requests,
             StreamOpener(
@@ -242,6 +255,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                 "ascii"
             ),
             secure=self.secure,
+            tracer=tracer,
         )
 
     def __repr__(self) -> str:
@@ -291,25 +305,33 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         :raises HTTP20Error: if the server does not offer HTTP/2 over TLS.
         :raises SocketError: for any other network failure.
         """
-        self._connect(request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0])
+        phases = self._connect(
+            request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0]
+        )
+        if phases is not None:
+            with self._lock:
+                self._fresh_phases = phases  # for the first request on it
 
-    def _connect(self, connect_timeout: WaitArg) -> None:
+    def _connect(self, connect_timeout: WaitArg) -> Timings | None:
         """:meth:`connect`, opening the socket within ``connect_timeout`` (a request's, or
-        what is left of its total deadline)."""
+        what is left of its total deadline). Returns the phases of opening it if this call
+        did, ``None`` if the connection was usable (or another thread opened it)."""
         if self._usable():
-            return
+            return None
         # Another thread may be opening it: this request waits for that by its own limits.
         limit = take_connect_lock(self._connect_lock, connect_timeout)
         try:
             if self._usable():
-                return
+                return None
             with self._lock:
                 self._set_aside_locked()
+                self._fresh_phases = None
                 if not self._reserved and not self._awaiting:
                     # Nothing from the old transport can be confused with new streams; else
                     # ids keep counting up on the new one (HTTP/2 allows any start).
                     self._next_stream_id = 1
-            sock = self._open_socket(connect_time_left(limit))
+            recorder = ConnectRecorder(self.tracer)
+            sock = self._open_socket(connect_time_left(limit), recorder)
             engine = self._new_engine()
             engine.start()
             try:
@@ -317,6 +339,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             except BaseException:
                 sock.close()
                 raise
+            return recorder.phases
         finally:
             self._connect_lock.release()
 
@@ -333,7 +356,11 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         )
 
     def _new_engine(self) -> Engine:
-        return Engine(enable_push=self.enable_push, window_manager=self.window_manager_cls)
+        return Engine(
+            enable_push=self.enable_push,
+            window_manager=self.window_manager_cls,
+            tracer=self.tracer,
+        )
 
     def _install(self, sock: BufferedSocket, engine: Engine) -> Transport:
         """Start HTTP/2 on ``sock`` with ``engine`` (its preface queued): the new current
@@ -345,12 +372,15 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             self._cond.notify_all()
         return transport
 
-    def adopt_socket(self, sock: BufferedSocket) -> None:
+    def adopt_socket(self, sock: BufferedSocket, phases: Timings | None = None) -> None:
         """
         Speak HTTP/2 on a socket that is already connected and has negotiated it (ALPN), as
         :class:`hyper.HTTPConnection` does after its own handshake.
 
         :param sock: the socket; the connection owns it from now on.
+        :param phases: the phases of opening it
+            (:attr:`hyper.common.trace.ConnectRecorder.phases`), for the timings of the first
+            request sent on it.
         """
         sock.grow(self.network_buffer_size)
         sock.settimeout(self._read_timeout)
@@ -358,6 +388,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         engine.start()
         with self._connect_lock:
             self._install(sock, engine)
+            with self._lock:
+                self._fresh_phases = phases
 
     def prepare_upgrade(self) -> bytes:
         """
@@ -375,6 +407,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         head_request: bool = False,
         *,
         timeout: RequestTimeoutArg = CONNECTION_TIMEOUT,
+        timings: Timings | None = None,
     ) -> int:
         """
         Take over ``sock`` after ``101 Switching Protocols``: the request that asked for the
@@ -383,6 +416,8 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         :param sock: the socket the 101 came on, with whatever followed it still buffered.
         :param head_request: whether the upgrade request was a HEAD.
         :param timeout: that request's own timeout, if it had one (see :meth:`request`).
+        :param timings: that request's timings (those of the 101 response), which its
+            response over HTTP/2 completes.
         :returns: the stream id of that request (1).
         :raises HTTP20Error: if no upgrade was prepared.
         :raises InvalidRequest: for an invalid ``timeout``.
@@ -400,7 +435,10 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         with self._connect_lock:
             transport = self._install(sock, engine)
             with self._lock:
-                request = _Request(1, [], connect_timeout, read_timeout)
+                request = _Request(1, [], connect_timeout, read_timeout, timings)
+                request.timings.protocol = self.version.value
+                request.timings.body_done = None  # the 101's: the body comes over HTTP/2
+                stream.timings = request.timings
                 request.sent = True
                 request.transport, request.stream = transport, stream
                 self._awaiting[1] = request
@@ -408,7 +446,9 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                 self._next_stream_id = max(self._next_stream_id, 3)
         return 1
 
-    def _open_socket(self, connect_timeout: float | None) -> BufferedSocket:
+    def _open_socket(
+        self, connect_timeout: float | None, recorder: ConnectRecorder
+    ) -> BufferedSocket:
         # Through an HTTP proxy, HTTP/2 always needs a tunnel: there is no absolute-form for it.
         sock, proto = open_connection(
             self.host,
@@ -425,6 +465,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             buffer_size=self.network_buffer_size,
             connect_policy=self.connect_policy,
             force_proto=self.force_proto,
+            recorder=recorder,
         )
         if self.secure and proto != tls.H2_PROTOCOL:
             sock.close()
@@ -472,7 +513,12 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
     def _send_reserved(self, request: _Request, end_stream: bool) -> None:
         """Send the headers of a request started with putrequest(), on its reserved id."""
         self._open_stream(
-            request.headers, end_stream, request.connect_timeout, request.read_timeout, request
+            request.headers,
+            end_stream,
+            request.connect_timeout,
+            request.read_timeout,
+            request.timings,
+            request,
         )
 
     def _allocate_stream_id_locked(self) -> int:
@@ -498,18 +544,21 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         end_stream: bool,
         connect_timeout: WaitArg,
         read_timeout: WaitArg,
+        timings: Timings,
         reserved: _Request | None = None,
     ) -> _Request:
         """Send a HEADERS frame, on a new stream or on one reserved by putrequest(), waiting
-        for the connection and for room within the request's timeouts."""
+        for the connection and for room within the request's timeouts; record its phases in
+        ``timings``."""
         me = threading.get_ident()
         wait, total = split_wait(read_timeout)
         deadline = None if wait is None else time.monotonic() + wait
         lost: list[Transport] = []
         reserved_id = reserved.handle if reserved is not None else None
+        phases: Timings | None = None
         while True:
             # Opens a transport, or a new one after close(), a GOAWAY or a server's close.
-            self._connect(connect_timeout)
+            phases = self._connect(connect_timeout) or phases
             with self._lock:
                 transport = self._transport
                 if transport is None or not ready_locked(transport, lost):
@@ -535,9 +584,17 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
                     continue
                 if self._can_open_stream_locked(transport):
                     return self._send_headers_locked(
-                        transport, headers, end_stream, reserved, connect_timeout, read_timeout
+                        transport,
+                        headers,
+                        end_stream,
+                        reserved,
+                        connect_timeout,
+                        read_timeout,
+                        timings,
+                        phases,
                     )
             # The server allows no more streams now: read until one ends (or it goes away).
+            mark_queued(timings, self.tracer, reserved_id)
             transport.read_until(self._room_or_gone(transport), read_timeout)
 
     def _room_or_gone(self, transport: Transport) -> Callable[[], bool]:
@@ -562,10 +619,15 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         reserved: _Request | None,
         connect_timeout: WaitArg,
         read_timeout: WaitArg,
+        timings: Timings,
+        phases: Timings | None,
     ) -> _Request:
+        """Send the headers on ``transport`` (lock held). ``phases``: those of the transport
+        this request opened, if it did; else it takes those of a transport opened without
+        a request, if nobody did yet."""
         if reserved is None:
             stream_id = self._allocate_stream_id_locked()
-            request = _Request(stream_id, headers, connect_timeout, read_timeout)
+            request = _Request(stream_id, headers, connect_timeout, read_timeout, timings)
             self._requests.latest = stream_id
         else:
             request = reserved
@@ -574,8 +636,16 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
             stream = transport.open_stream_locked(stream_id, headers, end_stream)
         finally:
             self._cond.notify_all()
+        stream.timings = timings
+        if phases is None:
+            phases, self._fresh_phases = self._fresh_phases, None
+        if phases is not None:
+            timings.adopt_connection(phases)
+        else:
+            timings.reused = True
         self._reserved.pop(stream_id, None)
         request.transport, request.stream, request.sent = transport, stream, True
+        mark_headers_sent(request, end_stream, self.tracer)
         self._awaiting[request.handle] = request
         return request
 
@@ -613,7 +683,10 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         """
         assert request.replay is not None
         headers, data = request.replay
-        new = self._open_stream(headers, not data, request.connect_timeout, request.read_timeout)
+        request.timings.first_byte = None  # of the failed attempt, if any of a head came
+        new = self._open_stream(
+            headers, not data, request.connect_timeout, request.read_timeout, request.timings
+        )
         transport, stream = new.transport, new.stream
         assert transport is not None and stream is not None
         with self._lock:
@@ -624,7 +697,7 @@ class HTTP20Connection(MultiplexedConnection[HTTP20Response]):
         if data:
             try:
                 # The body fits its Content-Length: it did the first time.
-                send_body(request, iter((data,)), True, lambda: None)
+                send_body(request, iter((data,)), True, lambda: None, self.tracer)
             except BaseException:
                 with self._lock:
                     transport.reset_locked(stream, ErrorCodes.CANCEL)

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Callable
 
 import hpack
 
+from ..common import trace
 from ..common.exceptions import HyperError
+from ..common.trace import Timings, Tracer
 from .errors import ErrorCodes, SettingCodes, code_name
 from .events import Event, GoAwayReceived, PingAcknowledged, PushPromised
 from .exceptions import (
@@ -232,6 +235,9 @@ class Engine:
     :param max_frame_size: the largest frame payload accepted (SETTINGS_MAX_FRAME_SIZE).
     :param max_header_list_size: the largest decoded header list accepted
         (SETTINGS_MAX_HEADER_LIST_SIZE).
+    :param tracer: where trace events go (response headers, the end of a response, stream
+        resets, GOAWAY); the engine also records when each stream's response began and ended
+        in its :attr:`~hyper.http20.stream.Stream.timings`.
     """
 
     def __init__(
@@ -243,7 +249,10 @@ class Engine:
         connection_window: int = DEFAULT_CONNECTION_WINDOW,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
+        tracer: Tracer | None = None,
     ) -> None:
+        #: Where trace events go.
+        self.tracer = tracer if tracer is not None else Tracer()
         self.enable_push = enable_push
         self.window_manager_class = window_manager
         self.stream_window = stream_window
@@ -497,6 +506,9 @@ class Engine:
         if stream.reset_code is None and not stream.finished:
             stream.reset_code = error_code
         self._forget(stream, _RESET_SENT)
+        if self.tracer.hook is not None:
+            info = {"error_code": error_code, "by": "client"}
+            self.tracer.emit(trace.STREAM_RESET, stream.stream_id, info)
         return True
 
     def ping(self, data: bytes) -> None:
@@ -928,6 +940,9 @@ class Engine:
         if stream is None:
             self._on_missing_stream(stream_id, "HEADERS")
             return
+        timings = stream.timings
+        if timings is not None and timings.first_byte is None:
+            timings.first_byte = time.monotonic()
         if depends_on == stream_id:
             self._stream_error(stream, ErrorCodes.PROTOCOL_ERROR)
             return
@@ -948,6 +963,8 @@ class Engine:
             self._malformed(stream, facts.problem)
             return
         status = facts.status
+        if self.tracer.hook is not None:
+            self.tracer.emit(trace.RESPONSE_HEADERS, stream_id, {"status": status})
         if status < 200:
             # Informational (1xx): checked, then dropped; the final response follows. One
             # that ends the stream is malformed (section 8.1).
@@ -1051,6 +1068,8 @@ class Engine:
         headers = list(remembered.headers)
         stream = Stream(promised, self.window_manager_class(self.stream_window), 0)
         stream.pushed = stream.reserved = stream.local_closed = True
+        # A push has no request of ours: its timings start with the promise.
+        stream.timings = Timings(time.monotonic(), reused=True, protocol="HTTP/2")
         stream.request_headers = headers
         stream.head_response = any(n == b":method" and v == b"HEAD" for n, v in headers)
         self.streams[promised] = stream
@@ -1072,6 +1091,11 @@ class Engine:
     def _remote_end(self, stream: Stream) -> None:
         """END_STREAM arrived on ``stream``."""
         stream.remote_closed = True
+        timings = stream.timings
+        if timings is not None:
+            timings.body_done = time.monotonic()
+            if self.tracer.hook is not None:
+                self.tracer.emit(trace.RESPONSE_BODY_DONE, stream.stream_id, {}, timings.body_done)
         if stream.local_closed:
             self._forget(stream, _ENDED)
 
@@ -1146,6 +1170,8 @@ class Engine:
             return
         code = int.from_bytes(view[body:following], "big")
         stream = self.streams[stream_id]
+        if self.tracer.hook is not None:
+            self.tracer.emit(trace.STREAM_RESET, stream_id, {"error_code": code, "by": "server"})
         if not stream.finished:
             stream.reset_code = _as_code(code)
             stream.reset_by_peer = True
@@ -1262,6 +1288,8 @@ class Engine:
         debug_data = view[body + 8 : following].tobytes()
         event = GoAwayReceived(code, last, debug_data)
         self.goaway = event
+        if self.tracer.hook is not None:
+            self.tracer.emit(trace.GOAWAY, None, {"last_stream_id": last, "error_code": code})
         self._events.append(event)
         unprocessed = ConnectionError(
             "the server is ending the connection (GOAWAY) and did not process this request; "

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from ..common.exceptions import InvalidResponse
 from ..common.headers import HTTPHeaderMap
 from ..common.stream_response import StreamHandle, StreamResponse
+from ..common.trace import Timings
 from ..common.util import HTTPVersion
 from .stream import Stream
 
@@ -50,14 +51,20 @@ class HTTP20Response(StreamResponse):
     :param headers: the response's header fields as the engine checked them: ``:status``
         first, then regular fields only (RFC 9113 section 8.3).
     :param stream: the handle the response reads its stream through.
+    :param timings: the request's :class:`~hyper.common.trace.Timings`.
     :raises InvalidResponse: if ``:status`` is not a three-digit status code.
     """
 
     #: The protocol of the response.
     version = HTTPVersion.http20
 
-    def __init__(self, headers: list[tuple[bytes, bytes]], stream: StreamHandle[Stream]) -> None:
-        super().__init__(headers, stream)
+    def __init__(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        stream: StreamHandle[Stream],
+        timings: Timings | None = None,
+    ) -> None:
+        super().__init__(headers, stream, timings)
 
 
 class HTTP20Push:
@@ -110,7 +117,7 @@ class HTTP20Push:
         if headers is None:
             handle.stream.raise_if_failed()
             raise InvalidResponse(f"pushed stream {handle.stream_id} ended without a response")
-        return HTTP20Response(headers, handle)
+        return HTTP20Response(headers, handle, handle.stream.timings)
 
     def cancel(self) -> None:
         """Refuse the pushed response: the stream is reset with ``CANCEL``."""

@@ -15,6 +15,7 @@ from io import BytesIO
 
 from ..common.exceptions import HyperError
 from ..common.header_list import HeaderList
+from ..common.trace import Timings
 from .errors import code_name
 from .exceptions import StreamResetError
 from .window import BaseFlowControlManager
@@ -57,6 +58,7 @@ class Stream:
         "send_window",
         "sink",
         "stream_id",
+        "timings",
         "trailers",
         "unacknowledged",
         "unprocessed",
@@ -117,6 +119,9 @@ class Stream:
         #: The server said it never processed the request (GOAWAY below it, or
         #: REFUSED_STREAM): it is safe to send again.
         self.unprocessed = False
+        #: The timings of the request on this stream, which the engine completes with when
+        #: its response began and ended (``None``: nobody records them).
+        self.timings: Timings | None = None
 
     def __repr__(self) -> str:
         return (

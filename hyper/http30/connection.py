@@ -39,6 +39,7 @@ from ..common.multiplexed import (
     retire_locked,
     send_body,
 )
+from ..common.trace import Timings
 from ..common.util import (
     CONNECTION_TIMEOUT,
     HTTPVersion,
@@ -353,10 +354,13 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         end_stream: bool,
         connect_timeout: WaitArg,
         read_timeout: WaitArg,
+        timings: Timings,
     ) -> _Request:
-        """A new request, its headers sent (see :meth:`_send_headers`)."""
+        """A new request, its headers sent (see :meth:`_send_headers`); ``timings`` is where
+        its phases go."""
         with self._lock:
-            request = _Request(self._new_handle_locked(), headers, connect_timeout, read_timeout)
+            handle = self._new_handle_locked()
+            request = _Request(handle, headers, connect_timeout, read_timeout, timings)
         self._send_headers(request, end_stream)
         return request
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ..common.stream_response import StreamHandle, StreamResponse
+from ..common.trace import Timings
 from ..common.util import HTTPVersion
 from .stream import RequestStream
 
@@ -29,6 +30,7 @@ class HTTP30Response(StreamResponse):
     :param headers: the response's header fields as the engine checked them: ``:status``
         first, then regular fields only (RFC 9114 section 4.3.2).
     :param stream: the handle the response reads its stream through.
+    :param timings: the request's :class:`~hyper.common.trace.Timings`.
     :raises InvalidResponse: if ``:status`` is not a three-digit status code.
     """
 
@@ -36,6 +38,9 @@ class HTTP30Response(StreamResponse):
     version = HTTPVersion.http30
 
     def __init__(
-        self, headers: list[tuple[bytes, bytes]], stream: StreamHandle[RequestStream]
+        self,
+        headers: list[tuple[bytes, bytes]],
+        stream: StreamHandle[RequestStream],
+        timings: Timings | None = None,
     ) -> None:
-        super().__init__(headers, stream)
+        super().__init__(headers, stream, timings)

@@ -35,6 +35,25 @@ def serve(scripted_server: ServerFactory, handler: Any, **conn_kwargs: Any) -> I
             conn.close()
 
 
+def localhost_tls(cls: Callable[..., Any], port: int, ca_cert_path: Any, **kwargs: Any) -> Any:
+    """A connection of class ``cls`` to ``localhost:port`` over TLS, trusting the test CA,
+    with ``localhost`` resolving to 127.0.0.1 alone (a resolver of the test's, so that
+    the name is looked up: the DNS phase happens)."""
+    from hyper.tls import init_context
+
+    from .addresses import StaticResolver, sockaddr
+
+    kwargs.setdefault("timeout", 5)
+    return cls(
+        "localhost",
+        port,
+        secure=True,
+        ssl_context=init_context(cert_path=str(ca_cert_path)),
+        resolver=StaticResolver("localhost", [sockaddr("127.0.0.1", port)]),
+        **kwargs,
+    )
+
+
 @contextmanager
 def quickly(limit: float = 2.0) -> Iterator[None]:
     """Assert the block finishes within ``limit`` seconds."""

@@ -19,6 +19,7 @@ from hyper.common.exceptions import (
 )
 from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
 from hyper.common.sockets import header_lines, open_tcp, open_tunnel
+from hyper.common.trace import ConnectRecorder
 from tests.support.addresses import StaticResolver, black_hole
 
 #: Upper bound on every blocking operation of the helpers here.
@@ -459,9 +460,13 @@ def test_tunnel_overlong_status_line(
     opened: list[socket.socket] = []
 
     def recording_open_tcp(
-        host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+        host: str,
+        port: int,
+        timeout: float | None,
+        policy: ConnectPolicy = DEFAULT_POLICY,
+        recorder: ConnectRecorder | None = None,
     ) -> socket.socket:
-        sock = open_tcp(host, port, timeout, policy)
+        sock = open_tcp(host, port, timeout, policy, recorder)
         opened.append(sock)
         return sock
 
