@@ -17,6 +17,8 @@ import socket
 from typing import Any
 
 from ..common.exceptions import SocketError
+from ..common.eyeballs import Address, ip_literal
+from ..common.trace import DNS_END, DNS_START, ConnectRecorder
 from ..common.util import POLL_SLICE
 
 __all__ = ["DatagramSocket", "open_datagram_socket"]
@@ -33,16 +35,30 @@ _MAX_DATAGRAM = 65535
 _RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
-def open_datagram_socket(host: str, port: int) -> DatagramSocket:
+def open_datagram_socket(
+    host: str, port: int, recorder: ConnectRecorder | None = None
+) -> DatagramSocket:
     """
     A UDP socket connected to ``host:port`` (the first address the name resolves to).
 
+    :param recorder: where the ``dns_start`` and ``dns_end`` phases go (not for an IP
+        address, which is not looked up).
     :raises SocketError: if the name does not resolve or the socket cannot be made.
     """
+    # An IP address is not looked up: it has no DNS phase.
+    dns = recorder if recorder is not None and ip_literal(host, port) is None else None
+    if dns is not None:
+        dns.mark(DNS_START, {"host": host, "transport": "quic"})
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except (OSError, UnicodeError) as exc:
-        raise SocketError(f"cannot resolve {host!r}: {exc}") from exc
+        error = SocketError(f"cannot resolve {host!r}: {exc}")
+        if dns is not None:
+            dns.mark(DNS_END, {"host": host, "error": error, "transport": "quic"})
+        raise error from exc
+    if dns is not None:
+        found = [str(Address(family, address))]
+        dns.mark(DNS_END, {"host": host, "addresses": found, "transport": "quic"})
     sock = socket.socket(family, kind, proto)
     try:
         try:
@@ -70,6 +86,8 @@ class DatagramSocket:
         self.sock = sock
         #: The peer's address (as QUIC is told about it).
         self.address = address
+        #: That address as text, ``host:port`` (an IPv6 address in brackets).
+        self.peer = str(Address(sock.family, address))
         #: The network reported the peer's port unreachable (ICMP) at least once.
         self.refused = False
         self._waker_pair = socket.socketpair()
