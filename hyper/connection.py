@@ -147,8 +147,9 @@ class HTTPConnection(ClosingContextManager):
         :data:`hyper.common.eyeballs.Resolver`); ``None`` for :func:`socket.getaddrinfo`.
     :param trace: a trace hook: a callable given each
         :class:`~hyper.common.trace.TraceEvent` of this connection (negotiation included)
-        as it happens, whichever protocol it settles on over TCP (see :doc:`timings`);
-        ``None`` for none.
+        as it happens, whichever protocol it settles on (see :doc:`timings`); with
+        ``http3=True``, those of both attempts of the race between QUIC and TCP, labelled
+        with their ``transport`` (see :doc:`http3`). ``None`` for none.
     :param kwargs: ``force_proto`` (see :class:`~hyper.HTTP20Connection`): over TLS, assume
         this protocol whatever ALPN said. With ``http3=True``, also the QUIC settings of
         :class:`~hyper.HTTP30Connection`: ``cert`` and ``cert_password`` (a client
@@ -361,6 +362,7 @@ class HTTPConnection(ClosingContextManager):
             udp_port,
             timeout=(self._connect_timeout, self._read_timeout),
             origin_port=self.port,
+            trace=self.tracer,
             **self._http30_kwargs,
         )
 
@@ -371,7 +373,8 @@ class HTTPConnection(ClosingContextManager):
         result = discovery.race(
             quic,
             http3.close,
-            lambda: self._open_tls(connect_timeout),
+            # The hook tells the attempts' events apart by the transport in their details.
+            lambda: self._open_tls(connect_timeout, discovery.labelled(self.tracer, "tcp")),
             lambda opened: opened[0].close(),
         )
         if result.first is not None:
@@ -384,13 +387,13 @@ class HTTPConnection(ClosingContextManager):
         self._settled = True
 
     def _open_tls(
-        self, connect_timeout: float | None
+        self, connect_timeout: float | None, tracer: Tracer | None = None
     ) -> tuple[BufferedSocket, str | None, Timings]:
         """A TLS connection over TCP, the protocol ALPN picked, and the phases of opening
-        it."""
+        it, whose events go to ``tracer`` (the connection's by default)."""
         conn = self._conn
         assert isinstance(conn, HTTP11Connection)
-        recorder = ConnectRecorder(self.tracer)
+        recorder = ConnectRecorder(self.tracer if tracer is None else tracer)
         sock, proto = sockets.open_connection(
             self.host,
             self.port,

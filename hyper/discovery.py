@@ -26,8 +26,9 @@ from typing import Generic, TypeVar
 
 from .common.altsvc import AltSvcCache, Origin
 from .common.exceptions import HyperError
+from .common.trace import TraceEvent, Tracer
 
-__all__ = ["HTTP3_HEAD_START", "RaceResult", "quic_port", "race"]
+__all__ = ["HTTP3_HEAD_START", "RaceResult", "labelled", "quic_port", "race"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,22 @@ def quic_port(origin: Origin, cache: AltSvcCache) -> int | None:
     """
     port = cache.lookup(origin) or origin[2]
     return None if cache.broken(origin, port) else port
+
+
+def labelled(tracer: Tracer, transport: str) -> Tracer:
+    """
+    A tracer for one attempt of the race: the events reported to it go on to ``tracer``
+    with ``transport`` (``"tcp"``) in their details, as the QUIC attempt's carry ``"quic"``.
+    A hook that raises is detached from ``tracer`` itself. Without a hook, ``tracer``.
+    """
+    if tracer.hook is None:
+        return tracer
+
+    def forward(event: TraceEvent) -> None:
+        info = {**event.info, "transport": transport}
+        tracer.emit(event.name, event.stream_id, info, event.at)
+
+    return Tracer(forward)
 
 
 class RaceResult(Generic[FirstT, SecondT]):

@@ -35,16 +35,11 @@ from tests.support.http2bin import Http2binServer
 from tests.support.http11 import Reply as Reply11
 from tests.support.http11 import http11_responder
 from tests.support.scripted import Reply, ScriptedRawServer, simple_responder
+from tests.support.timing_checks import assert_reused, in_order
 
 ServerFactory = Callable[..., Any]
 OK = [(b"content-type", b"text/plain")]
 TIMEOUT = 5
-
-
-def in_order(*stamps: float | None) -> bool:
-    """Whether every timestamp is there and none comes before the one before it."""
-    present = [stamp for stamp in stamps if stamp is not None]
-    return len(present) == len(stamps) and present == sorted(present)
 
 
 def assert_fresh(t: Timings, *, tls: bool, dns: bool) -> None:
@@ -66,13 +61,6 @@ def assert_fresh(t: Timings, *, tls: bool, dns: bool) -> None:
     for duration in (t.connect, t.send, t.wait, t.receive, t.total):
         assert duration is not None and duration >= 0
     assert t.total is not None and t.connect is not None and t.total >= t.connect
-
-
-def assert_reused(t: Timings) -> None:
-    """The timings of a request on a connection opened earlier."""
-    assert t.reused is True
-    assert all(getattr(t, name) is None for name in Timings.CONNECTION_PHASES)
-    assert in_order(t.start, t.headers_sent, t.request_sent, t.first_byte, t.body_done)
 
 
 @pytest.fixture

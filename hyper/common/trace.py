@@ -61,11 +61,14 @@ DNS_START = "dns_start"
 DNS_END = "dns_end"
 #: One connection attempt began: reported once per address the Happy Eyeballs race tries,
 #: when it tries it, so attempts in flight together overlap. Through a proxy the address is
-#: the proxy's. ``info``: ``address`` (``"host:port"``, IPv6 in brackets).
+#: the proxy's. ``info``: ``address`` (``"host:port"``, IPv6 in brackets). Over QUIC, one
+#: attempt (its handshake), and the events of connecting have ``transport: "quic"`` in
+#: ``info``.
 CONNECT_START = "connect_start"
 #: One connection attempt ended. ``info``: ``address``; ``outcome``: ``"connected"``,
 #: ``"failed"`` or ``"abandoned"`` (still in flight when another address won, or at the
-#: deadline); ``error``: the :class:`OSError` of a failed attempt, else ``None``.
+#: deadline); ``error``: the :class:`OSError` of a failed attempt (over QUIC, the
+#: :class:`~hyper.HyperError`), else ``None``.
 CONNECT_END = "connect_end"
 #: The TLS handshake began. ``info``: ``server_name``.
 TLS_START = "tls_start"
@@ -92,7 +95,9 @@ RESPONSE_BODY_DONE = "response_body_done"
 #: ``"client"``).
 STREAM_RESET = "stream_reset"
 #: The server sent GOAWAY. ``stream_id``: ``None``. ``info``: ``last_stream_id`` and
-#: ``error_code``.
+#: ``error_code``. HTTP/3's GOAWAY names the first stream *not* processed and has no error
+#: code: ``info`` adds that id as ``goaway_id``, ``last_stream_id`` is the one before it
+#: (``None`` for none) and ``error_code`` is ``None``.
 GOAWAY = "goaway"
 
 #: Every event name hyper reports.
@@ -161,6 +166,10 @@ class Timings:
     Through an HTTP proxy, ``connect_*`` is the connection to the proxy; asking it for a
     ``CONNECT`` tunnel has no phase of its own: it lies between :attr:`connect_end` and
     :attr:`tls_start` (without TLS, it counts in :attr:`send`).
+
+    Over HTTP/3, TLS runs inside the QUIC handshake: ``connect_*`` and ``tls_*`` both span
+    that handshake, so :attr:`connect` and :attr:`tls` are the same time, not two that add
+    up.
     """
 
     __slots__ = (

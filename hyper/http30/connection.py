@@ -35,11 +35,13 @@ from ..common.multiplexed import (
     PendingRequest,
     RequestTable,
     StreamOpener,
+    mark_headers_sent,
+    mark_queued,
     ready_locked,
     retire_locked,
     send_body,
 )
-from ..common.trace import Timings
+from ..common.trace import ConnectRecorder, Timings, TraceHook, Tracer, tracer_for
 from ..common.util import (
     CONNECTION_TIMEOUT,
     HTTPVersion,
@@ -118,7 +120,13 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         alternative (RFC 7838: ``Alt-Svc: h3=":port"`` from a server on another port).
         ``:authority`` then names this port, and ``port`` is only where QUIC goes. ``None``:
         ``port`` is the origin's.
-    :raises InvalidRequest: for an unusable host, port, timeout or argument.
+    :param trace: a trace hook: a callable given each
+        :class:`~hyper.common.trace.TraceEvent` of this connection as it happens, or a
+        :class:`~hyper.common.trace.Tracer` to share; ``None`` for none (see
+        :doc:`timings`). It is called in whichever thread drives the event: the thread
+        reading the connection may report another stream's reset, or a GOAWAY.
+    :raises InvalidRequest: for an unusable host, port, timeout or argument, or a
+        ``trace`` that is not callable.
     :raises HTTP3Unavailable: (an :class:`ImportError`) when ``qh3`` is not installed; it
         is raised when this class is first looked up.
     """
@@ -140,6 +148,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         max_data: int | None = None,
         max_stream_data: int | None = None,
         origin_port: int | None = None,
+        trace: TraceHook | Tracer | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -175,6 +184,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         )
         authority_port = self.port if origin_port is None else parse_port(origin_port)
         self._origin = authority_for(self.host, self.port, 0)
+        tracer = tracer_for(trace)
 
         #: The requests this connection holds ids for, oldest first, and the lock that
         #: guards them and the transports (the methods of MultiplexedConnection use them too).
@@ -208,6 +218,7 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
             scheme=b"https",
             authority=authority_for(self.host, authority_port, 443).encode("ascii"),
             secure=True,
+            tracer=tracer,
         )
         #: How many QUIC connections this object has opened.
         self.connections_opened = 0
@@ -266,14 +277,21 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         :raises SocketError: for any other network failure (a name that does not resolve).
         """
         connect_timeout = request_timeouts(timeout, self._connect_timeout, self._read_timeout)[0]
-        self._connect(connect_timeout)
+        self._connect(connect_timeout, claim=False)
 
-    def _connect(self, connect_timeout: WaitArg) -> Transport:
-        """:meth:`connect`, within ``connect_timeout`` (a request's, or what is left of its
-        total deadline); returns the transport new requests go on."""
+    def _connect(
+        self, connect_timeout: WaitArg, *, claim: bool = True
+    ) -> tuple[Transport, Timings | None]:
+        """
+        :meth:`connect`, within ``connect_timeout`` (a request's, or what is left of its
+        total deadline); returns the transport new requests go on, and the phases of opening
+        it if this call opened it and ``claim`` (``None`` if it was open, or another thread
+        opened it). A transport opened without ``claim`` keeps its phases for the first
+        request sent on it.
+        """
         transport = self._transport
         if transport is not None and transport.usable():
-            return transport
+            return transport, None
         # Another thread may be handshaking: this request waits for that by its own limits.
         limit = take_connect_lock(self._connect_lock, connect_timeout)
         try:
@@ -282,21 +300,24 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 if transport is not None:
                     transport.poll_locked()
                     if transport.usable():
-                        return transport
+                        return transport, None
                 self._set_aside_locked()
+            recorder = ConnectRecorder(self.tracer)
             configuration, key_log = quic_configuration(self._settings)
             try:
-                sock = open_datagram_socket(self.host, self.port, connect_time_left(limit))
+                sock = open_datagram_socket(
+                    self.host, self.port, connect_time_left(limit), recorder
+                )
             except BaseException:
                 if key_log is not None:
                     key_log.close()
                 raise
-            engine = QuicEngine(configuration, sock.address, self._origin, key_log)
+            engine = QuicEngine(configuration, sock.address, self._origin, key_log, self.tracer)
             transport = Transport(sock, engine, self._cond, self._read_timeout)
             with self._lock:
                 self._handshaking = transport
             try:
-                transport.handshake(connect_time_left(limit))
+                transport.handshake(connect_time_left(limit), recorder)
             finally:
                 with self._lock:
                     self._handshaking = None
@@ -304,10 +325,12 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                 if not transport.alive():
                     # close() ran as the handshake completed: the caller gave up on it.
                     transport.raise_if_dead_locked()
+                if not claim:
+                    transport.phases = recorder.phases
                 self._transport = transport
                 self.connections_opened += 1
                 self._cond.notify_all()
-            return transport
+            return transport, recorder.phases if claim else None
         finally:
             self._connect_lock.release()
 
@@ -367,20 +390,37 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
     def _send_headers(self, request: _Request, end_stream: bool) -> None:
         """Send a request's headers on a new stream of the current QUIC connection (opening
         one if needed), waiting for room under the server's stream limit within the
-        request's read timeout."""
+        request's read timeout; record its phases in its timings."""
         lost: list[Transport] = []
+        # The transport this request opened, and the phases of opening it.
+        opened: tuple[Transport, Timings] | None = None
         while True:
-            transport = self._connect(request.connect_timeout)
+            transport, phases = self._connect(request.connect_timeout)
+            if phases is not None:
+                opened = transport, phases
             with self._lock:
                 if not ready_locked(transport, lost):
                     continue
                 if transport.engine.can_open_stream():
                     stream = transport.open_stream_locked(request.headers, end_stream)
+                    timings = stream.timings = request.timings
+                    if opened is not None and opened[0] is transport:
+                        timings.adopt_connection(opened[1])
+                    elif transport.phases is not None:
+                        # Opened by connect(): the first request on it takes its phases.
+                        timings.adopt_connection(transport.phases)
+                        transport.phases = None
+                    elif timings.connect_start is None:
+                        # (A request sent again keeps the phases of the connection it
+                        # opened the first time.)
+                        timings.reused = True
                     request.transport, request.stream, request.sent = transport, stream, True
+                    mark_headers_sent(request, end_stream, self.tracer)
                     self._awaiting[request.handle] = request
                     self._requests.latest = request.handle
                     return
             # The server allows no more streams now: read until one ends (or it goes away).
+            mark_queued(request.timings, self.tracer, None)
             transport.read_until(self._room_or_gone(transport), request.read_timeout)
 
     @staticmethod
@@ -422,10 +462,11 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
         headers, data = request.replay
         request.headers = headers
         request.body_sent = 0  # the body goes out again from its start
+        request.timings.first_byte = None  # of the failed attempt, if any of a head came
         self._send_headers(request, not data)
         if data:
             # The body fits its Content-Length: it did the first time.
-            send_body(request, iter((data,)), True, lambda: None)
+            send_body(request, iter((data,)), True, lambda: None, self.tracer)
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the current QUIC connection to end by itself

@@ -18,11 +18,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..common.exceptions import HyperError, IncompleteRead, InvalidRequest, InvalidResponse
 from ..common.header_list import HeaderList
+from ..common.trace import GOAWAY, RESPONSE_BODY_DONE, RESPONSE_HEADERS, STREAM_RESET, Tracer
 from ..common.util import to_host_port_tuple
 from ..http20.validation import MalformedHeaders, check_response, check_trailers
 from ..tls import certificate_covers
@@ -39,6 +41,7 @@ from .stack import (
     H3StreamReset,
     HandshakeCompleted,
     HeadersReceived,
+    InformationalHeadersReceived,
     PushPromiseReceived,
     QuicConfiguration,
     QuicConnection,
@@ -90,6 +93,9 @@ class QuicEngine:
     :param address: the server's address, as the UDP socket is connected to it.
     :param origin: ``host:port``, for messages.
     :param key_log: the file the configuration logs TLS secrets to, closed with the engine.
+    :param tracer: where trace events go (response headers, the end of a response, stream
+        resets, GOAWAY); the engine also records when each stream's response began and ended
+        in its :attr:`~hyper.http30.stream.RequestStream.timings`.
     """
 
     def __init__(
@@ -98,7 +104,10 @@ class QuicEngine:
         address: tuple[Any, ...],
         origin: str,
         key_log: TextIO | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        #: Where trace events go.
+        self.tracer = tracer if tracer is not None else Tracer()
         self.quic = QuicConnection(configuration=configuration)
         self.h3 = H3Connection(self.quic)
         self.address = address
@@ -108,6 +117,8 @@ class QuicEngine:
         self.streams: dict[int, RequestStream] = {}
         #: The handshake completed (ALPN ``h3``).
         self.established = False
+        #: The protocol the server selected with ALPN, once the handshake completed.
+        self.alpn: str | None = None
         #: Why the connection ended, once it has.
         self.error: HyperError | None = None
         #: The lowest stream id of a GOAWAY the server sent: requests from there on were not
@@ -138,6 +149,11 @@ class QuicEngine:
 
     def __repr__(self) -> str:
         return f"<QuicEngine {self.origin} streams={len(self.streams)} error={self.error!r}>"
+
+    @property
+    def server_name(self) -> str | None:
+        """The name the server's certificate is checked against (TLS SNI)."""
+        return self.quic.configuration.server_name
 
     # -- I/O contract ---------------------------------------------------------------------------
 
@@ -275,6 +291,9 @@ class QuicEngine:
         if not stream.finished:
             stream.reset_code = error_code
         del self.streams[stream.stream_id]
+        if self.tracer.hook is not None:
+            info = {"error_code": error_code, "by": "client"}
+            self.tracer.emit(STREAM_RESET, stream.stream_id, info)
         return True
 
     def close(self, error_code: int = H3ErrorCode.H3_NO_ERROR, reason: str = "") -> None:
@@ -375,6 +394,7 @@ class QuicEngine:
         return True
 
     def _handshake_completed(self, event: HandshakeCompleted) -> None:
+        self.alpn = event.alpn_protocol
         if event.alpn_protocol != "h3":
             self.close(0x0178, "no application protocol")  # no_application_protocol alert
             self.fail(
@@ -409,13 +429,15 @@ class QuicEngine:
             self._goaway(event.stream_id)  # type: ignore[attr-defined]
         elif kind is PushPromiseReceived:
             self._promised(event)  # type: ignore[arg-type]
+        elif kind is InformationalHeadersReceived:
+            self._informational(event)  # type: ignore[arg-type]
         elif kind is StopSending:
             stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
             if stream is not None:
                 stream.stop_sending_code = event.error_code  # type: ignore[attr-defined]
                 stream.local_closed = True
                 self._forget_if_done(stream)
-        # Informational responses (1xx), datagrams and the rest need nothing.
+        # Datagrams and the rest need nothing.
 
     def _stream_for(self, stream_id: int, push_id: int | None) -> RequestStream | None:
         stream = self.streams.get(stream_id)
@@ -525,8 +547,11 @@ class QuicEngine:
                 MAX_FIELD_SECTION_SIZE,
             )
             return
+        final = stream.response_headers is None
+        if final:
+            self._head_arrived(stream, headers)
         try:
-            if stream.response_headers is None:
+            if final:
                 check_response(headers)
                 stream.response_headers = headers
                 stream.expected_length = _content_length(headers)
@@ -540,6 +565,25 @@ class QuicEngine:
             return
         if event.stream_ended:
             self._ended(stream)
+
+    def _informational(self, event: InformationalHeadersReceived) -> None:
+        """An interim (1xx) response: nothing to keep, but it is the response's first
+        byte."""
+        stream = self.streams.get(event.stream_id)
+        if stream is not None and stream.response_headers is None:
+            self._head_arrived(stream, event.headers)
+
+    def _head_arrived(self, stream: RequestStream, headers: HeaderList) -> None:
+        """A response head (interim or final) arrived on ``stream``: the first one is the
+        response's first byte; each is reported."""
+        now = time.monotonic()
+        timings = stream.timings
+        if timings is not None and timings.first_byte is None:
+            timings.first_byte = now
+        if self.tracer.hook is not None:
+            status = headers[0][1] if headers and headers[0][0] == b":status" else b""
+            info = {"status": int(status) if status.isdigit() else None}
+            self.tracer.emit(RESPONSE_HEADERS, stream.stream_id, info, now)
 
     def _data(self, event: DataReceived) -> None:
         stream = self._stream_for(event.stream_id, event.push_id)
@@ -566,6 +610,11 @@ class QuicEngine:
         if expected is not None and stream.received_length != expected:
             stream.error = IncompleteRead(stream.received_length, expected)
         stream.remote_closed = True
+        timings = stream.timings
+        if timings is not None:
+            timings.body_done = time.monotonic()
+            if self.tracer.hook is not None:
+                self.tracer.emit(RESPONSE_BODY_DONE, stream.stream_id, {}, timings.body_done)
         self._forget_if_done(stream)
 
     def _malformed(self, stream: RequestStream, why: str) -> None:
@@ -583,7 +632,12 @@ class QuicEngine:
 
     def _reset(self, event: H3StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)
-        if stream is None or stream.remote_closed:
+        if stream is None:
+            return
+        if self.tracer.hook is not None:
+            info = {"error_code": event.error_code, "by": "server"}
+            self.tracer.emit(STREAM_RESET, event.stream_id, info)
+        if stream.remote_closed:
             return  # a reset after the whole response changes nothing
         stream.reset_code = event.error_code
         stream.reset_by_peer = True
@@ -605,6 +659,15 @@ class QuicEngine:
             return
         self.goaway_id = stream_id
         log.debug("GOAWAY from %s at stream %d", self.origin, stream_id)
+        if self.tracer.hook is not None:
+            # HTTP/3's GOAWAY names the first request stream not processed, and has no
+            # error code; the streams below it may have been processed.
+            info = {
+                "goaway_id": stream_id,
+                "last_stream_id": stream_id - 4 if stream_id >= 4 else None,
+                "error_code": None,
+            }
+            self.tracer.emit(GOAWAY, None, info)
         for sid in [sid for sid in self.streams if sid >= stream_id]:
             stream = self.streams.pop(sid)
             stream.unprocessed = True

@@ -19,6 +19,7 @@ try:
         GoawayReceived,
         H3Event,
         HeadersReceived,
+        InformationalHeadersReceived,
         PushPromiseReceived,
         StopSending,
     )
@@ -46,6 +47,7 @@ __all__ = [
     "H3StreamReset",
     "HandshakeCompleted",
     "HeadersReceived",
+    "InformationalHeadersReceived",
     "PushPromiseReceived",
     "QuicConfiguration",
     "QuicConnection",

@@ -14,6 +14,7 @@ from io import BytesIO
 
 from ..common.exceptions import HyperError
 from ..common.header_list import HeaderList
+from ..common.trace import Timings
 from .errors import code_name
 from .exceptions import StreamResetError
 
@@ -47,6 +48,7 @@ class RequestStream:
         "sink",
         "stop_sending_code",
         "stream_id",
+        "timings",
         "trailers",
         "unprocessed",
     )
@@ -87,6 +89,9 @@ class RequestStream:
         #: The server did not process the request (a GOAWAY below it, or
         #: ``H3_REQUEST_REJECTED``): it is safe to send again.
         self.unprocessed = False
+        #: The timings of the request on this stream, which the engine completes with when
+        #: its response began and ended (``None``: nobody records them).
+        self.timings: Timings | None = None
 
     def __repr__(self) -> str:
         return (

@@ -48,9 +48,18 @@ from ..common.exceptions import (
 from ..common.header_list import HeaderList
 from ..common.stream_response import StreamHandle
 from ..common.timeout import Deadline, WaitLimit
+from ..common.trace import (
+    CONNECT_END,
+    CONNECT_START,
+    TLS_END,
+    TLS_START,
+    ConnectRecorder,
+    Timings,
+)
 from ..common.util import CONNECTION_TIMEOUT, POLL_SLICE, DefaultTimeout
 from .engine import QuicEngine
 from .errors import H3ErrorCode
+from .exceptions import ClosedByCaller
 from .stream import RequestStream
 from .udp import DatagramSocket
 
@@ -99,6 +108,9 @@ class Transport:
         self._reader_wakeup = 0.0
         #: No new streams go on this transport any more (the connection set it aside).
         self.retired = False
+        #: The phases of opening this transport, while no request has taken them (it was
+        #: opened by ``connect()``, not by a request).
+        self.phases: Timings | None = None
 
     def __repr__(self) -> str:
         state = "usable" if self.usable() else ("alive" if self.alive() else "closed")
@@ -137,16 +149,47 @@ class Transport:
 
     # -- connecting ---------------------------------------------------------------------------
 
-    def handshake(self, timeout: float | None) -> None:
+    def handshake(self, timeout: float | None, recorder: ConnectRecorder | None = None) -> None:
         """
         Run the QUIC handshake, for up to ``timeout`` seconds.
 
+        :param recorder: where the handshake's phases go. TLS runs inside the QUIC
+            handshake, so both the ``connect_*`` and the ``tls_*`` phases span all of it.
         :raises ConnectTimeout: if it does not complete in time (a server that does not
             answer over UDP).
         :raises CertificateError: if the server's certificate does not verify.
         :raises TLSError: if the handshake fails otherwise.
         :raises HyperError: for any other failure.
         """
+        if recorder is None:
+            self._handshake(timeout)
+            return
+        tracer = recorder.tracer
+        address = {"address": self.sock.peer, "transport": "quic"}
+        server_name = {"server_name": self.engine.server_name, "transport": "quic"}
+        phases = recorder.phases
+        began = phases.connect_start = phases.tls_start = time.monotonic()
+        tracer.emit(CONNECT_START, None, address, began)
+        tracer.emit(TLS_START, None, server_name, began)
+        try:
+            self._handshake(timeout)
+        except BaseException as exc:
+            # The caller's close() ends a handshake that lost a race, or that it gave up.
+            outcome = "abandoned" if isinstance(exc, ClosedByCaller) else "failed"
+            if tracer.hook is not None:
+                tracer.emit(CONNECT_END, None, {**address, "outcome": outcome, "error": exc})
+                tracer.emit(TLS_END, None, {**server_name, "error": exc})
+            raise
+        ended = phases.connect_end = phases.tls_end = time.monotonic()
+        if tracer.hook is not None:
+            info = {**address, "outcome": "connected", "error": None}
+            tracer.emit(CONNECT_END, None, info, ended)
+            # QUIC runs on TLS 1.3 only (RFC 9001).
+            tls = {"version": "TLSv1.3", "alpn": self.engine.alpn, "transport": "quic"}
+            tracer.emit(TLS_END, None, tls, ended)
+
+    def _handshake(self, timeout: float | None) -> None:
+        """:meth:`handshake`, without recording it."""
         with self.lock:
             self.engine.connect(time.monotonic())
             self.flush_locked()

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from ..common.exceptions import SocketError
-from ..common.eyeballs import DEFAULT_POLICY, resolve
+from ..common.eyeballs import DEFAULT_POLICY, Address, ip_literal, resolve
+from ..common.trace import DNS_END, DNS_START, ConnectRecorder
 from ..common.util import POLL_SLICE
 
 __all__ = ["DatagramSocket", "open_datagram_socket"]
@@ -35,19 +36,37 @@ _MAX_DATAGRAM = 65535
 _RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
-def open_datagram_socket(host: str, port: int, timeout: float | None = None) -> DatagramSocket:
+def open_datagram_socket(
+    host: str,
+    port: int,
+    timeout: float | None = None,
+    recorder: ConnectRecorder | None = None,
+) -> DatagramSocket:
     """
     A UDP socket connected to ``host:port`` (the first address the name resolves to, as
     :func:`hyper.common.eyeballs.resolve` orders them).
 
     :param timeout: bound on resolving the name, in seconds (``None``: none; the lookup
         then runs in the caller's thread).
+    :param recorder: where the ``dns_start`` and ``dns_end`` phases go (not for an IP
+        address, which is not looked up).
     :raises SocketError: if the name does not resolve or the socket cannot be made.
     :raises ConnectTimeout: if resolving takes longer than ``timeout``.
     :raises InvalidRequest: if ``host`` is no valid host name.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    first = resolve(host, port, DEFAULT_POLICY, deadline)[0]
+    # An IP address is not looked up: it has no DNS phase.
+    dns = recorder if recorder is not None and ip_literal(host, port) is None else None
+    if dns is not None:
+        dns.mark(DNS_START, {"host": host, "transport": "quic"})
+    try:
+        first = resolve(host, port, DEFAULT_POLICY, deadline)[0]
+    except BaseException as exc:
+        if dns is not None:
+            dns.mark(DNS_END, {"host": host, "error": exc, "transport": "quic"})
+        raise
+    if dns is not None:
+        dns.mark(DNS_END, {"host": host, "addresses": [str(first)], "transport": "quic"})
     address = first.sockaddr
     sock = socket.socket(first.family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
@@ -76,6 +95,8 @@ class DatagramSocket:
         self.sock = sock
         #: The peer's address (as QUIC is told about it).
         self.address = address
+        #: That address as text, ``host:port`` (an IPv6 address in brackets).
+        self.peer = str(Address(sock.family, address))
         #: The network reported the peer's port unreachable (ICMP) at least once.
         self.refused = False
         self._waker_pair = socket.socketpair()

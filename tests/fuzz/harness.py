@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 import hyper.common.sockets
 from hyper.common.exceptions import HyperError, InvalidRequest, SocketTimeout
 from hyper.common.eyeballs import DEFAULT_POLICY, ConnectPolicy
+from hyper.common.trace import ConnectRecorder
 
 #: The modules whose exception classes ``docs/api.rst`` documents (``automodule :members:``).
 DOCUMENTED_MODULES = frozenset({"hyper.common.exceptions", "hyper.http20.exceptions"})
@@ -170,9 +171,14 @@ class ScriptedPeer:
         self._lock = threading.Lock()
 
     def open_tcp(
-        self, host: str, port: int, timeout: float | None, policy: ConnectPolicy = DEFAULT_POLICY
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        policy: ConnectPolicy = DEFAULT_POLICY,
+        recorder: ConnectRecorder | None = None,
     ) -> socket.socket:
-        """Stand-in for :func:`hyper.common.sockets.open_tcp`."""
+        """Stand-in for :func:`hyper.common.sockets.open_tcp` (no phases recorded)."""
         client, server = socket.socketpair()
         with self._lock:
             index = len(self.received)
