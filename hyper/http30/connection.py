@@ -411,8 +411,8 @@ class HTTP30Connection(MultiplexedConnection[HTTP30Response]):
                         timings.adopt_connection(transport.phases)
                         transport.phases = None
                     elif timings.connect_start is None:
-                        # (A request sent again keeps the phases of the connection it
-                        # opened the first time.)
+                        # Unless an earlier attempt of this request opened a connection,
+                        # whose phases it keeps, it runs on one opened before it.
                         timings.reused = True
                     request.transport, request.stream, request.sent = transport, stream, True
                     mark_headers_sent(request, end_stream, self.tracer)
