@@ -422,6 +422,55 @@ def test_proxy_breaking_the_protocol_raises_proxy_error(
         assert info.value.status is None
 
 
+def test_socks5_resolves_the_origin_after_the_proxy_accepted_the_client(
+    scripted_raw_server: Any,
+) -> None:
+    """socks5:// resolves the origin's name here, but only once the proxy has accepted the
+    client (as curl and python-socks do): a proxy that hangs up after the greeting has seen
+    the greeting, and the name was never looked up."""
+    looked_up: list[str] = []
+
+    def resolver(host: str, port: int, family: int) -> list[Any]:
+        looked_up.append(host)
+        raise OSError("no such name")
+
+    greetings: list[bytes] = []
+
+    def hangs_up_after_greeting(sock: socket.socket) -> None:
+        sock.settimeout(5)
+        greetings.append(sock.recv(3))
+
+    with scripted_raw_server(hangs_up_after_greeting) as peer:
+        url = f"socks5://127.0.0.1:{peer.port}"
+        conn = through(HTTP11Connection, url, "origin.invalid", 80, resolver=resolver)
+        with conn, pytest.raises(ProxyError, match="closed the connection"):
+            conn.request("GET", "/")
+    assert greetings == [b"\x05\x01\x00"]
+    assert looked_up == []
+
+
+def _accepts_then_hangs_up(sock: socket.socket) -> None:
+    _read_greeting(sock)
+    sock.sendall(b"\x05\x00")  # no authentication: the connection request comes next
+    sock.settimeout(5)
+    sock.recv(1024)
+
+
+def test_socks5_unresolvable_origin_fails_after_the_greeting(scripted_raw_server: Any) -> None:
+    looked_up: list[str] = []
+
+    def resolver(host: str, port: int, family: int) -> list[Any]:
+        looked_up.append(host)
+        raise OSError("no such name")
+
+    with scripted_raw_server(_accepts_then_hangs_up) as peer:
+        url = f"socks5://127.0.0.1:{peer.port}"
+        conn = through(HTTP11Connection, url, "origin.invalid", 80, resolver=resolver)
+        with conn, pytest.raises(SocketError, match="resolves names locally"):
+            conn.request("GET", "/")
+    assert looked_up == ["origin.invalid"]
+
+
 # -- what goes to the proxy (scripted peer) ----------------------------------------------------
 
 

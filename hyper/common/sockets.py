@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .. import tls
 from . import eyeballs, socks
@@ -92,7 +92,13 @@ def open_socks(
         :func:`~hyper.common.socks.handshake`).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    target = socks.destination(proxy, host, port, policy, deadline)
+    target: str | Callable[[], str]
+    if proxy.version == 5 and not proxy.remote_dns:
+        # Resolved when the proxy has accepted the client, as curl and python-socks do.
+        def target() -> str:
+            return socks.destination(proxy, host, port, policy, deadline)
+    else:
+        target = socks.destination(proxy, host, port, policy, deadline)
     left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
     try:
         sock = open_tcp(proxy.host, proxy.port, left, policy, recorder)

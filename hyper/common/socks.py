@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import unquote
 
@@ -226,12 +226,20 @@ def destination(
 
 
 def handshake(
-    sock: socket.socket, proxy: SocksProxy, host: str, port: int, deadline: float | None
+    sock: socket.socket,
+    proxy: SocksProxy,
+    host: str | Callable[[], str],
+    port: int,
+    deadline: float | None,
 ) -> None:
     """
     Ask ``proxy``, over ``sock`` (a blocking socket connected to it), for a connection to
     ``host``:``port`` (what :func:`destination` gave). Nothing past the proxy's last reply
     is read: the socket is then a pipe to the destination.
+
+    ``host`` may be a function giving it (one that resolves the name here): a SOCKS5
+    handshake calls it once the proxy has accepted the client, right before the
+    connection request, as curl and python-socks do; SOCKS4 calls it first.
 
     :param deadline: the :func:`time.monotonic` time the handshake must end by (``None``:
         no bound).
@@ -241,9 +249,20 @@ def handshake(
         protocol, closes the connection or fails.
     :raises InvalidRequest: for a destination the protocol cannot name.
     """
-    shake = Handshake(proxy.version, host, port, proxy.username, proxy.password, str(proxy))
+    later: Callable[[], str] | None = None
+    named: str | None
+    if not callable(host):
+        named = host
+    elif proxy.version == 5:
+        later, named = host, None
+    else:
+        named = host()
+    shake = Handshake(proxy.version, named, port, proxy.username, proxy.password, str(proxy))
     try:
         while not shake.done:
+            if shake.needs_destination:
+                assert later is not None
+                shake.set_destination(later())
             outgoing = shake.data_to_send()
             if outgoing:
                 sock.settimeout(_time_left(deadline, proxy))
@@ -253,8 +272,8 @@ def handshake(
             if not data:
                 raise ProxyError(f"SOCKS proxy {proxy} closed the connection before it answered")
             shake.receive(data)
-    except ConnectTimeout:
-        raise
+    except (ConnectTimeout, InvalidRequest, SocketError):
+        raise  # hyper's own, from resolving the destination
     except TimeoutError as exc:
         raise ConnectTimeout(f"SOCKS proxy {proxy} did not answer in time") from exc
     except OSError as exc:

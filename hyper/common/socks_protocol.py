@@ -56,7 +56,16 @@ _IPV4, _NAME, _IPV6 = 0x01, 0x03, 0x04
 _CONNECT = 0x01
 
 # The steps of a handshake: what the next reply answers.
-_METHOD, _AUTH, _REPLY_HEAD, _NAME_LENGTH, _BOUND_ADDRESS, _SOCKS4_REPLY, _DONE = range(7)
+(
+    _METHOD,
+    _AUTH,
+    _DESTINATION,
+    _REPLY_HEAD,
+    _NAME_LENGTH,
+    _BOUND_ADDRESS,
+    _SOCKS4_REPLY,
+    _DONE,
+) = range(8)
 
 
 def destination_field(host: str) -> tuple[int, bytes]:
@@ -86,11 +95,14 @@ class Handshake:
     One client handshake asking a SOCKS proxy for a TCP connection to ``host``:``port``.
 
     Send :meth:`data_to_send`, read exactly :attr:`wanted` bytes (fewer at a time is fine)
-    and give them to :meth:`receive`; repeat until :attr:`done`.
+    and give them to :meth:`receive`; repeat until :attr:`done`. A SOCKS5 handshake begun
+    without its destination stops, once the proxy has accepted the client, at
+    :attr:`needs_destination` until :meth:`set_destination` gives it.
 
     :param version: 4 or 5.
     :param host: the destination: an IP address as text, or (SOCKS5, SOCKS4a) an ASCII host
-        name for the proxy to resolve. SOCKS4 takes IPv4 addresses and names only.
+        name for the proxy to resolve. SOCKS4 takes IPv4 addresses and names only. ``None``
+        (SOCKS5 only): given later, with :meth:`set_destination`.
     :param port: the destination port.
     :param username: the SOCKS5 user name, or the SOCKS4 user id (``None``: none).
     :param password: the SOCKS5 password; SOCKS5 authenticates when ``username`` and
@@ -117,7 +129,7 @@ class Handshake:
     def __init__(
         self,
         version: int,
-        host: str,
+        host: str | None,
         port: int,
         username: str | None = None,
         password: str | None = None,
@@ -126,8 +138,10 @@ class Handshake:
         if version not in (4, 5):
             raise InvalidRequest(f"no SOCKS version {version!r}: 4 or 5")
         self._version = version
-        self._host = destination_field(host)
-        if version == 4 and self._host[0] == _IPV6:
+        if host is None and version == 4:
+            raise InvalidRequest("a SOCKS4 request names its destination from the start")
+        self._host = None if host is None else destination_field(host)
+        if version == 4 and self._host is not None and self._host[0] == _IPV6:
             raise InvalidRequest(f"SOCKS4 cannot name the IPv6 address {host}: use SOCKS5")
         self._port = port
         self._username = username
@@ -149,6 +163,27 @@ class Handshake:
         """Whether the proxy granted the connection: the socket is now a pipe to the
         destination."""
         return self._step == _DONE
+
+    @property
+    def needs_destination(self) -> bool:
+        """Whether the handshake waits for :meth:`set_destination` (the proxy accepted the
+        client; the connection request is next)."""
+        return self._step == _DESTINATION
+
+    def set_destination(self, host: str) -> None:
+        """
+        Give the destination of a handshake begun without one: an IP address as text, or an
+        ASCII host name for the proxy to resolve. The connection request is then
+        :meth:`data_to_send`.
+
+        :raises InvalidRequest: for a name the protocol cannot carry, or a destination given
+            twice.
+        """
+        if self._host is not None:
+            raise InvalidRequest("the SOCKS handshake already has its destination")
+        self._host = destination_field(host)
+        if self._step == _DESTINATION:
+            self._send_connect()
 
     @property
     def _authenticates(self) -> bool:
@@ -222,6 +257,9 @@ class Handshake:
         self._send_connect()
 
     def _send_connect(self) -> None:
+        if self._host is None:
+            self._expect(_DESTINATION, 0)
+            return
         kind, field = self._host
         if kind == _NAME:
             field = bytes([len(field)]) + field
@@ -246,6 +284,7 @@ class Handshake:
     # -- SOCKS4 ---------------------------------------------------------------------------------
 
     def _socks4_request(self) -> bytes:
+        assert self._host is not None  # required for SOCKS4 (see __init__)
         kind, field = self._host
         user = (self._username or "").encode("ascii") + b"\0"
         port = struct.pack("!H", self._port)
@@ -276,6 +315,7 @@ class Handshake:
             raise self._invalid(f"SOCKS version {version} in its reply, not {expected}")
 
     def _refusal(self, reason: str, code: int) -> str:
+        assert self._host is not None  # refusals answer the request, which named it
         kind, field = self._host
         if kind == _NAME:
             host = field.decode("ascii")

@@ -43,6 +43,36 @@ def test_socks5_without_credentials_offers_no_authentication_only() -> None:
     assert shake.wanted == 0
 
 
+@pytest.mark.parametrize("credentials", [(None, None), ("user", "secret")])
+def test_socks5_destination_can_come_after_the_proxy_accepted_the_client(
+    credentials: tuple[str | None, str | None],
+) -> None:
+    shake = Handshake(5, None, PORT, *credentials)
+    assert shake.data_to_send()[:2] in (b"\x05\x01", b"\x05\x02")  # the greeting goes first
+    assert not shake.needs_destination
+    if credentials[0] is None:
+        feed(shake, b"\x05\x00")
+    else:
+        feed(shake, b"\x05\x02")
+        assert shake.data_to_send() == b"\x01\x04user\x06secret"
+        assert not shake.needs_destination
+        feed(shake, b"\x01\x00")
+    assert shake.needs_destination and shake.wanted == 0
+    assert shake.data_to_send() == b""
+    shake.set_destination("192.0.2.7")
+    assert not shake.needs_destination
+    assert shake.data_to_send() == b"\x05\x01\x00\x01\xc0\x00\x02\x07" + PORT_BYTES
+    feed(shake, GRANTED_V4)
+    assert shake.done
+    with pytest.raises(InvalidRequest, match="already"):
+        shake.set_destination("192.0.2.8")
+
+
+def test_socks4_needs_its_destination_from_the_start() -> None:
+    with pytest.raises(InvalidRequest, match="SOCKS4"):
+        Handshake(4, None, PORT)
+
+
 def test_socks5_with_credentials_authenticates_when_the_proxy_asks() -> None:
     shake = Handshake(5, "192.0.2.7", PORT, "alice", "s3cret")
     assert shake.data_to_send() == b"\x05\x02\x00\x02"
